@@ -1,0 +1,400 @@
+//! LeadActor: one per active lead, the only writer of that lead's conversation.
+//!
+//! Owns: one turn at a time for its lead — flush replies left unsent by a crash, read the
+//! unanswered messages from the store, ask the LLM pool, commit the reply to the outbox
+//! together with marking the messages answered, send it, and only then settle the task.
+//! Messages that arrive while a turn runs are answered together by the next turn (one reply
+//! to a burst, as a person would).
+//! Must not: keep anything that cannot be rebuilt from the store (its window is a cache —
+//! dropped on any doubt and reloaded), send a reply that is not committed, or send one to an
+//! opted-out lead. It does not retry forever: a failed turn is handed back to the queue.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tracing::Instrument;
+
+use crate::alert_router::{Alert, AlertHandle, AlertKind, Severity};
+use crate::llm_pool::{LlmPool, PoolError};
+use crate::ports::{
+    Clock, Delivery, LeadId, OutboxReply, Prompt, Role, SendOutcome, SmsError, SmsSender, Store,
+    StoreError,
+};
+use crate::supervisor::SupervisorMsg;
+use crate::window::{ChatWindow, WindowLimits};
+
+/// Twilio rejects bodies over 1,600 characters (error 21617); a reply is cut to fit.
+pub const MAX_SMS_CHARS: usize = 1600;
+
+/// What every lead actor shares: the ports and the pool.
+pub struct LeadDeps {
+    pub store: Arc<dyn Store>,
+    pub sms: Arc<dyn SmsSender>,
+    pub pool: LlmPool,
+    pub alerts: AlertHandle,
+    pub clock: Arc<dyn Clock>,
+    pub window: WindowLimits,
+    /// Names this process in the turn records (`host:pid`).
+    pub worker_id: String,
+    /// Send attempts for a temporary SMS failure before the reply waits for a later turn.
+    pub sms_attempts: u32,
+    /// Pause before a failed turn is handed back, so a store outage is not a hot loop.
+    pub retry_delay: Duration,
+}
+
+/// What the supervisor and the actor both see of one active lead: the registry entry.
+pub struct LeadSlot {
+    pub actor: ActorRef<LeadMsg>,
+    pub activity: Arc<LeadActivity>,
+}
+
+/// Written by the actor around each turn, read by the supervisor's sweep (idle
+/// deactivation, turn time budget). Atomics, because ractor gives no handler timeout: the
+/// supervisor must see a stuck turn without asking the stuck actor.
+#[derive(Debug)]
+pub struct LeadActivity {
+    /// Milliseconds since the epoch when the running turn began; 0 when idle.
+    pub busy_since_ms: AtomicI64,
+    pub last_active_ms: AtomicI64,
+}
+
+impl LeadActivity {
+    pub fn new(now_ms: i64) -> Self {
+        Self {
+            busy_since_ms: AtomicI64::new(0),
+            last_active_ms: AtomicI64::new(now_ms),
+        }
+    }
+
+    fn mark_busy(&self, now_ms: i64) {
+        self.busy_since_ms.store(now_ms, Ordering::SeqCst);
+        self.last_active_ms.store(now_ms, Ordering::SeqCst);
+    }
+
+    fn mark_idle(&self, now_ms: i64) {
+        self.busy_since_ms.store(0, Ordering::SeqCst);
+        self.last_active_ms.store(now_ms, Ordering::SeqCst);
+    }
+}
+
+pub enum LeadMsg {
+    /// The lead has stored work: run a turn, then settle the delivery.
+    Wake(Delivery),
+}
+
+pub struct LeadActor;
+
+pub struct LeadArgs {
+    pub lead: LeadId,
+    pub deps: Arc<LeadDeps>,
+    pub supervisor: ActorRef<SupervisorMsg>,
+    pub activity: Arc<LeadActivity>,
+}
+
+pub struct LeadState {
+    lead: LeadId,
+    deps: Arc<LeadDeps>,
+    supervisor: ActorRef<SupervisorMsg>,
+    activity: Arc<LeadActivity>,
+    /// `None` while cold: loaded from the store on the first turn and after any failure.
+    window: Option<ChatWindow>,
+}
+
+impl LeadState {
+    pub fn accounted_bytes(&self) -> usize {
+        self.window.as_ref().map_or(0, ChatWindow::accounted_bytes)
+    }
+}
+
+/// How a turn ended when it did not fail.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TurnOutcome {
+    /// Nothing was pending (the burst was already answered by an earlier turn).
+    Nothing,
+    Replied,
+    /// The lead had opted out: messages recorded, no reply.
+    OptedOut,
+    /// Another turn answered these messages first; this one wrote nothing.
+    Superseded,
+}
+
+/// Why a turn must be handed back and tried again.
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Model(#[from] PoolError),
+    #[error("SMS still failing after retries: {0}")]
+    SmsTemporary(SmsError),
+}
+
+impl Actor for LeadActor {
+    type Msg = LeadMsg;
+    type State = LeadState;
+    type Arguments = LeadArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: LeadArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        // Cheap on purpose: the supervisor awaits this, so no store read happens here.
+        Ok(LeadState {
+            lead: args.lead,
+            deps: args.deps,
+            supervisor: args.supervisor,
+            activity: args.activity,
+            window: None,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let LeadMsg::Wake(delivery) = msg;
+        let clock = state.deps.clock.clone();
+        state.activity.mark_busy(clock.now().timestamp_millis());
+        let span = tracing::info_span!("turn", lead = %state.lead);
+        let result = run_turn(state).instrument(span).await;
+        match result {
+            Ok(outcome) => {
+                tracing::debug!(lead = %state.lead, ?outcome, "turn done");
+                delivery.ack();
+            }
+            Err(e) => {
+                // Whatever we held may be stale now; the store is the truth.
+                state.window = None;
+                tracing::warn!(lead = %state.lead, error = %e, "turn failed; handing the task back");
+                if matches!(e, TurnError::Model(PoolError::HardTimeout(_))) {
+                    state.deps.alerts.raise(
+                        Alert::error(
+                            "turn_abandoned",
+                            format!("Turn for {} abandoned and retried: {e}", state.lead),
+                        )
+                        .for_lead(&state.lead),
+                    );
+                }
+                tokio::time::sleep(state.deps.retry_delay).await;
+                delivery.requeue();
+            }
+        }
+        state.activity.mark_idle(clock.now().timestamp_millis());
+        let _ = state.supervisor.cast(SupervisorMsg::TurnFinished {
+            lead: state.lead.clone(),
+            actor: myself.get_id(),
+            accounted_bytes: state.accounted_bytes(),
+        });
+        Ok(())
+    }
+}
+
+/// One turn. Each store call is its own transaction, ordered so that a crash between any two
+/// of them leaves a state the next turn (or the start-up re-drive) completes without sending
+/// anything twice.
+pub async fn run_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
+    let deps = state.deps.clone();
+    let lead = state.lead.clone();
+
+    // A reply committed by an earlier turn that crashed before sending goes first, so the
+    // lead reads our answers in order.
+    for reply in deps.store.unsent_replies(&lead).await? {
+        send_reply(&deps, &reply).await?;
+    }
+
+    let pending = deps.store.pending_inbound(&lead).await?;
+    if pending.is_empty() {
+        return Ok(TurnOutcome::Nothing);
+    }
+    let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
+    let turn = deps.store.begin_turn(&lead, &deps.worker_id).await?;
+
+    if deps.store.is_opted_out(&lead).await? {
+        deps.store.mark_no_reply(&ids, "opted_out").await?;
+        deps.store.finish_turn(turn, "opted_out").await?;
+        return Ok(TurnOutcome::OptedOut);
+    }
+
+    deps.alerts.raise(
+        Alert::event(
+            "message_received",
+            format!(
+                "{lead}: {}",
+                pending
+                    .iter()
+                    .map(|p| p.body.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            ),
+        )
+        .for_lead(&lead),
+    );
+
+    if state.window.is_none() {
+        let history = deps
+            .store
+            .load_history(&lead, deps.window.max_messages)
+            .await?;
+        state.window = Some(ChatWindow::from_history(deps.window, history));
+    }
+    let window = state.window.as_mut().expect("window loaded above");
+    for p in &pending {
+        window.push_text(Role::Lead, &p.body);
+    }
+    let prompt = Prompt {
+        lead: lead.clone(),
+        lines: window.lines().cloned().collect(),
+        new_messages: pending.len().min(window.len()),
+        now: deps.clock.now(),
+    };
+
+    let completion = deps.pool.complete(&prompt).await?;
+    let body = clamp_sms(completion.text.trim());
+
+    let Some(reply_id) = deps
+        .store
+        .commit_reply(&lead, &ids, &body, &completion.provider)
+        .await?
+    else {
+        state.window = None;
+        deps.store.finish_turn(turn, "superseded").await?;
+        return Ok(TurnOutcome::Superseded);
+    };
+    if let Some(w) = state.window.as_mut() {
+        w.push_text(Role::Agent, &body);
+    }
+    deps.alerts.raise(
+        Alert::event(
+            "ai_response",
+            format!("{lead} ← [{}] {body}", completion.provider),
+        )
+        .for_lead(&lead),
+    );
+
+    send_reply(
+        &deps,
+        &OutboxReply {
+            id: reply_id,
+            lead: lead.clone(),
+            body,
+        },
+    )
+    .await?;
+    deps.store.finish_turn(turn, "replied").await?;
+    Ok(TurnOutcome::Replied)
+}
+
+/// Sends one committed reply at most once. The `mark_sending` claim is the line between
+/// "safe to send" and "may have been sent": past it, an unknown outcome is recorded as
+/// in-doubt and alerted, never resent blindly.
+async fn send_reply(deps: &LeadDeps, reply: &OutboxReply) -> Result<(), TurnError> {
+    let store = &deps.store;
+    // Checked at the last moment: a STOP that arrived during the turn wins.
+    if store.is_opted_out(&reply.lead).await? {
+        store
+            .record_send(reply.id, &SendOutcome::Suppressed)
+            .await?;
+        return Ok(());
+    }
+    if !store.mark_sending(reply.id).await? {
+        return Ok(());
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match deps.sms.send_sms(&reply.lead, &reply.body).await {
+            Ok(sent) => {
+                store
+                    .record_send(
+                        reply.id,
+                        &SendOutcome::Sent {
+                            provider_sid: sent.provider_sid.clone(),
+                        },
+                    )
+                    .await?;
+                deps.alerts.raise(
+                    Alert::event(
+                        "sms_sent",
+                        format!("{} ({})", reply.lead, sent.provider_sid),
+                    )
+                    .for_lead(&reply.lead),
+                );
+                return Ok(());
+            }
+            Err(e @ SmsError::Retryable(_)) if attempt < deps.sms_attempts => {
+                tracing::warn!(lead = %reply.lead, attempt, error = %e, "SMS send failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
+            }
+            Err(e @ SmsError::Retryable(_)) => {
+                store
+                    .record_send(
+                        reply.id,
+                        &SendOutcome::Requeued {
+                            reason: e.to_string(),
+                        },
+                    )
+                    .await?;
+                return Err(TurnError::SmsTemporary(e));
+            }
+            Err(SmsError::Permanent { code, message }) => {
+                let reason = format!("rejected ({code:?}): {message}");
+                store
+                    .record_send(
+                        reply.id,
+                        &SendOutcome::Failed {
+                            reason: reason.clone(),
+                        },
+                    )
+                    .await?;
+                deps.alerts.raise(
+                    Alert::error(
+                        "sms_rejected",
+                        format!("Reply to {} not delivered: {reason}", reply.lead),
+                    )
+                    .for_lead(&reply.lead),
+                );
+                return Ok(());
+            }
+            Err(SmsError::Unknown(reason)) => {
+                store
+                    .record_send(
+                        reply.id,
+                        &SendOutcome::InDoubt {
+                            reason: reason.clone(),
+                        },
+                    )
+                    .await?;
+                deps.alerts.raise(
+                    Alert::new(
+                        AlertKind::Error,
+                        Severity::Critical,
+                        "sms_in_doubt",
+                        format!(
+                            "Reply {} to {} may or may not have been sent ({reason}); not resent",
+                            reply.id, reply.lead
+                        ),
+                    )
+                    .for_lead(&reply.lead),
+                );
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Cuts a reply to the SMS limit on a character boundary.
+pub fn clamp_sms(text: &str) -> String {
+    if text.chars().count() <= MAX_SMS_CHARS {
+        text.to_string()
+    } else {
+        text.chars().take(MAX_SMS_CHARS).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

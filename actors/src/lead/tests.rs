@@ -1,0 +1,136 @@
+//! Lead actor tests: turns, bursts, opt-out and the outbox, on in-memory ports.
+
+use std::time::Duration;
+
+use crate::ports::{LeadId, SmsError};
+use crate::supervisor::tests::tree;
+use crate::testing::*;
+
+fn lead() -> LeadId {
+    LeadId::new("+13125550100")
+}
+
+#[tokio::test]
+async fn a_burst_during_a_turn_is_answered_by_one_reply() {
+    let t = tree(FakeModel::answering("reply").with_latency(Duration::from_millis(200))).await;
+    t.inbound(&lead(), "SM1", "Hi");
+    wait_for(|| t.model.in_flight() == 1).await;
+    t.inbound(&lead(), "SM2", "is the 2BR free?");
+    t.inbound(&lead(), "SM3", "price?");
+    wait_for(|| t.acker.acks() == 3).await;
+    assert_eq!(
+        t.sms.sent_to(&lead()).len(),
+        2,
+        "first message, then the burst together"
+    );
+    assert_eq!(t.model.calls(), 2);
+    assert!(!t.model.saw_same_lead_overlap());
+    let second = &t.model.prompts()[1];
+    assert_eq!(second.new_messages, 2);
+    let texts: Vec<_> = second.lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, vec!["Hi", "reply", "is the 2BR free?", "price?"]);
+    assert_eq!(t.store.inbound_states(&lead()), vec!["answered"; 3]);
+}
+
+#[tokio::test]
+async fn an_opted_out_lead_gets_no_model_call_and_no_sms() {
+    let t = tree(FakeModel::answering("reply")).await;
+    t.store.set_opted_out(&lead(), true);
+    t.inbound(&lead(), "SM1", "hello?");
+    wait_for(|| t.acker.acks() == 1).await;
+    assert_eq!(t.model.calls(), 0);
+    assert!(t.sms.sent().is_empty());
+    assert_eq!(t.store.inbound_states(&lead()), vec!["no_reply"]);
+}
+
+#[tokio::test]
+async fn a_stop_during_the_turn_suppresses_the_reply() {
+    let t = tree(FakeModel::answering("reply").with_latency(Duration::from_millis(100))).await;
+    t.inbound(&lead(), "SM1", "Hi");
+    wait_for(|| t.model.in_flight() == 1).await;
+    t.store.set_opted_out(&lead(), true);
+    wait_for(|| t.acker.acks() == 1).await;
+    assert!(t.sms.sent().is_empty());
+    assert_eq!(
+        t.store.outbound(&lead()),
+        vec![("reply".into(), "suppressed".into())]
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_send_outcome_is_flagged_in_doubt_and_never_resent() {
+    let t = tree(FakeModel::answering("reply")).await;
+    t.sms
+        .fail_next(SmsError::Unknown("timed out after sending".into()));
+    t.inbound(&lead(), "SM1", "Hi");
+    wait_for(|| t.sink.events().contains(&"sms_in_doubt".to_string())).await;
+    t.inbound(&lead(), "SM2", "hello?");
+    wait_for(|| t.sms.sent_to(&lead()).len() == 1).await;
+    let out = t.store.outbound(&lead());
+    assert_eq!(out[0].1, "in_doubt");
+    assert_eq!(out[1].1, "sent");
+}
+
+#[tokio::test]
+async fn a_temporary_sms_failure_is_retried_and_sent_once() {
+    let t = tree(FakeModel::answering("reply")).await;
+    t.sms.fail_next(SmsError::Retryable("429".into()));
+    t.inbound(&lead(), "SM1", "Hi");
+    wait_for(|| t.acker.acks() == 1).await;
+    assert_eq!(t.sms.sent_to(&lead()), vec!["reply".to_string()]);
+}
+
+#[tokio::test]
+async fn a_permanent_sms_failure_is_recorded_and_alerted_not_retried() {
+    let t = tree(FakeModel::answering("reply")).await;
+    t.sms.fail_next(SmsError::Permanent {
+        code: Some(21211),
+        message: "invalid To".into(),
+    });
+    t.inbound(&lead(), "SM1", "Hi");
+    wait_for(|| t.sink.events().contains(&"sms_rejected".to_string())).await;
+    wait_for(|| t.acker.acks() == 1).await;
+    assert_eq!(
+        t.store.outbound(&lead()),
+        vec![("reply".into(), "failed".into())]
+    );
+}
+
+#[tokio::test]
+async fn a_store_outage_hands_the_task_back_and_nothing_is_half_written() {
+    let t = tree(FakeModel::answering("reply")).await;
+    t.store.set_failing(true);
+    t.inbound_unchecked();
+    wait_for(|| t.acker.requeues() >= 1).await;
+    t.store.set_failing(false);
+    assert_eq!(t.store.inbound_states(&lead()), vec!["pending"]);
+    assert!(t.sms.sent().is_empty());
+}
+
+impl crate::supervisor::tests::TestTree {
+    fn inbound_unchecked(&self) {
+        self.store.set_failing(false);
+        assert!(self.store.insert_inbound(&lead(), "SM1", "Hi"));
+        self.store.set_failing(true);
+        self.registry.dispatch(self.acker.delivery(&lead()));
+    }
+}
+
+#[tokio::test]
+async fn a_long_history_gives_a_prompt_within_the_window() {
+    let t = tree(FakeModel::answering("reply")).await;
+    for i in 0..10_000 {
+        t.store
+            .insert_inbound(&lead(), &format!("SMold{i}"), &format!("old message {i}"));
+    }
+    let ids: Vec<i64> = (1..=10_000).collect();
+    crate::ports::Store::mark_no_reply(&*t.store, &ids, "seed")
+        .await
+        .unwrap();
+    t.inbound(&lead(), "SMnew", "Hi");
+    wait_for(|| t.acker.acks() == 1).await;
+    let p = &t.model.prompts()[0];
+    assert!(p.lines.len() <= 20);
+    assert!(p.text_bytes() <= 4096);
+    assert_eq!(p.lines.last().unwrap().text, "Hi");
+}

@@ -1,0 +1,340 @@
+//! The actor crate's view of the outside world: the traits an adapter in `src/` implements
+//! (store, SMS sender, chat model, alert sink, clock) and the plain data that crosses them.
+//!
+//! Owns: the shapes of messages, prompts, replies and deliveries, and the error enums whose
+//! `is_retryable()` lets an actor decide without matching strings.
+//! Must not: name a database, a broker or an HTTP library. Anything that does belongs in
+//! `src/`, behind one of these traits.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A lead is known by the phone number it texts from (E.164 as Twilio sends it). One number,
+/// one conversation: that is how a leasing office sees it too.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LeadId(pub String);
+
+impl LeadId {
+    pub fn new(phone: impl Into<String>) -> Self {
+        Self(phone.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for LeadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who said a line of the conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The lead (an inbound SMS).
+    Lead,
+    /// Us (an outbound SMS).
+    Agent,
+}
+
+/// One line of the conversation as the model sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatLine {
+    pub role: Role,
+    pub text: String,
+}
+
+/// An inbound message that has been stored but not yet answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingInbound {
+    /// The store's id; increases with arrival order for one lead.
+    pub id: i64,
+    pub message_sid: String,
+    pub body: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A reply committed to the outbox and not yet known to be sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxReply {
+    pub id: i64,
+    pub lead: LeadId,
+    pub body: String,
+}
+
+/// What the model is asked: the lead's recent history (oldest first, already bounded by the
+/// window) ending with the messages this turn answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prompt {
+    pub lead: LeadId,
+    pub lines: Vec<ChatLine>,
+    /// How many of the last `lines` are the new, unanswered messages.
+    pub new_messages: usize,
+    /// The instant the turn started; a responder that offers tour times counts from it.
+    pub now: DateTime<Utc>,
+}
+
+impl Prompt {
+    /// Bytes of conversation text in the prompt: what the window bounds.
+    pub fn text_bytes(&self) -> usize {
+        self.lines.iter().map(|l| l.text.len()).sum()
+    }
+}
+
+/// A model's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    pub text: String,
+    /// Which provider produced it (`anthropic`, `rules`, …).
+    pub provider: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// Why a model call failed, by class: the pool's retry and fallback policy reads the class.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ModelError {
+    #[error("model call timed out")]
+    Timeout,
+    #[error("rate limited (retry after {retry_after:?})")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("provider overloaded")]
+    Overloaded,
+    #[error("provider server error {status}")]
+    Server { status: u16 },
+    #[error("request rejected by provider ({status}): {message}")]
+    Rejected { status: u16, message: String },
+    #[error("transport error: {0}")]
+    Transport(String),
+    #[error("unusable response: {0}")]
+    BadResponse(String),
+}
+
+impl ModelError {
+    /// True when another attempt (here or at the next provider) may succeed. A rejected
+    /// request (400/401/403/413) will be rejected again: never retried.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, ModelError::Rejected { .. })
+    }
+}
+
+#[async_trait]
+pub trait ChatModel: Send + Sync + 'static {
+    /// Short provider name for logs, metrics and the `provider` column.
+    fn name(&self) -> &str;
+    async fn complete(&self, prompt: &Prompt) -> Result<Completion, ModelError>;
+}
+
+/// An SMS accepted by the carrier API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentSms {
+    /// The provider's id for the message (Twilio `SM…`; `DRYRUN…` for the dry-run sink).
+    pub provider_sid: String,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum SmsError {
+    /// Never processed by the provider (429, connect failure, 5xx): safe to try again.
+    #[error("temporary SMS failure: {0}")]
+    Retryable(String),
+    /// The provider refused the message for good (opted out 21610, invalid number 21211…).
+    #[error("SMS rejected ({code:?}): {message}")]
+    Permanent { code: Option<i64>, message: String },
+    /// The request may have reached the provider and we do not know the outcome: resending
+    /// could text the lead twice, so the reply is flagged in-doubt instead.
+    #[error("SMS outcome unknown: {0}")]
+    Unknown(String),
+}
+
+impl SmsError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SmsError::Retryable(_))
+    }
+}
+
+#[async_trait]
+pub trait SmsSender: Send + Sync + 'static {
+    async fn send_sms(&self, to: &LeadId, body: &str) -> Result<SentSms, SmsError>;
+}
+
+/// Store failures are all "try again later" from the actor's point of view: the turn is
+/// handed back unacked and the store's transaction guarantees nothing half-written.
+#[derive(Debug, thiserror::Error)]
+#[error("store error: {0}")]
+pub struct StoreError(pub String);
+
+/// How a reply's send attempt ended, as recorded in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendOutcome {
+    Sent {
+        provider_sid: String,
+    },
+    /// Not sent and never will be (permanent rejection); `reason` says why.
+    Failed {
+        reason: String,
+    },
+    /// Not sent because the lead opted out after the reply was written.
+    Suppressed,
+    /// Unknown whether it went out: not resent automatically.
+    InDoubt {
+        reason: String,
+    },
+    /// A temporary failure outlasted the retries: back to `queued`, sent by a later turn.
+    Requeued {
+        reason: String,
+    },
+}
+
+/// Everything the lead actors need from durable storage. Each method is one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The newest `max_messages` lines of the lead's conversation, oldest first, excluding
+    /// unanswered inbound messages (those come from `pending_inbound`).
+    async fn load_history(
+        &self,
+        lead: &LeadId,
+        max_messages: usize,
+    ) -> Result<Vec<ChatLine>, StoreError>;
+
+    /// Inbound messages of the lead still waiting for a reply, in arrival order.
+    async fn pending_inbound(&self, lead: &LeadId) -> Result<Vec<PendingInbound>, StoreError>;
+
+    /// Replies committed but not yet handed to the SMS sender (a crash between commit and
+    /// send leaves them here).
+    async fn unsent_replies(&self, lead: &LeadId) -> Result<Vec<OutboxReply>, StoreError>;
+
+    async fn is_opted_out(&self, lead: &LeadId) -> Result<bool, StoreError>;
+
+    /// Atomically: write `body` to the outbox as the reply to `answered` and mark each of
+    /// them answered. Returns `None` (and writes nothing) when any of them was no longer
+    /// pending — someone else answered it, so this turn must not.
+    async fn commit_reply(
+        &self,
+        lead: &LeadId,
+        answered: &[i64],
+        body: &str,
+        provider: &str,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Marks inbound messages handled without a reply (lead opted out).
+    async fn mark_no_reply(&self, answered: &[i64], reason: &str) -> Result<(), StoreError>;
+
+    /// Claims a reply for sending. Returns false if it was not in the `queued` state (it was
+    /// already sent or claimed): the caller must then not send it.
+    async fn mark_sending(&self, reply_id: i64) -> Result<bool, StoreError>;
+
+    async fn record_send(&self, reply_id: i64, outcome: &SendOutcome) -> Result<(), StoreError>;
+
+    /// Opens a turn record (who processed which lead when); returns its id.
+    async fn begin_turn(&self, lead: &LeadId, worker: &str) -> Result<i64, StoreError>;
+
+    async fn finish_turn(&self, turn_id: i64, outcome: &str) -> Result<(), StoreError>;
+}
+
+/// Wall-clock time for everything that is not a tokio timeout: idle deactivation, restart
+/// windows, timestamps. Tests drive a [`ManualClock`].
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    millis: Arc<AtomicI64>,
+}
+
+impl ManualClock {
+    pub fn new(start: DateTime<Utc>) -> Self {
+        Self {
+            millis: Arc::new(AtomicI64::new(start.timestamp_millis())),
+        }
+    }
+    pub fn advance(&self, by: Duration) {
+        self.millis
+            .fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.millis.load(Ordering::SeqCst)).unwrap_or_else(Utc::now)
+    }
+}
+
+/// The wake-up a webhook publishes: "lead X has stored work". It carries no message text, so
+/// a duplicate or a redelivery is harmless — the actor reads what is pending from the store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WakeLead {
+    pub lead: LeadId,
+}
+
+/// Settles a delivery with its queue. Implemented by each queue adapter.
+pub trait Acker: Send + Sync + 'static {
+    fn ack(&self);
+    /// Hands the task back; the queue delivers it again.
+    fn requeue(&self);
+}
+
+/// One task taken from the work queue. It must be acked or handed back; if it is dropped
+/// unsettled (the actor holding it crashed or was killed) it is handed back, so a crash
+/// never loses a task.
+pub struct Delivery {
+    pub task: WakeLead,
+    acker: Option<Box<dyn Acker>>,
+}
+
+impl Delivery {
+    pub fn new(task: WakeLead, acker: Box<dyn Acker>) -> Self {
+        Self {
+            task,
+            acker: Some(acker),
+        }
+    }
+
+    pub fn ack(mut self) {
+        if let Some(a) = self.acker.take() {
+            a.ack();
+        }
+    }
+
+    pub fn requeue(mut self) {
+        if let Some(a) = self.acker.take() {
+            a.requeue();
+        }
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if let Some(a) = self.acker.take() {
+            a.requeue();
+        }
+    }
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("task", &self.task)
+            .field("settled", &self.acker.is_none())
+            .finish()
+    }
+}

@@ -1,0 +1,428 @@
+//! LeadSupervisor and LeadRegistry: who runs each active lead, and what happens when one
+//! fails, hangs, idles or grows.
+//!
+//! Owns: activation on demand (a DashMap from lead to actor, so routing a task to a live
+//! actor does not pass through this actor's mailbox), restart with an OTP-style intensity
+//! limit (more than `restart_max` failures within `restart_window` parks the lead and raises
+//! an alert instead of looping), the time budget of one turn (ractor has no handler timeout:
+//! a sweep kills an actor whose turn outlives it), the memory budget (an actor whose
+//! accounted bytes exceed it is stopped and rebuilt from the store on its next task), and
+//! idle deactivation.
+//! Must not: do I/O of its own (spawning stays cheap so one slow lead never delays another),
+//! or lose a task: a task in the mailbox of an actor that dies is handed back to the queue
+//! by [`Delivery`]'s drop.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use ractor::{
+    Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SupervisionEvent,
+};
+
+use crate::alert_router::{Alert, AlertKind, Severity};
+use crate::lead::{LeadActivity, LeadActor, LeadArgs, LeadDeps, LeadMsg, LeadSlot};
+use crate::ports::{Delivery, LeadId};
+
+#[derive(Clone, Copy, Debug)]
+pub struct SupervisorConfig {
+    pub restart_max: u32,
+    pub restart_window: Duration,
+    pub idle_after: Duration,
+    pub memory_budget_bytes: usize,
+    pub turn_budget: Duration,
+    /// How often idle and turn budgets are checked. `None`: only on an explicit `Sweep`
+    /// (tests drive it with a manual clock).
+    pub sweep_every: Option<Duration>,
+}
+
+pub enum SupervisorMsg {
+    /// Route a task to its lead's actor, activating it if needed.
+    Dispatch(Delivery),
+    /// Sent by a lead actor after each turn with the bytes its state accounts for.
+    TurnFinished {
+        lead: LeadId,
+        actor: ActorId,
+        accounted_bytes: usize,
+    },
+    /// Check idle actors and turn budgets now.
+    Sweep,
+    Snapshot(RpcReplyPort<SupervisorSnapshot>),
+}
+
+/// What an operator (or a test) can read of the tree.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SupervisorSnapshot {
+    pub active: usize,
+    pub parked: Vec<LeadId>,
+    pub restarts: u64,
+    pub budget_kills: u64,
+    pub memory_stops: u64,
+    pub idle_stops: u64,
+}
+
+type Registry = Arc<DashMap<LeadId, Arc<LeadSlot>>>;
+
+/// The routing front of the tree. Cloneable; lock-free for a lead whose actor is live.
+#[derive(Clone)]
+pub struct LeadRegistry {
+    slots: Registry,
+    supervisor: ActorRef<SupervisorMsg>,
+}
+
+impl LeadRegistry {
+    pub fn dispatch(&self, delivery: Delivery) {
+        let lead = delivery.task.lead.clone();
+        let slot = self.slots.get(&lead).map(|s| s.value().clone());
+        let delivery = match slot {
+            Some(slot) => match slot.actor.cast(LeadMsg::Wake(delivery)) {
+                Ok(()) => return,
+                // The actor stopped between lookup and send: let the supervisor activate a
+                // new one.
+                Err(MessagingErr::SendErr(LeadMsg::Wake(d))) => d,
+                Err(e) => {
+                    tracing::error!(lead = %lead, error = %e, "lead actor unreachable; task handed back");
+                    return;
+                }
+            },
+            None => delivery,
+        };
+        if let Err(e) = self.supervisor.cast(SupervisorMsg::Dispatch(delivery)) {
+            // The delivery inside the error is dropped here, which hands it back to the queue.
+            tracing::error!(lead = %lead, error = %e, "lead supervisor unreachable; task handed back");
+        }
+    }
+
+    pub fn active_leads(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_active(&self, lead: &LeadId) -> bool {
+        self.slots.contains_key(lead)
+    }
+
+    pub fn supervisor(&self) -> &ActorRef<SupervisorMsg> {
+        &self.supervisor
+    }
+
+    pub async fn snapshot(&self) -> Option<SupervisorSnapshot> {
+        ractor::call!(self.supervisor, SupervisorMsg::Snapshot).ok()
+    }
+}
+
+pub struct LeadSupervisor;
+
+pub struct SupervisorArgs {
+    pub deps: Arc<LeadDeps>,
+    pub config: SupervisorConfig,
+    pub slots: Registry,
+}
+
+pub struct SupervisorState {
+    deps: Arc<LeadDeps>,
+    config: SupervisorConfig,
+    slots: Registry,
+    by_actor: HashMap<ActorId, LeadId>,
+    failures: HashMap<LeadId, VecDeque<DateTime<Utc>>>,
+    parked: HashSet<LeadId>,
+    killed_for_time: HashSet<ActorId>,
+    stats: SupervisorSnapshot,
+}
+
+impl LeadSupervisor {
+    pub async fn start(
+        deps: Arc<LeadDeps>,
+        config: SupervisorConfig,
+    ) -> Result<(LeadRegistry, ractor::concurrency::JoinHandle<()>), ractor::SpawnErr> {
+        let slots: Registry = Arc::new(DashMap::new());
+        let (supervisor, join) = Actor::spawn(
+            Some(format!("lead-supervisor-{}", uuid_like())),
+            LeadSupervisor,
+            SupervisorArgs {
+                deps,
+                config,
+                slots: slots.clone(),
+            },
+        )
+        .await?;
+        Ok((LeadRegistry { slots, supervisor }, join))
+    }
+}
+
+/// Actor names are global in ractor; several trees may live in one test process.
+fn uuid_like() -> String {
+    use std::sync::atomic::AtomicU64;
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl SupervisorState {
+    async fn activate(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        lead: &LeadId,
+    ) -> Result<Arc<LeadSlot>, ActorProcessingErr> {
+        let activity = Arc::new(LeadActivity::new(self.deps.clock.now().timestamp_millis()));
+        let (actor, _join) = Actor::spawn_linked(
+            None,
+            LeadActor,
+            LeadArgs {
+                lead: lead.clone(),
+                deps: self.deps.clone(),
+                supervisor: myself.clone(),
+                activity: activity.clone(),
+            },
+            myself.get_cell(),
+        )
+        .await?;
+        let slot = Arc::new(LeadSlot { actor, activity });
+        self.by_actor.insert(slot.actor.get_id(), lead.clone());
+        self.slots.insert(lead.clone(), slot.clone());
+        Ok(slot)
+    }
+
+    /// Forgets an actor that is gone; returns its lead if it was current.
+    fn forget(&mut self, id: ActorId) -> Option<LeadId> {
+        let lead = self.by_actor.remove(&id)?;
+        self.slots
+            .remove_if(&lead, |_, slot| slot.actor.get_id() == id);
+        Some(lead)
+    }
+
+    /// Records a failure; true if the lead is now over its restart intensity and parked.
+    fn record_failure(&mut self, lead: &LeadId) -> bool {
+        let now = self.deps.clock.now();
+        let window =
+            chrono::Duration::from_std(self.config.restart_window).unwrap_or(chrono::Duration::MAX);
+        let list = self.failures.entry(lead.clone()).or_default();
+        list.push_back(now);
+        while list.front().is_some_and(|t| now - *t > window) {
+            list.pop_front();
+        }
+        if list.len() as u32 > self.config.restart_max {
+            self.failures.remove(lead);
+            self.parked.insert(lead.clone());
+            true
+        } else {
+            false
+        }
+    }
+
+    async fn on_failure(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        lead: LeadId,
+        why: String,
+    ) -> Result<(), ActorProcessingErr> {
+        if self.record_failure(&lead) {
+            self.deps.alerts.raise(
+                Alert::error(
+                    "lead_parked",
+                    format!(
+                        "Lead {lead} parked after more than {} failures in {:?}; its messages \
+                         wait for a person. Last failure: {why}",
+                        self.config.restart_max, self.config.restart_window
+                    ),
+                )
+                .for_lead(&lead),
+            );
+            return Ok(());
+        }
+        self.stats.restarts += 1;
+        self.deps.alerts.raise(
+            Alert::new(
+                AlertKind::Error,
+                Severity::Warning,
+                "lead_restarted",
+                format!("Lead actor for {lead} restarted: {why}"),
+            )
+            .for_lead(&lead),
+        );
+        // Restarted at once (not on the next task) so the handed-back task finds it ready.
+        self.activate(myself, &lead).await?;
+        Ok(())
+    }
+
+    fn sweep(&mut self) {
+        let now = self.deps.clock.now().timestamp_millis();
+        let budget = self.config.turn_budget.as_millis() as i64;
+        let idle = self.config.idle_after.as_millis() as i64;
+        let mut idle_stops = Vec::new();
+        for entry in self.slots.iter() {
+            let slot = entry.value();
+            let busy_since = slot.activity.busy_since_ms.load(Ordering::SeqCst);
+            if busy_since != 0 {
+                if now - busy_since > budget && self.killed_for_time.insert(slot.actor.get_id()) {
+                    self.stats.budget_kills += 1;
+                    self.deps.alerts.raise(
+                        Alert::error(
+                            "turn_budget_exceeded",
+                            format!(
+                                "Turn for {} ran past its {:?} budget; actor killed, task retried",
+                                entry.key(),
+                                self.config.turn_budget
+                            ),
+                        )
+                        .for_lead(entry.key()),
+                    );
+                    slot.actor.kill();
+                }
+            } else if now - slot.activity.last_active_ms.load(Ordering::SeqCst) > idle {
+                idle_stops.push(entry.key().clone());
+            }
+        }
+        for lead in idle_stops {
+            // Removed before stopping: a task routed from now on activates a fresh actor,
+            // and one already in the old mailbox is handed back when it stops.
+            if let Some((_, slot)) = self.slots.remove(&lead) {
+                self.by_actor.remove(&slot.actor.get_id());
+                self.stats.idle_stops += 1;
+                slot.actor.stop(Some("idle".into()));
+            }
+        }
+    }
+}
+
+impl Actor for LeadSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: SupervisorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        if let Some(every) = args.config.sweep_every {
+            myself.send_interval(every, || SupervisorMsg::Sweep);
+        }
+        Ok(SupervisorState {
+            deps: args.deps,
+            config: args.config,
+            slots: args.slots,
+            by_actor: HashMap::new(),
+            failures: HashMap::new(),
+            parked: HashSet::new(),
+            killed_for_time: HashSet::new(),
+            stats: SupervisorSnapshot::default(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::Dispatch(delivery) => {
+                let lead = delivery.task.lead.clone();
+                if state.parked.contains(&lead) {
+                    // Parked leads were alerted when parked; their messages stay unanswered in
+                    // the store for a person (and the response-gap watch) to see.
+                    tracing::debug!(lead = %lead, "task for a parked lead settled without a turn");
+                    delivery.ack();
+                    return Ok(());
+                }
+                let existing = state.slots.get(&lead).map(|s| s.value().clone());
+                let slot = match existing {
+                    Some(slot) => slot,
+                    None => state.activate(&myself, &lead).await?,
+                };
+                if let Err(MessagingErr::SendErr(LeadMsg::Wake(d))) =
+                    slot.actor.cast(LeadMsg::Wake(delivery))
+                {
+                    // Stopped under our feet: start a fresh one and give it the task.
+                    state.forget(slot.actor.get_id());
+                    let slot = state.activate(&myself, &lead).await?;
+                    let _ = slot.actor.cast(LeadMsg::Wake(d));
+                }
+            }
+            SupervisorMsg::TurnFinished {
+                lead,
+                actor,
+                accounted_bytes,
+            } => {
+                let current = state
+                    .slots
+                    .get(&lead)
+                    .map(|s| s.value().clone())
+                    .filter(|s| s.actor.get_id() == actor);
+                if accounted_bytes > state.config.memory_budget_bytes
+                    && let Some(slot) = current
+                {
+                    state.forget(actor);
+                    state.stats.memory_stops += 1;
+                    slot.actor.stop(Some("memory_budget".into()));
+                    let parked = state.record_failure(&lead);
+                    state.deps.alerts.raise(
+                        Alert::error(
+                            if parked {
+                                "lead_parked"
+                            } else {
+                                "memory_budget_exceeded"
+                            },
+                            format!(
+                                "Lead actor for {lead} held {accounted_bytes} bytes, over its \
+                                 budget of {}; stopped (rebuilt from the store on its next message)",
+                                state.config.memory_budget_bytes
+                            ),
+                        )
+                        .for_lead(&lead),
+                    );
+                }
+            }
+            SupervisorMsg::Sweep => state.sweep(),
+            SupervisorMsg::Snapshot(reply) => {
+                let mut snap = state.stats.clone();
+                snap.active = state.slots.len();
+                snap.parked = state.parked.iter().cloned().collect();
+                snap.parked.sort();
+                let _ = reply.send(snap);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let id = cell.get_id();
+                if let Some(lead) = state.forget(id) {
+                    tracing::error!(lead = %lead, error = %err, "lead actor failed");
+                    state.on_failure(&myself, lead, err.to_string()).await?;
+                }
+            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                let id = cell.get_id();
+                let killed = state.killed_for_time.remove(&id);
+                if let Some(lead) = state.forget(id)
+                    && killed
+                {
+                    state
+                        .on_failure(&myself, lead, "turn time budget exceeded".into())
+                        .await?;
+                } else {
+                    tracing::debug!(?reason, "lead actor stopped");
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

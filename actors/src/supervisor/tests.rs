@@ -1,0 +1,193 @@
+//! Supervisor tests: a whole tree on in-memory ports and a manual clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::*;
+use crate::lead::LeadDeps;
+use crate::llm_pool::{LlmPool, LlmPoolConfig};
+use crate::ports::{ChatModel, Clock, ManualClock};
+use crate::testing::*;
+use crate::window::WindowLimits;
+
+pub(crate) struct TestTree {
+    pub registry: LeadRegistry,
+    pub store: Arc<MemStore>,
+    pub sms: Arc<FakeSms>,
+    pub model: Arc<FakeModel>,
+    pub sink: Arc<RecordingAlertSink>,
+    pub acker: TestAcker,
+    pub clock: ManualClock,
+}
+
+pub(crate) fn config() -> SupervisorConfig {
+    SupervisorConfig {
+        restart_max: 2,
+        restart_window: Duration::from_secs(60),
+        idle_after: Duration::from_secs(900),
+        memory_budget_bytes: 1 << 20,
+        turn_budget: Duration::from_secs(90),
+        sweep_every: None,
+    }
+}
+
+pub(crate) async fn tree_with(
+    model: FakeModel,
+    config: SupervisorConfig,
+    window: WindowLimits,
+) -> TestTree {
+    let (alerts, sink) = test_alerts().await;
+    let model = Arc::new(model);
+    let clock = ManualClock::new(Utc::now());
+    let store = Arc::new(MemStore::default());
+    let sms = Arc::new(FakeSms::default());
+    let pool = LlmPool::new(
+        vec![model.clone() as Arc<dyn ChatModel>],
+        LlmPoolConfig {
+            concurrency: 4,
+            soft_timeout: Duration::from_secs(5),
+            hard_timeout: Duration::from_secs(10),
+        },
+        alerts.clone(),
+    );
+    let deps = Arc::new(LeadDeps {
+        store: store.clone(),
+        sms: sms.clone(),
+        pool,
+        alerts,
+        clock: Arc::new(clock.clone()) as Arc<dyn Clock>,
+        window,
+        worker_id: "test".into(),
+        sms_attempts: 3,
+        retry_delay: Duration::from_millis(10),
+    });
+    let (registry, _join) = LeadSupervisor::start(deps, config).await.unwrap();
+    let router = registry.clone();
+    let acker = TestAcker::redelivering(move |d| router.dispatch(d));
+    TestTree {
+        registry,
+        store,
+        sms,
+        model,
+        sink,
+        acker,
+        clock,
+    }
+}
+
+pub(crate) async fn tree(model: FakeModel) -> TestTree {
+    tree_with(
+        model,
+        config(),
+        WindowLimits {
+            max_messages: 20,
+            max_bytes: 4096,
+        },
+    )
+    .await
+}
+
+impl TestTree {
+    pub fn inbound(&self, lead: &LeadId, sid: &str, body: &str) {
+        assert!(self.store.insert_inbound(lead, sid, body));
+        self.registry.dispatch(self.acker.delivery(lead));
+    }
+}
+
+fn lead(n: u32) -> LeadId {
+    LeadId::new(format!("+1312555{n:04}"))
+}
+
+#[tokio::test]
+async fn a_task_activates_the_leads_actor_and_the_reply_is_sent() {
+    let t = tree(FakeModel::answering("Hello!")).await;
+    t.inbound(&lead(1), "SM1", "Hi");
+    wait_for(|| t.sms.sent_to(&lead(1)).len() == 1).await;
+    wait_for(|| t.acker.acks() == 1).await;
+    assert!(t.registry.is_active(&lead(1)));
+    assert_eq!(t.store.inbound_states(&lead(1)), vec!["answered"]);
+}
+
+#[tokio::test]
+async fn a_panicking_actor_is_restarted_and_answers_the_next_message() {
+    let t = tree(FakeModel::panicking_on("boom", "fine")).await;
+    t.inbound(&lead(2), "SM1", "boom");
+    wait_for(|| t.sink.events().contains(&"lead_restarted".to_string())).await;
+    // The poisoned message keeps failing; once the budget is spent the lead is parked.
+    wait_for(|| t.sink.events().contains(&"lead_parked".to_string())).await;
+    let snap = t.registry.snapshot().await.unwrap();
+    assert_eq!(snap.parked, vec![lead(2)]);
+    assert_eq!(snap.restarts, 2, "restart_max restarts, then parked");
+    assert!(t.sms.sent_to(&lead(2)).is_empty());
+}
+
+#[tokio::test]
+async fn a_lead_whose_actor_panicked_once_is_answered_after_the_restart() {
+    let t = tree(FakeModel::panicking_once_on("boom", "fine")).await;
+    t.inbound(&lead(3), "SM1", "boom");
+    wait_for(|| t.sink.events().contains(&"lead_restarted".to_string())).await;
+    // The handed-back task reaches the restarted actor, which answers the message.
+    wait_for(|| t.sms.sent_to(&lead(3)) == vec!["fine".to_string()]).await;
+    t.inbound(&lead(3), "SM2", "hello again");
+    wait_for(|| t.sms.sent_to(&lead(3)).len() == 2).await;
+    assert!(t.registry.snapshot().await.unwrap().parked.is_empty());
+}
+
+#[tokio::test]
+async fn a_turn_past_its_time_budget_is_killed_and_the_task_handed_back() {
+    let t = tree(FakeModel::hanging()).await;
+    t.inbound(&lead(4), "SM1", "Hi");
+    wait_for(|| t.model.in_flight() == 1).await;
+    t.clock.advance(Duration::from_secs(91));
+    t.registry.supervisor().cast(SupervisorMsg::Sweep).unwrap();
+    wait_for(|| {
+        t.sink
+            .events()
+            .contains(&"turn_budget_exceeded".to_string())
+    })
+    .await;
+    wait_for(|| t.acker.requeues() >= 1).await;
+    wait_for(|| t.model.in_flight() == 0).await;
+    wait_for(|| t.sink.events().contains(&"lead_restarted".to_string())).await;
+}
+
+#[tokio::test]
+async fn an_idle_actor_is_stopped_and_reactivated_on_demand() {
+    let t = tree(FakeModel::answering("ok")).await;
+    t.inbound(&lead(5), "SM1", "Hi");
+    wait_for(|| t.acker.acks() == 1).await;
+    t.clock.advance(Duration::from_secs(901));
+    t.registry.supervisor().cast(SupervisorMsg::Sweep).unwrap();
+    wait_for(|| !t.registry.is_active(&lead(5))).await;
+    t.inbound(&lead(5), "SM2", "Still there?");
+    wait_for(|| t.sms.sent_to(&lead(5)).len() == 2).await;
+    assert_eq!(t.registry.snapshot().await.unwrap().idle_stops, 1);
+}
+
+#[tokio::test]
+async fn an_actor_over_its_memory_budget_is_stopped_and_rebuilt() {
+    let mut cfg = config();
+    cfg.memory_budget_bytes = 64;
+    cfg.restart_max = 10;
+    let t = tree_with(
+        FakeModel::answering("a reply long enough to blow a tiny budget"),
+        cfg,
+        WindowLimits {
+            max_messages: 20,
+            max_bytes: 4096,
+        },
+    )
+    .await;
+    t.inbound(&lead(6), "SM1", "Hi");
+    wait_for(|| {
+        t.sink
+            .events()
+            .contains(&"memory_budget_exceeded".to_string())
+    })
+    .await;
+    wait_for(|| !t.registry.is_active(&lead(6))).await;
+    t.inbound(&lead(6), "SM2", "again");
+    wait_for(|| t.sms.sent_to(&lead(6)).len() == 2).await;
+}

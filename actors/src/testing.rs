@@ -1,0 +1,548 @@
+//! In-memory implementations of the ports, for this crate's tests and for the binary's
+//! harness: a store, an SMS sink, scriptable models, a recording alert sink, an acker, and a
+//! bounded `wait_for`.
+//!
+//! Must not: be used on a production path. They keep everything in memory and hold locks
+//! across nothing but plain data.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+
+use crate::alert_router::{Alert, AlertError, AlertHandle, AlertRouter, AlertSink};
+use crate::ports::*;
+
+/// Polls `cond` every 10 ms for at most 10 s; panics with a clear message if it never holds.
+/// Tests wait on effects with this, never with a bare sleep.
+pub async fn wait_for(mut cond: impl FnMut() -> bool) {
+    wait_for_within(Duration::from_secs(10), &mut cond).await
+}
+
+pub async fn wait_for_within(limit: Duration, cond: &mut impl FnMut() -> bool) {
+    let start = tokio::time::Instant::now();
+    loop {
+        if cond() {
+            return;
+        }
+        if start.elapsed() > limit {
+            panic!("condition not met within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[derive(Default)]
+pub struct RecordingAlertSink {
+    alerts: Mutex<Vec<Alert>>,
+    failures_left: AtomicUsize,
+}
+
+impl RecordingAlertSink {
+    pub fn alerts(&self) -> Vec<Alert> {
+        self.alerts.lock().unwrap().clone()
+    }
+    pub fn events(&self) -> Vec<String> {
+        self.alerts().into_iter().map(|a| a.event).collect()
+    }
+    /// The next `n` deliveries fail.
+    pub fn fail_next(&self, n: usize) {
+        self.failures_left.store(n, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl AlertSink for RecordingAlertSink {
+    async fn deliver(&self, alert: &Alert) -> Result<(), AlertError> {
+        if self
+            .failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(AlertError("sink told to fail".into()));
+        }
+        self.alerts.lock().unwrap().push(alert.clone());
+        Ok(())
+    }
+}
+
+pub async fn test_alerts() -> (AlertHandle, Arc<RecordingAlertSink>) {
+    let sink = Arc::new(RecordingAlertSink::default());
+    let (handle, _join) = AlertRouter::start(sink.clone(), Arc::new(SystemClock))
+        .await
+        .expect("alert router starts");
+    (handle, sink)
+}
+
+enum Behaviour {
+    Answer(String),
+    Hang,
+    Fail(ModelError),
+    /// Panics when a new message contains the text; answers otherwise.
+    PanicOn(String, String),
+    /// Like `PanicOn`, but only the first time.
+    PanicOnce(String, String, AtomicBool),
+}
+
+/// A scriptable model that records every prompt and how many calls ran at once, overall
+/// and per lead.
+pub struct FakeModel {
+    behaviour: Behaviour,
+    latency: Duration,
+    in_flight: AtomicUsize,
+    max_concurrent: AtomicUsize,
+    calls: AtomicUsize,
+    prompts: Mutex<Vec<Prompt>>,
+    per_lead: Mutex<HashMap<LeadId, usize>>,
+    overlap_seen: AtomicBool,
+}
+
+impl FakeModel {
+    fn with(behaviour: Behaviour) -> Self {
+        Self {
+            behaviour,
+            latency: Duration::ZERO,
+            in_flight: AtomicUsize::new(0),
+            max_concurrent: AtomicUsize::new(0),
+            calls: AtomicUsize::new(0),
+            prompts: Mutex::new(Vec::new()),
+            per_lead: Mutex::new(HashMap::new()),
+            overlap_seen: AtomicBool::new(false),
+        }
+    }
+    pub fn answering(text: &str) -> Self {
+        Self::with(Behaviour::Answer(text.to_string()))
+    }
+    pub fn hanging() -> Self {
+        Self::with(Behaviour::Hang)
+    }
+    pub fn failing(e: ModelError) -> Self {
+        Self::with(Behaviour::Fail(e))
+    }
+    pub fn panicking_on(trigger: &str, otherwise: &str) -> Self {
+        Self::with(Behaviour::PanicOn(
+            trigger.to_string(),
+            otherwise.to_string(),
+        ))
+    }
+    pub fn panicking_once_on(trigger: &str, otherwise: &str) -> Self {
+        Self::with(Behaviour::PanicOnce(
+            trigger.to_string(),
+            otherwise.to_string(),
+            AtomicBool::new(false),
+        ))
+    }
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+    pub fn max_concurrent(&self) -> usize {
+        self.max_concurrent.load(Ordering::SeqCst)
+    }
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+    pub fn prompts(&self) -> Vec<Prompt> {
+        self.prompts.lock().unwrap().clone()
+    }
+    /// True if two calls for the same lead ever ran at once.
+    pub fn saw_same_lead_overlap(&self) -> bool {
+        self.overlap_seen.load(Ordering::SeqCst)
+    }
+}
+
+struct CallGuard<'a> {
+    model: &'a FakeModel,
+    lead: LeadId,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        self.model.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if let Ok(mut m) = self.model.per_lead.lock()
+            && let Some(n) = m.get_mut(&self.lead)
+        {
+            *n -= 1;
+        }
+    }
+}
+
+#[async_trait]
+impl ChatModel for FakeModel {
+    fn name(&self) -> &str {
+        "fake"
+    }
+
+    async fn complete(&self, prompt: &Prompt) -> Result<Completion, ModelError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.prompts.lock().unwrap().push(prompt.clone());
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_concurrent.fetch_max(now, Ordering::SeqCst);
+        {
+            let mut m = self.per_lead.lock().unwrap();
+            let n = m.entry(prompt.lead.clone()).or_insert(0);
+            *n += 1;
+            if *n > 1 {
+                self.overlap_seen.store(true, Ordering::SeqCst);
+            }
+        }
+        let _guard = CallGuard {
+            model: self,
+            lead: prompt.lead.clone(),
+        };
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        let text = match &self.behaviour {
+            Behaviour::Answer(t) => t.clone(),
+            Behaviour::Hang => {
+                std::future::pending::<()>().await;
+                unreachable!("pending never resolves")
+            }
+            Behaviour::Fail(e) => return Err(e.clone()),
+            Behaviour::PanicOn(trigger, otherwise) => {
+                let new = &prompt.lines[prompt.lines.len() - prompt.new_messages..];
+                if new.iter().any(|l| l.text.contains(trigger.as_str())) {
+                    panic!("fake model told to panic on {trigger:?}");
+                }
+                otherwise.clone()
+            }
+            Behaviour::PanicOnce(trigger, otherwise, done) => {
+                let new = &prompt.lines[prompt.lines.len() - prompt.new_messages..];
+                if new.iter().any(|l| l.text.contains(trigger.as_str()))
+                    && !done.swap(true, Ordering::SeqCst)
+                {
+                    panic!("fake model told to panic once on {trigger:?}");
+                }
+                otherwise.clone()
+            }
+        };
+        Ok(Completion {
+            text,
+            provider: "fake".into(),
+            input_tokens: 0,
+            output_tokens: 0,
+        })
+    }
+}
+
+/// Records every SMS; can be told to fail.
+#[derive(Default)]
+pub struct FakeSms {
+    sent: Mutex<Vec<(LeadId, String)>>,
+    next_errors: Mutex<Vec<SmsError>>,
+}
+
+impl FakeSms {
+    pub fn sent(&self) -> Vec<(LeadId, String)> {
+        self.sent.lock().unwrap().clone()
+    }
+    pub fn sent_to(&self, lead: &LeadId) -> Vec<String> {
+        self.sent()
+            .into_iter()
+            .filter(|(l, _)| l == lead)
+            .map(|(_, b)| b)
+            .collect()
+    }
+    pub fn fail_next(&self, e: SmsError) {
+        self.next_errors.lock().unwrap().push(e);
+    }
+}
+
+#[async_trait]
+impl SmsSender for FakeSms {
+    async fn send_sms(&self, to: &LeadId, body: &str) -> Result<SentSms, SmsError> {
+        if let Some(e) = self.next_errors.lock().unwrap().pop() {
+            return Err(e);
+        }
+        let mut sent = self.sent.lock().unwrap();
+        sent.push((to.clone(), body.to_string()));
+        Ok(SentSms {
+            provider_sid: format!("SMFAKE{:028}", sent.len()),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+struct MemMessage {
+    id: i64,
+    lead: LeadId,
+    role: Role,
+    body: String,
+    sid: String,
+    /// inbound: pending | answered | no_reply; outbound: queued | sending | sent | …
+    state: String,
+}
+
+#[derive(Default)]
+struct MemInner {
+    messages: Vec<MemMessage>,
+    opted_out: HashMap<LeadId, bool>,
+    turns: Vec<(i64, LeadId, String, Option<String>)>,
+    next_id: i64,
+}
+
+/// An in-memory [`Store`] with the same transactional promises as the SQL one (one mutex,
+/// so every method is atomic).
+#[derive(Default)]
+pub struct MemStore {
+    inner: Mutex<MemInner>,
+    fail: AtomicBool,
+}
+
+impl MemStore {
+    /// Stores an inbound message as the webhook would; false if the sid was already there.
+    pub fn insert_inbound(&self, lead: &LeadId, sid: &str, body: &str) -> bool {
+        let mut g = self.inner.lock().unwrap();
+        if g.messages.iter().any(|m| m.sid == sid) {
+            return false;
+        }
+        g.next_id += 1;
+        let id = g.next_id;
+        g.messages.push(MemMessage {
+            id,
+            lead: lead.clone(),
+            role: Role::Lead,
+            body: body.to_string(),
+            sid: sid.to_string(),
+            state: "pending".into(),
+        });
+        true
+    }
+    pub fn set_opted_out(&self, lead: &LeadId, v: bool) {
+        self.inner.lock().unwrap().opted_out.insert(lead.clone(), v);
+    }
+    /// Every outbound message body with its state, for assertions.
+    pub fn outbound(&self, lead: &LeadId) -> Vec<(String, String)> {
+        self.inner
+            .lock()
+            .unwrap()
+            .messages
+            .iter()
+            .filter(|m| &m.lead == lead && m.role == Role::Agent)
+            .map(|m| (m.body.clone(), m.state.clone()))
+            .collect()
+    }
+    pub fn inbound_states(&self, lead: &LeadId) -> Vec<String> {
+        self.inner
+            .lock()
+            .unwrap()
+            .messages
+            .iter()
+            .filter(|m| &m.lead == lead && m.role == Role::Lead)
+            .map(|m| m.state.clone())
+            .collect()
+    }
+    /// Makes every call fail until told otherwise (a store outage).
+    pub fn set_failing(&self, v: bool) {
+        self.fail.store(v, Ordering::SeqCst);
+    }
+    fn guard(&self) -> Result<std::sync::MutexGuard<'_, MemInner>, StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError("store unavailable (test)".into()));
+        }
+        Ok(self.inner.lock().unwrap())
+    }
+}
+
+#[async_trait]
+impl Store for MemStore {
+    async fn load_history(
+        &self,
+        lead: &LeadId,
+        max_messages: usize,
+    ) -> Result<Vec<ChatLine>, StoreError> {
+        let g = self.guard()?;
+        let mut lines: Vec<ChatLine> = g
+            .messages
+            .iter()
+            .rev()
+            .filter(|m| &m.lead == lead && m.state != "pending")
+            .take(max_messages)
+            .map(|m| ChatLine {
+                role: m.role,
+                text: m.body.clone(),
+            })
+            .collect();
+        lines.reverse();
+        Ok(lines)
+    }
+
+    async fn pending_inbound(&self, lead: &LeadId) -> Result<Vec<PendingInbound>, StoreError> {
+        let g = self.guard()?;
+        Ok(g.messages
+            .iter()
+            .filter(|m| &m.lead == lead && m.role == Role::Lead && m.state == "pending")
+            .map(|m| PendingInbound {
+                id: m.id,
+                message_sid: m.sid.clone(),
+                body: m.body.clone(),
+                received_at: Utc::now(),
+            })
+            .collect())
+    }
+
+    async fn unsent_replies(&self, lead: &LeadId) -> Result<Vec<OutboxReply>, StoreError> {
+        let g = self.guard()?;
+        Ok(g.messages
+            .iter()
+            .filter(|m| &m.lead == lead && m.role == Role::Agent && m.state == "queued")
+            .map(|m| OutboxReply {
+                id: m.id,
+                lead: m.lead.clone(),
+                body: m.body.clone(),
+            })
+            .collect())
+    }
+
+    async fn is_opted_out(&self, lead: &LeadId) -> Result<bool, StoreError> {
+        Ok(*self.guard()?.opted_out.get(lead).unwrap_or(&false))
+    }
+
+    async fn commit_reply(
+        &self,
+        lead: &LeadId,
+        answered: &[i64],
+        body: &str,
+        _provider: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut g = self.guard()?;
+        let all_pending = answered.iter().all(|id| {
+            g.messages
+                .iter()
+                .any(|m| m.id == *id && m.state == "pending")
+        });
+        if !all_pending {
+            return Ok(None);
+        }
+        for m in g.messages.iter_mut() {
+            if answered.contains(&m.id) {
+                m.state = "answered".into();
+            }
+        }
+        g.next_id += 1;
+        let id = g.next_id;
+        g.messages.push(MemMessage {
+            id,
+            lead: lead.clone(),
+            role: Role::Agent,
+            body: body.to_string(),
+            sid: format!("out-{id}"),
+            state: "queued".into(),
+        });
+        Ok(Some(id))
+    }
+
+    async fn mark_no_reply(&self, answered: &[i64], _reason: &str) -> Result<(), StoreError> {
+        let mut g = self.guard()?;
+        for m in g.messages.iter_mut() {
+            if answered.contains(&m.id) && m.state == "pending" {
+                m.state = "no_reply".into();
+            }
+        }
+        Ok(())
+    }
+
+    async fn mark_sending(&self, reply_id: i64) -> Result<bool, StoreError> {
+        let mut g = self.guard()?;
+        match g
+            .messages
+            .iter_mut()
+            .find(|m| m.id == reply_id && m.state == "queued")
+        {
+            Some(m) => {
+                m.state = "sending".into();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn record_send(&self, reply_id: i64, outcome: &SendOutcome) -> Result<(), StoreError> {
+        let mut g = self.guard()?;
+        if let Some(m) = g.messages.iter_mut().find(|m| m.id == reply_id) {
+            m.state = match outcome {
+                SendOutcome::Sent { .. } => "sent",
+                SendOutcome::Failed { .. } => "failed",
+                SendOutcome::Suppressed => "suppressed",
+                SendOutcome::InDoubt { .. } => "in_doubt",
+                SendOutcome::Requeued { .. } => "queued",
+            }
+            .into();
+        }
+        Ok(())
+    }
+
+    async fn begin_turn(&self, lead: &LeadId, worker: &str) -> Result<i64, StoreError> {
+        let mut g = self.guard()?;
+        let id = g.turns.len() as i64 + 1;
+        g.turns.push((id, lead.clone(), worker.to_string(), None));
+        Ok(id)
+    }
+
+    async fn finish_turn(&self, turn_id: i64, outcome: &str) -> Result<(), StoreError> {
+        let mut g = self.guard()?;
+        if let Some(t) = g.turns.iter_mut().find(|t| t.0 == turn_id) {
+            t.3 = Some(outcome.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// An acker that records what happened to each delivery and, when built with
+/// [`TestAcker::redelivering`], hands requeued tasks back like a real queue would.
+#[derive(Clone, Default)]
+pub struct TestAcker {
+    pub acks: Arc<AtomicUsize>,
+    pub requeues: Arc<AtomicUsize>,
+    redeliver: Option<tokio::sync::mpsc::UnboundedSender<LeadId>>,
+    lead: Option<LeadId>,
+}
+
+impl TestAcker {
+    /// Requeued tasks come back through `dispatch`, like a queue's redelivery.
+    pub fn redelivering(dispatch: impl Fn(Delivery) + Send + 'static) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<LeadId>();
+        let mut acker = Self {
+            redeliver: Some(tx),
+            ..Self::default()
+        };
+        let template = acker.clone();
+        tokio::spawn(async move {
+            while let Some(lead) = rx.recv().await {
+                dispatch(template.delivery(&lead));
+            }
+        });
+        acker.lead = None;
+        acker
+    }
+    pub fn delivery(&self, lead: &LeadId) -> Delivery {
+        let mut acker = self.clone();
+        acker.lead = Some(lead.clone());
+        Delivery::new(WakeLead { lead: lead.clone() }, Box::new(acker))
+    }
+    pub fn acks(&self) -> usize {
+        self.acks.load(Ordering::SeqCst)
+    }
+    pub fn requeues(&self) -> usize {
+        self.requeues.load(Ordering::SeqCst)
+    }
+}
+
+impl Acker for TestAcker {
+    fn ack(&self) {
+        self.acks.fetch_add(1, Ordering::SeqCst);
+    }
+    fn requeue(&self) {
+        self.requeues.fetch_add(1, Ordering::SeqCst);
+        if let (Some(tx), Some(lead)) = (&self.redeliver, &self.lead) {
+            let _ = tx.send(lead.clone());
+        }
+    }
+}
