@@ -100,6 +100,14 @@ impl LeadRegistry {
         self.slots.len()
     }
 
+    /// Leads whose actor is in the middle of a turn.
+    pub fn busy_leads(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.activity.busy_since_ms.load(Ordering::SeqCst) != 0)
+            .count()
+    }
+
     pub fn is_active(&self, lead: &LeadId) -> bool {
         self.slots.contains_key(lead)
     }

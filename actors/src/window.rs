@@ -128,7 +128,11 @@ mod tests {
 
     fn line(i: usize) -> ChatLine {
         ChatLine {
-            role: if i % 2 == 0 { Role::Lead } else { Role::Agent },
+            role: if i.is_multiple_of(2) {
+                Role::Lead
+            } else {
+                Role::Agent
+            },
             text: format!("message number {i}"),
         }
     }

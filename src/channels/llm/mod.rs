@@ -1,0 +1,20 @@
+//! Chat model clients: Anthropic (the primary brain when a key is set) and the built-in
+//! rules responder (always last in the chain, so a lead never meets silence).
+//!
+//! Owns: each provider's wire format and the mapping of its failures onto
+//! [`actors::ports::ModelError`]. Must not: retry or fall back (the LLM pool does).
+
+pub mod anthropic;
+pub mod rules;
+
+/// What the agent is told about its job. Kept short: the conversation carries the rest.
+pub fn system_prompt(office_name: &str) -> String {
+    format!(
+        "You are the leasing agent for {office_name}, answering prospective tenants by SMS. \
+         Be warm, brief and concrete: plain text, no markdown, at most two short sentences \
+         (under 300 characters). Qualify the lead one question at a time: bedrooms, move-in \
+         date, budget, housing voucher, pets. When they are qualified or ask to see a unit, \
+         offer a tour. Never invent prices, availability or policies: say you will check \
+         with the team. If several messages arrived together, answer them in one reply."
+    )
+}

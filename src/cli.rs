@@ -1,0 +1,51 @@
+//! The command line: `serve` runs the service; `sms` is the dev helper that plays Twilio
+//! against a running server; `migrate` prepares the database and exits.
+//!
+//! Must not: hold service logic — each command calls into `startup`, `store` or `dev_sms`.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lead-agent",
+    version,
+    about = "An SMS leasing office that runs itself"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the service: webhook, lead actors, model pool and alerts in one process, on
+    /// embedded defaults unless the environment says otherwise.
+    Serve,
+    /// Dev helper: post a signed Twilio-style webhook to a running server and print the
+    /// reply that went out.
+    Sms(SmsArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SmsArgs {
+    /// The lead's phone number.
+    #[arg(long, default_value = "+13125550100")]
+    pub from: String,
+    /// Our number (Twilio's `To`).
+    #[arg(long, default_value = "+13125550000")]
+    pub to: String,
+    /// Where the server listens.
+    #[arg(long, default_value = "http://127.0.0.1:5012")]
+    pub url: String,
+    /// The URL to sign (what Twilio would be configured with). Defaults to PUBLIC_BASE_URL,
+    /// else --url.
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// How long to wait for the reply.
+    #[arg(long, default_value_t = 30)]
+    pub wait_secs: u64,
+    /// The message text.
+    pub text: String,
+}

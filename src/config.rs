@@ -1,0 +1,571 @@
+//! Settings: every environment variable the service reads, with its default or the rule
+//! that makes it required, its meaning, and whether it is a secret.
+//!
+//! Owns: [`ENV_VARS`] (the one list README, the deploy manifests and their tests are checked
+//! against) and [`Settings::from_env`], which reports every problem at once, by name.
+//! Must not: read the environment anywhere else (all reads go through [`read_var`], which
+//! refuses names missing from the list), or print a secret: [`Secret`]'s `Debug` redacts.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// One environment variable the code reads.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvVar {
+    pub name: &'static str,
+    /// Shown in README; `None` when unset means "feature off" or the value is derived.
+    pub default: Option<&'static str>,
+    pub secret: bool,
+    pub doc: &'static str,
+}
+
+const fn var(
+    name: &'static str,
+    default: Option<&'static str>,
+    secret: bool,
+    doc: &'static str,
+) -> EnvVar {
+    EnvVar {
+        name,
+        default,
+        secret,
+        doc,
+    }
+}
+
+/// Every variable, in README order.
+pub const ENV_VARS: &[EnvVar] = &[
+    var("PORT", Some("5012"), false, "HTTP port (the seed's 5012)."),
+    var(
+        "BIND_ADDRESS",
+        Some("0.0.0.0"),
+        false,
+        "Address the HTTP server binds.",
+    ),
+    var(
+        "DATABASE_URL",
+        Some("sqlite://lead-agent.db"),
+        true,
+        "Store. `sqlite://PATH` (created if missing) is the embedded default.",
+    ),
+    var(
+        "PUBLIC_BASE_URL",
+        Some("http://127.0.0.1:$PORT"),
+        false,
+        "Scheme, host and port Twilio uses to reach us; the signature is checked against it plus the request path.",
+    ),
+    var(
+        "TWILIO_ACCOUNT_SID",
+        None,
+        false,
+        "With TWILIO_AUTH_TOKEN and a sender, replies go out through Twilio; unset, the dry-run sender stores and logs them.",
+    ),
+    var(
+        "TWILIO_AUTH_TOKEN",
+        None,
+        true,
+        "Verifies X-Twilio-Signature and authenticates sends. Unset: only loopback peers may post webhooks.",
+    ),
+    var(
+        "TWILIO_MESSAGING_SERVICE_SID",
+        None,
+        false,
+        "Messaging service to send from (alias: the seed's TWILIO_SERVICE_HOMEEASY).",
+    ),
+    var(
+        "TWILIO_SERVICE_HOMEEASY",
+        None,
+        false,
+        "The seed's name for TWILIO_MESSAGING_SERVICE_SID, accepted as an alias.",
+    ),
+    var(
+        "TWILIO_FROM_NUMBER",
+        None,
+        false,
+        "Number to send from when no messaging service is set.",
+    ),
+    var(
+        "TWILIO_API_BASE",
+        Some("https://api.twilio.com"),
+        false,
+        "Twilio REST base URL; the client appends /2010-04-01/Accounts/{sid}/Messages.json.",
+    ),
+    var(
+        "ANTHROPIC_API_KEY",
+        None,
+        true,
+        "When set, Anthropic answers first and the rules responder is the fallback.",
+    ),
+    var(
+        "ANTHROPIC_MODEL",
+        Some("claude-opus-4-6"),
+        false,
+        "Anthropic model id (the seed's primary brain is Claude Opus 4.6).",
+    ),
+    var(
+        "ANTHROPIC_BASE_URL",
+        Some("https://api.anthropic.com"),
+        false,
+        "Anthropic base URL; the client appends /v1/messages.",
+    ),
+    var(
+        "LLM_CONCURRENCY",
+        Some("6"),
+        false,
+        "Most model calls at once in this process (the seed's -c 6).",
+    ),
+    var(
+        "LLM_SOFT_TIMEOUT_SECS",
+        Some("20"),
+        false,
+        "Budget of one provider call; past it the call is cancelled and the next provider asked.",
+    ),
+    var(
+        "LLM_HARD_TIMEOUT_SECS",
+        Some("45"),
+        false,
+        "Budget of the whole provider chain; past it the turn is abandoned, retried and alerted.",
+    ),
+    var(
+        "LEAD_TURN_TIMEOUT_SECS",
+        Some("90"),
+        false,
+        "Budget of one lead turn (model + send); past it the supervisor kills the lead actor and the task is retried.",
+    ),
+    var(
+        "LEAD_IDLE_SECS",
+        Some("900"),
+        false,
+        "A lead actor idle this long is stopped (its state is rebuilt from the store on demand).",
+    ),
+    var(
+        "LEAD_MEMORY_BUDGET_BYTES",
+        Some("65536"),
+        false,
+        "Bytes a lead actor's state may account for; over it the actor is stopped and rebuilt.",
+    ),
+    var(
+        "LEAD_RESTART_MAX",
+        Some("3"),
+        false,
+        "Restarts of one lead actor allowed within LEAD_RESTART_WINDOW_SECS; one more parks the lead with an alert.",
+    ),
+    var(
+        "LEAD_RESTART_WINDOW_SECS",
+        Some("60"),
+        false,
+        "Window of the restart intensity limit.",
+    ),
+    var(
+        "CHAT_WINDOW_MESSAGES",
+        Some("40"),
+        false,
+        "Most conversation lines a lead actor keeps and shows the model.",
+    ),
+    var(
+        "CHAT_WINDOW_BYTES",
+        Some("8192"),
+        false,
+        "Most bytes of conversation text a lead actor keeps and shows the model.",
+    ),
+    var(
+        "OFFICE_NAME",
+        Some("the leasing office"),
+        false,
+        "How the agent names the office in its replies.",
+    ),
+    var(
+        "OPS_TOKEN",
+        None,
+        true,
+        "Bearer token for /ops endpoints. Unset: /ops answers loopback peers only.",
+    ),
+    var(
+        "LOG_FORMAT",
+        Some("pretty"),
+        false,
+        "`pretty` for a terminal, `json` for production log collectors.",
+    ),
+    var(
+        "RUST_LOG",
+        Some("info,sqlx=warn"),
+        false,
+        "Log filter (tracing-subscriber EnvFilter syntax).",
+    ),
+];
+
+/// Reads one variable; empty counts as unset. Panics on a name missing from [`ENV_VARS`]:
+/// an undeclared variable is a bug that the deploy manifests would not catch.
+pub fn read_var(name: &str) -> Option<String> {
+    assert!(
+        ENV_VARS.iter().any(|v| v.name == name),
+        "environment variable {name} is read but not declared in config::ENV_VARS"
+    );
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A value that must never reach a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum TwilioSender {
+    MessagingService(String),
+    From(String),
+}
+
+/// Credentials and sender for real sends; absent means the dry-run sender.
+#[derive(Debug, Clone)]
+pub struct TwilioSettings {
+    pub account_sid: String,
+    pub auth_token: Secret,
+    pub sender: TwilioSender,
+}
+
+#[derive(Debug, Clone)]
+pub struct AnthropicSettings {
+    pub api_key: Secret,
+    pub model: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub port: u16,
+    pub bind_address: IpAddr,
+    pub database_url: Secret,
+    pub public_base_url: String,
+    /// Verifies webhook signatures; independent of sending (a staging setup may verify
+    /// real webhooks and still send dry-run).
+    pub twilio_auth_token: Option<Secret>,
+    pub twilio: Option<TwilioSettings>,
+    pub twilio_api_base: String,
+    pub anthropic: Option<AnthropicSettings>,
+    pub anthropic_base_url: String,
+    pub llm_concurrency: usize,
+    pub llm_soft_timeout: Duration,
+    pub llm_hard_timeout: Duration,
+    pub lead_turn_timeout: Duration,
+    pub lead_idle: Duration,
+    pub lead_memory_budget_bytes: usize,
+    pub lead_restart_max: u32,
+    pub lead_restart_window: Duration,
+    pub chat_window_messages: usize,
+    pub chat_window_bytes: usize,
+    pub office_name: String,
+    pub ops_token: Option<Secret>,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Everything wrong with the environment, reported together.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError(pub Vec<String>);
+
+/// Collects values and problems; each getter records a problem instead of failing fast.
+struct Reader<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn raw(&self, name: &str) -> Option<String> {
+        (self.get)(name)
+    }
+
+    fn string(&self, name: &str) -> String {
+        self.raw(name)
+            .unwrap_or_else(|| default_of(name).to_string())
+    }
+
+    fn parse<T: std::str::FromStr>(&mut self, name: &str) -> T
+    where
+        T::Err: fmt::Display,
+    {
+        let text = self.string(name);
+        match text.trim().parse::<T>() {
+            Ok(v) => v,
+            Err(e) => {
+                self.problems
+                    .push(format!("{name}={text:?} is not valid: {e}"));
+                default_of(name)
+                    .parse::<T>()
+                    .unwrap_or_else(|_| panic!("default of {name} parses"))
+            }
+        }
+    }
+
+    fn positive<T>(&mut self, name: &str) -> T
+    where
+        T: std::str::FromStr + PartialOrd + Default,
+        T::Err: fmt::Display,
+    {
+        let v: T = self.parse(name);
+        if v <= T::default() {
+            self.problems.push(format!("{name} must be greater than 0"));
+        }
+        v
+    }
+
+    fn seconds(&mut self, name: &str) -> Duration {
+        let secs: f64 = self.parse(name);
+        if !(secs.is_finite() && secs > 0.0) {
+            self.problems
+                .push(format!("{name} must be a positive number of seconds"));
+            return Duration::from_secs(1);
+        }
+        Duration::from_secs_f64(secs)
+    }
+}
+
+fn default_of(name: &str) -> &'static str {
+    ENV_VARS
+        .iter()
+        .find(|v| v.name == name)
+        .and_then(|v| v.default)
+        .unwrap_or("")
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&read_var)
+    }
+
+    /// Builds settings from any lookup (tests pass a map). Reports all problems together.
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut r = Reader {
+            get,
+            problems: Vec::new(),
+        };
+        let port: u16 = r.parse("PORT");
+        let bind_address: IpAddr = r.parse("BIND_ADDRESS");
+        let public_base_url = r
+            .raw("PUBLIC_BASE_URL")
+            .unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
+        let public_base_url = public_base_url.trim_end_matches('/').to_string();
+        if url::Url::parse(&public_base_url).is_err() {
+            r.problems
+                .push(format!("PUBLIC_BASE_URL={public_base_url:?} is not a URL"));
+        }
+        let database_url = r.string("DATABASE_URL");
+        if !database_url.starts_with("sqlite:") {
+            r.problems.push(format!(
+                "DATABASE_URL must be a sqlite: URL in this build (got scheme {:?})",
+                database_url.split(':').next().unwrap_or("")
+            ));
+        }
+
+        let auth_token = r.raw("TWILIO_AUTH_TOKEN").map(Secret::new);
+        let account_sid = r.raw("TWILIO_ACCOUNT_SID");
+        let service = r
+            .raw("TWILIO_MESSAGING_SERVICE_SID")
+            .or_else(|| r.raw("TWILIO_SERVICE_HOMEEASY"));
+        let from = r.raw("TWILIO_FROM_NUMBER");
+        let twilio = match (&account_sid, &auth_token) {
+            (None, _) => None,
+            (Some(_), None) => {
+                r.problems
+                    .push("TWILIO_AUTH_TOKEN is required when TWILIO_ACCOUNT_SID is set".into());
+                None
+            }
+            (Some(sid), Some(token)) => {
+                let sender = match (service, from) {
+                    (Some(s), _) => Some(TwilioSender::MessagingService(s)),
+                    (None, Some(f)) => Some(TwilioSender::From(f)),
+                    (None, None) => {
+                        r.problems.push(
+                            "TWILIO_MESSAGING_SERVICE_SID (or TWILIO_SERVICE_HOMEEASY) or \
+                             TWILIO_FROM_NUMBER is required when TWILIO_ACCOUNT_SID is set"
+                                .into(),
+                        );
+                        None
+                    }
+                };
+                sender.map(|sender| TwilioSettings {
+                    account_sid: sid.clone(),
+                    auth_token: token.clone(),
+                    sender,
+                })
+            }
+        };
+
+        let anthropic = r.raw("ANTHROPIC_API_KEY").map(|key| AnthropicSettings {
+            api_key: Secret::new(key),
+            model: r.string("ANTHROPIC_MODEL"),
+        });
+
+        let log_format = match r.string("LOG_FORMAT").as_str() {
+            "json" => LogFormat::Json,
+            "pretty" => LogFormat::Pretty,
+            other => {
+                r.problems
+                    .push(format!("LOG_FORMAT={other:?} must be `pretty` or `json`"));
+                LogFormat::Pretty
+            }
+        };
+
+        let settings = Settings {
+            port,
+            bind_address,
+            database_url: Secret::new(database_url),
+            public_base_url,
+            twilio_auth_token: auth_token,
+            twilio,
+            twilio_api_base: r.string("TWILIO_API_BASE"),
+            anthropic,
+            anthropic_base_url: r.string("ANTHROPIC_BASE_URL"),
+            llm_concurrency: r.positive("LLM_CONCURRENCY"),
+            llm_soft_timeout: r.seconds("LLM_SOFT_TIMEOUT_SECS"),
+            llm_hard_timeout: r.seconds("LLM_HARD_TIMEOUT_SECS"),
+            lead_turn_timeout: r.seconds("LEAD_TURN_TIMEOUT_SECS"),
+            lead_idle: r.seconds("LEAD_IDLE_SECS"),
+            lead_memory_budget_bytes: r.positive("LEAD_MEMORY_BUDGET_BYTES"),
+            lead_restart_max: r.parse("LEAD_RESTART_MAX"),
+            lead_restart_window: r.seconds("LEAD_RESTART_WINDOW_SECS"),
+            chat_window_messages: r.positive("CHAT_WINDOW_MESSAGES"),
+            chat_window_bytes: r.positive("CHAT_WINDOW_BYTES"),
+            office_name: r.string("OFFICE_NAME"),
+            ops_token: r.raw("OPS_TOKEN").map(Secret::new),
+            log_format,
+        };
+        if settings.llm_hard_timeout < settings.llm_soft_timeout {
+            r.problems.push(
+                "LLM_HARD_TIMEOUT_SECS must not be shorter than LLM_SOFT_TIMEOUT_SECS".into(),
+            );
+        }
+        if settings.lead_turn_timeout <= settings.llm_hard_timeout {
+            r.problems.push(
+                "LEAD_TURN_TIMEOUT_SECS must be longer than LLM_HARD_TIMEOUT_SECS (a turn \
+                 includes the model chain)"
+                    .into(),
+            );
+        }
+        if r.problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError(r.problems))
+        }
+    }
+
+    /// Settings from a map, for tests and tools.
+    pub fn from_map(map: &HashMap<&str, &str>) -> Result<Self, ConfigError> {
+        let get = |name: &str| map.get(name).map(|v| v.to_string());
+        Self::from_lookup(&get)
+    }
+
+    /// `host:pid`: names this process in turn records and logs.
+    pub fn worker_id() -> String {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "local".into());
+        format!("{host}:{}", std::process::id())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_environment_at_all() {
+        let s = Settings::from_map(&HashMap::new()).unwrap();
+        assert_eq!(s.port, 5012);
+        assert_eq!(s.public_base_url, "http://127.0.0.1:5012");
+        assert!(s.twilio.is_none() && s.anthropic.is_none());
+        assert_eq!(s.llm_concurrency, 6);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_by_name() {
+        let map = HashMap::from([
+            ("PORT", "eighty"),
+            ("TWILIO_ACCOUNT_SID", "AC123"),
+            ("LLM_CONCURRENCY", "0"),
+            ("LOG_FORMAT", "xml"),
+        ]);
+        let err = Settings::from_map(&map).unwrap_err().to_string();
+        for name in ["PORT", "TWILIO_AUTH_TOKEN", "LLM_CONCURRENCY", "LOG_FORMAT"] {
+            assert!(err.contains(name), "{name} missing from: {err}");
+        }
+    }
+
+    #[test]
+    fn twilio_needs_a_sender_and_accepts_the_seeds_alias() {
+        let map = HashMap::from([
+            ("TWILIO_ACCOUNT_SID", "AC123"),
+            ("TWILIO_AUTH_TOKEN", "tok"),
+        ]);
+        let err = Settings::from_map(&map).unwrap_err().to_string();
+        assert!(err.contains("TWILIO_FROM_NUMBER"));
+        let map = HashMap::from([
+            ("TWILIO_ACCOUNT_SID", "AC123"),
+            ("TWILIO_AUTH_TOKEN", "tok"),
+            ("TWILIO_SERVICE_HOMEEASY", "MG1"),
+        ]);
+        let s = Settings::from_map(&map).unwrap();
+        assert!(matches!(
+            s.twilio.unwrap().sender,
+            TwilioSender::MessagingService(ref m) if m == "MG1"
+        ));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let map = HashMap::from([("TWILIO_AUTH_TOKEN", "supersecret"), ("OPS_TOKEN", "tok2")]);
+        let s = Settings::from_map(&map).unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("supersecret") && !shown.contains("tok2"));
+    }
+
+    #[test]
+    fn every_declared_variable_is_documented_in_the_readme() {
+        let readme = include_str!("../README.md");
+        for v in ENV_VARS {
+            assert!(
+                readme.contains(&format!("`{}`", v.name)),
+                "README.md does not document {}",
+                v.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_declared_variable_is_wired_into_the_deployment() {
+        let manifest = include_str!("../deploy/k8s/deployment.yaml");
+        for v in ENV_VARS {
+            assert!(
+                manifest.contains(&format!("name: {}", v.name)),
+                "deploy/k8s/deployment.yaml does not declare {}",
+                v.name
+            );
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "not declared")]
+    fn reading_an_undeclared_variable_is_refused() {
+        read_var("SOMETHING_UNDECLARED");
+    }
+}

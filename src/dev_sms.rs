@@ -1,0 +1,118 @@
+//! The dev helper behind `lead-agent sms`: plays Twilio against a running server — signs
+//! and posts an inbound webhook, then follows the conversation at /ops until the reply to
+//! that message has gone out, and prints it.
+//!
+//! Must not: be needed in production; it uses only the public HTTP interface.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rand::Rng;
+
+use crate::channels::twilio::compute_signature;
+use crate::cli::SmsArgs;
+use crate::config::read_var;
+use crate::store::MessageView;
+
+pub fn new_message_sid() -> String {
+    let mut rng = rand::rng();
+    let hex: String = (0..32)
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
+        .collect();
+    format!("SM{hex}")
+}
+
+pub async fn run(args: SmsArgs) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let base = args.url.trim_end_matches('/');
+    let sid = new_message_sid();
+    let params: Vec<(String, String)> = [
+        ("MessageSid", sid.as_str()),
+        ("AccountSid", "ACdevhelper000000000000000000000000"),
+        ("From", args.from.as_str()),
+        ("To", args.to.as_str()),
+        ("Body", args.text.as_str()),
+        ("NumMedia", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+
+    let mut request = http.post(format!("{base}/twilio/sms")).form(&params);
+    if let Some(token) = read_var("TWILIO_AUTH_TOKEN") {
+        let public = args
+            .public_url
+            .clone()
+            .or_else(|| read_var("PUBLIC_BASE_URL"))
+            .unwrap_or_else(|| base.to_string());
+        let url = format!("{}/twilio/sms", public.trim_end_matches('/'));
+        request = request.header(
+            "X-Twilio-Signature",
+            compute_signature(&token, &url, &params),
+        );
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("Failed to reach {base} — is `lead-agent serve` running?"))?;
+    let status = response.status();
+    if !status.is_success() {
+        bail!(
+            "webhook rejected: {status} {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+    println!("> {} ({sid}): {}", args.from, args.text);
+
+    let mut url = reqwest::Url::parse(&format!("{base}/ops/leads"))?;
+    url.path_segments_mut()
+        .map_err(|_| anyhow::anyhow!("--url cannot be a base URL"))?
+        .push(&args.from)
+        .push("messages");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.wait_secs);
+    loop {
+        let mut req = http.get(url.clone());
+        if let Some(token) = read_var("OPS_TOKEN") {
+            req = req.bearer_auth(token);
+        }
+        let messages: Vec<MessageView> = req
+            .send()
+            .await
+            .context("Failed to read the conversation")?
+            .error_for_status()
+            .context("Failed to read the conversation")?
+            .json()
+            .await?;
+        if let Some(outcome) = reply_to(&messages, &sid) {
+            println!("{outcome}");
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("no reply within {} s", args.wait_secs);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What became of the message `sid`, once settled: the reply that went out, or why none.
+fn reply_to(messages: &[MessageView], sid: &str) -> Option<String> {
+    let inbound = messages
+        .iter()
+        .find(|m| m.message_sid.as_deref() == Some(sid))?;
+    match inbound.state.as_str() {
+        "no_reply" => Some("(no reply: carrier keyword or opted-out lead)".into()),
+        "answered" => {
+            let reply = messages.iter().find(|m| Some(m.id) == inbound.reply_id)?;
+            match reply.state.as_str() {
+                "sent" => Some(format!(
+                    "< [{}] {}",
+                    reply.provider.as_deref().unwrap_or("?"),
+                    reply.body
+                )),
+                "queued" | "sending" => None,
+                other => Some(format!("(reply not sent: {other}) {}", reply.body)),
+            }
+        }
+        _ => None,
+    }
+}

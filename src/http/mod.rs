@@ -1,0 +1,106 @@
+//! The web role: axum routes for the Twilio webhook, health, readiness and /ops.
+//!
+//! Owns: the router, the shared [`AppState`], and the one error type every handler returns:
+//! client errors become 4xx with a short reason; unexpected errors are logged with their
+//! cause chain and answered 500 (or 503 when the right move for Twilio is to retry) without
+//! details. Must not: do a lead's work inline — the webhook stores, publishes and answers
+//! in milliseconds; slow inline work is what made Twilio retry in the seed.
+
+pub mod health;
+pub mod ops;
+pub mod twilio;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use actors::alert_router::AlertHandle;
+use actors::llm_pool::LlmPool;
+use actors::supervisor::LeadRegistry;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::config::Settings;
+use crate::queue::WorkQueue;
+use crate::store::SqlStore;
+
+/// Twilio's webhooks are a few KB; anything near this is not Twilio.
+pub const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: SqlStore,
+    pub queue: Arc<dyn WorkQueue>,
+    pub alerts: AlertHandle,
+    pub registry: LeadRegistry,
+    pub pool: LlmPool,
+    /// False once shutdown begins: /ready answers 503 so the load balancer drains us.
+    pub accepting: Arc<AtomicBool>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/twilio/sms",
+            post(twilio::receive_sms).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)),
+        )
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/ops/status", get(ops::status))
+        .route("/ops/alerts", get(ops::alerts))
+        .route("/ops/leads/{phone}/messages", get(ops::messages))
+        .route("/ops/leads/{phone}/turns", get(ops::turns))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Every handler's error.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A dependency is down; the caller should retry (Twilio does, on a 5xx).
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        match &self {
+            ApiError::Unexpected(e) => {
+                tracing::error!(error.cause_chain = ?e, "unexpected error");
+                (status, "internal error").into_response()
+            }
+            ApiError::Unavailable(reason) => {
+                tracing::warn!(reason, "answering 503");
+                (status, "temporarily unavailable").into_response()
+            }
+            other => (status, other.to_string()).into_response(),
+        }
+    }
+}
+
+/// True for a peer on this machine: the only callers trusted when no secret is configured.
+pub fn is_local(peer: &SocketAddr) -> bool {
+    peer.ip().is_loopback()
+}

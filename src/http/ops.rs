@@ -1,0 +1,105 @@
+//! `/ops/*`: read-only JSON for operators and the dev helper — a lead's conversation and
+//! turns, recent alerts, and the live state of the actor tree, queue and model pool.
+//!
+//! Owns: access control for operator data: a bearer token (`OPS_TOKEN`) when configured,
+//! otherwise loopback peers only. Must not: be public by default, or change anything.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use actors::ports::LeadId;
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, header};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::{ApiError, AppState, is_local};
+use crate::store::{MessageView, TurnView};
+
+fn authorize(state: &AppState, peer: &SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+    match &state.settings.ops_token {
+        Some(token) => {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
+                Ok(())
+            } else {
+                Err(ApiError::Unauthorized(
+                    "a valid OPS_TOKEN bearer token is required".into(),
+                ))
+            }
+        }
+        None if is_local(peer) => Ok(()),
+        None => Err(ApiError::Forbidden(
+            "OPS_TOKEN is not set: /ops answers loopback only".into(),
+        )),
+    }
+}
+
+pub async fn messages(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(phone): Path<String>,
+) -> Result<Json<Vec<MessageView>>, ApiError> {
+    authorize(&state, &peer, &headers)?;
+    let lead = LeadId::new(phone);
+    let list = state
+        .store
+        .conversation(&lead, 200)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(Json(list))
+}
+
+pub async fn turns(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(phone): Path<String>,
+) -> Result<Json<Vec<TurnView>>, ApiError> {
+    authorize(&state, &peer, &headers)?;
+    let list = state
+        .store
+        .turns(&LeadId::new(phone))
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(Json(list))
+}
+
+pub async fn alerts(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &peer, &headers)?;
+    Ok(Json(json!(state.alerts.recent())))
+}
+
+pub async fn status(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &peer, &headers)?;
+    let pool = state.pool.stats();
+    let tree = state.registry.snapshot().await.unwrap_or_default();
+    Ok(Json(json!({
+        "active_leads": state.registry.active_leads(),
+        "queue_depth": state.queue.depth(),
+        "llm": {
+            "providers": state.pool.provider_names(),
+            "concurrency": state.pool.config().concurrency,
+            "in_flight": pool.in_flight.load(Ordering::SeqCst),
+            "max_in_flight": pool.max_in_flight.load(Ordering::SeqCst),
+            "calls": pool.calls.load(Ordering::SeqCst),
+            "fallbacks": pool.fallbacks.load(Ordering::SeqCst),
+            "hard_timeouts": pool.hard_timeouts.load(Ordering::SeqCst),
+        },
+        "supervisor": tree,
+    })))
+}

@@ -1,0 +1,16 @@
+//! lead-agent: an SMS leasing office that runs itself. The binary's adapters and wiring;
+//! the actor logic lives in the `actors` crate.
+//!
+//! Layout: `config` (every environment variable), `startup` (wiring and shutdown order),
+//! `http` (webhook, health, ops), `store` (SQLite), `queue` (work queue), `channels`
+//! (Twilio, chat models, alert sinks), `cli` and `dev_sms` (commands), `telemetry`.
+
+pub mod channels;
+pub mod cli;
+pub mod config;
+pub mod dev_sms;
+pub mod http;
+pub mod queue;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,531 @@
+//! The store: the conversation state on SQLite (sqlx), with migrations run at start.
+//!
+//! Owns: the schema (`migrations/sqlite`), the webhook's idempotent insert keyed by
+//! `MessageSid`, opt-out state, the outbox states of replies, turn records, and the queries
+//! the start-up re-drive and /ops need. Implements the actors' [`actors::ports::Store`].
+//! Must not: hold a transaction across a network call, or decide policy (what to send, when
+//! to retry): it records what the actors and the webhook decided, each change in one
+//! transaction so a crash between two calls never leaves half of one.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use actors::ports::{
+    ChatLine, LeadId, OutboxReply, PendingInbound, Role, SendOutcome, Store, StoreError,
+};
+use anyhow::Context;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+/// What the webhook does with a message besides storing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InboundKind {
+    /// An ordinary message: it waits for a reply.
+    Conversation,
+    /// STOP and friends: recorded, lead opted out, no reply.
+    OptOut,
+    /// START/YES from an opted-out lead: opted back in, no reply (the carrier confirms).
+    OptIn,
+    /// HELP/INFO: the carrier answers; no reply from us.
+    CarrierHelp,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewInbound<'a> {
+    pub message_sid: &'a str,
+    pub from: &'a LeadId,
+    pub body: &'a str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored now. `needs_turn`: a wake-up must be published.
+    New { needs_turn: bool },
+    /// Seen before (a Twilio retry). `still_pending`: not yet answered, so the wake-up is
+    /// published again in case the first attempt's was lost.
+    Duplicate { still_pending: bool },
+}
+
+/// One message as /ops and the dev helper show it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MessageView {
+    pub id: i64,
+    pub direction: String,
+    pub body: String,
+    pub state: String,
+    pub provider: Option<String>,
+    pub message_sid: Option<String>,
+    pub reply_id: Option<i64>,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct TurnView {
+    pub id: i64,
+    pub lead: String,
+    pub worker: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: SqlitePool,
+}
+
+fn store_err(context: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |e| StoreError(format!("{context}: {e}"))
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+impl SqlStore {
+    /// Opens (creating if missing) the database and runs the migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| "Failed to parse DATABASE_URL as a SQLite URL")?
+            .create_if_missing(true)
+            // WAL lets the webhook's reads and the actors' writes proceed side by side;
+            // NORMAL sync in WAL mode is still crash-safe for committed transactions
+            // against a process crash (the failure this service must survive).
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .with_context(|| "Failed to open the SQLite database")?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .context("Failed to run the SQLite migrations")?;
+        Ok(Self { pool })
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(store_err("ping"))?;
+        Ok(())
+    }
+
+    /// The webhook's write: lead, message and opt-out change in one transaction, keyed by
+    /// `MessageSid` so that a retried or concurrent duplicate stores nothing new.
+    pub async fn accept_inbound(
+        &self,
+        msg: NewInbound<'_>,
+        kind: InboundKind,
+    ) -> Result<Accepted, StoreError> {
+        let at = now();
+        let mut tx = self.pool.begin().await.map_err(store_err("begin"))?;
+        sqlx::query(
+            "INSERT INTO leads (phone, created_at) VALUES (?, ?) ON CONFLICT (phone) DO NOTHING",
+        )
+        .bind(msg.from.as_str())
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_err("insert lead"))?;
+        let (state, detail) = match kind {
+            InboundKind::Conversation => ("pending", None),
+            InboundKind::OptOut => ("no_reply", Some("opt-out keyword")),
+            InboundKind::OptIn => ("no_reply", Some("opt-in keyword")),
+            InboundKind::CarrierHelp => ("no_reply", Some("carrier help keyword")),
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO messages (lead_phone, direction, body, message_sid, state, detail, created_at, updated_at)
+             VALUES (?, 'inbound', ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (message_sid) DO NOTHING",
+        )
+        .bind(msg.from.as_str())
+        .bind(msg.body)
+        .bind(msg.message_sid)
+        .bind(state)
+        .bind(detail)
+        .bind(at)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_err("insert inbound"))?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            let still_pending: Option<String> =
+                sqlx::query_scalar("SELECT state FROM messages WHERE message_sid = ?")
+                    .bind(msg.message_sid)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(store_err("read duplicate"))?;
+            tx.rollback().await.map_err(store_err("rollback"))?;
+            return Ok(Accepted::Duplicate {
+                still_pending: still_pending.as_deref() == Some("pending"),
+            });
+        }
+        match kind {
+            InboundKind::OptOut => {
+                sqlx::query("UPDATE leads SET opted_out = 1, opted_out_at = ? WHERE phone = ?")
+                    .bind(at)
+                    .bind(msg.from.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_err("opt out"))?;
+            }
+            InboundKind::OptIn => {
+                sqlx::query("UPDATE leads SET opted_out = 0, opted_out_at = NULL WHERE phone = ?")
+                    .bind(msg.from.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_err("opt in"))?;
+            }
+            InboundKind::Conversation | InboundKind::CarrierHelp => {}
+        }
+        tx.commit().await.map_err(store_err("commit inbound"))?;
+        Ok(Accepted::New {
+            needs_turn: kind == InboundKind::Conversation,
+        })
+    }
+
+    /// Leads with stored work: unanswered messages or committed, unsent replies. Driven again
+    /// at start so that a crash of the single process loses nothing.
+    pub async fn leads_with_pending_work(&self) -> Result<Vec<LeadId>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT lead_phone FROM messages WHERE state IN ('pending', 'queued')",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_err("pending work"))?;
+        Ok(rows.into_iter().map(LeadId).collect())
+    }
+
+    /// At start, a reply still `sending` was interrupted mid-send: it may or may not have
+    /// gone out. It becomes `in_doubt` (never resent blindly); the caller alerts.
+    pub async fn flag_interrupted_sends(&self) -> Result<Vec<(i64, LeadId)>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE messages SET state = 'in_doubt', detail = 'interrupted during send', updated_at = ?
+             WHERE state = 'sending' RETURNING id, lead_phone",
+        )
+        .bind(now())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_err("flag interrupted sends"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get::<i64, _>(0), LeadId(r.get::<String, _>(1))))
+            .collect())
+    }
+
+    pub async fn conversation(
+        &self,
+        lead: &LeadId,
+        limit: i64,
+    ) -> Result<Vec<MessageView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, direction, body, state, provider, message_sid, reply_id, created_at
+             FROM (SELECT * FROM messages WHERE lead_phone = ? ORDER BY id DESC LIMIT ?)
+             ORDER BY id",
+        )
+        .bind(lead.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_err("conversation"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| MessageView {
+                id: r.get("id"),
+                direction: r.get("direction"),
+                body: r.get("body"),
+                state: r.get("state"),
+                provider: r.get("provider"),
+                message_sid: r.get("message_sid"),
+                reply_id: r.get("reply_id"),
+                created_at: r.get::<DateTime<Utc>, _>("created_at").to_rfc3339(),
+            })
+            .collect())
+    }
+
+    pub async fn turns(&self, lead: &LeadId) -> Result<Vec<TurnView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, lead_phone, worker, started_at, finished_at, outcome FROM turns
+             WHERE lead_phone = ? ORDER BY id",
+        )
+        .bind(lead.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_err("turns"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| TurnView {
+                id: r.get("id"),
+                lead: r.get("lead_phone"),
+                worker: r.get("worker"),
+                started_at: r.get::<DateTime<Utc>, _>("started_at").to_rfc3339(),
+                finished_at: r
+                    .get::<Option<DateTime<Utc>>, _>("finished_at")
+                    .map(|t| t.to_rfc3339()),
+                outcome: r.get("outcome"),
+            })
+            .collect())
+    }
+
+    /// Bulk-loads history for a lead (tests, benchmarks, imports): answered inbound and sent
+    /// outbound lines, alternating, in one transaction.
+    pub async fn import_history(&self, lead: &LeadId, lines: &[ChatLine]) -> anyhow::Result<()> {
+        let at = now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO leads (phone, created_at) VALUES (?, ?) ON CONFLICT (phone) DO NOTHING",
+        )
+        .bind(lead.as_str())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        for line in lines {
+            let (direction, state) = match line.role {
+                Role::Lead => ("inbound", "answered"),
+                Role::Agent => ("outbound", "sent"),
+            };
+            sqlx::query(
+                "INSERT INTO messages (lead_phone, direction, body, state, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(lead.as_str())
+            .bind(direction)
+            .bind(&line.text)
+            .bind(state)
+            .bind(at)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn in_list(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn load_history(
+        &self,
+        lead: &LeadId,
+        max_messages: usize,
+    ) -> Result<Vec<ChatLine>, StoreError> {
+        // Newest first through the (lead, id) index, so the cost is the window, not the
+        // history. Replies the lead never received (failed, suppressed) are not history.
+        let rows = sqlx::query(
+            "SELECT direction, body FROM messages
+             WHERE lead_phone = ? AND state NOT IN ('pending', 'failed', 'suppressed')
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(lead.as_str())
+        .bind(max_messages as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_err("load history"))?;
+        let mut lines: Vec<ChatLine> = rows
+            .into_iter()
+            .map(|r| ChatLine {
+                role: if r.get::<String, _>(0) == "inbound" {
+                    Role::Lead
+                } else {
+                    Role::Agent
+                },
+                text: r.get(1),
+            })
+            .collect();
+        lines.reverse();
+        Ok(lines)
+    }
+
+    async fn pending_inbound(&self, lead: &LeadId) -> Result<Vec<PendingInbound>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, message_sid, body, created_at FROM messages
+             WHERE lead_phone = ? AND state = 'pending' ORDER BY id",
+        )
+        .bind(lead.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_err("pending inbound"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PendingInbound {
+                id: r.get(0),
+                message_sid: r.get::<Option<String>, _>(1).unwrap_or_default(),
+                body: r.get(2),
+                received_at: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn unsent_replies(&self, lead: &LeadId) -> Result<Vec<OutboxReply>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, body FROM messages
+             WHERE lead_phone = ? AND direction = 'outbound' AND state = 'queued' ORDER BY id",
+        )
+        .bind(lead.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_err("unsent replies"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| OutboxReply {
+                id: r.get(0),
+                lead: lead.clone(),
+                body: r.get(1),
+            })
+            .collect())
+    }
+
+    async fn is_opted_out(&self, lead: &LeadId) -> Result<bool, StoreError> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT opted_out FROM leads WHERE phone = ?")
+            .bind(lead.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_err("opt-out state"))?;
+        Ok(v == Some(1))
+    }
+
+    async fn commit_reply(
+        &self,
+        lead: &LeadId,
+        answered: &[i64],
+        body: &str,
+        provider: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let at = now();
+        let mut tx = self.pool.begin().await.map_err(store_err("begin"))?;
+        let reply_id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (lead_phone, direction, body, state, provider, created_at, updated_at)
+             VALUES (?, 'outbound', ?, 'queued', ?, ?, ?) RETURNING id",
+        )
+        .bind(lead.as_str())
+        .bind(body)
+        .bind(provider)
+        .bind(at)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(store_err("insert reply"))?;
+        let sql = format!(
+            "UPDATE messages SET state = 'answered', reply_id = ?, updated_at = ?
+             WHERE state = 'pending' AND lead_phone = ? AND id IN ({})",
+            in_list(answered.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(reply_id)
+            .bind(at)
+            .bind(lead.as_str());
+        for id in answered {
+            q = q.bind(id);
+        }
+        let marked = q
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err("mark answered"))?
+            .rows_affected();
+        if marked != answered.len() as u64 {
+            // Someone else answered part of this burst: write nothing, answer nothing twice.
+            tx.rollback().await.map_err(store_err("rollback"))?;
+            return Ok(None);
+        }
+        tx.commit().await.map_err(store_err("commit reply"))?;
+        Ok(Some(reply_id))
+    }
+
+    async fn mark_no_reply(&self, answered: &[i64], reason: &str) -> Result<(), StoreError> {
+        if answered.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE messages SET state = 'no_reply', detail = ?, updated_at = ?
+             WHERE state = 'pending' AND id IN ({})",
+            in_list(answered.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(reason)
+            .bind(now());
+        for id in answered {
+            q = q.bind(id);
+        }
+        q.execute(&self.pool)
+            .await
+            .map_err(store_err("mark no reply"))?;
+        Ok(())
+    }
+
+    async fn mark_sending(&self, reply_id: i64) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE messages SET state = 'sending', updated_at = ? WHERE id = ? AND state = 'queued'",
+        )
+        .bind(now())
+        .bind(reply_id)
+        .execute(&self.pool)
+        .await
+        .map_err(store_err("mark sending"))?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn record_send(&self, reply_id: i64, outcome: &SendOutcome) -> Result<(), StoreError> {
+        let (state, sid, detail) = match outcome {
+            SendOutcome::Sent { provider_sid } => ("sent", Some(provider_sid.as_str()), None),
+            SendOutcome::Failed { reason } => ("failed", None, Some(reason.as_str())),
+            SendOutcome::Suppressed => ("suppressed", None, Some("lead opted out")),
+            SendOutcome::InDoubt { reason } => ("in_doubt", None, Some(reason.as_str())),
+            SendOutcome::Requeued { reason } => ("queued", None, Some(reason.as_str())),
+        };
+        sqlx::query(
+            "UPDATE messages SET state = ?, message_sid = COALESCE(?, message_sid), detail = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(state)
+        .bind(sid)
+        .bind(detail)
+        .bind(now())
+        .bind(reply_id)
+        .execute(&self.pool)
+        .await
+        .map_err(store_err("record send"))?;
+        Ok(())
+    }
+
+    async fn begin_turn(&self, lead: &LeadId, worker: &str) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO turns (lead_phone, worker, started_at) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(lead.as_str())
+        .bind(worker)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_err("begin turn"))
+    }
+
+    async fn finish_turn(&self, turn_id: i64, outcome: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE turns SET finished_at = ?, outcome = ? WHERE id = ?")
+            .bind(now())
+            .bind(outcome)
+            .bind(turn_id)
+            .execute(&self.pool)
+            .await
+            .map_err(store_err("finish turn"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,152 @@
+//! Store tests against a real SQLite file in a temporary directory.
+
+use actors::ports::{LeadId, SendOutcome, Store};
+
+use super::*;
+
+async fn store() -> (SqlStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    (SqlStore::connect(&url).await.unwrap(), dir)
+}
+
+fn inbound<'a>(sid: &'a str, from: &'a LeadId, body: &'a str) -> NewInbound<'a> {
+    NewInbound {
+        message_sid: sid,
+        from,
+        body,
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_message_sid_stores_nothing_new() {
+    let (s, _d) = store().await;
+    let lead = LeadId::new("+13125550100");
+    let first = s
+        .accept_inbound(inbound("SM1", &lead, "Hi"), InboundKind::Conversation)
+        .await
+        .unwrap();
+    assert_eq!(first, Accepted::New { needs_turn: true });
+    let again = s
+        .accept_inbound(inbound("SM1", &lead, "Hi"), InboundKind::Conversation)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Accepted::Duplicate {
+            still_pending: true
+        }
+    );
+    assert_eq!(s.conversation(&lead, 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_reply_is_committed_with_its_answers_and_sent_once() {
+    let (s, _d) = store().await;
+    let lead = LeadId::new("+13125550100");
+    for (sid, body) in [("SM1", "Hi"), ("SM2", "2br?")] {
+        s.accept_inbound(inbound(sid, &lead, body), InboundKind::Conversation)
+            .await
+            .unwrap();
+    }
+    let pending = s.pending_inbound(&lead).await.unwrap();
+    let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
+    assert_eq!(ids.len(), 2);
+    let reply = s
+        .commit_reply(&lead, &ids, "Hello!", "rules")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(s.pending_inbound(&lead).await.unwrap().is_empty());
+    // A second commit for the same messages writes nothing.
+    assert_eq!(
+        s.commit_reply(&lead, &ids, "again", "rules").await.unwrap(),
+        None
+    );
+    assert_eq!(s.unsent_replies(&lead).await.unwrap().len(), 1);
+    assert!(s.mark_sending(reply).await.unwrap());
+    assert!(
+        !s.mark_sending(reply).await.unwrap(),
+        "a claimed reply cannot be claimed twice"
+    );
+    s.record_send(
+        reply,
+        &SendOutcome::Sent {
+            provider_sid: "SMx".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let conv = s.conversation(&lead, 10).await.unwrap();
+    assert_eq!(conv.len(), 3);
+    assert_eq!(conv[2].state, "sent");
+    assert_eq!(conv[0].reply_id, Some(reply));
+    assert_eq!(
+        s.load_history(&lead, 10).await.unwrap().len(),
+        3,
+        "answered messages and the sent reply are history"
+    );
+}
+
+#[tokio::test]
+async fn opt_out_and_opt_in_flip_the_lead_and_need_no_turn() {
+    let (s, _d) = store().await;
+    let lead = LeadId::new("+13125550100");
+    let r = s
+        .accept_inbound(inbound("SM1", &lead, "STOP"), InboundKind::OptOut)
+        .await
+        .unwrap();
+    assert_eq!(r, Accepted::New { needs_turn: false });
+    assert!(s.is_opted_out(&lead).await.unwrap());
+    s.accept_inbound(inbound("SM2", &lead, "START"), InboundKind::OptIn)
+        .await
+        .unwrap();
+    assert!(!s.is_opted_out(&lead).await.unwrap());
+}
+
+#[tokio::test]
+async fn an_interrupted_send_becomes_in_doubt_and_is_not_resent() {
+    let (s, _d) = store().await;
+    let lead = LeadId::new("+13125550100");
+    s.accept_inbound(inbound("SM1", &lead, "Hi"), InboundKind::Conversation)
+        .await
+        .unwrap();
+    let ids: Vec<i64> = s
+        .pending_inbound(&lead)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    let reply = s
+        .commit_reply(&lead, &ids, "Hello", "rules")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(s.mark_sending(reply).await.unwrap());
+    let flagged = s.flag_interrupted_sends().await.unwrap();
+    assert_eq!(flagged, vec![(reply, lead.clone())]);
+    assert!(s.unsent_replies(&lead).await.unwrap().is_empty());
+    assert!(s.leads_with_pending_work().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn history_is_read_newest_first_within_the_limit() {
+    let (s, _d) = store().await;
+    let lead = LeadId::new("+13125550100");
+    let lines: Vec<ChatLine> = (0..10_000u32)
+        .map(|i| ChatLine {
+            role: if i.is_multiple_of(2) {
+                Role::Lead
+            } else {
+                Role::Agent
+            },
+            text: format!("line {i}"),
+        })
+        .collect();
+    s.import_history(&lead, &lines).await.unwrap();
+    let h = s.load_history(&lead, 40).await.unwrap();
+    assert_eq!(h.len(), 40);
+    assert_eq!(h.first().unwrap().text, "line 9960");
+    assert_eq!(h.last().unwrap().text, "line 9999");
+}

@@ -1,0 +1,131 @@
+//! The embedded defaults of `lead-agent serve`: no keys, no services — and restart safety.
+
+use std::process::Command;
+
+use actors::ports::{LeadId, Store};
+use lead_agent::store::{InboundKind, NewInbound, SqlStore};
+
+use crate::helpers::*;
+
+fn embedded() -> TestOptions {
+    TestOptions {
+        embedded_defaults: true,
+        ..TestOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn with_no_keys_a_local_webhook_is_answered_by_the_rules_responder_in_dry_run() {
+    let app = spawn_app_with(embedded()).await;
+    let lead = "+13125550901";
+    // Unsigned: without TWILIO_AUTH_TOKEN only loopback peers are accepted, and we are one.
+    let params = sms_params(
+        "SM0000000000000000000000000000e001",
+        lead,
+        "Hi, is the 2BR still available?",
+    );
+    let (status, _) = app
+        .post_form(
+            &encode_form(&params),
+            None,
+            "application/x-www-form-urlencoded",
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.wait_settled(lead).await;
+    let conv = app.conversation(lead).await;
+    assert_eq!(conv[1].provider.as_deref(), Some("rules"));
+    assert_eq!(conv[1].state, "sent");
+    assert!(
+        conv[1]
+            .message_sid
+            .as_deref()
+            .unwrap()
+            .starts_with("DRYRUN")
+    );
+    assert!(app.twilio.sent().is_empty(), "nothing reaches any carrier");
+}
+
+#[tokio::test]
+async fn the_dev_helper_prints_the_reply_that_went_out() {
+    let app = spawn_app_with(embedded()).await;
+    let url = app.base_url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_lead-agent"))
+            .args([
+                "sms",
+                "--from",
+                "+13125550902",
+                "--url",
+                &url,
+                "Hi, is the 2BR still available?",
+            ])
+            .env_remove("TWILIO_AUTH_TOKEN")
+            .env_remove("OPS_TOKEN")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("< [rules] "), "{stdout}");
+}
+
+#[tokio::test]
+async fn messages_stored_before_a_crash_are_answered_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash.db");
+    let lead = LeadId::new("+13125551001");
+    {
+        // The previous process stored two messages, committed a reply to an older one and
+        // was killed mid-send of it; then died before the other was processed.
+        let store = SqlStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        for (sid, body) in [
+            ("SM0000000000000000000000000000c001", "first"),
+            ("SM0000000000000000000000000000c002", "second"),
+        ] {
+            store
+                .accept_inbound(
+                    NewInbound {
+                        message_sid: sid,
+                        from: &lead,
+                        body,
+                    },
+                    InboundKind::Conversation,
+                )
+                .await
+                .unwrap();
+        }
+        let first = store.pending_inbound(&lead).await.unwrap()[0].id;
+        let reply = store
+            .commit_reply(&lead, &[first], "reply to first", "anthropic")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(store.mark_sending(reply).await.unwrap());
+    }
+    let app = spawn_app_with(TestOptions {
+        database: Some(db.clone()),
+        ..TestOptions::default()
+    })
+    .await;
+    let sent = app.wait_for_sms(lead.as_str(), 1).await;
+    assert_eq!(sent, vec!["Reply to: second"]);
+    app.wait_settled(lead.as_str()).await;
+    let conv = app.conversation(lead.as_str()).await;
+    let interrupted = conv.iter().find(|m| m.body == "reply to first").unwrap();
+    assert_eq!(interrupted.state, "in_doubt", "never resent blindly");
+    assert!(
+        app.alert_events()
+            .await
+            .contains(&"sms_in_doubt".to_string())
+    );
+    assert_eq!(app.twilio.sent_to(lead.as_str()).len(), 1);
+}
