@@ -194,6 +194,19 @@ pub enum SendOutcome {
     },
 }
 
+impl SendOutcome {
+    /// The outbox state this outcome leaves the reply in.
+    pub fn state(&self) -> &'static str {
+        match self {
+            SendOutcome::Sent { .. } => "sent",
+            SendOutcome::Failed { .. } => "failed",
+            SendOutcome::Suppressed => "suppressed",
+            SendOutcome::InDoubt { .. } => "in_doubt",
+            SendOutcome::Requeued { .. } => "queued",
+        }
+    }
+}
+
 /// Everything the lead actors need from durable storage. Each method is one transaction.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

@@ -467,14 +467,7 @@ impl Store for MemStore {
     async fn record_send(&self, reply_id: i64, outcome: &SendOutcome) -> Result<(), StoreError> {
         let mut g = self.guard()?;
         if let Some(m) = g.messages.iter_mut().find(|m| m.id == reply_id) {
-            m.state = match outcome {
-                SendOutcome::Sent { .. } => "sent",
-                SendOutcome::Failed { .. } => "failed",
-                SendOutcome::Suppressed => "suppressed",
-                SendOutcome::InDoubt { .. } => "in_doubt",
-                SendOutcome::Requeued { .. } => "queued",
-            }
-            .into();
+            m.state = outcome.state().into();
         }
         Ok(())
     }

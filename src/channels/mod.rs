@@ -7,3 +7,14 @@ pub mod dry_run;
 pub mod llm;
 pub mod log_alerts;
 pub mod twilio;
+
+use std::time::Duration;
+
+/// The HTTP client every vendor adapter uses: a whole-request timeout, and a short connect
+/// timeout so that an unreachable host fails fast (and is classed as never sent).
+pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+}

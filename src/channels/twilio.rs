@@ -105,12 +105,8 @@ impl TwilioClient {
         api_base: &str,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .build()?;
         Ok(Self {
-            http,
+            http: crate::channels::http_client(timeout)?,
             messages_url: format!(
                 "{}/2010-04-01/Accounts/{}/Messages.json",
                 api_base.trim_end_matches('/'),

@@ -481,18 +481,18 @@ impl Store for SqlStore {
     }
 
     async fn record_send(&self, reply_id: i64, outcome: &SendOutcome) -> Result<(), StoreError> {
-        let (state, sid, detail) = match outcome {
-            SendOutcome::Sent { provider_sid } => ("sent", Some(provider_sid.as_str()), None),
-            SendOutcome::Failed { reason } => ("failed", None, Some(reason.as_str())),
-            SendOutcome::Suppressed => ("suppressed", None, Some("lead opted out")),
-            SendOutcome::InDoubt { reason } => ("in_doubt", None, Some(reason.as_str())),
-            SendOutcome::Requeued { reason } => ("queued", None, Some(reason.as_str())),
+        let (sid, detail) = match outcome {
+            SendOutcome::Sent { provider_sid } => (Some(provider_sid.as_str()), None),
+            SendOutcome::Suppressed => (None, Some("lead opted out")),
+            SendOutcome::Failed { reason }
+            | SendOutcome::InDoubt { reason }
+            | SendOutcome::Requeued { reason } => (None, Some(reason.as_str())),
         };
         sqlx::query(
             "UPDATE messages SET state = ?, message_sid = COALESCE(?, message_sid), detail = ?, updated_at = ?
              WHERE id = ?",
         )
-        .bind(state)
+        .bind(outcome.state())
         .bind(sid)
         .bind(detail)
         .bind(now())

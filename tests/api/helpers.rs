@@ -447,15 +447,24 @@ impl TestApp {
             .unwrap()
     }
 
-    pub async fn alerts(&self) -> Vec<Value> {
+    /// GETs a path of the app and decodes its JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
         self.http
-            .get(format!("{}/ops/alerts", self.base_url))
+            .get(format!("{}{path}", self.base_url))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap()
+    }
+
+    pub async fn alerts(&self) -> Vec<Value> {
+        self.get_json("/ops/alerts")
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub async fn alert_events(&self) -> Vec<String> {

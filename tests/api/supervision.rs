@@ -53,15 +53,7 @@ async fn a_lead_that_keeps_failing_is_parked_with_an_alert_not_restarted_forever
         .filter(|e| *e == "lead_restarted")
         .count();
     assert_eq!(restarts, 2);
-    let status: serde_json::Value = app
-        .http
-        .get(format!("{}/ops/status", app.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = app.get_json("/ops/status").await;
     assert_eq!(status["supervisor"]["parked"][0], lead);
     // Other leads are unaffected.
     app.post_sms("+13125550503", "hello").await;

@@ -169,15 +169,7 @@ async fn the_same_message_sid_posted_twice_yields_one_reply() {
 #[tokio::test]
 async fn health_and_readiness_answer() {
     let app = spawn_app().await;
-    let health: serde_json::Value = app
-        .http
-        .get(format!("{}/health", app.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = app.get_json("/health").await;
     assert_eq!(health["status"], "ok");
     assert!(health["version"].is_string() && health["commit"].is_string());
     let ready = app

@@ -78,12 +78,8 @@ impl AnthropicClient {
         system: String,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .build()?;
         Ok(Self {
-            http,
+            http: crate::channels::http_client(timeout)?,
             url: format!("{}/v1/messages", base_url.trim_end_matches('/')),
             api_key,
             model,
