@@ -48,7 +48,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "DATABASE_URL",
         Some("sqlite://lead-agent.db"),
         true,
-        "Store. `sqlite://PATH` (created if missing) is the embedded default.",
+        "Store: `sqlite://PATH` (created if missing; the embedded default) or `postgres://USER:PASS@HOST:PORT/DB` (production).",
     ),
     var(
         "PUBLIC_BASE_URL",
@@ -370,9 +370,9 @@ impl Settings {
                 .push(format!("PUBLIC_BASE_URL={public_base_url:?} is not a URL"));
         }
         let database_url = r.string("DATABASE_URL");
-        if !database_url.starts_with("sqlite:") {
+        if !(database_url.starts_with("sqlite:") || crate::store::is_postgres_url(&database_url)) {
             r.problems.push(format!(
-                "DATABASE_URL must be a sqlite: URL in this build (got scheme {:?})",
+                "DATABASE_URL must be a sqlite:, postgres: or postgresql: URL (got scheme {:?})",
                 database_url.split(':').next().unwrap_or("")
             ));
         }

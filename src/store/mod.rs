@@ -17,6 +17,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
@@ -72,9 +73,32 @@ pub struct TurnView {
     pub outcome: Option<String>,
 }
 
+/// The store over either engine. Every query is written once, with `$N` placeholders
+/// (both drivers accept them), and runs on whichever pool this is.
 #[derive(Clone)]
 pub struct SqlStore {
-    pool: SqlitePool,
+    pool: Pool,
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool: the body is compiled once per
+/// engine, so each gets its own statically typed sqlx calls from one text.
+macro_rules! with_pool {
+    ($self:ident, $pool:ident => $body:block) => {
+        match &$self.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 fn store_err(context: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
@@ -86,37 +110,68 @@ fn now() -> DateTime<Utc> {
 }
 
 impl SqlStore {
-    /// Opens (creating if missing) the database and runs the migrations.
+    /// Opens the database named by `url` and runs its migrations: `sqlite:` (created if
+    /// missing) or `postgres:` / `postgresql:`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .with_context(|| "Failed to parse DATABASE_URL as a SQLite URL")?
-            .create_if_missing(true)
-            // WAL lets the webhook's reads and the actors' writes proceed side by side;
-            // NORMAL sync in WAL mode is still crash-safe for committed transactions
-            // against a process crash (the failure this service must survive).
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await
-            .with_context(|| "Failed to open the SQLite database")?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .context("Failed to run the SQLite migrations")?;
+        let pool = if is_postgres_url(url) {
+            let options = PgConnectOptions::from_str(url)
+                .context("Failed to parse DATABASE_URL as a PostgreSQL URL")?;
+            let pool = PgPoolOptions::new()
+                .max_connections(10)
+                // Fail fast while the database is away: the webhook answers 503 (Twilio
+                // retries) instead of holding the request past Twilio's 15 s.
+                .acquire_timeout(Duration::from_secs(3))
+                .connect_with(options)
+                .await
+                .context("Failed to connect to PostgreSQL")?;
+            sqlx::migrate!("./migrations/postgres")
+                .run(&pool)
+                .await
+                .context("Failed to run the PostgreSQL migrations")?;
+            Pool::Postgres(pool)
+        } else {
+            let options = SqliteConnectOptions::from_str(url)
+                .context("Failed to parse DATABASE_URL as a SQLite URL")?
+                .create_if_missing(true)
+                // WAL lets the webhook's reads and the actors' writes proceed side by side;
+                // NORMAL sync in WAL mode keeps committed transactions across a process
+                // crash (the failure this mode must survive).
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await
+                .context("Failed to open the SQLite database")?;
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&pool)
+                .await
+                .context("Failed to run the SQLite migrations")?;
+            Pool::Sqlite(pool)
+        };
         Ok(Self { pool })
     }
 
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(store_err("ping"))?;
-        Ok(())
+        with_pool!(self, pool => {
+
+            sqlx::query("SELECT 1")
+                .execute(pool)
+                .await
+                .map_err(store_err("ping"))?;
+            Ok(())
+
+        })
     }
 
     /// The webhook's write: lead, message and opt-out change in one transaction, keyed by
@@ -126,102 +181,114 @@ impl SqlStore {
         msg: NewInbound<'_>,
         kind: InboundKind,
     ) -> Result<Accepted, StoreError> {
-        let at = now();
-        let mut tx = self.pool.begin().await.map_err(store_err("begin"))?;
-        sqlx::query(
-            "INSERT INTO leads (phone, created_at) VALUES (?, ?) ON CONFLICT (phone) DO NOTHING",
-        )
-        .bind(msg.from.as_str())
-        .bind(at)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_err("insert lead"))?;
-        let (state, detail) = match kind {
-            InboundKind::Conversation => ("pending", None),
-            InboundKind::OptOut => ("no_reply", Some("opt-out keyword")),
-            InboundKind::OptIn => ("no_reply", Some("opt-in keyword")),
-            InboundKind::CarrierHelp => ("no_reply", Some("carrier help keyword")),
-        };
-        let inserted = sqlx::query(
-            "INSERT INTO messages (lead_phone, direction, body, message_sid, state, detail, created_at, updated_at)
-             VALUES (?, 'inbound', ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (message_sid) DO NOTHING",
-        )
-        .bind(msg.from.as_str())
-        .bind(msg.body)
-        .bind(msg.message_sid)
-        .bind(state)
-        .bind(detail)
-        .bind(at)
-        .bind(at)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_err("insert inbound"))?
-        .rows_affected()
-            == 1;
-        if !inserted {
-            let still_pending: Option<String> =
-                sqlx::query_scalar("SELECT state FROM messages WHERE message_sid = ?")
-                    .bind(msg.message_sid)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(store_err("read duplicate"))?;
-            tx.rollback().await.map_err(store_err("rollback"))?;
-            return Ok(Accepted::Duplicate {
-                still_pending: still_pending.as_deref() == Some("pending"),
-            });
-        }
-        match kind {
-            InboundKind::OptOut => {
-                sqlx::query("UPDATE leads SET opted_out = 1, opted_out_at = ? WHERE phone = ?")
-                    .bind(at)
-                    .bind(msg.from.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(store_err("opt out"))?;
+        with_pool!(self, pool => {
+
+            let at = now();
+            let mut tx = pool.begin().await.map_err(store_err("begin"))?;
+            sqlx::query(
+                "INSERT INTO leads (phone, created_at) VALUES ($1, $2) ON CONFLICT (phone) DO NOTHING",
+            )
+            .bind(msg.from.as_str())
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err("insert lead"))?;
+            let (state, detail) = match kind {
+                InboundKind::Conversation => ("pending", None),
+                InboundKind::OptOut => ("no_reply", Some("opt-out keyword")),
+                InboundKind::OptIn => ("no_reply", Some("opt-in keyword")),
+                InboundKind::CarrierHelp => ("no_reply", Some("carrier help keyword")),
+            };
+            let inserted = sqlx::query(
+                "INSERT INTO messages (lead_phone, direction, body, message_sid, state, detail, created_at, updated_at)
+                 VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (message_sid) DO NOTHING",
+            )
+            .bind(msg.from.as_str())
+            .bind(msg.body)
+            .bind(msg.message_sid)
+            .bind(state)
+            .bind(detail)
+            .bind(at)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err("insert inbound"))?
+            .rows_affected()
+                == 1;
+            if !inserted {
+                let still_pending: Option<String> =
+                    sqlx::query_scalar("SELECT state FROM messages WHERE message_sid = $1")
+                        .bind(msg.message_sid)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(store_err("read duplicate"))?;
+                tx.rollback().await.map_err(store_err("rollback"))?;
+                return Ok(Accepted::Duplicate {
+                    still_pending: still_pending.as_deref() == Some("pending"),
+                });
             }
-            InboundKind::OptIn => {
-                sqlx::query("UPDATE leads SET opted_out = 0, opted_out_at = NULL WHERE phone = ?")
-                    .bind(msg.from.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(store_err("opt in"))?;
+            match kind {
+                InboundKind::OptOut => {
+                    sqlx::query("UPDATE leads SET opted_out = 1, opted_out_at = $1 WHERE phone = $2")
+                        .bind(at)
+                        .bind(msg.from.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store_err("opt out"))?;
+                }
+                InboundKind::OptIn => {
+                    sqlx::query("UPDATE leads SET opted_out = 0, opted_out_at = NULL WHERE phone = $1")
+                        .bind(msg.from.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store_err("opt in"))?;
+                }
+                InboundKind::Conversation | InboundKind::CarrierHelp => {}
             }
-            InboundKind::Conversation | InboundKind::CarrierHelp => {}
-        }
-        tx.commit().await.map_err(store_err("commit inbound"))?;
-        Ok(Accepted::New {
-            needs_turn: kind == InboundKind::Conversation,
+            tx.commit().await.map_err(store_err("commit inbound"))?;
+            Ok(Accepted::New {
+                needs_turn: kind == InboundKind::Conversation,
+            })
+
         })
     }
 
     /// Leads with stored work: unanswered messages or committed, unsent replies. Driven again
     /// at start so that a crash of the single process loses nothing.
     pub async fn leads_with_pending_work(&self) -> Result<Vec<LeadId>, StoreError> {
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT lead_phone FROM messages WHERE state IN ('pending', 'queued')",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_err("pending work"))?;
-        Ok(rows.into_iter().map(LeadId).collect())
+        with_pool!(self, pool => {
+
+            let rows: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT lead_phone FROM messages WHERE state IN ('pending', 'queued')",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(store_err("pending work"))?;
+            Ok(rows.into_iter().map(LeadId).collect())
+
+        })
     }
 
     /// At start, a reply still `sending` was interrupted mid-send: it may or may not have
     /// gone out. It becomes `in_doubt` (never resent blindly); the caller alerts.
     pub async fn flag_interrupted_sends(&self) -> Result<Vec<(i64, LeadId)>, StoreError> {
-        let rows = sqlx::query(
-            "UPDATE messages SET state = 'in_doubt', detail = 'interrupted during send', updated_at = ?
-             WHERE state = 'sending' RETURNING id, lead_phone",
-        )
-        .bind(now())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_err("flag interrupted sends"))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.get::<i64, _>(0), LeadId(r.get::<String, _>(1))))
-            .collect())
+        with_pool!(self, pool => {
+
+            let rows = sqlx::query(
+                "UPDATE messages SET state = 'in_doubt', detail = 'interrupted during send', updated_at = $1
+                 WHERE state = 'sending' RETURNING id, lead_phone",
+            )
+            .bind(now())
+            .fetch_all(pool)
+            .await
+            .map_err(store_err("flag interrupted sends"))?;
+            Ok(rows
+                .into_iter()
+                .map(|r| (r.get::<i64, _>(0), LeadId(r.get::<String, _>(1))))
+                .collect())
+
+        })
     }
 
     pub async fn conversation(
@@ -229,92 +296,108 @@ impl SqlStore {
         lead: &LeadId,
         limit: i64,
     ) -> Result<Vec<MessageView>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, direction, body, state, provider, message_sid, reply_id, created_at
-             FROM (SELECT * FROM messages WHERE lead_phone = ? ORDER BY id DESC LIMIT ?)
-             ORDER BY id",
-        )
-        .bind(lead.as_str())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_err("conversation"))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| MessageView {
-                id: r.get("id"),
-                direction: r.get("direction"),
-                body: r.get("body"),
-                state: r.get("state"),
-                provider: r.get("provider"),
-                message_sid: r.get("message_sid"),
-                reply_id: r.get("reply_id"),
-                created_at: r.get::<DateTime<Utc>, _>("created_at").to_rfc3339(),
-            })
-            .collect())
+        with_pool!(self, pool => {
+
+            let rows = sqlx::query(
+                "SELECT id, direction, body, state, provider, message_sid, reply_id, created_at
+                 FROM (SELECT * FROM messages WHERE lead_phone = $1 ORDER BY id DESC LIMIT $2) AS recent
+                 ORDER BY id",
+            )
+            .bind(lead.as_str())
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(store_err("conversation"))?;
+            Ok(rows
+                .into_iter()
+                .map(|r| MessageView {
+                    id: r.get("id"),
+                    direction: r.get("direction"),
+                    body: r.get("body"),
+                    state: r.get("state"),
+                    provider: r.get("provider"),
+                    message_sid: r.get("message_sid"),
+                    reply_id: r.get("reply_id"),
+                    created_at: r.get::<DateTime<Utc>, _>("created_at").to_rfc3339(),
+                })
+                .collect())
+
+        })
     }
 
     pub async fn turns(&self, lead: &LeadId) -> Result<Vec<TurnView>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, lead_phone, worker, started_at, finished_at, outcome FROM turns
-             WHERE lead_phone = ? ORDER BY id",
-        )
-        .bind(lead.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_err("turns"))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| TurnView {
-                id: r.get("id"),
-                lead: r.get("lead_phone"),
-                worker: r.get("worker"),
-                started_at: r.get::<DateTime<Utc>, _>("started_at").to_rfc3339(),
-                finished_at: r
-                    .get::<Option<DateTime<Utc>>, _>("finished_at")
-                    .map(|t| t.to_rfc3339()),
-                outcome: r.get("outcome"),
-            })
-            .collect())
+        with_pool!(self, pool => {
+
+            let rows = sqlx::query(
+                "SELECT id, lead_phone, worker, started_at, finished_at, outcome FROM turns
+                 WHERE lead_phone = $1 ORDER BY id",
+            )
+            .bind(lead.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(store_err("turns"))?;
+            Ok(rows
+                .into_iter()
+                .map(|r| TurnView {
+                    id: r.get("id"),
+                    lead: r.get("lead_phone"),
+                    worker: r.get("worker"),
+                    started_at: r.get::<DateTime<Utc>, _>("started_at").to_rfc3339(),
+                    finished_at: r
+                        .get::<Option<DateTime<Utc>>, _>("finished_at")
+                        .map(|t| t.to_rfc3339()),
+                    outcome: r.get("outcome"),
+                })
+                .collect())
+
+        })
     }
 
     /// Bulk-loads history for a lead (tests, benchmarks, imports): answered inbound and sent
     /// outbound lines, alternating, in one transaction.
     pub async fn import_history(&self, lead: &LeadId, lines: &[ChatLine]) -> anyhow::Result<()> {
-        let at = now();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO leads (phone, created_at) VALUES (?, ?) ON CONFLICT (phone) DO NOTHING",
-        )
-        .bind(lead.as_str())
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        for line in lines {
-            let (direction, state) = match line.role {
-                Role::Lead => ("inbound", "answered"),
-                Role::Agent => ("outbound", "sent"),
-            };
+        with_pool!(self, pool => {
+
+            let at = now();
+            let mut tx = pool.begin().await?;
             sqlx::query(
-                "INSERT INTO messages (lead_phone, direction, body, state, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO leads (phone, created_at) VALUES ($1, $2) ON CONFLICT (phone) DO NOTHING",
             )
             .bind(lead.as_str())
-            .bind(direction)
-            .bind(&line.text)
-            .bind(state)
-            .bind(at)
             .bind(at)
             .execute(&mut *tx)
             .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+            for line in lines {
+                let (direction, state) = match line.role {
+                    Role::Lead => ("inbound", "answered"),
+                    Role::Agent => ("outbound", "sent"),
+                };
+                sqlx::query(
+                    "INSERT INTO messages (lead_phone, direction, body, state, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(lead.as_str())
+                .bind(direction)
+                .bind(&line.text)
+                .bind(state)
+                .bind(at)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+
+        })
     }
 }
 
-fn in_list(n: usize) -> String {
-    vec!["?"; n].join(", ")
+/// `$first, $first+1, …`: `n` numbered placeholders (both drivers take `$N`).
+fn in_list(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[async_trait]
@@ -324,79 +407,95 @@ impl Store for SqlStore {
         lead: &LeadId,
         max_messages: usize,
     ) -> Result<Vec<ChatLine>, StoreError> {
-        // Newest first through the (lead, id) index, so the cost is the window, not the
-        // history. Replies the lead never received (failed, suppressed) are not history.
-        let rows = sqlx::query(
-            "SELECT direction, body FROM messages
-             WHERE lead_phone = ? AND state NOT IN ('pending', 'failed', 'suppressed')
-             ORDER BY id DESC LIMIT ?",
-        )
-        .bind(lead.as_str())
-        .bind(max_messages as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_err("load history"))?;
-        let mut lines: Vec<ChatLine> = rows
-            .into_iter()
-            .map(|r| ChatLine {
-                role: if r.get::<String, _>(0) == "inbound" {
-                    Role::Lead
-                } else {
-                    Role::Agent
-                },
-                text: r.get(1),
-            })
-            .collect();
-        lines.reverse();
-        Ok(lines)
+        with_pool!(self, pool => {
+
+            // Newest first through the (lead, id) index, so the cost is the window, not the
+            // history. Replies the lead never received (failed, suppressed) are not history.
+            let rows = sqlx::query(
+                "SELECT direction, body FROM messages
+                 WHERE lead_phone = $1 AND state NOT IN ('pending', 'failed', 'suppressed')
+                 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(lead.as_str())
+            .bind(max_messages as i64)
+            .fetch_all(pool)
+            .await
+            .map_err(store_err("load history"))?;
+            let mut lines: Vec<ChatLine> = rows
+                .into_iter()
+                .map(|r| ChatLine {
+                    role: if r.get::<String, _>(0) == "inbound" {
+                        Role::Lead
+                    } else {
+                        Role::Agent
+                    },
+                    text: r.get(1),
+                })
+                .collect();
+            lines.reverse();
+            Ok(lines)
+
+        })
     }
 
     async fn pending_inbound(&self, lead: &LeadId) -> Result<Vec<PendingInbound>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, message_sid, body, created_at FROM messages
-             WHERE lead_phone = ? AND state = 'pending' ORDER BY id",
-        )
-        .bind(lead.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_err("pending inbound"))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| PendingInbound {
-                id: r.get(0),
-                message_sid: r.get::<Option<String>, _>(1).unwrap_or_default(),
-                body: r.get(2),
-                received_at: r.get(3),
-            })
-            .collect())
+        with_pool!(self, pool => {
+
+            let rows = sqlx::query(
+                "SELECT id, message_sid, body, created_at FROM messages
+                 WHERE lead_phone = $1 AND state = 'pending' ORDER BY id",
+            )
+            .bind(lead.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(store_err("pending inbound"))?;
+            Ok(rows
+                .into_iter()
+                .map(|r| PendingInbound {
+                    id: r.get(0),
+                    message_sid: r.get::<Option<String>, _>(1).unwrap_or_default(),
+                    body: r.get(2),
+                    received_at: r.get(3),
+                })
+                .collect())
+
+        })
     }
 
     async fn unsent_replies(&self, lead: &LeadId) -> Result<Vec<OutboxReply>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, body FROM messages
-             WHERE lead_phone = ? AND direction = 'outbound' AND state = 'queued' ORDER BY id",
-        )
-        .bind(lead.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_err("unsent replies"))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| OutboxReply {
-                id: r.get(0),
-                lead: lead.clone(),
-                body: r.get(1),
-            })
-            .collect())
+        with_pool!(self, pool => {
+
+            let rows = sqlx::query(
+                "SELECT id, body FROM messages
+                 WHERE lead_phone = $1 AND direction = 'outbound' AND state = 'queued' ORDER BY id",
+            )
+            .bind(lead.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(store_err("unsent replies"))?;
+            Ok(rows
+                .into_iter()
+                .map(|r| OutboxReply {
+                    id: r.get(0),
+                    lead: lead.clone(),
+                    body: r.get(1),
+                })
+                .collect())
+
+        })
     }
 
     async fn is_opted_out(&self, lead: &LeadId) -> Result<bool, StoreError> {
-        let v: Option<i64> = sqlx::query_scalar("SELECT opted_out FROM leads WHERE phone = ?")
-            .bind(lead.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_err("opt-out state"))?;
-        Ok(v == Some(1))
+        with_pool!(self, pool => {
+
+            let v: Option<i64> = sqlx::query_scalar("SELECT opted_out FROM leads WHERE phone = $1")
+                .bind(lead.as_str())
+                .fetch_optional(pool)
+                .await
+                .map_err(store_err("opt-out state"))?;
+            Ok(v == Some(1))
+
+        })
     }
 
     async fn commit_reply(
@@ -406,126 +505,177 @@ impl Store for SqlStore {
         body: &str,
         provider: &str,
     ) -> Result<Option<i64>, StoreError> {
-        let at = now();
-        let mut tx = self.pool.begin().await.map_err(store_err("begin"))?;
-        let reply_id: i64 = sqlx::query_scalar(
-            "INSERT INTO messages (lead_phone, direction, body, state, provider, created_at, updated_at)
-             VALUES (?, 'outbound', ?, 'queued', ?, ?, ?) RETURNING id",
-        )
-        .bind(lead.as_str())
-        .bind(body)
-        .bind(provider)
-        .bind(at)
-        .bind(at)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(store_err("insert reply"))?;
-        let sql = format!(
-            "UPDATE messages SET state = 'answered', reply_id = ?, updated_at = ?
-             WHERE state = 'pending' AND lead_phone = ? AND id IN ({})",
-            in_list(answered.len())
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(reply_id)
+        with_pool!(self, pool => {
+
+            let at = now();
+            let mut tx = pool.begin().await.map_err(store_err("begin"))?;
+            let reply_id: i64 = sqlx::query_scalar(
+                "INSERT INTO messages (lead_phone, direction, body, state, provider, created_at, updated_at)
+                 VALUES ($1, 'outbound', $2, 'queued', $3, $4, $5) RETURNING id",
+            )
+            .bind(lead.as_str())
+            .bind(body)
+            .bind(provider)
             .bind(at)
-            .bind(lead.as_str());
-        for id in answered {
-            q = q.bind(id);
-        }
-        let marked = q
-            .execute(&mut *tx)
+            .bind(at)
+            .fetch_one(&mut *tx)
             .await
-            .map_err(store_err("mark answered"))?
-            .rows_affected();
-        if marked != answered.len() as u64 {
-            // Someone else answered part of this burst: write nothing, answer nothing twice.
-            tx.rollback().await.map_err(store_err("rollback"))?;
-            return Ok(None);
-        }
-        tx.commit().await.map_err(store_err("commit reply"))?;
-        Ok(Some(reply_id))
+            .map_err(store_err("insert reply"))?;
+            let sql = format!(
+                "UPDATE messages SET state = 'answered', reply_id = $1, updated_at = $2
+                 WHERE state = 'pending' AND lead_phone = $3 AND id IN ({})",
+                in_list(4, answered.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(reply_id)
+                .bind(at)
+                .bind(lead.as_str());
+            for id in answered {
+                q = q.bind(id);
+            }
+            let marked = q
+                .execute(&mut *tx)
+                .await
+                .map_err(store_err("mark answered"))?
+                .rows_affected();
+            if marked != answered.len() as u64 {
+                // Someone else answered part of this burst: write nothing, answer nothing twice.
+                tx.rollback().await.map_err(store_err("rollback"))?;
+                return Ok(None);
+            }
+            tx.commit().await.map_err(store_err("commit reply"))?;
+            Ok(Some(reply_id))
+
+        })
     }
 
     async fn mark_no_reply(&self, answered: &[i64], reason: &str) -> Result<(), StoreError> {
-        if answered.is_empty() {
-            return Ok(());
-        }
-        let sql = format!(
-            "UPDATE messages SET state = 'no_reply', detail = ?, updated_at = ?
-             WHERE state = 'pending' AND id IN ({})",
-            in_list(answered.len())
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(reason)
-            .bind(now());
-        for id in answered {
-            q = q.bind(id);
-        }
-        q.execute(&self.pool)
-            .await
-            .map_err(store_err("mark no reply"))?;
-        Ok(())
+        with_pool!(self, pool => {
+
+            if answered.is_empty() {
+                return Ok(());
+            }
+            let sql = format!(
+                "UPDATE messages SET state = 'no_reply', detail = $1, updated_at = $2
+                 WHERE state = 'pending' AND id IN ({})",
+                in_list(3, answered.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(reason)
+                .bind(now());
+            for id in answered {
+                q = q.bind(id);
+            }
+            q.execute(pool)
+                .await
+                .map_err(store_err("mark no reply"))?;
+            Ok(())
+
+        })
     }
 
     async fn mark_sending(&self, reply_id: i64) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE messages SET state = 'sending', updated_at = ? WHERE id = ? AND state = 'queued'",
-        )
-        .bind(now())
-        .bind(reply_id)
-        .execute(&self.pool)
-        .await
-        .map_err(store_err("mark sending"))?
-        .rows_affected();
-        Ok(n == 1)
+        with_pool!(self, pool => {
+
+            let n = sqlx::query(
+                "UPDATE messages SET state = 'sending', updated_at = $1 WHERE id = $2 AND state = 'queued'",
+            )
+            .bind(now())
+            .bind(reply_id)
+            .execute(pool)
+            .await
+            .map_err(store_err("mark sending"))?
+            .rows_affected();
+            Ok(n == 1)
+
+        })
     }
 
     async fn record_send(&self, reply_id: i64, outcome: &SendOutcome) -> Result<(), StoreError> {
-        let (sid, detail) = match outcome {
-            SendOutcome::Sent { provider_sid } => (Some(provider_sid.as_str()), None),
-            SendOutcome::Suppressed => (None, Some("lead opted out")),
-            SendOutcome::Failed { reason }
-            | SendOutcome::InDoubt { reason }
-            | SendOutcome::Requeued { reason } => (None, Some(reason.as_str())),
-        };
-        sqlx::query(
-            "UPDATE messages SET state = ?, message_sid = COALESCE(?, message_sid), detail = ?, updated_at = ?
-             WHERE id = ?",
-        )
-        .bind(outcome.state())
-        .bind(sid)
-        .bind(detail)
-        .bind(now())
-        .bind(reply_id)
-        .execute(&self.pool)
-        .await
-        .map_err(store_err("record send"))?;
-        Ok(())
+        with_pool!(self, pool => {
+
+            let (sid, detail) = match outcome {
+                SendOutcome::Sent { provider_sid } => (Some(provider_sid.as_str()), None),
+                SendOutcome::Suppressed => (None, Some("lead opted out")),
+                SendOutcome::Failed { reason }
+                | SendOutcome::InDoubt { reason }
+                | SendOutcome::Requeued { reason } => (None, Some(reason.as_str())),
+            };
+            sqlx::query(
+                "UPDATE messages SET state = $1, message_sid = COALESCE($2, message_sid), detail = $3, updated_at = $4
+                 WHERE id = $5",
+            )
+            .bind(outcome.state())
+            .bind(sid)
+            .bind(detail)
+            .bind(now())
+            .bind(reply_id)
+            .execute(pool)
+            .await
+            .map_err(store_err("record send"))?;
+            Ok(())
+
+        })
     }
 
     async fn begin_turn(&self, lead: &LeadId, worker: &str) -> Result<i64, StoreError> {
-        sqlx::query_scalar(
-            "INSERT INTO turns (lead_phone, worker, started_at) VALUES (?, ?, ?) RETURNING id",
-        )
-        .bind(lead.as_str())
-        .bind(worker)
-        .bind(now())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(store_err("begin turn"))
+        with_pool!(self, pool => {
+
+            sqlx::query_scalar(
+                "INSERT INTO turns (lead_phone, worker, started_at) VALUES ($1, $2, $3) RETURNING id",
+            )
+            .bind(lead.as_str())
+            .bind(worker)
+            .bind(now())
+            .fetch_one(pool)
+            .await
+            .map_err(store_err("begin turn"))
+
+        })
     }
 
     async fn finish_turn(&self, turn_id: i64, outcome: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE turns SET finished_at = ?, outcome = ? WHERE id = ?")
-            .bind(now())
-            .bind(outcome)
-            .bind(turn_id)
-            .execute(&self.pool)
-            .await
-            .map_err(store_err("finish turn"))?;
-        Ok(())
+        with_pool!(self, pool => {
+
+            sqlx::query("UPDATE turns SET finished_at = $1, outcome = $2 WHERE id = $3")
+                .bind(now())
+                .bind(outcome)
+                .bind(turn_id)
+                .execute(pool)
+                .await
+                .map_err(store_err("finish turn"))?;
+            Ok(())
+
+        })
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+/// Test support: where tests keep their data. With `TEST_DATABASE_URL` set (a PostgreSQL
+/// URL the tests may create databases through), each call creates a fresh database there
+/// and returns its URL — and panics if the server cannot be reached, because a test must
+/// fail, not quietly fall back, when its backend is missing. Unset: a SQLite file in `dir`.
+pub async fn fresh_test_database_url(dir: &std::path::Path) -> String {
+    use sqlx::Connection;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let Ok(admin) = std::env::var("TEST_DATABASE_URL") else {
+        return format!("sqlite://{}", dir.join("lead-agent.db").display());
+    };
+    let name = format!(
+        "lead_agent_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("could not create test database {name}: {e}"));
+    let mut url = url::Url::parse(&admin).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&name);
+    url.to_string()
+}

@@ -4,9 +4,10 @@ use actors::ports::{LeadId, SendOutcome, Store};
 
 use super::*;
 
+/// SQLite, or a fresh PostgreSQL database when `TEST_DATABASE_URL` is set.
 async fn store() -> (SqlStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let url = fresh_test_database_url(dir.path()).await;
     (SqlStore::connect(&url).await.unwrap(), dir)
 }
 

@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use actors::ports::{LeadId, Store};
-use lead_agent::store::{InboundKind, NewInbound, SqlStore};
+use lead_agent::store::{InboundKind, NewInbound, SqlStore, fresh_test_database_url};
 
 use crate::helpers::*;
 
@@ -79,14 +79,12 @@ async fn the_dev_helper_prints_the_reply_that_went_out() {
 #[tokio::test]
 async fn messages_stored_before_a_crash_are_answered_after_the_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("crash.db");
+    let db = fresh_test_database_url(dir.path()).await;
     let lead = LeadId::new("+13125551001");
     {
         // The previous process stored two messages, committed a reply to an older one and
         // was killed mid-send of it; then died before the other was processed.
-        let store = SqlStore::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
+        let store = SqlStore::connect(&db).await.unwrap();
         for (sid, body) in [
             ("SM0000000000000000000000000000c001", "first"),
             ("SM0000000000000000000000000000c002", "second"),

@@ -17,7 +17,7 @@ use lead_agent::channels::twilio::compute_signature;
 use lead_agent::config::Settings;
 use lead_agent::dev_sms::new_message_sid;
 use lead_agent::startup::{Application, Overrides};
-use lead_agent::store::{MessageView, SqlStore};
+use lead_agent::store::{MessageView, SqlStore, fresh_test_database_url};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -285,8 +285,8 @@ pub struct TestOptions {
     pub env: Vec<(&'static str, String)>,
     pub chat_models: Option<Vec<Arc<dyn ChatModel>>>,
     pub llm_latency: Duration,
-    /// Reuse a database file (restart tests).
-    pub database: Option<std::path::PathBuf>,
+    /// Reuse a database (restart tests): a `DATABASE_URL`.
+    pub database: Option<String>,
     /// Leave Twilio and Anthropic unconfigured: the embedded defaults of `serve`.
     pub embedded_defaults: bool,
 }
@@ -322,14 +322,14 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let twilio = FakeTwilio::start().await;
     let llm = FakeAnthropic::start(options.llm_latency).await;
-    let db_path = options
-        .database
-        .clone()
-        .unwrap_or_else(|| dir.path().join("lead-agent.db"));
+    let database_url = match &options.database {
+        Some(url) => url.clone(),
+        None => fresh_test_database_url(dir.path()).await,
+    };
     let mut env: HashMap<&str, String> = HashMap::from([
         ("PORT", "0".to_string()),
         ("BIND_ADDRESS", "127.0.0.1".to_string()),
-        ("DATABASE_URL", format!("sqlite://{}", db_path.display())),
+        ("DATABASE_URL", database_url),
         ("LLM_SOFT_TIMEOUT_SECS", "2".to_string()),
         ("LLM_HARD_TIMEOUT_SECS", "5".to_string()),
         ("LEAD_TURN_TIMEOUT_SECS", "10".to_string()),
