@@ -658,24 +658,30 @@ mod tests;
 /// and returns its URL — and panics if the server cannot be reached, because a test must
 /// fail, not quietly fall back, when its backend is missing. Unset: a SQLite file in `dir`.
 pub async fn fresh_test_database_url(dir: &std::path::Path) -> String {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin) => fresh_postgres_database(&admin).await,
+        Err(_) => format!("sqlite://{}", dir.join("lead-agent.db").display()),
+    }
+}
+
+/// Test support: creates a uniquely named database through `admin_url` and returns its URL.
+/// Panics when PostgreSQL cannot be reached.
+pub async fn fresh_postgres_database(admin_url: &str) -> String {
     use sqlx::Connection;
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let Ok(admin) = std::env::var("TEST_DATABASE_URL") else {
-        return format!("sqlite://{}", dir.join("lead-agent.db").display());
-    };
     let name = format!(
         "lead_agent_test_{}_{}",
         std::process::id(),
         NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     );
-    let mut conn = sqlx::PgConnection::connect(&admin)
+    let mut conn = sqlx::PgConnection::connect(admin_url)
         .await
-        .unwrap_or_else(|e| panic!("TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
+        .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is unreachable: {e}"));
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await
         .unwrap_or_else(|e| panic!("could not create test database {name}: {e}"));
-    let mut url = url::Url::parse(&admin).expect("TEST_DATABASE_URL is a URL");
+    let mut url = url::Url::parse(admin_url).expect("the admin URL is a URL");
     url.set_path(&name);
     url.to_string()
 }

@@ -7,5 +7,6 @@ mod conversation;
 mod embedded;
 mod opt_out;
 mod outbox;
+mod postgres_outage;
 mod supervision;
 mod webhook;
