@@ -51,6 +51,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "Store: `sqlite://PATH` (created if missing; the embedded default) or `postgres://USER:PASS@HOST:PORT/DB` (production).",
     ),
     var(
+        "READONLY_DATABASE_URL",
+        None,
+        true,
+        "Optional read replica (same schemes) for reads that may lag: /ops conversation and turn views.",
+    ),
+    var(
         "PUBLIC_BASE_URL",
         Some("http://127.0.0.1:$PORT"),
         false,
@@ -250,6 +256,7 @@ pub struct Settings {
     pub port: u16,
     pub bind_address: IpAddr,
     pub database_url: Secret,
+    pub readonly_database_url: Option<Secret>,
     pub public_base_url: String,
     /// Verifies webhook signatures; independent of sending (a staging setup may verify
     /// real webhooks and still send dry-run).
@@ -370,11 +377,19 @@ impl Settings {
                 .push(format!("PUBLIC_BASE_URL={public_base_url:?} is not a URL"));
         }
         let database_url = r.string("DATABASE_URL");
-        if !(database_url.starts_with("sqlite:") || crate::store::is_postgres_url(&database_url)) {
-            r.problems.push(format!(
-                "DATABASE_URL must be a sqlite:, postgres: or postgresql: URL (got scheme {:?})",
-                database_url.split(':').next().unwrap_or("")
-            ));
+        let readonly_database_url = r.raw("READONLY_DATABASE_URL");
+        for (name, url) in [
+            ("DATABASE_URL", Some(&database_url)),
+            ("READONLY_DATABASE_URL", readonly_database_url.as_ref()),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("sqlite:") || crate::store::is_postgres_url(url))
+            {
+                r.problems.push(format!(
+                    "{name} must be a sqlite:, postgres: or postgresql: URL (got scheme {:?})",
+                    url.split(':').next().unwrap_or("")
+                ));
+            }
         }
 
         let auth_token = r.raw("TWILIO_AUTH_TOKEN").map(Secret::new);
@@ -430,6 +445,7 @@ impl Settings {
             port,
             bind_address,
             database_url: Secret::new(database_url),
+            readonly_database_url: readonly_database_url.map(Secret::new),
             public_base_url,
             twilio_auth_token: auth_token,
             twilio,

@@ -52,7 +52,11 @@ impl Application {
     pub async fn build(settings: Settings, overrides: Overrides) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let store = SqlStore::connect(settings.database_url.expose()).await?;
+        let store = SqlStore::connect_with_reader(
+            settings.database_url.expose(),
+            settings.readonly_database_url.as_ref().map(|s| s.expose()),
+        )
+        .await?;
 
         let sink = overrides
             .alert_sink

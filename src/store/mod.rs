@@ -78,6 +78,9 @@ pub struct TurnView {
 #[derive(Clone)]
 pub struct SqlStore {
     pool: Pool,
+    /// `READONLY_DATABASE_URL`: serves reads that may lag (/ops). Never the webhook's or an
+    /// actor's reads — those must see their own writes.
+    reader: Option<Pool>,
 }
 
 #[derive(Clone)]
@@ -90,11 +93,64 @@ enum Pool {
 /// engine, so each gets its own statically typed sqlx calls from one text.
 macro_rules! with_pool {
     ($self:ident, $pool:ident => $body:block) => {
-        match &$self.pool {
+        with_pool!(@match &$self.pool, $pool => $body)
+    };
+    (reader of $self:ident, $pool:ident => $body:block) => {
+        with_pool!(@match $self.reader.as_ref().unwrap_or(&$self.pool), $pool => $body)
+    };
+    (@match $which:expr, $pool:ident => $body:block) => {
+        match $which {
             Pool::Sqlite($pool) => $body,
             Pool::Postgres($pool) => $body,
         }
     };
+}
+
+/// Opens a pool on `url`; runs the migrations when `migrate` (never on a replica).
+async fn open_pool(url: &str, migrate: bool) -> anyhow::Result<Pool> {
+    Ok(if is_postgres_url(url) {
+        let options = PgConnectOptions::from_str(url)
+            .context("Failed to parse DATABASE_URL as a PostgreSQL URL")?;
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            // Fail fast while the database is away: the webhook answers 503 (Twilio
+            // retries) instead of holding the request past Twilio's 15 s.
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(options)
+            .await
+            .context("Failed to connect to PostgreSQL")?;
+        if migrate {
+            sqlx::migrate!("./migrations/postgres")
+                .run(&pool)
+                .await
+                .context("Failed to run the PostgreSQL migrations")?;
+        }
+        Pool::Postgres(pool)
+    } else {
+        let options = SqliteConnectOptions::from_str(url)
+            .context("Failed to parse DATABASE_URL as a SQLite URL")?
+            .create_if_missing(true)
+            // WAL lets the webhook's reads and the actors' writes proceed side by side;
+            // NORMAL sync in WAL mode keeps committed transactions across a process
+            // crash (the failure this mode must survive).
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .context("Failed to open the SQLite database")?;
+        if migrate {
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&pool)
+                .await
+                .context("Failed to run the SQLite migrations")?;
+        }
+        Pool::Sqlite(pool)
+    })
 }
 
 pub fn is_postgres_url(url: &str) -> bool {
@@ -113,46 +169,24 @@ impl SqlStore {
     /// Opens the database named by `url` and runs its migrations: `sqlite:` (created if
     /// missing) or `postgres:` / `postgresql:`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let pool = if is_postgres_url(url) {
-            let options = PgConnectOptions::from_str(url)
-                .context("Failed to parse DATABASE_URL as a PostgreSQL URL")?;
-            let pool = PgPoolOptions::new()
-                .max_connections(10)
-                // Fail fast while the database is away: the webhook answers 503 (Twilio
-                // retries) instead of holding the request past Twilio's 15 s.
-                .acquire_timeout(Duration::from_secs(3))
-                .connect_with(options)
-                .await
-                .context("Failed to connect to PostgreSQL")?;
-            sqlx::migrate!("./migrations/postgres")
-                .run(&pool)
-                .await
-                .context("Failed to run the PostgreSQL migrations")?;
-            Pool::Postgres(pool)
-        } else {
-            let options = SqliteConnectOptions::from_str(url)
-                .context("Failed to parse DATABASE_URL as a SQLite URL")?
-                .create_if_missing(true)
-                // WAL lets the webhook's reads and the actors' writes proceed side by side;
-                // NORMAL sync in WAL mode keeps committed transactions across a process
-                // crash (the failure this mode must survive).
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect_with(options)
-                .await
-                .context("Failed to open the SQLite database")?;
-            sqlx::migrate!("./migrations/sqlite")
-                .run(&pool)
-                .await
-                .context("Failed to run the SQLite migrations")?;
-            Pool::Sqlite(pool)
+        Self::connect_with_reader(url, None).await
+    }
+
+    /// Like [`SqlStore::connect`], with a read replica for reads that may lag.
+    pub async fn connect_with_reader(
+        url: &str,
+        readonly_url: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let pool = open_pool(url, true).await?;
+        let reader = match readonly_url {
+            Some(r) => Some(
+                open_pool(r, false)
+                    .await
+                    .context("Failed to open READONLY_DATABASE_URL")?,
+            ),
+            None => None,
         };
-        Ok(Self { pool })
+        Ok(Self { pool, reader })
     }
 
     pub fn backend(&self) -> &'static str {
@@ -164,13 +198,11 @@ impl SqlStore {
 
     pub async fn ping(&self) -> Result<(), StoreError> {
         with_pool!(self, pool => {
-
             sqlx::query("SELECT 1")
                 .execute(pool)
                 .await
                 .map_err(store_err("ping"))?;
             Ok(())
-
         })
     }
 
@@ -182,7 +214,6 @@ impl SqlStore {
         kind: InboundKind,
     ) -> Result<Accepted, StoreError> {
         with_pool!(self, pool => {
-
             let at = now();
             let mut tx = pool.begin().await.map_err(store_err("begin"))?;
             sqlx::query(
@@ -250,7 +281,6 @@ impl SqlStore {
             Ok(Accepted::New {
                 needs_turn: kind == InboundKind::Conversation,
             })
-
         })
     }
 
@@ -258,7 +288,6 @@ impl SqlStore {
     /// at start so that a crash of the single process loses nothing.
     pub async fn leads_with_pending_work(&self) -> Result<Vec<LeadId>, StoreError> {
         with_pool!(self, pool => {
-
             let rows: Vec<String> = sqlx::query_scalar(
                 "SELECT DISTINCT lead_phone FROM messages WHERE state IN ('pending', 'queued')",
             )
@@ -266,7 +295,6 @@ impl SqlStore {
             .await
             .map_err(store_err("pending work"))?;
             Ok(rows.into_iter().map(LeadId).collect())
-
         })
     }
 
@@ -274,7 +302,6 @@ impl SqlStore {
     /// gone out. It becomes `in_doubt` (never resent blindly); the caller alerts.
     pub async fn flag_interrupted_sends(&self) -> Result<Vec<(i64, LeadId)>, StoreError> {
         with_pool!(self, pool => {
-
             let rows = sqlx::query(
                 "UPDATE messages SET state = 'in_doubt', detail = 'interrupted during send', updated_at = $1
                  WHERE state = 'sending' RETURNING id, lead_phone",
@@ -287,7 +314,6 @@ impl SqlStore {
                 .into_iter()
                 .map(|r| (r.get::<i64, _>(0), LeadId(r.get::<String, _>(1))))
                 .collect())
-
         })
     }
 
@@ -296,8 +322,7 @@ impl SqlStore {
         lead: &LeadId,
         limit: i64,
     ) -> Result<Vec<MessageView>, StoreError> {
-        with_pool!(self, pool => {
-
+        with_pool!(reader of self, pool => {
             let rows = sqlx::query(
                 "SELECT id, direction, body, state, provider, message_sid, reply_id, created_at
                  FROM (SELECT * FROM messages WHERE lead_phone = $1 ORDER BY id DESC LIMIT $2) AS recent
@@ -321,13 +346,11 @@ impl SqlStore {
                     created_at: r.get::<DateTime<Utc>, _>("created_at").to_rfc3339(),
                 })
                 .collect())
-
         })
     }
 
     pub async fn turns(&self, lead: &LeadId) -> Result<Vec<TurnView>, StoreError> {
-        with_pool!(self, pool => {
-
+        with_pool!(reader of self, pool => {
             let rows = sqlx::query(
                 "SELECT id, lead_phone, worker, started_at, finished_at, outcome FROM turns
                  WHERE lead_phone = $1 ORDER BY id",
@@ -349,7 +372,6 @@ impl SqlStore {
                     outcome: r.get("outcome"),
                 })
                 .collect())
-
         })
     }
 
@@ -357,7 +379,6 @@ impl SqlStore {
     /// outbound lines, alternating, in one transaction.
     pub async fn import_history(&self, lead: &LeadId, lines: &[ChatLine]) -> anyhow::Result<()> {
         with_pool!(self, pool => {
-
             let at = now();
             let mut tx = pool.begin().await?;
             sqlx::query(
@@ -387,7 +408,6 @@ impl SqlStore {
             }
             tx.commit().await?;
             Ok(())
-
         })
     }
 }
@@ -408,7 +428,6 @@ impl Store for SqlStore {
         max_messages: usize,
     ) -> Result<Vec<ChatLine>, StoreError> {
         with_pool!(self, pool => {
-
             // Newest first through the (lead, id) index, so the cost is the window, not the
             // history. Replies the lead never received (failed, suppressed) are not history.
             let rows = sqlx::query(
@@ -434,13 +453,11 @@ impl Store for SqlStore {
                 .collect();
             lines.reverse();
             Ok(lines)
-
         })
     }
 
     async fn pending_inbound(&self, lead: &LeadId) -> Result<Vec<PendingInbound>, StoreError> {
         with_pool!(self, pool => {
-
             let rows = sqlx::query(
                 "SELECT id, message_sid, body, created_at FROM messages
                  WHERE lead_phone = $1 AND state = 'pending' ORDER BY id",
@@ -458,13 +475,11 @@ impl Store for SqlStore {
                     received_at: r.get(3),
                 })
                 .collect())
-
         })
     }
 
     async fn unsent_replies(&self, lead: &LeadId) -> Result<Vec<OutboxReply>, StoreError> {
         with_pool!(self, pool => {
-
             let rows = sqlx::query(
                 "SELECT id, body FROM messages
                  WHERE lead_phone = $1 AND direction = 'outbound' AND state = 'queued' ORDER BY id",
@@ -481,20 +496,17 @@ impl Store for SqlStore {
                     body: r.get(1),
                 })
                 .collect())
-
         })
     }
 
     async fn is_opted_out(&self, lead: &LeadId) -> Result<bool, StoreError> {
         with_pool!(self, pool => {
-
             let v: Option<i64> = sqlx::query_scalar("SELECT opted_out FROM leads WHERE phone = $1")
                 .bind(lead.as_str())
                 .fetch_optional(pool)
                 .await
                 .map_err(store_err("opt-out state"))?;
             Ok(v == Some(1))
-
         })
     }
 
@@ -506,7 +518,6 @@ impl Store for SqlStore {
         provider: &str,
     ) -> Result<Option<i64>, StoreError> {
         with_pool!(self, pool => {
-
             let at = now();
             let mut tx = pool.begin().await.map_err(store_err("begin"))?;
             let reply_id: i64 = sqlx::query_scalar(
@@ -545,13 +556,11 @@ impl Store for SqlStore {
             }
             tx.commit().await.map_err(store_err("commit reply"))?;
             Ok(Some(reply_id))
-
         })
     }
 
     async fn mark_no_reply(&self, answered: &[i64], reason: &str) -> Result<(), StoreError> {
         with_pool!(self, pool => {
-
             if answered.is_empty() {
                 return Ok(());
             }
@@ -570,13 +579,11 @@ impl Store for SqlStore {
                 .await
                 .map_err(store_err("mark no reply"))?;
             Ok(())
-
         })
     }
 
     async fn mark_sending(&self, reply_id: i64) -> Result<bool, StoreError> {
         with_pool!(self, pool => {
-
             let n = sqlx::query(
                 "UPDATE messages SET state = 'sending', updated_at = $1 WHERE id = $2 AND state = 'queued'",
             )
@@ -587,13 +594,11 @@ impl Store for SqlStore {
             .map_err(store_err("mark sending"))?
             .rows_affected();
             Ok(n == 1)
-
         })
     }
 
     async fn record_send(&self, reply_id: i64, outcome: &SendOutcome) -> Result<(), StoreError> {
         with_pool!(self, pool => {
-
             let (sid, detail) = match outcome {
                 SendOutcome::Sent { provider_sid } => (Some(provider_sid.as_str()), None),
                 SendOutcome::Suppressed => (None, Some("lead opted out")),
@@ -614,13 +619,11 @@ impl Store for SqlStore {
             .await
             .map_err(store_err("record send"))?;
             Ok(())
-
         })
     }
 
     async fn begin_turn(&self, lead: &LeadId, worker: &str) -> Result<i64, StoreError> {
         with_pool!(self, pool => {
-
             sqlx::query_scalar(
                 "INSERT INTO turns (lead_phone, worker, started_at) VALUES ($1, $2, $3) RETURNING id",
             )
@@ -630,13 +633,11 @@ impl Store for SqlStore {
             .fetch_one(pool)
             .await
             .map_err(store_err("begin turn"))
-
         })
     }
 
     async fn finish_turn(&self, turn_id: i64, outcome: &str) -> Result<(), StoreError> {
         with_pool!(self, pool => {
-
             sqlx::query("UPDATE turns SET finished_at = $1, outcome = $2 WHERE id = $3")
                 .bind(now())
                 .bind(outcome)
@@ -645,7 +646,6 @@ impl Store for SqlStore {
                 .await
                 .map_err(store_err("finish turn"))?;
             Ok(())
-
         })
     }
 }

@@ -151,3 +151,38 @@ async fn history_is_read_newest_first_within_the_limit() {
     assert_eq!(h.first().unwrap().text, "line 9960");
     assert_eq!(h.last().unwrap().text, "line 9999");
 }
+
+#[tokio::test]
+async fn ops_views_read_from_the_replica_when_one_is_configured() {
+    // Two separate databases stand in for a primary and a replica that lags behind it.
+    let dir = tempfile::tempdir().unwrap();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let primary_url = fresh_test_database_url(dir.path()).await;
+    let replica_url = fresh_test_database_url(replica_dir.path()).await;
+    let replica = SqlStore::connect(&replica_url).await.unwrap();
+    let lead = LeadId::new("+13125550100");
+    replica
+        .accept_inbound(
+            inbound("SM1", &lead, "seen on the replica"),
+            InboundKind::Conversation,
+        )
+        .await
+        .unwrap();
+
+    let store = SqlStore::connect_with_reader(&primary_url, Some(&replica_url))
+        .await
+        .unwrap();
+    store
+        .accept_inbound(
+            inbound("SM2", &lead, "written to the primary"),
+            InboundKind::Conversation,
+        )
+        .await
+        .unwrap();
+    let view = store.conversation(&lead, 10).await.unwrap();
+    assert_eq!(view.len(), 1);
+    assert_eq!(view[0].body, "seen on the replica");
+    // The actors' reads always go to the primary.
+    let pending = store.pending_inbound(&lead).await.unwrap();
+    assert_eq!(pending[0].body, "written to the primary");
+}
