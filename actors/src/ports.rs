@@ -207,6 +207,23 @@ impl SendOutcome {
     }
 }
 
+/// Exclusive right to run turns for one lead, across every process sharing the store.
+/// Released by [`LeadLock::release`]; an implementation must also free it if the holder
+/// dies without releasing (a PostgreSQL advisory lock dies with its session).
+#[async_trait]
+pub trait LeadLock: Send {
+    async fn release(self: Box<Self>);
+}
+
+/// The lock of a store that only one process can use (SQLite, the in-memory store): the
+/// lead registry already serialises a lead within a process, so there is nothing to hold.
+pub struct ProcessLocalLock;
+
+#[async_trait]
+impl LeadLock for ProcessLocalLock {
+    async fn release(self: Box<Self>) {}
+}
+
 /// Everything the lead actors need from durable storage. Each method is one transaction.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -246,6 +263,10 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_sending(&self, reply_id: i64) -> Result<bool, StoreError>;
 
     async fn record_send(&self, reply_id: i64, outcome: &SendOutcome) -> Result<(), StoreError>;
+
+    /// Takes the lead's lock if no other process holds it; `None` means another worker is
+    /// running a turn for this lead right now.
+    async fn try_lock_lead(&self, lead: &LeadId) -> Result<Option<Box<dyn LeadLock>>, StoreError>;
 
     /// Opens a turn record (who processed which lead when); returns its id.
     async fn begin_turn(&self, lead: &LeadId, worker: &str) -> Result<i64, StoreError>;

@@ -282,6 +282,7 @@ struct MemMessage {
 
 #[derive(Default)]
 struct MemInner {
+    locked: std::collections::HashSet<LeadId>,
     messages: Vec<MemMessage>,
     opted_out: HashMap<LeadId, bool>,
     turns: Vec<(i64, LeadId, String, Option<String>)>,
@@ -292,7 +293,7 @@ struct MemInner {
 /// so every method is atomic).
 #[derive(Default)]
 pub struct MemStore {
-    inner: Mutex<MemInner>,
+    inner: Arc<Mutex<MemInner>>,
     fail: AtomicBool,
 }
 
@@ -472,6 +473,17 @@ impl Store for MemStore {
         Ok(())
     }
 
+    async fn try_lock_lead(&self, lead: &LeadId) -> Result<Option<Box<dyn LeadLock>>, StoreError> {
+        let mut g = self.guard()?;
+        if !g.locked.insert(lead.clone()) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(MemLock {
+            store: self.inner.clone(),
+            lead: lead.clone(),
+        })))
+    }
+
     async fn begin_turn(&self, lead: &LeadId, worker: &str) -> Result<i64, StoreError> {
         let mut g = self.guard()?;
         let id = g.turns.len() as i64 + 1;
@@ -486,6 +498,26 @@ impl Store for MemStore {
         }
         Ok(())
     }
+}
+
+/// [`MemStore`]'s lead lock: released explicitly or, like a dead session's advisory lock,
+/// when dropped.
+struct MemLock {
+    store: Arc<Mutex<MemInner>>,
+    lead: LeadId,
+}
+
+impl Drop for MemLock {
+    fn drop(&mut self) {
+        if let Ok(mut g) = self.store.lock() {
+            g.locked.remove(&self.lead);
+        }
+    }
+}
+
+#[async_trait]
+impl LeadLock for MemLock {
+    async fn release(self: Box<Self>) {}
 }
 
 /// An acker that records what happened to each delivery and, when built with

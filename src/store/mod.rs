@@ -11,7 +11,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use actors::ports::{
-    ChatLine, LeadId, OutboxReply, PendingInbound, Role, SendOutcome, Store, StoreError,
+    ChatLine, LeadId, LeadLock, OutboxReply, PendingInbound, ProcessLocalLock, Role, SendOutcome,
+    Store, StoreError,
 };
 use anyhow::Context;
 use async_trait::async_trait;
@@ -112,7 +113,9 @@ async fn open_pool(url: &str, migrate: bool) -> anyhow::Result<Pool> {
         let options = PgConnectOptions::from_str(url)
             .context("Failed to parse DATABASE_URL as a PostgreSQL URL")?;
         let pool = PgPoolOptions::new()
-            .max_connections(10)
+            .max_connections(20)
+            // Each running turn holds one connection for its lead lock and borrows another
+            // for its queries: 20 covers LLM_CONCURRENCY 6 with room for the webhook.
             // Fail fast while the database is away: the webhook answers 503 (Twilio
             // retries) instead of holding the request past Twilio's 15 s.
             .acquire_timeout(Duration::from_secs(3))
@@ -622,6 +625,29 @@ impl Store for SqlStore {
         })
     }
 
+    async fn try_lock_lead(&self, lead: &LeadId) -> Result<Option<Box<dyn LeadLock>>, StoreError> {
+        match &self.pool {
+            // A SQLite file has one process: its registry already runs a lead one turn at a
+            // time.
+            Pool::Sqlite(_) => Ok(Some(Box::new(ProcessLocalLock))),
+            Pool::Postgres(pool) => {
+                let mut conn = pool.acquire().await.map_err(store_err("lock connection"))?;
+                let got: bool =
+                    sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                        .bind(lead.as_str())
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(store_err("try lock lead"))?;
+                Ok(got.then(|| {
+                    Box::new(PgLeadLock {
+                        conn: Some(conn),
+                        lead: lead.clone(),
+                    }) as Box<dyn LeadLock>
+                }))
+            }
+        }
+    }
+
     async fn begin_turn(&self, lead: &LeadId, worker: &str) -> Result<i64, StoreError> {
         with_pool!(self, pool => {
             sqlx::query_scalar(
@@ -647,6 +673,42 @@ impl Store for SqlStore {
                 .map_err(store_err("finish turn"))?;
             Ok(())
         })
+    }
+}
+
+/// A session-level advisory lock on the connection that took it. The session is the lock:
+/// if the holder is killed, PostgreSQL ends the session and frees the lead — no lease to
+/// expire, no clock to trust.
+struct PgLeadLock {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    lead: LeadId,
+}
+
+#[async_trait]
+impl LeadLock for PgLeadLock {
+    async fn release(mut self: Box<Self>) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+            .bind(self.lead.as_str())
+            .execute(&mut *conn)
+            .await;
+        if let Err(e) = unlocked {
+            // Never hand a connection that may still hold the lock back to the pool.
+            tracing::warn!(lead = %self.lead, error = %e, "unlock failed; closing the session instead");
+            drop(conn.detach());
+        }
+    }
+}
+
+impl Drop for PgLeadLock {
+    fn drop(&mut self) {
+        // Dropped unreleased (the turn panicked or was killed): close the session, which
+        // frees the lock, rather than return a locked connection to the pool.
+        if let Some(conn) = self.conn.take() {
+            drop(conn.detach());
+        }
     }
 }
 

@@ -186,3 +186,61 @@ async fn ops_views_read_from_the_replica_when_one_is_configured() {
     let pending = store.pending_inbound(&lead).await.unwrap();
     assert_eq!(pending[0].body, "written to the primary");
 }
+
+/// Always PostgreSQL: the lock only means something where several processes share a store.
+async fn two_postgres_stores() -> (SqlStore, SqlStore) {
+    let admin = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let url = fresh_postgres_database(&admin).await;
+    (
+        SqlStore::connect(&url).await.unwrap(),
+        SqlStore::connect(&url).await.unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_lead_lock_excludes_other_processes_until_released() {
+    let (a, b) = two_postgres_stores().await;
+    let lead = LeadId::new("+13125550100");
+    let other = LeadId::new("+13125550199");
+    let held = a.try_lock_lead(&lead).await.unwrap().expect("free");
+    assert!(b.try_lock_lead(&lead).await.unwrap().is_none(), "held by a");
+    assert!(
+        a.try_lock_lead(&lead).await.unwrap().is_none(),
+        "not re-entrant across turns"
+    );
+    let o = b
+        .try_lock_lead(&other)
+        .await
+        .unwrap()
+        .expect("other leads are free");
+    held.release().await;
+    let again = b
+        .try_lock_lead(&lead)
+        .await
+        .unwrap()
+        .expect("free after release");
+    again.release().await;
+    o.release().await;
+}
+
+#[tokio::test]
+async fn a_lead_lock_dies_with_its_holder() {
+    let (a, b) = two_postgres_stores().await;
+    let lead = LeadId::new("+13125550100");
+    let held = a.try_lock_lead(&lead).await.unwrap().expect("free");
+    // The holder's turn panics or is killed: the lock is dropped, never released.
+    drop(held);
+    let mut freed = None;
+    for _ in 0..100 {
+        if let Some(l) = b.try_lock_lead(&lead).await.unwrap() {
+            freed = Some(l);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    freed
+        .expect("the session closed and the lock went with it")
+        .release()
+        .await;
+}

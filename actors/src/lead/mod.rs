@@ -129,6 +129,8 @@ pub enum TurnError {
     Model(#[from] PoolError),
     #[error("SMS still failing after retries: {0}")]
     SmsTemporary(SmsError),
+    #[error("another worker is running a turn for this lead")]
+    LeadBusy,
 }
 
 impl Actor for LeadActor {
@@ -167,6 +169,11 @@ impl Actor for LeadActor {
                 tracing::debug!(lead = %state.lead, ?outcome, "turn done");
                 delivery.ack();
             }
+            Err(TurnError::LeadBusy) => {
+                tracing::debug!(lead = %state.lead, "lead busy in another worker; task handed back");
+                tokio::time::sleep(state.deps.retry_delay).await;
+                delivery.requeue();
+            }
             Err(e) => {
                 // Whatever we held may be stale now; the store is the truth.
                 state.window = None;
@@ -194,10 +201,38 @@ impl Actor for LeadActor {
     }
 }
 
+/// Most turns one task may run back to back while it holds the lead's lock.
+const MAX_TURNS_PER_TASK: usize = 5;
+
+/// Runs the lead's turns under its lock. Another process holding the lock is running this
+/// lead right now: the task goes back to the queue (`LeadBusy`) and comes back later. While
+/// holding the lock, messages that arrived during a turn are drained by the next one here
+/// (up to [`MAX_TURNS_PER_TASK`]) instead of waiting for their own task, which another worker
+/// may have received and had to hand back.
+pub async fn run_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
+    let store = state.deps.store.clone();
+    let Some(lock) = store.try_lock_lead(&state.lead).await? else {
+        return Err(TurnError::LeadBusy);
+    };
+    let mut result = Ok(TurnOutcome::Nothing);
+    for _ in 0..MAX_TURNS_PER_TASK {
+        match run_one_turn(state).await {
+            Ok(TurnOutcome::Nothing) => break,
+            Ok(outcome) => result = Ok(outcome),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    lock.release().await;
+    result
+}
+
 /// One turn. Each store call is its own transaction, ordered so that a crash between any two
 /// of them leaves a state the next turn (or the start-up re-drive) completes without sending
 /// anything twice.
-pub async fn run_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
+async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
     let deps = state.deps.clone();
     let lead = state.lead.clone();
 

@@ -134,3 +134,21 @@ async fn a_long_history_gives_a_prompt_within_the_window() {
     assert!(p.text_bytes() <= 4096);
     assert_eq!(p.lines.last().unwrap().text, "Hi");
 }
+
+#[tokio::test]
+async fn a_lead_locked_by_another_worker_is_handed_back_and_answered_once_the_lock_frees() {
+    let t = tree(FakeModel::answering("reply")).await;
+    // Another worker holds the lead.
+    let other = crate::ports::Store::try_lock_lead(&*t.store, &lead())
+        .await
+        .unwrap()
+        .expect("free at first");
+    t.inbound(&lead(), "SM1", "Hi");
+    wait_for(|| t.acker.requeues() >= 1).await;
+    assert!(
+        t.sms.sent().is_empty(),
+        "no turn while another worker holds the lead"
+    );
+    other.release().await;
+    wait_for(|| t.sms.sent_to(&lead()).len() == 1).await;
+}
