@@ -5,6 +5,8 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::startup::Role;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "lead-agent",
@@ -18,14 +20,22 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the service: webhook, lead actors, model pool and alerts in one process, on
-    /// embedded defaults unless the environment says otherwise.
-    Serve,
+    /// Run the service: by default every role in one process, on embedded defaults unless
+    /// the environment says otherwise.
+    Serve(ServeArgs),
     /// Dev helper: post a signed Twilio-style webhook to a running server and print the
     /// reply that went out.
     Sms(SmsArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Which part of the service this process runs. Roles other than `all` share the store
+    /// and the queue with other processes: they need PostgreSQL and RabbitMQ.
+    #[arg(long, value_enum, default_value_t = Role::All)]
+    pub role: Role,
 }
 
 #[derive(clap::Args, Debug, Clone)]

@@ -491,6 +491,12 @@ impl Settings {
         Self::from_lookup(&get)
     }
 
+    /// True when the work queue can be shared between processes. The in-process queue
+    /// cannot, and it is the only one in this build.
+    pub fn has_shared_queue(&self) -> bool {
+        false
+    }
+
     /// `host:pid`: names this process in turn records and logs.
     pub fn worker_id() -> String {
         let host = std::fs::read_to_string("/etc/hostname")

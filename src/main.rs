@@ -20,10 +20,10 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve => {
+        Command::Serve(args) => {
             let settings = Settings::from_env()?;
             telemetry::init(settings.log_format);
-            let app = Application::build(settings, Overrides::default()).await?;
+            let app = Application::build_role(settings, args.role, Overrides::default()).await?;
             app.run_until_stopped(shutdown_signal()).await
         }
         Command::Sms(args) => dev_sms::run(args).await,

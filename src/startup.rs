@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use actors::alert_router::{Alert, AlertRouter, AlertSink};
+use actors::alert_router::{Alert, AlertHandle, AlertRouter, AlertSink};
 use actors::lead::LeadDeps;
 use actors::llm_pool::{LlmPool, LlmPoolConfig};
 use actors::ports::{ChatModel, Clock, SmsSender, SystemClock, WakeLead};
-use actors::supervisor::{LeadRegistry, LeadSupervisor, SupervisorConfig};
+use actors::supervisor::{LeadSupervisor, SupervisorConfig};
 use actors::window::WindowLimits;
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -26,12 +26,49 @@ use crate::channels::llm::system_prompt;
 use crate::channels::log_alerts::LogAlertSink;
 use crate::channels::twilio::TwilioClient;
 use crate::config::Settings;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, WorkerState};
 use crate::queue::{InProcessQueue, WorkQueue};
-use crate::store::SqlStore;
+use crate::store::{SqlStore, is_postgres_url};
 
 /// How long in-flight turns get to finish after SIGTERM (under Kubernetes' 30 s).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+/// Which parts of the service this process runs. The same binary plays every role; the
+/// seed's pod (gunicorn web, celery beat, two celery workers) maps onto web, scheduler and
+/// worker containers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Role {
+    /// Everything in one process (the embedded default).
+    #[default]
+    All,
+    /// The Twilio webhook and /ops; publishes work to the queue.
+    Web,
+    /// Consumes the queue: lead actors and the LLM pool.
+    Worker,
+    /// The one clock. Today: the start-up re-drive of stored work and the in-doubt check of
+    /// interrupted sends; the periodic jobs come with the scheduler issue.
+    Scheduler,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Web => "web",
+            Role::Worker => "worker",
+            Role::Scheduler => "scheduler",
+        }
+    }
+    pub fn serves_webhook(self) -> bool {
+        matches!(self, Role::All | Role::Web)
+    }
+    pub fn runs_actors(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
+    pub fn redrives(self) -> bool {
+        matches!(self, Role::All | Role::Scheduler)
+    }
+}
 
 /// What a test may replace.
 #[derive(Default)]
@@ -45,11 +82,21 @@ pub struct Overrides {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    consumer: tokio::task::JoinHandle<()>,
+    consumer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
+    /// Everything in one process.
     pub async fn build(settings: Settings, overrides: Overrides) -> anyhow::Result<Self> {
+        Self::build_role(settings, Role::All, overrides).await
+    }
+
+    pub async fn build_role(
+        settings: Settings,
+        role: Role,
+        overrides: Overrides,
+    ) -> anyhow::Result<Self> {
+        check_role(&settings, role)?;
         let settings = Arc::new(settings);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let store = SqlStore::connect_with_reader(
@@ -65,95 +112,40 @@ impl Application {
             .await
             .context("Failed to start the alert router")?;
 
-        let mut chain: Vec<Arc<dyn ChatModel>> = match overrides.chat_models {
-            Some(models) => models,
-            None => configured_models(&settings)?,
+        let queue = open_queue(&settings);
+        let (worker, consumer) = if role.runs_actors() {
+            let worker =
+                start_worker(&settings, &store, &alerts, clock, overrides.chat_models).await?;
+            let router = worker.registry.clone();
+            let consumer = queue
+                .start_consumer(
+                    settings.llm_concurrency,
+                    Arc::new(move |delivery| router.dispatch(delivery)),
+                )
+                .await?;
+            (Some(worker), Some(consumer))
+        } else {
+            (None, None)
         };
-        chain.push(Arc::new(RulesResponder::new(OfficeInfo {
-            office_name: settings.office_name.clone(),
-            ..OfficeInfo::default()
-        })));
-        let pool = LlmPool::new(
-            chain,
-            LlmPoolConfig {
-                concurrency: settings.llm_concurrency,
-                soft_timeout: settings.llm_soft_timeout,
-                hard_timeout: settings.llm_hard_timeout,
-            },
-            alerts.clone(),
-        );
-        tracing::info!(providers = ?pool.provider_names(), cap = settings.llm_concurrency, "model chain ready");
-
-        let sms: Arc<dyn SmsSender> = match &settings.twilio {
-            Some(t) => {
-                tracing::info!(account = %t.account_sid, "replies go out through Twilio");
-                Arc::new(TwilioClient::new(
-                    t,
-                    &settings.twilio_api_base,
-                    Duration::from_secs(15),
-                )?)
-            }
-            None => {
-                tracing::warn!(
-                    "Twilio is not configured: replies are stored and logged (dry run), not sent"
-                );
-                Arc::new(DryRunSms::default())
-            }
-        };
-        if settings.twilio_auth_token.is_none() {
+        if role.serves_webhook() && settings.twilio_auth_token.is_none() {
             tracing::warn!(
                 "TWILIO_AUTH_TOKEN is not set: webhook signatures cannot be checked, so only \
                  loopback peers may post to /twilio/sms"
             );
         }
 
-        let deps = Arc::new(LeadDeps {
-            store: Arc::new(store.clone()),
-            sms,
-            pool: pool.clone(),
-            alerts: alerts.clone(),
-            clock,
-            window: WindowLimits {
-                max_messages: settings.chat_window_messages,
-                max_bytes: settings.chat_window_bytes,
-            },
-            worker_id: Settings::worker_id(),
-            sms_attempts: 3,
-            retry_delay: Duration::from_secs(1),
-        });
-        let (registry, _tree) = LeadSupervisor::start(
-            deps,
-            SupervisorConfig {
-                restart_max: settings.lead_restart_max,
-                restart_window: settings.lead_restart_window,
-                idle_after: settings.lead_idle,
-                memory_budget_bytes: settings.lead_memory_budget_bytes,
-                turn_budget: settings.lead_turn_timeout,
-                sweep_every: Some(Duration::from_secs(1)),
-            },
-        )
-        .await
-        .context("Failed to start the lead supervisor")?;
-
-        let queue: Arc<dyn WorkQueue> = Arc::new(InProcessQueue::default());
-        let router = registry.clone();
-        let consumer = queue
-            .start_consumer(
-                settings.llm_concurrency,
-                Arc::new(move |delivery| router.dispatch(delivery)),
-            )
-            .await?;
-
         let state = AppState {
             settings: settings.clone(),
+            role,
             store,
             queue,
             alerts,
-            registry,
-            pool,
+            worker,
             accepting: Arc::new(AtomicBool::new(true)),
         };
-        redrive_pending(&state).await?;
+        if role.redrives() {
+            redrive_pending(&state).await?;
+        }
 
         let addr = SocketAddr::new(settings.bind_address, settings.port);
         let listener = TcpListener::bind(addr)
@@ -205,25 +197,134 @@ impl Application {
         .context("HTTP server failed")?;
 
         state.queue.stop_consuming();
-        let _ = consumer.await;
+        if let Some(consumer) = consumer {
+            let _ = consumer.await;
+        }
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-        while busy_turns(&state.registry) > 0 && tokio::time::Instant::now() < deadline {
+        while busy_turns(&state) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let left = busy_turns(&state.registry);
+        let left = busy_turns(&state);
         if left > 0 {
             tracing::warn!(
                 left,
                 "turns still running at the end of the grace period; the next start re-drives them"
             );
         }
-        state.registry.supervisor().stop(Some("shutdown".into()));
+        if let Some(worker) = &state.worker {
+            worker.registry.supervisor().stop(Some("shutdown".into()));
+        }
         Ok(())
     }
 }
 
-fn busy_turns(registry: &LeadRegistry) -> usize {
-    registry.busy_leads()
+/// The worker's half: the model chain and pool, the SMS sender and the lead actor tree.
+async fn start_worker(
+    settings: &Settings,
+    store: &SqlStore,
+    alerts: &AlertHandle,
+    clock: Arc<dyn Clock>,
+    chat_models: Option<Vec<Arc<dyn ChatModel>>>,
+) -> anyhow::Result<WorkerState> {
+    let mut chain: Vec<Arc<dyn ChatModel>> = match chat_models {
+        Some(models) => models,
+        None => configured_models(settings)?,
+    };
+    chain.push(Arc::new(RulesResponder::new(OfficeInfo {
+        office_name: settings.office_name.clone(),
+        ..OfficeInfo::default()
+    })));
+    let pool = LlmPool::new(
+        chain,
+        LlmPoolConfig {
+            concurrency: settings.llm_concurrency,
+            soft_timeout: settings.llm_soft_timeout,
+            hard_timeout: settings.llm_hard_timeout,
+        },
+        alerts.clone(),
+    );
+    tracing::info!(providers = ?pool.provider_names(), cap = settings.llm_concurrency, "model chain ready");
+
+    let sms: Arc<dyn SmsSender> = match &settings.twilio {
+        Some(t) => {
+            tracing::info!(account = %t.account_sid, "replies go out through Twilio");
+            Arc::new(TwilioClient::new(
+                t,
+                &settings.twilio_api_base,
+                Duration::from_secs(15),
+            )?)
+        }
+        None => {
+            tracing::warn!(
+                "Twilio is not configured: replies are stored and logged (dry run), not sent"
+            );
+            Arc::new(DryRunSms::default())
+        }
+    };
+
+    let deps = Arc::new(LeadDeps {
+        store: Arc::new(store.clone()),
+        sms,
+        pool: pool.clone(),
+        alerts: alerts.clone(),
+        clock,
+        window: WindowLimits {
+            max_messages: settings.chat_window_messages,
+            max_bytes: settings.chat_window_bytes,
+        },
+        worker_id: Settings::worker_id(),
+        sms_attempts: 3,
+        retry_delay: Duration::from_secs(1),
+    });
+    let (registry, _tree) = LeadSupervisor::start(
+        deps,
+        SupervisorConfig {
+            restart_max: settings.lead_restart_max,
+            restart_window: settings.lead_restart_window,
+            idle_after: settings.lead_idle,
+            memory_budget_bytes: settings.lead_memory_budget_bytes,
+            turn_budget: settings.lead_turn_timeout,
+            sweep_every: Some(Duration::from_secs(1)),
+        },
+    )
+    .await
+    .context("Failed to start the lead supervisor")?;
+    Ok(WorkerState { registry, pool })
+}
+
+/// The work queue this process shares with the others.
+fn open_queue(_settings: &Settings) -> Arc<dyn WorkQueue> {
+    Arc::new(InProcessQueue::default())
+}
+
+/// A role other than `all` shares the store and the queue with other processes: both must
+/// be ones that can be shared.
+fn check_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
+    if role == Role::All {
+        return Ok(());
+    }
+    let mut problems = Vec::new();
+    if !is_postgres_url(settings.database_url.expose()) {
+        problems.push(format!(
+            "--role {} needs DATABASE_URL to be PostgreSQL: a SQLite file cannot be shared between processes (use --role all)",
+            role.name()
+        ));
+    }
+    if !settings.has_shared_queue() {
+        problems.push(format!(
+            "--role {} needs AMQP_URL: the in-process queue connects only the webhook and workers of one process (use --role all)",
+            role.name()
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(problems.join("\n"))
+    }
+}
+
+fn busy_turns(state: &AppState) -> usize {
+    state.worker.as_ref().map_or(0, |w| w.registry.busy_leads())
 }
 
 fn configured_models(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn ChatModel>>> {
@@ -243,10 +344,21 @@ fn configured_models(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn ChatMode
 /// Embedded mode keeps the queue in memory, so a crash loses queued wake-ups; the store does
 /// not. At start every lead with stored work is woken again, and every reply interrupted
 /// mid-send is flagged in-doubt (it may have gone out: never resent blindly) and alerted.
+/// In `all` every `sending` reply is orphaned (this was its only sender); a separate
+/// scheduler flags only claims older than a whole turn's budget, since a live worker may be
+/// sending the newer ones right now.
 pub async fn redrive_pending(state: &AppState) -> anyhow::Result<()> {
+    let cutoff = match state.role {
+        Role::All => chrono::Utc::now(),
+        _ => {
+            chrono::Utc::now()
+                - chrono::Duration::from_std(state.settings.lead_turn_timeout)
+                    .context("LEAD_TURN_TIMEOUT_SECS is out of range")?
+        }
+    };
     for (id, lead) in state
         .store
-        .flag_interrupted_sends()
+        .flag_interrupted_sends(cutoff)
         .await
         .context("Failed to flag interrupted sends")?
     {
@@ -273,4 +385,32 @@ pub async fn redrive_pending(state: &AppState) -> anyhow::Result<()> {
         state.queue.publish(WakeLead { lead }).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn a_split_role_on_embedded_backends_is_refused_naming_what_is_missing() {
+        let settings = Settings::from_map(&HashMap::new()).unwrap();
+        assert!(check_role(&settings, Role::All).is_ok());
+        for role in [Role::Web, Role::Worker, Role::Scheduler] {
+            let err = check_role(&settings, role).unwrap_err().to_string();
+            assert!(
+                err.contains("DATABASE_URL") && err.contains("AMQP_URL"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_role_runs_its_share() {
+        assert!(Role::All.serves_webhook() && Role::All.runs_actors() && Role::All.redrives());
+        assert!(Role::Web.serves_webhook() && !Role::Web.runs_actors() && !Role::Web.redrives());
+        assert!(!Role::Worker.serves_webhook() && Role::Worker.runs_actors());
+        assert!(Role::Scheduler.redrives() && !Role::Scheduler.runs_actors());
+    }
 }

@@ -25,6 +25,7 @@ use axum::routing::{get, post};
 
 use crate::config::Settings;
 use crate::queue::WorkQueue;
+use crate::startup::Role;
 use crate::store::SqlStore;
 
 /// Twilio's webhooks are a few KB; anything near this is not Twilio.
@@ -36,18 +37,30 @@ pub struct AppState {
     pub store: SqlStore,
     pub queue: Arc<dyn WorkQueue>,
     pub alerts: AlertHandle,
-    pub registry: LeadRegistry,
-    pub pool: LlmPool,
+    pub role: Role,
+    /// The lead actors and model pool, in a process that runs them (roles `all`, `worker`).
+    pub worker: Option<WorkerState>,
     /// False once shutdown begins: /ready answers 503 so the load balancer drains us.
     pub accepting: Arc<AtomicBool>,
 }
 
+#[derive(Clone)]
+pub struct WorkerState {
+    pub registry: LeadRegistry,
+    pub pool: LlmPool,
+}
+
+/// Every role serves health, readiness and /ops (Kubernetes probes every container); only
+/// the web roles take webhooks.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route(
+    let mut router = Router::new();
+    if state.role.serves_webhook() {
+        router = router.route(
             "/twilio/sms",
             post(twilio::receive_sms).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)),
-        )
+        );
+    }
+    router
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/ops/status", get(ops::status))

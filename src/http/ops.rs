@@ -86,20 +86,28 @@ pub async fn status(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &peer, &headers)?;
-    let pool = state.pool.stats();
-    let tree = state.registry.snapshot().await.unwrap_or_default();
+    let worker = match &state.worker {
+        Some(w) => {
+            let pool = w.pool.stats();
+            json!({
+                "active_leads": w.registry.active_leads(),
+                "llm": {
+                    "providers": w.pool.provider_names(),
+                    "concurrency": w.pool.config().concurrency,
+                    "in_flight": pool.in_flight.load(Ordering::SeqCst),
+                    "max_in_flight": pool.max_in_flight.load(Ordering::SeqCst),
+                    "calls": pool.calls.load(Ordering::SeqCst),
+                    "fallbacks": pool.fallbacks.load(Ordering::SeqCst),
+                    "hard_timeouts": pool.hard_timeouts.load(Ordering::SeqCst),
+                },
+                "supervisor": w.registry.snapshot().await.unwrap_or_default(),
+            })
+        }
+        None => Value::Null,
+    };
     Ok(Json(json!({
-        "active_leads": state.registry.active_leads(),
+        "role": state.role.name(),
         "queue_depth": state.queue.depth(),
-        "llm": {
-            "providers": state.pool.provider_names(),
-            "concurrency": state.pool.config().concurrency,
-            "in_flight": pool.in_flight.load(Ordering::SeqCst),
-            "max_in_flight": pool.max_in_flight.load(Ordering::SeqCst),
-            "calls": pool.calls.load(Ordering::SeqCst),
-            "fallbacks": pool.fallbacks.load(Ordering::SeqCst),
-            "hard_timeouts": pool.hard_timeouts.load(Ordering::SeqCst),
-        },
-        "supervisor": tree,
+        "worker": worker,
     })))
 }

@@ -301,15 +301,20 @@ impl SqlStore {
         })
     }
 
-    /// At start, a reply still `sending` was interrupted mid-send: it may or may not have
-    /// gone out. It becomes `in_doubt` (never resent blindly); the caller alerts.
-    pub async fn flag_interrupted_sends(&self) -> Result<Vec<(i64, LeadId)>, StoreError> {
+    /// A reply still `sending` whose claim is older than `cutoff` was interrupted mid-send:
+    /// it may or may not have gone out. It becomes `in_doubt` (never resent blindly); the
+    /// caller alerts.
+    pub async fn flag_interrupted_sends(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<(i64, LeadId)>, StoreError> {
         with_pool!(self, pool => {
             let rows = sqlx::query(
                 "UPDATE messages SET state = 'in_doubt', detail = 'interrupted during send', updated_at = $1
-                 WHERE state = 'sending' RETURNING id, lead_phone",
+                 WHERE state = 'sending' AND updated_at < $2 RETURNING id, lead_phone",
             )
             .bind(now())
+            .bind(cutoff)
             .fetch_all(pool)
             .await
             .map_err(store_err("flag interrupted sends"))?;
