@@ -165,6 +165,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "Window of the restart intensity limit.",
     ),
     var(
+        "OUTBOX_SWEEP_SECS",
+        Some("60"),
+        false,
+        "How often the roles that own the clock (all, scheduler) look for replies whose send was interrupted and resolve them with Twilio.",
+    ),
+    var(
         "CHAT_WINDOW_MESSAGES",
         Some("40"),
         false,
@@ -273,6 +279,7 @@ pub struct Settings {
     pub lead_memory_budget_bytes: usize,
     pub lead_restart_max: u32,
     pub lead_restart_window: Duration,
+    pub outbox_sweep_every: Duration,
     pub chat_window_messages: usize,
     pub chat_window_bytes: usize,
     pub office_name: String,
@@ -460,6 +467,7 @@ impl Settings {
             lead_memory_budget_bytes: r.positive("LEAD_MEMORY_BUDGET_BYTES"),
             lead_restart_max: r.parse("LEAD_RESTART_MAX"),
             lead_restart_window: r.seconds("LEAD_RESTART_WINDOW_SECS"),
+            outbox_sweep_every: r.seconds("OUTBOX_SWEEP_SECS"),
             chat_window_messages: r.positive("CHAT_WINDOW_MESSAGES"),
             chat_window_bytes: r.positive("CHAT_WINDOW_BYTES"),
             office_name: r.string("OFFICE_NAME"),

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use actors::alert_router::{Alert, AlertHandle, AlertRouter, AlertSink};
+use actors::alert_router::{AlertHandle, AlertRouter, AlertSink};
 use actors::lead::LeadDeps;
 use actors::llm_pool::{LlmPool, LlmPoolConfig};
+use actors::outbox::{OutboxSweep, SweepReport};
 use actors::ports::{ChatModel, Clock, SmsSender, SystemClock, WakeLead};
 use actors::supervisor::{LeadSupervisor, SupervisorConfig};
 use actors::window::WindowLimits;
@@ -83,6 +84,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     consumer: Option<tokio::task::JoinHandle<()>>,
+    sweeps: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -113,9 +115,17 @@ impl Application {
             .context("Failed to start the alert router")?;
 
         let queue = open_queue(&settings);
+        let sms = build_sms_sender(&settings)?;
         let (worker, consumer) = if role.runs_actors() {
-            let worker =
-                start_worker(&settings, &store, &alerts, clock, overrides.chat_models).await?;
+            let worker = start_worker(
+                &settings,
+                &store,
+                &alerts,
+                clock.clone(),
+                sms.clone(),
+                overrides.chat_models,
+            )
+            .await?;
             let router = worker.registry.clone();
             let consumer = queue
                 .start_consumer(
@@ -143,9 +153,19 @@ impl Application {
             worker,
             accepting: Arc::new(AtomicBool::new(true)),
         };
-        if role.redrives() {
-            redrive_pending(&state).await?;
-        }
+        let sweeps = if role.redrives() {
+            let sweep = Arc::new(OutboxSweep::new(
+                Arc::new(state.store.clone()),
+                sms,
+                state.alerts.clone(),
+                clock,
+                settings.lead_turn_timeout,
+            ));
+            redrive_pending(&state, &sweep).await?;
+            Some(spawn_outbox_sweeps(state.clone(), sweep))
+        } else {
+            None
+        };
 
         let addr = SocketAddr::new(settings.bind_address, settings.port);
         let listener = TcpListener::bind(addr)
@@ -155,6 +175,7 @@ impl Application {
             listener,
             state,
             consumer,
+            sweeps,
         })
     }
 
@@ -180,6 +201,7 @@ impl Application {
             listener,
             state,
             consumer,
+            sweeps,
         } = self;
         let accepting = state.accepting.clone();
         let app = http::router(state.clone());
@@ -196,6 +218,9 @@ impl Application {
         .await
         .context("HTTP server failed")?;
 
+        if let Some(sweeps) = sweeps {
+            sweeps.abort();
+        }
         state.queue.stop_consuming();
         if let Some(consumer) = consumer {
             let _ = consumer.await;
@@ -224,6 +249,7 @@ async fn start_worker(
     store: &SqlStore,
     alerts: &AlertHandle,
     clock: Arc<dyn Clock>,
+    sms: Arc<dyn SmsSender>,
     chat_models: Option<Vec<Arc<dyn ChatModel>>>,
 ) -> anyhow::Result<WorkerState> {
     let mut chain: Vec<Arc<dyn ChatModel>> = match chat_models {
@@ -244,23 +270,6 @@ async fn start_worker(
         alerts.clone(),
     );
     tracing::info!(providers = ?pool.provider_names(), cap = settings.llm_concurrency, "model chain ready");
-
-    let sms: Arc<dyn SmsSender> = match &settings.twilio {
-        Some(t) => {
-            tracing::info!(account = %t.account_sid, "replies go out through Twilio");
-            Arc::new(TwilioClient::new(
-                t,
-                &settings.twilio_api_base,
-                Duration::from_secs(15),
-            )?)
-        }
-        None => {
-            tracing::warn!(
-                "Twilio is not configured: replies are stored and logged (dry run), not sent"
-            );
-            Arc::new(DryRunSms::default())
-        }
-    };
 
     let deps = Arc::new(LeadDeps {
         store: Arc::new(store.clone()),
@@ -290,6 +299,26 @@ async fn start_worker(
     .await
     .context("Failed to start the lead supervisor")?;
     Ok(WorkerState { registry, pool })
+}
+
+/// Twilio when configured, else the dry-run sender.
+fn build_sms_sender(settings: &Settings) -> anyhow::Result<Arc<dyn SmsSender>> {
+    Ok(match &settings.twilio {
+        Some(t) => {
+            tracing::info!(account = %t.account_sid, "replies go out through Twilio");
+            Arc::new(TwilioClient::new(
+                t,
+                &settings.twilio_api_base,
+                Duration::from_secs(15),
+            )?)
+        }
+        None => {
+            tracing::warn!(
+                "Twilio is not configured: replies are stored and logged (dry run), not sent"
+            );
+            Arc::new(DryRunSms::default())
+        }
+    })
 }
 
 /// The work queue this process shares with the others.
@@ -342,33 +371,22 @@ fn configured_models(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn ChatMode
 }
 
 /// Embedded mode keeps the queue in memory, so a crash loses queued wake-ups; the store does
-/// not. At start every lead with stored work is woken again, and every reply interrupted
-/// mid-send is flagged in-doubt (it may have gone out: never resent blindly) and alerted.
-/// In `all` every `sending` reply is orphaned (this was its only sender); a separate
-/// scheduler flags only claims older than a whole turn's budget, since a live worker may be
-/// sending the newer ones right now.
-pub async fn redrive_pending(state: &AppState) -> anyhow::Result<()> {
-    let cutoff = match state.role {
-        Role::All => chrono::Utc::now(),
-        _ => {
-            chrono::Utc::now()
-                - chrono::Duration::from_std(state.settings.lead_turn_timeout)
-                    .context("LEAD_TURN_TIMEOUT_SECS is out of range")?
-        }
+/// not. At start, replies interrupted mid-send are resolved with the provider (found: sent;
+/// certainly not sent: queued again; cannot tell: in doubt, alerted), and every lead with
+/// stored work is woken again. In `all` every `sending` claim is orphaned (this process
+/// was its only sender); a separate scheduler only takes claims older than a whole turn's
+/// budget, since a live worker may own the newer ones.
+pub async fn redrive_pending(state: &AppState, sweep: &OutboxSweep) -> anyhow::Result<()> {
+    let stale_after = match state.role {
+        Role::All => Duration::ZERO,
+        _ => state.settings.lead_turn_timeout,
     };
-    for (id, lead) in state
-        .store
-        .flag_interrupted_sends(cutoff)
+    let report = sweep
+        .sweep_with(stale_after)
         .await
-        .context("Failed to flag interrupted sends")?
-    {
-        state.alerts.raise(
-            Alert::error(
-                "sms_in_doubt",
-                format!("Reply {id} to {lead} was being sent when the process stopped; it may or may not have gone out and is not resent"),
-            )
-            .for_lead(&lead),
-        );
+        .context("Failed to resolve interrupted sends")?;
+    if report != SweepReport::default() {
+        tracing::info!(?report, "outbox recovered");
     }
     let leads = state
         .store
@@ -376,15 +394,35 @@ pub async fn redrive_pending(state: &AppState) -> anyhow::Result<()> {
         .await
         .context("Failed to list leads with pending work")?;
     if !leads.is_empty() {
-        tracing::info!(
-            count = leads.len(),
-            "re-driving leads with unanswered messages"
-        );
+        tracing::info!(count = leads.len(), "re-driving leads with stored work");
     }
     for lead in leads {
         state.queue.publish(WakeLead { lead }).await?;
     }
     Ok(())
+}
+
+/// The periodic outbox sweep of the roles that own the clock. A failed sweep is logged and
+/// tried again next period; it never stops the loop.
+fn spawn_outbox_sweeps(state: AppState, sweep: Arc<OutboxSweep>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(state.settings.outbox_sweep_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        tick.tick().await; // the first tick is immediate; start-up already swept
+        loop {
+            tick.tick().await;
+            match sweep.sweep().await {
+                Ok(report) => {
+                    for lead in report.requeued {
+                        if let Err(e) = state.queue.publish(WakeLead { lead }).await {
+                            tracing::warn!(error = %e, "could not wake a lead after the outbox sweep; the next sweep or start-up re-drive will");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "outbox sweep failed"),
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod alert_router;
 pub mod keywords;
 pub mod lead;
 pub mod llm_pool;
+pub mod outbox;
 pub mod ports;
 pub mod supervisor;
 pub mod testing;

@@ -164,6 +164,16 @@ impl SmsError {
 #[async_trait]
 pub trait SmsSender: Send + Sync + 'static {
     async fn send_sms(&self, to: &LeadId, body: &str) -> Result<SentSms, SmsError>;
+
+    /// Asks the provider whether a message with exactly this body went to `to` since
+    /// `since`: how an in-doubt reply is resolved without texting the lead twice. `Ok(None)`
+    /// must mean "certainly not sent", never "cannot tell" (that is an error).
+    async fn find_sent(
+        &self,
+        to: &LeadId,
+        body: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<SentSms>, SmsError>;
 }
 
 /// Store failures are all "try again later" from the actor's point of view: the turn is
@@ -224,6 +234,16 @@ impl LeadLock for ProcessLocalLock {
     async fn release(self: Box<Self>) {}
 }
 
+/// A reply whose send outcome is unknown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InDoubtReply {
+    pub id: i64,
+    pub lead: LeadId,
+    pub body: String,
+    /// When the reply was committed: the provider is asked about messages since then.
+    pub created_at: DateTime<Utc>,
+}
+
 /// Everything the lead actors need from durable storage. Each method is one transaction.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -267,6 +287,14 @@ pub trait Store: Send + Sync + 'static {
     /// Takes the lead's lock if no other process holds it; `None` means another worker is
     /// running a turn for this lead right now.
     async fn try_lock_lead(&self, lead: &LeadId) -> Result<Option<Box<dyn LeadLock>>, StoreError>;
+
+    /// Replies claimed for sending before `cutoff` and never recorded: their sender died
+    /// mid-send. Marks them `in_doubt` and returns them.
+    async fn flag_stale_sends(&self, cutoff: DateTime<Utc>)
+    -> Result<Vec<OutboxReply>, StoreError>;
+
+    /// Every reply currently `in_doubt`, oldest first.
+    async fn in_doubt_replies(&self) -> Result<Vec<InDoubtReply>, StoreError>;
 
     /// Opens a turn record (who processed which lead when); returns its id.
     async fn begin_turn(&self, lead: &LeadId, worker: &str) -> Result<i64, StoreError>;

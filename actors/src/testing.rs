@@ -237,6 +237,7 @@ impl ChatModel for FakeModel {
 pub struct FakeSms {
     sent: Mutex<Vec<(LeadId, String)>>,
     next_errors: Mutex<Vec<SmsError>>,
+    lookups_fail: AtomicBool,
 }
 
 impl FakeSms {
@@ -253,6 +254,10 @@ impl FakeSms {
     pub fn fail_next(&self, e: SmsError) {
         self.next_errors.lock().unwrap().push(e);
     }
+    /// Makes `find_sent` fail (the provider's history cannot be read).
+    pub fn fail_lookups(&self, v: bool) {
+        self.lookups_fail.store(v, Ordering::SeqCst);
+    }
 }
 
 #[async_trait]
@@ -267,6 +272,24 @@ impl SmsSender for FakeSms {
             provider_sid: format!("SMFAKE{:028}", sent.len()),
         })
     }
+
+    async fn find_sent(
+        &self,
+        to: &LeadId,
+        body: &str,
+        _since: chrono::DateTime<Utc>,
+    ) -> Result<Option<SentSms>, SmsError> {
+        if self.lookups_fail.load(Ordering::SeqCst) {
+            return Err(SmsError::Retryable("history unavailable (test)".into()));
+        }
+        Ok(self
+            .sent()
+            .iter()
+            .position(|(l, b)| l == to && b == body)
+            .map(|i| SentSms {
+                provider_sid: format!("SMFAKE{:028}", i + 1),
+            }))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -278,6 +301,8 @@ struct MemMessage {
     sid: String,
     /// inbound: pending | answered | no_reply; outbound: queued | sending | sent | …
     state: String,
+    created_at: chrono::DateTime<Utc>,
+    claimed_at: Option<chrono::DateTime<Utc>>,
 }
 
 #[derive(Default)]
@@ -313,6 +338,8 @@ impl MemStore {
             body: body.to_string(),
             sid: sid.to_string(),
             state: "pending".into(),
+            created_at: Utc::now(),
+            claimed_at: None,
         });
         true
     }
@@ -436,6 +463,8 @@ impl Store for MemStore {
             body: body.to_string(),
             sid: format!("out-{id}"),
             state: "queued".into(),
+            created_at: Utc::now(),
+            claimed_at: None,
         });
         Ok(Some(id))
     }
@@ -459,6 +488,7 @@ impl Store for MemStore {
         {
             Some(m) => {
                 m.state = "sending".into();
+                m.claimed_at = Some(Utc::now());
                 Ok(true)
             }
             None => Ok(false),
@@ -471,6 +501,39 @@ impl Store for MemStore {
             m.state = outcome.state().into();
         }
         Ok(())
+    }
+
+    async fn flag_stale_sends(
+        &self,
+        cutoff: chrono::DateTime<Utc>,
+    ) -> Result<Vec<OutboxReply>, StoreError> {
+        let mut g = self.guard()?;
+        let mut out = Vec::new();
+        for m in g.messages.iter_mut() {
+            if m.state == "sending" && m.claimed_at.is_some_and(|t| t < cutoff) {
+                m.state = "in_doubt".into();
+                out.push(OutboxReply {
+                    id: m.id,
+                    lead: m.lead.clone(),
+                    body: m.body.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn in_doubt_replies(&self) -> Result<Vec<InDoubtReply>, StoreError> {
+        let g = self.guard()?;
+        Ok(g.messages
+            .iter()
+            .filter(|m| m.state == "in_doubt")
+            .map(|m| InDoubtReply {
+                id: m.id,
+                lead: m.lead.clone(),
+                body: m.body.clone(),
+                created_at: m.created_at,
+            })
+            .collect())
     }
 
     async fn try_lock_lead(&self, lead: &LeadId) -> Result<Option<Box<dyn LeadLock>>, StoreError> {

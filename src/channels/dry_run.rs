@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use actors::ports::{LeadId, SentSms, SmsError, SmsSender};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 #[derive(Default)]
 pub struct DryRunSms {
@@ -20,5 +21,16 @@ impl SmsSender for DryRunSms {
         let provider_sid = format!("DRYRUN{:028}", n);
         tracing::info!(to = %to, sid = %provider_sid, body, "dry-run SMS (not sent to any carrier)");
         Ok(SentSms { provider_sid })
+    }
+
+    /// Nothing ever reaches a carrier in a dry run, so nothing was "sent" in the sense that
+    /// matters: an in-doubt reply is safe to log again.
+    async fn find_sent(
+        &self,
+        _to: &LeadId,
+        _body: &str,
+        _since: DateTime<Utc>,
+    ) -> Result<Option<SentSms>, SmsError> {
+        Ok(None)
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use actors::ports::{LeadId, SentSms, SmsError, SmsSender};
 use async_trait::async_trait;
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha1::Sha1;
@@ -156,6 +157,93 @@ impl SmsSender for TwilioClient {
         } else {
             Err(SmsError::Permanent { code, message })
         }
+    }
+
+    /// `GET …/Messages.json?To=…&DateSent>=…` (Twilio filters by day; a day earlier covers
+    /// midnight), looking for an outbound message with exactly this body.
+    async fn find_sent(
+        &self,
+        to: &LeadId,
+        body: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<SentSms>, SmsError> {
+        let day = (since - chrono::Duration::days(1))
+            .format("%Y-%m-%d")
+            .to_string();
+        let mut url = reqwest::Url::parse(&self.messages_url)
+            .map_err(|e| SmsError::Retryable(format!("bad Messages URL: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("To", to.as_str())
+            .append_pair("DateSent>", &day)
+            .append_pair("PageSize", "100");
+        for _ in 0..MAX_LIST_PAGES {
+            let response = self
+                .http
+                .get(url.clone())
+                .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
+                .send()
+                .await
+                .map_err(|e| SmsError::Retryable(format!("list messages: {e}")))?;
+            if !response.status().is_success() {
+                return Err(SmsError::Retryable(format!(
+                    "list messages: {}",
+                    response.status()
+                )));
+            }
+            let page: MessagePage = response
+                .json()
+                .await
+                .map_err(|e| SmsError::Retryable(format!("list messages: {e}")))?;
+            if let Some(m) = page
+                .messages
+                .iter()
+                .find(|m| m.body == body && m.direction.starts_with("outbound"))
+            {
+                return Ok(Some(SentSms {
+                    provider_sid: m.sid.clone(),
+                }));
+            }
+            match page.next_page_uri {
+                Some(next) => {
+                    url = reqwest::Url::parse(&format!("{}{next}", self.api_root()))
+                        .map_err(|e| SmsError::Retryable(format!("next page: {e}")))?
+                }
+                None => return Ok(None),
+            }
+        }
+        // Not in the pages read: too much history to be sure it is absent.
+        Err(SmsError::Retryable(
+            "message history too long to rule the reply out".into(),
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+struct MessagePage {
+    #[serde(default)]
+    messages: Vec<ListedMessage>,
+    next_page_uri: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListedMessage {
+    sid: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    direction: String,
+}
+
+/// Pages of the Messages list read when resolving an in-doubt reply: a lead's outbound
+/// messages over a day or two fit in the first page many times over.
+const MAX_LIST_PAGES: usize = 3;
+
+impl TwilioClient {
+    fn api_root(&self) -> &str {
+        self.messages_url
+            .split("/2010-04-01/")
+            .next()
+            .unwrap_or(&self.messages_url)
     }
 }
 

@@ -11,8 +11,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use actors::ports::{
-    ChatLine, LeadId, LeadLock, OutboxReply, PendingInbound, ProcessLocalLock, Role, SendOutcome,
-    Store, StoreError,
+    ChatLine, InDoubtReply, LeadId, LeadLock, OutboxReply, PendingInbound, ProcessLocalLock, Role,
+    SendOutcome, Store, StoreError,
 };
 use anyhow::Context;
 use async_trait::async_trait;
@@ -298,30 +298,6 @@ impl SqlStore {
             .await
             .map_err(store_err("pending work"))?;
             Ok(rows.into_iter().map(LeadId).collect())
-        })
-    }
-
-    /// A reply still `sending` whose claim is older than `cutoff` was interrupted mid-send:
-    /// it may or may not have gone out. It becomes `in_doubt` (never resent blindly); the
-    /// caller alerts.
-    pub async fn flag_interrupted_sends(
-        &self,
-        cutoff: DateTime<Utc>,
-    ) -> Result<Vec<(i64, LeadId)>, StoreError> {
-        with_pool!(self, pool => {
-            let rows = sqlx::query(
-                "UPDATE messages SET state = 'in_doubt', detail = 'interrupted during send', updated_at = $1
-                 WHERE state = 'sending' AND updated_at < $2 RETURNING id, lead_phone",
-            )
-            .bind(now())
-            .bind(cutoff)
-            .fetch_all(pool)
-            .await
-            .map_err(store_err("flag interrupted sends"))?;
-            Ok(rows
-                .into_iter()
-                .map(|r| (r.get::<i64, _>(0), LeadId(r.get::<String, _>(1))))
-                .collect())
         })
     }
 
@@ -627,6 +603,52 @@ impl Store for SqlStore {
             .await
             .map_err(store_err("record send"))?;
             Ok(())
+        })
+    }
+
+    async fn flag_stale_sends(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<OutboxReply>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "UPDATE messages SET state = 'in_doubt', detail = 'interrupted during send', updated_at = $1
+                 WHERE state = 'sending' AND updated_at < $2 RETURNING id, lead_phone, body",
+            )
+            .bind(now())
+            .bind(cutoff)
+            .fetch_all(pool)
+            .await
+            .map_err(store_err("flag stale sends"))?;
+            Ok(rows
+                .into_iter()
+                .map(|r| OutboxReply {
+                    id: r.get(0),
+                    lead: LeadId(r.get(1)),
+                    body: r.get(2),
+                })
+                .collect())
+        })
+    }
+
+    async fn in_doubt_replies(&self) -> Result<Vec<InDoubtReply>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, lead_phone, body, created_at FROM messages
+                 WHERE state = 'in_doubt' ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(store_err("in-doubt replies"))?;
+            Ok(rows
+                .into_iter()
+                .map(|r| InDoubtReply {
+                    id: r.get(0),
+                    lead: LeadId(r.get(1)),
+                    body: r.get(2),
+                    created_at: r.get(3),
+                })
+                .collect())
         })
     }
 

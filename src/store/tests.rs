@@ -127,14 +127,13 @@ async fn an_interrupted_send_becomes_in_doubt_and_is_not_resent() {
     assert!(s.mark_sending(reply).await.unwrap());
     let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
     assert!(
-        s.flag_interrupted_sends(an_hour_ago)
-            .await
-            .unwrap()
-            .is_empty(),
+        s.flag_stale_sends(an_hour_ago).await.unwrap().is_empty(),
         "a fresh claim may belong to a live sender"
     );
-    let flagged = s.flag_interrupted_sends(chrono::Utc::now()).await.unwrap();
-    assert_eq!(flagged, vec![(reply, lead.clone())]);
+    let flagged = s.flag_stale_sends(chrono::Utc::now()).await.unwrap();
+    assert_eq!(flagged.len(), 1);
+    assert_eq!((flagged[0].id, &flagged[0].lead), (reply, &lead));
+    assert_eq!(s.in_doubt_replies().await.unwrap()[0].body, "Hello");
     assert!(s.unsent_replies(&lead).await.unwrap().is_empty());
     assert!(s.leads_with_pending_work().await.unwrap().is_empty());
 }

@@ -76,54 +76,77 @@ async fn the_dev_helper_prints_the_reply_that_went_out() {
     assert!(stdout.contains("< [rules] "), "{stdout}");
 }
 
-#[tokio::test]
-async fn messages_stored_before_a_crash_are_answered_after_the_restart() {
+/// The previous process stored two messages, committed a reply to the first and was
+/// killed after claiming it for sending; the second was never processed.
+async fn crashed_database(lead: &LeadId) -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let db = fresh_test_database_url(dir.path()).await;
-    let lead = LeadId::new("+13125551001");
-    {
-        // The previous process stored two messages, committed a reply to an older one and
-        // was killed mid-send of it; then died before the other was processed.
-        let store = SqlStore::connect(&db).await.unwrap();
-        for (sid, body) in [
-            ("SM0000000000000000000000000000c001", "first"),
-            ("SM0000000000000000000000000000c002", "second"),
-        ] {
-            store
-                .accept_inbound(
-                    NewInbound {
-                        message_sid: sid,
-                        from: &lead,
-                        body,
-                    },
-                    InboundKind::Conversation,
-                )
-                .await
-                .unwrap();
-        }
-        let first = store.pending_inbound(&lead).await.unwrap()[0].id;
-        let reply = store
-            .commit_reply(&lead, &[first], "reply to first", "anthropic")
+    let store = SqlStore::connect(&db).await.unwrap();
+    for (sid, body) in [
+        ("SM0000000000000000000000000000c001", "first"),
+        ("SM0000000000000000000000000000c002", "second"),
+    ] {
+        store
+            .accept_inbound(
+                NewInbound {
+                    message_sid: sid,
+                    from: lead,
+                    body,
+                },
+                InboundKind::Conversation,
+            )
             .await
-            .unwrap()
             .unwrap();
-        assert!(store.mark_sending(reply).await.unwrap());
     }
+    let first = store.pending_inbound(lead).await.unwrap()[0].id;
+    let reply = store
+        .commit_reply(lead, &[first], "reply to first", "anthropic")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.mark_sending(reply).await.unwrap());
+    (db, dir)
+}
+
+#[tokio::test]
+async fn after_a_crash_unanswered_messages_are_answered_and_an_unsent_reply_goes_out_once() {
+    let lead = LeadId::new("+13125551001");
+    let (db, _dir) = crashed_database(&lead).await;
     let app = spawn_app_with(TestOptions {
-        database: Some(db.clone()),
+        database: Some(db),
         ..TestOptions::default()
     })
     .await;
-    let sent = app.wait_for_sms(lead.as_str(), 1).await;
-    assert_eq!(sent, vec!["Reply to: second"]);
+    // Twilio never got the interrupted reply (its Messages list says so): sent now, in order.
+    let sent = app.wait_for_sms(lead.as_str(), 2).await;
+    assert_eq!(sent, vec!["reply to first", "Reply to: second"]);
+    app.wait_settled(lead.as_str()).await;
+    assert_eq!(app.twilio.sent_to(lead.as_str()).len(), 2);
+}
+
+#[tokio::test]
+async fn after_a_crash_a_reply_twilio_already_has_is_recorded_sent_and_not_resent() {
+    let lead = LeadId::new("+13125551002");
+    let (db, _dir) = crashed_database(&lead).await;
+    let twilio_had_it = TestOptions {
+        database: Some(db),
+        ..TestOptions::default()
+    };
+    let app =
+        spawn_app_with_twilio_history(twilio_had_it, &[(lead.as_str(), "reply to first")]).await;
+    let sent = app.wait_for_sms(lead.as_str(), 2).await;
+    assert_eq!(
+        sent,
+        vec!["reply to first", "Reply to: second"],
+        "the first only once: from before the crash"
+    );
     app.wait_settled(lead.as_str()).await;
     let conv = app.conversation(lead.as_str()).await;
-    let interrupted = conv.iter().find(|m| m.body == "reply to first").unwrap();
-    assert_eq!(interrupted.state, "in_doubt", "never resent blindly");
+    let first = conv.iter().find(|m| m.body == "reply to first").unwrap();
+    assert_eq!(first.state, "sent");
     assert!(
         app.alert_events()
             .await
-            .contains(&"sms_in_doubt".to_string())
+            .contains(&"in_doubt_resolved".to_string())
     );
-    assert_eq!(app.twilio.sent_to(lead.as_str()).len(), 1);
 }

@@ -81,7 +81,7 @@ impl FakeTwilio {
         let router = Router::new()
             .route(
                 "/2010-04-01/Accounts/{sid}/Messages.json",
-                post(twilio_messages),
+                post(twilio_messages).get(twilio_list),
             )
             .with_state(state.clone());
         Self {
@@ -99,6 +99,16 @@ impl FakeTwilio {
             .map(|s| s.body)
             .collect()
     }
+    /// Pretends a message went out earlier (e.g. just before a crash).
+    pub fn record_existing(&self, to: &str, body: &str) {
+        self.state.sent.lock().unwrap().push(SentSms {
+            to: to.into(),
+            from: Some(OUR_NUMBER.into()),
+            body: body.into(),
+            authorization: String::new(),
+        });
+    }
+
     pub fn fail_next_with(&self, statuses: &[u16]) {
         *self.state.failures.lock().unwrap() = statuses.to_vec();
     }
@@ -139,6 +149,28 @@ async fn twilio_messages(
         StatusCode::CREATED,
         Json(json!({"sid": format!("SM{:032}", sent.len()), "status": "queued"})),
     )
+}
+
+/// Twilio's Messages list, filtered by `To` (one page).
+async fn twilio_list(
+    State(state): State<Arc<FakeTwilioState>>,
+    Path(_sid): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+) -> impl IntoResponse {
+    let to = query.get("To").cloned().unwrap_or_default();
+    let messages: Vec<Value> = state
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.to == to)
+        .map(|(i, m)| {
+            json!({"sid": format!("SM{:032}", i + 1), "to": m.to, "body": m.body,
+                   "direction": "outbound-api", "status": "delivered"})
+        })
+        .collect();
+    Json(json!({"messages": messages, "next_page_uri": null}))
 }
 
 fn serde_urlencoded_pairs(body: &str) -> HashMap<String, String> {
@@ -319,8 +351,19 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: TestOptions) -> TestApp {
+    spawn_app_with_twilio_history(options, &[]).await
+}
+
+/// Like [`spawn_app_with`], with messages the fake Twilio already sent before the app starts.
+pub async fn spawn_app_with_twilio_history(
+    options: TestOptions,
+    history: &[(&str, &str)],
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let twilio = FakeTwilio::start().await;
+    for (to, body) in history {
+        twilio.record_existing(to, body);
+    }
     let llm = FakeAnthropic::start(options.llm_latency).await;
     let database_url = match &options.database {
         Some(url) => url.clone(),
