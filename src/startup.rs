@@ -1,6 +1,7 @@
 //! Startup: builds the whole application from [`Settings`] in one readable place — store,
-//! alert router, model chain and pool, SMS sender, the lead actor tree, the work queue and
-//! its consumer, the start-up re-drive, and the HTTP server — and shuts it down in order.
+//! alert router, model chain and pool, SMS sender, the lead actor tree, the work queue
+//! (in-process, or RabbitMQ with its dead-letter alerts) and its consumer, the start-up
+//! re-drive, and the HTTP server — and shuts it down in order.
 //!
 //! Owns: wiring and the shutdown order. Must not: hold business logic; anything a test
 //! needs to replace (the model chain, the alert sink) comes in through [`Overrides`].
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use actors::alert_router::{Alert, AlertRouter, AlertSink};
+use actors::alert_router::{Alert, AlertHandle, AlertRouter, AlertSink};
 use actors::lead::LeadDeps;
 use actors::llm_pool::{LlmPool, LlmPoolConfig};
 use actors::ports::{ChatModel, Clock, SmsSender, SystemClock, WakeLead};
@@ -27,7 +28,8 @@ use crate::channels::log_alerts::LogAlertSink;
 use crate::channels::twilio::TwilioClient;
 use crate::config::Settings;
 use crate::http::{self, AppState};
-use crate::queue::{InProcessQueue, WorkQueue};
+use crate::queue::rabbitmq::{DeadLetter, RabbitConfig};
+use crate::queue::{InProcessQueue, RabbitQueue, WorkQueue};
 use crate::store::SqlStore;
 
 /// How long in-flight turns get to finish after SIGTERM (under Kubernetes' 30 s).
@@ -131,7 +133,7 @@ impl Application {
         .await
         .context("Failed to start the lead supervisor")?;
 
-        let queue: Arc<dyn WorkQueue> = Arc::new(InProcessQueue::default());
+        let queue = build_queue(&settings, &alerts).await?;
         let router = registry.clone();
         let consumer = queue
             .start_consumer(
@@ -222,6 +224,33 @@ fn busy_turns(registry: &LeadRegistry) -> usize {
     registry.busy_leads()
 }
 
+/// `AMQP_URL` set: RabbitMQ, with its dead letters raised as alerts (a task that reaches
+/// them will not be retried by anything, so it must not pass silently). Unset: in-process.
+async fn build_queue(
+    settings: &Settings,
+    alerts: &AlertHandle,
+) -> anyhow::Result<Arc<dyn WorkQueue>> {
+    let Some(amqp) = &settings.amqp else {
+        tracing::info!("work queue: in-process (AMQP_URL is not set)");
+        return Ok(Arc::new(InProcessQueue::default()));
+    };
+    let config = RabbitConfig::new(
+        amqp.url.expose(),
+        &amqp.queue,
+        &format!("lead-agent {}", Settings::worker_id()),
+    )
+    .context("Failed to read the RabbitMQ settings")?;
+    let queue = RabbitQueue::connect(config)
+        .await
+        .context("Failed to connect to RabbitMQ (AMQP_URL)")?;
+    let alerts = alerts.clone();
+    // Detached: it ends with the queue (stop_consuming or drop), and its only output is alerts.
+    let _watcher = queue.watch_dead_letters(Arc::new(move |dead: DeadLetter| {
+        alerts.raise(dead.alert());
+    }));
+    Ok(Arc::new(queue))
+}
+
 fn configured_models(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn ChatModel>>> {
     let mut chain: Vec<Arc<dyn ChatModel>> = Vec::new();
     if let Some(a) = &settings.anthropic {
@@ -239,6 +268,8 @@ fn configured_models(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn ChatMode
 /// Embedded mode keeps the queue in memory, so a crash loses queued wake-ups; the store does
 /// not. At start every lead with stored work is woken again, and every reply interrupted
 /// mid-send is flagged in-doubt (it may have gone out: never resent blindly) and alerted.
+/// RabbitMQ keeps its tasks, so there the re-drive mostly adds duplicate wake-ups (harmless);
+/// it stays because it also wakes a lead whose wake-up was dead-lettered, once per start.
 pub async fn redrive_pending(state: &AppState) -> anyhow::Result<()> {
     for (id, lead) in state
         .store
