@@ -66,7 +66,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "AMQP_QUEUE",
         Some("lead-agent.wake"),
         false,
-        "Work queue name: a durable quorum queue; `<name>.dead` (through the exchange `<name>.dlx`) receives tasks delivered 20 times, and each one raises `task_dead_lettered`.",
+        "Work queue name: a durable quorum queue; `<name>.dead` (through the exchange `<name>.dlx`) receives tasks handed out 21 times (delivery limit 20), and each one raises `task_dead_lettered`.",
     ),
     var(
         "PUBLIC_BASE_URL",

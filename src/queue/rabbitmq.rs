@@ -42,10 +42,9 @@ use tokio::task::JoinHandle;
 
 use super::{DeliveryHandler, QueueError, WorkQueue};
 
-/// `AMQP_QUEUE`'s default.
-pub const DEFAULT_QUEUE: &str = "lead-agent.wake";
-/// Deliveries after which a task is dead-lettered instead of handed out again (4.x's default;
-/// 3.10 has none, so without it a task that crashes its actor would loop forever).
+/// Redeliveries allowed before a task is dead-lettered instead (so it is handed out at most
+/// 21 times). 4.x's default; 3.10 has none, and without one a task that crashes its actor
+/// every time would loop forever.
 pub const DELIVERY_LIMIT: u32 = 20;
 /// The longest queue name accepted: the dead-letter names add a suffix and AMQP caps a name
 /// at 255 bytes.
@@ -77,13 +76,6 @@ pub enum RabbitError {
         #[source]
         source: lapin::Error,
     },
-}
-
-impl RabbitError {
-    /// Every connection problem may clear up: the links keep retrying.
-    pub fn is_retryable(&self) -> bool {
-        true
-    }
 }
 
 impl From<RabbitError> for QueueError {
@@ -125,10 +117,10 @@ pub fn parse_amqp_url(text: &str) -> Result<AMQPUri, String> {
     Ok(uri)
 }
 
-/// `host:port/vhost` with no credentials: what logs and errors may show.
+/// Host, port and vhost with no credentials: what logs and errors may show.
 fn endpoint(uri: &AMQPUri) -> String {
     format!(
-        "{}:{}/{}",
+        "{}:{} (vhost {})",
         uri.authority.host, uri.authority.port, uri.vhost
     )
 }
@@ -175,6 +167,12 @@ impl RabbitConfig {
         let mut uri = parse_amqp_url(url)
             .map_err(|e| QueueError::Unavailable(format!("AMQP_URL is not usable: {e}")))?;
         uri.query.heartbeat.get_or_insert(HEARTBEAT_SECS);
+        // lapin's names are AMQP short strings and panic past 255 bytes.
+        if queue.is_empty() || queue.len() > MAX_QUEUE_NAME {
+            return Err(QueueError::Unavailable(format!(
+                "queue name must be 1 to {MAX_QUEUE_NAME} bytes long"
+            )));
+        }
         Ok(Self {
             uri,
             names: QueueNames::new(queue),
@@ -366,10 +364,11 @@ async fn ready_count(channel: &Channel, queue: &str) -> lapin::Result<usize> {
 pub struct DeadLetter {
     /// `None` when the message did not decode (it was rejected on arrival).
     pub task: Option<WakeLead>,
-    /// RabbitMQ's reason: `delivery_limit`, `rejected`, `expired`…
+    /// RabbitMQ's reason (`x-first-death-reason`): `delivery_limit`, `rejected`, `expired`…
     pub reason: String,
-    /// How often the task had been handed out (`x-delivery-count`), when the broker said.
-    pub deliveries: Option<i64>,
+    /// The queue's limit, for the alert: the broker does not say how often the task went
+    /// out (a dead letter carries no `x-delivery-count` on 3.10).
+    pub delivery_limit: u32,
     /// The start of the body, for a message that did not decode.
     pub preview: String,
 }
@@ -377,65 +376,55 @@ pub struct DeadLetter {
 impl DeadLetter {
     /// The alert an operator needs: which lead, why, and that its messages still wait.
     pub fn alert(&self) -> Alert {
-        let times = self
-            .deliveries
-            .map(|n| format!(" after {} deliveries", n + 1))
-            .unwrap_or_default();
+        let why = if self.reason == "delivery_limit" {
+            format!(
+                "it was handed out {} times without a turn completing",
+                u64::from(self.delivery_limit) + 1
+            )
+        } else {
+            format!("reason: {}", self.reason)
+        };
         match &self.task {
             Some(task) => Alert::error(
                 "task_dead_lettered",
                 format!(
-                    "The wake-up for {} was dead-lettered{times} (reason: {}). Its unanswered \
-                     messages stay in the store; nothing will retry them until someone looks.",
-                    task.lead, self.reason
+                    "The wake-up for {} was dead-lettered ({why}). Its unanswered messages stay \
+                     in the store; nothing retries them before the next start's re-drive.",
+                    task.lead
                 ),
             )
             .for_lead(&task.lead),
             None => Alert::error(
                 "task_dead_lettered",
                 format!(
-                    "A work-queue message that is not a wake-up was dead-lettered (reason: {}): {}",
-                    self.reason, self.preview
+                    "A work-queue message that is not a wake-up was dead-lettered ({why}): {}",
+                    self.preview
                 ),
             ),
         }
     }
 
-    fn from_delivery(delivery: &lapin::message::Delivery) -> Self {
-        let headers = delivery.properties.headers().as_ref();
-        let header = |name: &str| headers.and_then(|h| h.inner().get(name).cloned());
-        let reason = header("x-first-death-reason")
+    fn from_delivery(delivery: &lapin::message::Delivery, delivery_limit: u32) -> Self {
+        let reason = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get("x-first-death-reason"))
             .and_then(|v| match v {
                 AMQPValue::LongString(s) => Some(s.to_string()),
                 AMQPValue::ShortString(s) => Some(s.to_string()),
                 _ => None,
             })
             .unwrap_or_else(|| "unknown".into());
-        let deliveries = header("x-delivery-count").and_then(|v| as_i64(&v));
-        let task = serde_json::from_slice::<WakeLead>(&delivery.data).ok();
-        let preview: String = String::from_utf8_lossy(&delivery.data)
-            .chars()
-            .take(200)
-            .collect();
         Self {
-            task,
+            task: serde_json::from_slice::<WakeLead>(&delivery.data).ok(),
             reason,
-            deliveries,
-            preview,
+            delivery_limit,
+            preview: String::from_utf8_lossy(&delivery.data)
+                .chars()
+                .take(200)
+                .collect(),
         }
-    }
-}
-
-fn as_i64(v: &AMQPValue) -> Option<i64> {
-    match v {
-        AMQPValue::ShortShortInt(n) => Some(i64::from(*n)),
-        AMQPValue::ShortShortUInt(n) => Some(i64::from(*n)),
-        AMQPValue::ShortInt(n) => Some(i64::from(*n)),
-        AMQPValue::ShortUInt(n) => Some(i64::from(*n)),
-        AMQPValue::LongInt(n) => Some(i64::from(*n)),
-        AMQPValue::LongUInt(n) => Some(i64::from(*n)),
-        AMQPValue::LongLongInt(n) => Some(*n),
-        _ => None,
     }
 }
 
@@ -522,6 +511,7 @@ impl RabbitQueue {
     /// wake-ups in the broker would only give an operator a queue to drain by hand.
     pub fn watch_dead_letters(&self, on_dead: DeadLetterHandler) -> JoinHandle<()> {
         let queue = self.shared.config.names.dead_letter_queue.clone();
+        let limit = self.shared.config.delivery_limit;
         let rt = tokio::runtime::Handle::current();
         tokio::spawn(run_consume_loop(
             self.shared.clone(),
@@ -530,11 +520,10 @@ impl RabbitQueue {
             1,
             false,
             move |delivery, session| {
-                let dead = DeadLetter::from_delivery(&delivery);
+                let dead = DeadLetter::from_delivery(&delivery, limit);
                 tracing::error!(
                     lead = ?dead.task.as_ref().map(|t| t.lead.to_string()),
                     reason = %dead.reason,
-                    deliveries = ?dead.deliveries,
                     "task dead-lettered"
                 );
                 on_dead(dead);
@@ -791,6 +780,9 @@ async fn run_consume_loop<F>(
         let mut tick = tokio::time::interval(WATCH_EVERY);
         let end = loop {
             tokio::select! {
+                // A stop wins over a delivery that is ready at the same moment: after
+                // stop_consuming nothing new reaches an actor (it is redelivered instead).
+                biased;
                 _ = raised(stop.clone()) => break SessionEnd::Stopped,
                 _ = tick.tick() => {
                     if !session.is_open() {

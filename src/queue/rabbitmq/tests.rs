@@ -385,13 +385,22 @@ fn a_dead_letter_alert_names_the_lead_and_the_reason() {
     let dead = DeadLetter {
         task: Some(wake(7)),
         reason: "delivery_limit".into(),
-        deliveries: Some(20),
+        delivery_limit: 20,
         preview: String::new(),
     };
     let alert = dead.alert();
     assert_eq!(alert.event, "task_dead_lettered");
     assert_eq!(alert.lead, Some(wake(7).lead));
-    assert!(alert.text.contains("delivery_limit") && alert.text.contains("21 deliveries"));
+    assert!(
+        alert.text.contains("+13125550007") && alert.text.contains("21 times"),
+        "{}",
+        alert.text
+    );
+    let other = DeadLetter {
+        reason: "rejected".into(),
+        ..dead
+    };
+    assert!(other.alert().text.contains("reason: rejected"));
 }
 
 #[tokio::test]
@@ -521,6 +530,11 @@ async fn a_task_requeued_past_the_delivery_limit_is_dead_lettered_and_alerted() 
     let letter = dead.lock().unwrap()[0].clone();
     assert_eq!(letter.task, Some(wake(4)));
     assert_eq!(letter.reason, "delivery_limit");
+    assert!(
+        letter.alert().text.contains("handed out 3 times"),
+        "{}",
+        letter.alert().text
+    );
     assert_eq!(
         deliveries.load(Ordering::SeqCst),
         3,
