@@ -282,33 +282,28 @@ async fn relay(inbound: TcpStream, mut rx: watch::Receiver<Mode>) {
     let Ok(upstream) = TcpStream::connect(BROKER).await else {
         return;
     };
-    let (mut ir, mut iw) = inbound.into_split();
-    let (mut ur, mut uw) = upstream.into_split();
-    let mut rx2 = rx.clone();
-    let up = async move {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let n = ir.read(&mut buf).await.unwrap_or(0);
-            if n == 0 || passable(&mut rx).await.is_none() || uw.write_all(&buf[..n]).await.is_err()
-            {
-                return;
-            }
-        }
-    };
-    let down = async move {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let n = ur.read(&mut buf).await.unwrap_or(0);
-            if n == 0
-                || passable(&mut rx2).await.is_none()
-                || iw.write_all(&buf[..n]).await.is_err()
-            {
-                return;
-            }
-        }
-    };
+    let (ir, iw) = inbound.into_split();
+    let (ur, uw) = upstream.into_split();
     // Either side closing ends the relay, as a real connection would end.
-    tokio::select! { _ = up => {}, _ = down => {} }
+    tokio::select! {
+        _ = pump(ir, uw, rx.clone()) => {},
+        _ = pump(ur, iw, rx) => {},
+    }
+}
+
+/// Copies one direction, holding bytes while the proxy is a black hole.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: watch::Receiver<Mode>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = from.read(&mut buf).await.unwrap_or(0);
+        if n == 0 || passable(&mut rx).await.is_none() || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 // -------------------------------------------------------------------- the tests -------- //
@@ -418,36 +413,31 @@ async fn a_published_task_is_consumed_and_acked() {
     assert_all_settled(q, consumer).await;
 }
 
-#[tokio::test]
-async fn a_requeued_task_is_delivered_again() {
-    let q = connect(test_config(BROKER_URL, "requeue")).await;
+/// Publishes one task, settles its first delivery with `first`, and expects it back.
+async fn assert_comes_back_after(test: &str, task: WakeLead, first: impl FnOnce(Delivery)) {
+    let q = connect(test_config(BROKER_URL, test)).await;
     let _cleanup = Cleanup(q.names().clone());
     let held = Held::default();
     let consumer = q.start_consumer(1, held.handler()).await.unwrap();
-    q.publish(wake(2)).await.unwrap();
+    q.publish(task.clone()).await.unwrap();
     wait_for(|| held.len() == 1).await;
-    held.take().requeue();
+    first(held.take());
     wait_for(|| held.len() == 1).await;
     let again = held.take();
-    assert_eq!(again.task, wake(2));
+    assert_eq!(again.task, task);
     again.ack();
     assert_all_settled(q, consumer).await;
 }
 
 #[tokio::test]
+async fn a_requeued_task_is_delivered_again() {
+    assert_comes_back_after("requeue", wake(2), Delivery::requeue).await;
+}
+
+#[tokio::test]
 async fn a_dropped_unsettled_delivery_is_delivered_again() {
-    let q = connect(test_config(BROKER_URL, "dropped")).await;
-    let _cleanup = Cleanup(q.names().clone());
-    let held = Held::default();
-    let consumer = q.start_consumer(1, held.handler()).await.unwrap();
-    q.publish(wake(3)).await.unwrap();
-    wait_for(|| held.len() == 1).await;
-    drop(held.take()); // as if the actor holding it crashed
-    wait_for(|| held.len() == 1).await;
-    let again = held.take();
-    assert_eq!(again.task, wake(3));
-    again.ack();
-    assert_all_settled(q, consumer).await;
+    // As if the actor holding it crashed.
+    assert_comes_back_after("dropped", wake(3), drop).await;
 }
 
 #[tokio::test]
