@@ -57,6 +57,24 @@ pub const ENV_VARS: &[EnvVar] = &[
         "Optional read replica (same schemes) for reads that may lag: /ops conversation and turn views.",
     ),
     var(
+        "AMQP_URL",
+        None,
+        true,
+        "RabbitMQ work queue, `amqp://user:pass@host:port/vhost` (a trailing `/` or `//` means the vhost `/`). Unset: the embedded in-process queue.",
+    ),
+    var(
+        "CELERY_BROKER_URL",
+        None,
+        true,
+        "The seed's name for AMQP_URL, accepted as an alias (`pyamqp://` too).",
+    ),
+    var(
+        "AMQP_QUEUE",
+        Some("lead-agent.wake"),
+        false,
+        "Work queue name: a durable quorum queue; `<name>.dead` (through the exchange `<name>.dlx`) receives tasks handed out 21 times (delivery limit 20), and each one raises `task_dead_lettered`.",
+    ),
+    var(
         "PUBLIC_BASE_URL",
         Some("http://127.0.0.1:$PORT"),
         false,
@@ -257,12 +275,20 @@ pub struct AnthropicSettings {
     pub model: String,
 }
 
+/// The RabbitMQ work queue; absent means the in-process queue.
+#[derive(Debug, Clone)]
+pub struct AmqpSettings {
+    pub url: Secret,
+    pub queue: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub port: u16,
     pub bind_address: IpAddr,
     pub database_url: Secret,
     pub readonly_database_url: Option<Secret>,
+    pub amqp: Option<AmqpSettings>,
     pub public_base_url: String,
     /// Verifies webhook signatures; independent of sending (a staging setup may verify
     /// real webhooks and still send dry-run).
@@ -362,6 +388,48 @@ fn default_of(name: &str) -> &'static str {
         .unwrap_or("")
 }
 
+/// `AMQP_URL` (or the seed's `CELERY_BROKER_URL`) and `AMQP_QUEUE`. A problem names the
+/// variable, never its value: the URL carries the broker password.
+fn amqp_settings(r: &mut Reader<'_>) -> Option<AmqpSettings> {
+    use crate::queue::rabbitmq::{MAX_QUEUE_NAME, parse_amqp_url};
+
+    let primary = r.raw("AMQP_URL");
+    let alias = r.raw("CELERY_BROKER_URL");
+    let (name, url) = match (primary, alias) {
+        (None, None) => return None,
+        (Some(p), Some(a)) if p.trim() != a.trim() => {
+            r.problems.push(
+                "AMQP_URL and CELERY_BROKER_URL are both set and differ; set one of them".into(),
+            );
+            return None;
+        }
+        (Some(p), _) => ("AMQP_URL", p),
+        (None, Some(a)) => ("CELERY_BROKER_URL", a),
+    };
+    let mut ok = true;
+    if let Err(e) = parse_amqp_url(&url) {
+        r.problems.push(format!(
+            "{name} is not a usable amqp://user:pass@host:port/vhost URL: {e}"
+        ));
+        ok = false;
+    }
+    let queue = r.string("AMQP_QUEUE").trim().to_string();
+    if queue.is_empty() || queue.len() > MAX_QUEUE_NAME {
+        r.problems.push(format!(
+            "AMQP_QUEUE must be 1 to {MAX_QUEUE_NAME} bytes long"
+        ));
+        ok = false;
+    } else if queue.starts_with("amq.") {
+        r.problems
+            .push("AMQP_QUEUE must not start with `amq.` (RabbitMQ reserves it)".into());
+        ok = false;
+    }
+    ok.then(|| AmqpSettings {
+        url: Secret::new(url),
+        queue,
+    })
+}
+
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(&read_var)
@@ -398,6 +466,8 @@ impl Settings {
                 ));
             }
         }
+
+        let amqp = amqp_settings(&mut r);
 
         let auth_token = r.raw("TWILIO_AUTH_TOKEN").map(Secret::new);
         let account_sid = r.raw("TWILIO_ACCOUNT_SID");
@@ -453,6 +523,7 @@ impl Settings {
             bind_address,
             database_url: Secret::new(database_url),
             readonly_database_url: readonly_database_url.map(Secret::new),
+            amqp,
             public_base_url,
             twilio_auth_token: auth_token,
             twilio,
@@ -499,10 +570,10 @@ impl Settings {
         Self::from_lookup(&get)
     }
 
-    /// True when the work queue can be shared between processes. The in-process queue
-    /// cannot, and it is the only one in this build.
+    /// True when the work queue can be shared between processes (RabbitMQ); the in-process
+    /// queue cannot.
     pub fn has_shared_queue(&self) -> bool {
-        false
+        self.amqp.is_some()
     }
 
     /// `host:pid`: names this process in turn records and logs.
@@ -562,11 +633,59 @@ mod tests {
     }
 
     #[test]
+    fn amqp_is_off_by_default_and_accepts_the_seeds_alias() {
+        let s = Settings::from_map(&HashMap::new()).unwrap();
+        assert!(
+            s.amqp.is_none(),
+            "unset AMQP_URL means the in-process queue"
+        );
+        let map = HashMap::from([("CELERY_BROKER_URL", "amqp://u:p@rabbit:5672//")]);
+        let amqp = Settings::from_map(&map).unwrap().amqp.unwrap();
+        assert_eq!(amqp.url.expose(), "amqp://u:p@rabbit:5672//");
+        assert_eq!(amqp.queue, "lead-agent.wake");
+        let map = HashMap::from([
+            ("AMQP_URL", "amqp://u:p@rabbit:5672/%2f"),
+            ("AMQP_QUEUE", "leads.test"),
+        ]);
+        assert_eq!(
+            Settings::from_map(&map).unwrap().amqp.unwrap().queue,
+            "leads.test"
+        );
+    }
+
+    #[test]
+    fn amqp_problems_are_reported_by_name_with_the_others_and_without_the_password() {
+        let map = HashMap::from([
+            ("AMQP_URL", "redis://u:hunter2@cache:6379"),
+            ("AMQP_QUEUE", "amq.mine"),
+            ("PORT", "eighty"),
+        ]);
+        let err = Settings::from_map(&map).unwrap_err().to_string();
+        for name in ["AMQP_URL", "AMQP_QUEUE", "PORT"] {
+            assert!(err.contains(name), "{name} missing from: {err}");
+        }
+        assert!(!err.contains("hunter2"), "{err}");
+
+        let map = HashMap::from([
+            ("AMQP_URL", "amqp://u:hunter2@a:5672/%2f"),
+            ("CELERY_BROKER_URL", "amqp://u:hunter2@b:5672/%2f"),
+        ]);
+        let err = Settings::from_map(&map).unwrap_err().to_string();
+        assert!(err.contains("AMQP_URL and CELERY_BROKER_URL"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
     fn secrets_are_redacted_in_debug_output() {
-        let map = HashMap::from([("TWILIO_AUTH_TOKEN", "supersecret"), ("OPS_TOKEN", "tok2")]);
+        let map = HashMap::from([
+            ("TWILIO_AUTH_TOKEN", "supersecret"),
+            ("OPS_TOKEN", "tok2"),
+            ("AMQP_URL", "amqp://u:brokerpass@rabbit:5672/%2f"),
+        ]);
         let s = Settings::from_map(&map).unwrap();
         let shown = format!("{s:?}");
         assert!(!shown.contains("supersecret") && !shown.contains("tok2"));
+        assert!(!shown.contains("brokerpass"), "{shown}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Startup: builds the whole application from [`Settings`] in one readable place — store,
-//! alert router, model chain and pool, SMS sender, the lead actor tree, the work queue and
-//! its consumer, the start-up re-drive, and the HTTP server — and shuts it down in order.
+//! alert router, model chain and pool, SMS sender, the lead actor tree, the work queue
+//! (in-process, or RabbitMQ with its dead-letter alerts) and its consumer, the start-up
+//! re-drive, and the HTTP server — and shuts it down in order.
 //!
 //! Owns: wiring and the shutdown order. Must not: hold business logic; anything a test
 //! needs to replace (the model chain, the alert sink) comes in through [`Overrides`].
@@ -28,7 +29,8 @@ use crate::channels::log_alerts::LogAlertSink;
 use crate::channels::twilio::TwilioClient;
 use crate::config::Settings;
 use crate::http::{self, AppState, WorkerState};
-use crate::queue::{InProcessQueue, WorkQueue};
+use crate::queue::rabbitmq::{DeadLetter, RabbitConfig};
+use crate::queue::{InProcessQueue, RabbitQueue, WorkQueue};
 use crate::store::{SqlStore, is_postgres_url};
 
 /// How long in-flight turns get to finish after SIGTERM (under Kubernetes' 30 s).
@@ -114,7 +116,7 @@ impl Application {
             .await
             .context("Failed to start the alert router")?;
 
-        let queue = open_queue(&settings);
+        let queue = build_queue(&settings, &alerts).await?;
         let sms = build_sms_sender(&settings)?;
         let (worker, consumer) = if role.runs_actors() {
             let worker = start_worker(
@@ -321,11 +323,6 @@ fn build_sms_sender(settings: &Settings) -> anyhow::Result<Arc<dyn SmsSender>> {
     })
 }
 
-/// The work queue this process shares with the others.
-fn open_queue(_settings: &Settings) -> Arc<dyn WorkQueue> {
-    Arc::new(InProcessQueue::default())
-}
-
 /// A role other than `all` shares the store and the queue with other processes: both must
 /// be ones that can be shared.
 fn check_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
@@ -356,6 +353,33 @@ fn busy_turns(state: &AppState) -> usize {
     state.worker.as_ref().map_or(0, |w| w.registry.busy_leads())
 }
 
+/// `AMQP_URL` set: RabbitMQ, with its dead letters raised as alerts (a task that reaches
+/// them will not be retried by anything, so it must not pass silently). Unset: in-process.
+async fn build_queue(
+    settings: &Settings,
+    alerts: &AlertHandle,
+) -> anyhow::Result<Arc<dyn WorkQueue>> {
+    let Some(amqp) = &settings.amqp else {
+        tracing::info!("work queue: in-process (AMQP_URL is not set)");
+        return Ok(Arc::new(InProcessQueue::default()));
+    };
+    let config = RabbitConfig::new(
+        amqp.url.expose(),
+        &amqp.queue,
+        &format!("lead-agent {}", Settings::worker_id()),
+    )
+    .context("Failed to read the RabbitMQ settings")?;
+    let queue = RabbitQueue::connect(config)
+        .await
+        .context("Failed to connect to RabbitMQ (AMQP_URL)")?;
+    let alerts = alerts.clone();
+    // Detached: it ends with the queue (stop_consuming or drop), and its only output is alerts.
+    let _watcher = queue.watch_dead_letters(Arc::new(move |dead: DeadLetter| {
+        alerts.raise(dead.alert());
+    }));
+    Ok(Arc::new(queue))
+}
+
 fn configured_models(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn ChatModel>>> {
     let mut chain: Vec<Arc<dyn ChatModel>> = Vec::new();
     if let Some(a) = &settings.anthropic {
@@ -375,7 +399,9 @@ fn configured_models(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn ChatMode
 /// certainly not sent: queued again; cannot tell: in doubt, alerted), and every lead with
 /// stored work is woken again. In `all` every `sending` claim is orphaned (this process
 /// was its only sender); a separate scheduler only takes claims older than a whole turn's
-/// budget, since a live worker may own the newer ones.
+/// budget, since a live worker may own the newer ones. RabbitMQ keeps its tasks, so there
+/// the re-drive mostly adds duplicate wake-ups (harmless); it stays because it also wakes a
+/// lead whose wake-up was dead-lettered, once per start.
 pub async fn redrive_pending(state: &AppState, sweep: &OutboxSweep) -> anyhow::Result<()> {
     let stale_after = match state.role {
         Role::All => Duration::ZERO,

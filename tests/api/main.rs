@@ -1,5 +1,6 @@
 //! Integration tests: the real application over real HTTP, with fake Twilio and Anthropic
-//! servers on loopback. One binary, one module per feature.
+//! servers on loopback (and, for `rabbitmq`, the real broker on 127.0.0.1:5672). One
+//! binary, one module per feature.
 
 mod helpers;
 
@@ -8,5 +9,6 @@ mod embedded;
 mod opt_out;
 mod outbox;
 mod postgres_outage;
+mod rabbitmq;
 mod supervision;
 mod webhook;
