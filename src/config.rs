@@ -186,7 +186,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "OUTBOX_SWEEP_SECS",
         Some("60"),
         false,
-        "How often the roles that own the clock (all, scheduler) look for replies whose send was interrupted and resolve them with Twilio.",
+        "How often the roles that own the clock (all, scheduler) resolve replies whose send was interrupted (asking Twilio) and wake leads whose stored work outlived its wake-up.",
     ),
     var(
         "CHAT_WINDOW_MESSAGES",

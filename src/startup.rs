@@ -428,8 +428,9 @@ pub async fn redrive_pending(state: &AppState, sweep: &OutboxSweep) -> anyhow::R
     Ok(())
 }
 
-/// The periodic outbox sweep of the roles that own the clock. A failed sweep is logged and
-/// tried again next period; it never stops the loop.
+/// The periodic sweep of the roles that own the clock: resolve in-doubt replies and wake
+/// leads whose stored work has outlived its wake-up. A failed sweep is logged and tried
+/// again next period; it never stops the loop.
 fn spawn_outbox_sweeps(state: AppState, sweep: Arc<OutboxSweep>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(state.settings.outbox_sweep_every);
@@ -437,15 +438,28 @@ fn spawn_outbox_sweeps(state: AppState, sweep: Arc<OutboxSweep>) -> tokio::task:
         tick.tick().await; // the first tick is immediate; start-up already swept
         loop {
             tick.tick().await;
-            match sweep.sweep().await {
-                Ok(report) => {
-                    for lead in report.requeued {
-                        if let Err(e) = state.queue.publish(WakeLead { lead }).await {
-                            tracing::warn!(error = %e, "could not wake a lead after the outbox sweep; the next sweep or start-up re-drive will");
-                        }
-                    }
+            let mut wake = match sweep.sweep().await {
+                Ok(report) => report.requeued,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox sweep failed");
+                    Vec::new()
                 }
-                Err(e) => tracing::warn!(error = %e, "outbox sweep failed"),
+            };
+            // Work older than a whole turn's budget has lost its wake-up (dead-lettered, or
+            // dropped with a crashed process): wake it again. Duplicates are harmless.
+            let cutoff = chrono::Utc::now()
+                - chrono::Duration::from_std(state.settings.lead_turn_timeout)
+                    .unwrap_or(chrono::Duration::zero());
+            match state.store.leads_with_stale_work(cutoff).await {
+                Ok(stale) => wake.extend(stale),
+                Err(e) => tracing::warn!(error = %e, "stale-work query failed"),
+            }
+            wake.sort();
+            wake.dedup();
+            for lead in wake {
+                if let Err(e) = state.queue.publish(WakeLead { lead }).await {
+                    tracing::warn!(error = %e, "could not wake a lead; the next sweep will try again");
+                }
             }
         }
     })

@@ -301,6 +301,25 @@ impl SqlStore {
         })
     }
 
+    /// Leads with work stored before `cutoff` and still not done: their wake-up was lost
+    /// (dead-lettered, or dropped with a crashed process). The periodic sweep wakes them.
+    pub async fn leads_with_stale_work(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<LeadId>, StoreError> {
+        with_pool!(self, pool => {
+            let rows: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT lead_phone FROM messages
+                 WHERE state IN ('pending', 'queued') AND updated_at < $1",
+            )
+            .bind(cutoff)
+            .fetch_all(pool)
+            .await
+            .map_err(store_err("stale work"))?;
+            Ok(rows.into_iter().map(LeadId).collect())
+        })
+    }
+
     pub async fn conversation(
         &self,
         lead: &LeadId,

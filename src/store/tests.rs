@@ -251,3 +251,44 @@ async fn a_lead_lock_dies_with_its_holder() {
         .release()
         .await;
 }
+
+#[tokio::test]
+async fn work_left_undone_past_the_cutoff_is_found_for_the_sweep() {
+    let (s, _d) = store().await;
+    let lead = LeadId::new("+13125550100");
+    s.accept_inbound(inbound("SM1", &lead, "Hi"), InboundKind::Conversation)
+        .await
+        .unwrap();
+    let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    assert!(
+        s.leads_with_stale_work(an_hour_ago)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(
+        s.leads_with_stale_work(soon).await.unwrap(),
+        vec![lead.clone()]
+    );
+    let ids: Vec<i64> = s
+        .pending_inbound(&lead)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    s.commit_reply(&lead, &ids, "Hello", "rules").await.unwrap();
+    s.record_send(
+        s.unsent_replies(&lead).await.unwrap()[0].id,
+        &SendOutcome::Sent {
+            provider_sid: "SMx".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.leads_with_stale_work(soon).await.unwrap().is_empty(),
+        "done work is not stale"
+    );
+}
