@@ -6,6 +6,7 @@ mod helpers;
 
 mod conversation;
 mod embedded;
+mod multiprocess;
 mod opt_out;
 mod outbox;
 mod postgres_outage;

@@ -8,9 +8,9 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 
 use crate::helpers::*;
 
-const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub(crate) const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-fn unique_queue(test: &str) -> String {
+pub(crate) fn unique_queue(test: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -29,7 +29,7 @@ fn rabbit(queue: &str) -> TestOptions {
 }
 
 /// Deletes the test's queues and exchange when dropped (on its own runtime: Drop cannot await).
-struct Cleanup(String);
+pub(crate) struct Cleanup(pub(crate) String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
