@@ -201,6 +201,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "Most bytes of conversation text a lead actor keeps and shows the model.",
     ),
     var(
+        "SHUTDOWN_GRACE_SECS",
+        Some("25"),
+        false,
+        "After SIGTERM, how long running turns get to finish before the rest are handed back to the queue (keep it under Kubernetes' terminationGracePeriodSeconds, 30).",
+    ),
+    var(
         "OFFICE_NAME",
         Some("the leasing office"),
         false,
@@ -306,6 +312,7 @@ pub struct Settings {
     pub lead_restart_max: u32,
     pub lead_restart_window: Duration,
     pub outbox_sweep_every: Duration,
+    pub shutdown_grace: Duration,
     pub chat_window_messages: usize,
     pub chat_window_bytes: usize,
     pub office_name: String,
@@ -539,6 +546,7 @@ impl Settings {
             lead_restart_max: r.parse("LEAD_RESTART_MAX"),
             lead_restart_window: r.seconds("LEAD_RESTART_WINDOW_SECS"),
             outbox_sweep_every: r.seconds("OUTBOX_SWEEP_SECS"),
+            shutdown_grace: r.seconds("SHUTDOWN_GRACE_SECS"),
             chat_window_messages: r.positive("CHAT_WINDOW_MESSAGES"),
             chat_window_bytes: r.positive("CHAT_WINDOW_BYTES"),
             office_name: r.string("OFFICE_NAME"),

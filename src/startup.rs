@@ -33,8 +33,6 @@ use crate::queue::rabbitmq::{DeadLetter, RabbitConfig};
 use crate::queue::{InProcessQueue, RabbitQueue, WorkQueue};
 use crate::store::{SqlStore, is_postgres_url};
 
-/// How long in-flight turns get to finish after SIGTERM (under Kubernetes' 30 s).
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// Which parts of the service this process runs. The same binary plays every role; the
 /// seed's pod (gunicorn web, celery beat, two celery workers) maps onto web, scheduler and
@@ -193,7 +191,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops in order: readiness off and no new
     /// connections (in-flight requests finish), no new deliveries, in-flight turns get
-    /// [`SHUTDOWN_GRACE`] to finish, then the actor tree stops. A turn still running at the
+    /// `SHUTDOWN_GRACE_SECS` to finish, then the actor tree stops. A turn still running at the
     /// end is cut; its task was never acked, and the re-drive at the next start takes it.
     pub async fn run_until_stopped(
         self,
@@ -227,7 +225,7 @@ impl Application {
         if let Some(consumer) = consumer {
             let _ = consumer.await;
         }
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let deadline = tokio::time::Instant::now() + state.settings.shutdown_grace;
         while busy_turns(&state) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
