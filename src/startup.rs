@@ -33,7 +33,6 @@ use crate::queue::rabbitmq::{DeadLetter, RabbitConfig};
 use crate::queue::{InProcessQueue, RabbitQueue, WorkQueue};
 use crate::store::{SqlStore, is_postgres_url};
 
-
 /// Which parts of the service this process runs. The same binary plays every role; the
 /// seed's pod (gunicorn web, celery beat, two celery workers) maps onto web, scheduler and
 /// worker containers.
@@ -316,7 +315,7 @@ fn build_sms_sender(settings: &Settings) -> anyhow::Result<Arc<dyn SmsSender>> {
             tracing::warn!(
                 "Twilio is not configured: replies are stored and logged (dry run), not sent"
             );
-            Arc::new(DryRunSms::default())
+            Arc::new(DryRunSms)
         }
     })
 }
