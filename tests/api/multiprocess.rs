@@ -35,6 +35,11 @@ fn free_port() -> u16 {
 
 impl Cluster {
     async fn start(test: &str) -> Self {
+        Self::start_with_broker(test, BROKER_URL.to_string()).await
+    }
+
+    /// Like `start`, with every process reaching RabbitMQ through `broker_url`.
+    async fn start_with_broker(test: &str, broker_url: String) -> Self {
         let admin = std::env::var("TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
         let database = fresh_postgres_database(&admin).await;
@@ -44,7 +49,7 @@ impl Cluster {
         let env: HashMap<&'static str, String> = HashMap::from([
             ("BIND_ADDRESS", "127.0.0.1".to_string()),
             ("DATABASE_URL", database.clone()),
-            ("AMQP_URL", BROKER_URL.to_string()),
+            ("AMQP_URL", broker_url),
             ("AMQP_QUEUE", queue.clone()),
             ("PUBLIC_BASE_URL", PUBLIC_URL.to_string()),
             ("TWILIO_ACCOUNT_SID", "ACtest".to_string()),
@@ -113,7 +118,11 @@ impl Cluster {
     }
 
     async fn post_sms(&self, from: &str, body: &str) -> u16 {
-        let params = sms_params(&new_message_sid(), from, body);
+        self.post_sms_with_sid(&new_message_sid(), from, body).await
+    }
+
+    async fn post_sms_with_sid(&self, sid: &str, from: &str, body: &str) -> u16 {
+        let params = sms_params(sid, from, body);
         let signature = compute_signature(AUTH_TOKEN, &format!("{PUBLIC_URL}/twilio/sms"), &params);
         self.http
             .post(format!("{}/twilio/sms", self.web_url))
@@ -265,6 +274,48 @@ async fn a_worker_stopped_with_sigterm_mid_burst_loses_nothing() {
         if i == 30 {
             cluster.signal("worker-a", "-TERM");
         }
+    }
+    cluster.wait_all_answered(&leads, 120).await;
+    cluster.assert_exactly_one_reply_each(&leads);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_connection_cut_mid_burst_loses_nothing_and_processing_resumes() {
+    let proxy = CuttableProxy::start("127.0.0.1:5672".to_string()).await;
+    let via_proxy = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port);
+    let cluster = Cluster::start_with_broker("cut", via_proxy).await;
+    let leads = leads(40, 5_000_000);
+    let mut refused = Vec::new();
+    for (i, lead) in leads.iter().enumerate() {
+        if i == 15 {
+            proxy.cut().await;
+        }
+        if i == 25 {
+            proxy.restore();
+        }
+        let sid = new_message_sid();
+        let status = cluster
+            .post_sms_with_sid(&sid, lead, "Hi, is the 2BR available?")
+            .await;
+        if status != 200 {
+            assert_eq!(status, 503, "an outage is a retryable 503");
+            refused.push((sid, lead.clone()));
+        }
+    }
+    assert!(!refused.is_empty(), "the cut was felt by the webhook");
+    // As Twilio does: a 5xx is retried with the same MessageSid until it is accepted.
+    for (sid, lead) in &refused {
+        wait_until(
+            60,
+            "the webhook to accept again after the broker came back",
+            || async {
+                cluster
+                    .post_sms_with_sid(sid, lead, "Hi, is the 2BR available?")
+                    .await
+                    == 200
+            },
+        )
+        .await;
     }
     cluster.wait_all_answered(&leads, 120).await;
     cluster.assert_exactly_one_reply_each(&leads);

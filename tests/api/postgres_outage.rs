@@ -1,62 +1,10 @@
 //! PostgreSQL going away and coming back. Always runs against PostgreSQL
 //! (`TEST_DATABASE_URL`, else the local server), through a TCP proxy the test can cut.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use lead_agent::dev_sms::new_message_sid;
 use lead_agent::store::fresh_postgres_database;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
-use tokio::task::JoinHandle;
 
 use crate::helpers::*;
-
-/// A loopback TCP forwarder to PostgreSQL that can drop every connection and refuse new
-/// ones, like a network partition, then let them through again.
-struct CuttableProxy {
-    port: u16,
-    cut: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl CuttableProxy {
-    async fn start(upstream: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let cut = Arc::new(AtomicBool::new(false));
-        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (c, l) = (cut.clone(), links.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                if c.load(Ordering::SeqCst) {
-                    continue; // dropped: the client sees the connection closed
-                }
-                let upstream = upstream.clone();
-                l.lock().await.push(tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                }));
-            }
-        });
-        Self { port, cut, links }
-    }
-
-    async fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        for link in self.links.lock().await.drain(..) {
-            link.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
-}
 
 fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
