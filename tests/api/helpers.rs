@@ -344,6 +344,7 @@ pub struct TestApp {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
+    _amqp_queue: Option<crate::rabbitmq::Cleanup>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -388,6 +389,15 @@ pub async fn spawn_app_with_twilio_history(
             ("ANTHROPIC_BASE_URL", llm.url.clone()),
         ]);
     }
+    // With TEST_AMQP_URL set (as .ci/run's second pass does), the suite runs through the
+    // real broker: each app gets a queue of its own, deleted with the app.
+    let mut amqp_queue = None;
+    if let (Ok(broker), false) = (std::env::var("TEST_AMQP_URL"), options.embedded_defaults) {
+        let queue = crate::rabbitmq::unique_queue("suite");
+        env.insert("AMQP_URL", broker);
+        env.insert("AMQP_QUEUE", queue.clone());
+        amqp_queue = Some(crate::rabbitmq::Cleanup(queue));
+    }
     for (k, v) in options.env {
         env.insert(k, v);
     }
@@ -417,6 +427,7 @@ pub async fn spawn_app_with_twilio_history(
         shutdown: Some(tx),
         server: Some(server),
         _dir: dir,
+        _amqp_queue: amqp_queue,
     }
 }
 
