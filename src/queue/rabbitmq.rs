@@ -146,6 +146,26 @@ impl QueueNames {
     }
 }
 
+/// Deletes a queue's whole topology — the work queue, its dead-letter queue and exchange —
+/// on the broker at `url` (an `amqp://` URL lapin accepts as is). For decommissioning a
+/// queue name and for tests' clean-up; tasks still in the queue are lost with it.
+pub async fn delete_topology(url: &str, names: &QueueNames) -> Result<(), lapin::Error> {
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await?;
+    let channel = conn.create_channel().await?;
+    for queue in [&names.queue, &names.dead_letter_queue] {
+        channel
+            .queue_delete(queue.as_str().into(), Default::default())
+            .await?;
+    }
+    channel
+        .exchange_delete(
+            names.dead_letter_exchange.as_str().into(),
+            Default::default(),
+        )
+        .await?;
+    conn.close(200, "topology deleted".into()).await
+}
+
 /// Everything [`RabbitQueue`] needs. Not `Debug` by derive: the URI holds the password.
 #[derive(Clone)]
 pub struct RabbitConfig {

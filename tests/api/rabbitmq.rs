@@ -6,6 +6,8 @@ use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 
+use lead_agent::queue::rabbitmq::{QueueNames, delete_topology};
+
 use crate::helpers::*;
 
 pub(crate) const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -40,20 +42,7 @@ impl Drop for Cleanup {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let Ok(conn) =
-                    Connection::connect(BROKER_URL, ConnectionProperties::default()).await
-                else {
-                    return;
-                };
-                if let Ok(ch) = conn.create_channel().await {
-                    for q in [queue.clone(), format!("{queue}.dead")] {
-                        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
-                    }
-                    let _ = ch
-                        .exchange_delete(format!("{queue}.dlx").as_str().into(), Default::default())
-                        .await;
-                }
-                let _ = conn.close(200, "test cleanup".into()).await;
+                let _ = delete_topology(BROKER_URL, &QueueNames::new(&queue)).await;
             });
         })
         .join();

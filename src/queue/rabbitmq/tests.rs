@@ -69,23 +69,7 @@ impl Drop for Cleanup {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let Ok(conn) =
-                    Connection::connect(BROKER_URL, ConnectionProperties::default()).await
-                else {
-                    return;
-                };
-                if let Ok(ch) = conn.create_channel().await {
-                    for q in [&names.queue, &names.dead_letter_queue] {
-                        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
-                    }
-                    let _ = ch
-                        .exchange_delete(
-                            names.dead_letter_exchange.as_str().into(),
-                            Default::default(),
-                        )
-                        .await;
-                }
-                let _ = conn.close(200, "test cleanup".into()).await;
+                let _ = delete_topology(BROKER_URL, &names).await;
             });
         })
         .join();
