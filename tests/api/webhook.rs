@@ -172,11 +172,13 @@ async fn health_and_readiness_answer() {
     let health = app.get_json("/health").await;
     assert_eq!(health["status"], "ok");
     assert!(health["version"].is_string() && health["commit"].is_string());
-    let ready = app
-        .http
-        .get(format!("{}/ready", app.base_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    // Readiness may trail start-up by a moment: on RabbitMQ the consumer's connection comes
+    // up in the background, and /ready honestly says 503 until it has.
+    wait_until(10, "/ready to answer 200", || async {
+        matches!(
+            app.http.get(format!("{}/ready", app.base_url)).send().await,
+            Ok(r) if r.status() == 200
+        )
+    })
+    .await;
 }
