@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use actors::alert_router::{AlertHandle, AlertRouter, AlertSink};
+use actors::alert_router::{AlertHandle, AlertRouter};
 use actors::lead::LeadDeps;
 use actors::llm_pool::{LlmPool, LlmPoolConfig};
 use actors::outbox::{OutboxSweep, SweepReport};
@@ -76,7 +76,6 @@ pub struct Overrides {
     /// Replaces the configured providers at the front of the chain; the rules responder is
     /// still appended last.
     pub chat_models: Option<Vec<Arc<dyn ChatModel>>>,
-    pub alert_sink: Option<Arc<dyn AlertSink>>,
 }
 
 pub struct Application {
@@ -106,10 +105,7 @@ impl Application {
         )
         .await?;
 
-        let sink = overrides
-            .alert_sink
-            .unwrap_or_else(|| Arc::new(LogAlertSink));
-        let (alerts, _router) = AlertRouter::start(sink, clock.clone())
+        let (alerts, _router) = AlertRouter::start(Arc::new(LogAlertSink), clock.clone())
             .await
             .context("Failed to start the alert router")?;
 

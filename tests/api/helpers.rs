@@ -313,6 +313,20 @@ async fn anthropic_messages(
 
 // --------------------------------------------------------------------- the app ---------- //
 
+/// The settings that point the app at the fake Twilio and Anthropic, with webhook
+/// signatures checked against [`PUBLIC_URL`].
+pub fn fake_vendor_env(twilio: &FakeTwilio, llm: &FakeAnthropic) -> [(&'static str, String); 7] {
+    [
+        ("PUBLIC_BASE_URL", PUBLIC_URL.to_string()),
+        ("TWILIO_ACCOUNT_SID", "ACtest".to_string()),
+        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_string()),
+        ("TWILIO_FROM_NUMBER", OUR_NUMBER.to_string()),
+        ("TWILIO_API_BASE", twilio.url.clone()),
+        ("ANTHROPIC_API_KEY", "test-anthropic-key".to_string()),
+        ("ANTHROPIC_BASE_URL", llm.url.clone()),
+    ]
+}
+
 pub struct TestOptions {
     pub env: Vec<(&'static str, String)>,
     pub chat_models: Option<Vec<Arc<dyn ChatModel>>>,
@@ -379,15 +393,7 @@ pub async fn spawn_app_with_twilio_history(
         ("LEAD_TURN_TIMEOUT_SECS", "10".to_string()),
     ]);
     if !options.embedded_defaults {
-        env.extend([
-            ("PUBLIC_BASE_URL", PUBLIC_URL.to_string()),
-            ("TWILIO_ACCOUNT_SID", "ACtest".to_string()),
-            ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_string()),
-            ("TWILIO_FROM_NUMBER", OUR_NUMBER.to_string()),
-            ("TWILIO_API_BASE", twilio.url.clone()),
-            ("ANTHROPIC_API_KEY", "test-anthropic-key".to_string()),
-            ("ANTHROPIC_BASE_URL", llm.url.clone()),
-        ]);
+        env.extend(fake_vendor_env(&twilio, &llm));
     }
     // With TEST_AMQP_URL set (as .ci/run's second pass does), the suite runs through the
     // real broker: each app gets a queue of its own, deleted with the app.
@@ -407,7 +413,6 @@ pub async fn spawn_app_with_twilio_history(
         settings,
         Overrides {
             chat_models: options.chat_models,
-            alert_sink: None,
         },
     )
     .await

@@ -46,18 +46,11 @@ impl Cluster {
         let twilio = FakeTwilio::start().await;
         let llm = FakeAnthropic::start(Duration::from_millis(300)).await;
         let queue = unique_queue(test);
-        let env: HashMap<&'static str, String> = HashMap::from([
+        let mut env: HashMap<&'static str, String> = HashMap::from([
             ("BIND_ADDRESS", "127.0.0.1".to_string()),
             ("DATABASE_URL", database.clone()),
             ("AMQP_URL", broker_url),
             ("AMQP_QUEUE", queue.clone()),
-            ("PUBLIC_BASE_URL", PUBLIC_URL.to_string()),
-            ("TWILIO_ACCOUNT_SID", "ACtest".to_string()),
-            ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_string()),
-            ("TWILIO_FROM_NUMBER", OUR_NUMBER.to_string()),
-            ("TWILIO_API_BASE", twilio.url.clone()),
-            ("ANTHROPIC_API_KEY", "test-anthropic-key".to_string()),
-            ("ANTHROPIC_BASE_URL", llm.url.clone()),
             ("LLM_CONCURRENCY", "4".to_string()),
             ("LLM_SOFT_TIMEOUT_SECS", "2".to_string()),
             ("LLM_HARD_TIMEOUT_SECS", "4".to_string()),
@@ -66,6 +59,7 @@ impl Cluster {
             ("LOG_FORMAT", "json".to_string()),
             ("RUST_LOG", "warn".to_string()),
         ]);
+        env.extend(fake_vendor_env(&twilio, &llm));
         let mut cluster = Self {
             env,
             web_url: String::new(),
