@@ -4,7 +4,7 @@
 //! re-drive, and the HTTP server — and shuts it down in order.
 //!
 //! Owns: wiring and the shutdown order. Must not: hold business logic; anything a test
-//! needs to replace (the model chain, the alert sink) comes in through [`Overrides`].
+//! needs to replace (the model chain) comes in through [`Overrides`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
