@@ -832,3 +832,34 @@ impl SqlStore {
         })
     }
 }
+
+/// A tick as claimed: evidence for "each tick runs once" (tests, incident review).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TickView {
+    pub fire_at: DateTime<Utc>,
+    pub instance: String,
+    pub outcome: Option<String>,
+}
+
+impl SqlStore {
+    /// The claimed ticks of one job, oldest first.
+    pub async fn job_ticks(&self, name: &str) -> Result<Vec<TickView>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT fire_at, instance, outcome FROM job_ticks WHERE name = $1 ORDER BY fire_at",
+            )
+            .bind(name)
+            .fetch_all(pool)
+            .await
+            .map_err(store_err("job ticks"))?;
+            Ok(rows
+                .into_iter()
+                .map(|r| TickView {
+                    fire_at: r.get(0),
+                    instance: r.get(1),
+                    outcome: r.get(2),
+                })
+                .collect())
+        })
+    }
+}
