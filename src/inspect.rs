@@ -30,12 +30,11 @@ pub async fn fetch_scheduled(url: &str, token: Option<&str>) -> anyhow::Result<V
         let body = resp.text().await.unwrap_or_default();
         anyhow::bail!("{endpoint} answered {status}: {}", body.trim());
     }
-    Ok(resp.json::<Vec<serde_json::Value>>().await.and_then(|v| {
-        Ok(v.into_iter()
-            .filter_map(|j| serde_json::from_value::<JobViewIn>(j).ok())
-            .map(JobView::from)
-            .collect())
-    })?)
+    let list: Vec<JobViewIn> = resp
+        .json()
+        .await
+        .map_err(|e| anyhow::anyhow!("{endpoint} did not answer a job list: {e}"))?;
+    Ok(list.into_iter().map(JobView::from).collect())
 }
 
 /// The wire shape, tolerant of fields a newer server adds.
