@@ -17,7 +17,11 @@ use subtle::ConstantTimeEq;
 use super::{ApiError, AppState, is_local};
 use crate::store::{MessageView, TurnView};
 
-fn authorize(state: &AppState, peer: &SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorize(
+    state: &AppState,
+    peer: &SocketAddr,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
     match &state.settings.ops_token {
         Some(token) => {
             let given = headers

@@ -758,6 +758,12 @@ impl Drop for PgLeadLock {
     }
 }
 
+mod alert_spool;
+mod hitl;
+
+pub use alert_spool::SpooledAlert;
+pub use hitl::{EscalatedHold, HoldDecision, HoldView};
+
 #[cfg(test)]
 mod tests;
 

@@ -283,7 +283,10 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
         deps.alerts.raise(
             Alert::event(
                 "opted_out",
-                format!("{lead}: {} message(s) from an opted-out lead, not answered", ids.len()),
+                format!(
+                    "{lead}: {} message(s) from an opted-out lead, not answered",
+                    ids.len()
+                ),
             )
             .for_lead(&lead),
         );
@@ -343,7 +346,10 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
         deps.alerts.raise(
             Alert::event(
                 "reply_held",
-                format!("{lead} ← [{}] held for approval (#{hold_id}): {body}", completion.provider),
+                format!(
+                    "{lead} ← [{}] held for approval (#{hold_id}): {body}",
+                    completion.provider
+                ),
             )
             .for_lead(&lead),
         );
@@ -397,7 +403,10 @@ async fn send_reply(deps: &LeadDeps, reply: &OutboxReply) -> Result<(), TurnErro
         deps.alerts.raise(
             Alert::event(
                 "sms_suppressed",
-                format!("{}: reply {} not sent, the lead opted out", reply.lead, reply.id),
+                format!(
+                    "{}: reply {} not sent, the lead opted out",
+                    reply.lead, reply.id
+                ),
             )
             .for_lead(&reply.lead),
         );

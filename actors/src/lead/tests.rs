@@ -161,7 +161,10 @@ async fn with_hitl_the_reply_is_held_and_sent_only_once_approved() {
     assert!(t.sms.sent().is_empty(), "a held reply is not sent");
     assert_eq!(t.store.inbound_states(&lead()), vec!["answered"]);
     let holds = t.store.holds(&lead());
-    assert_eq!(holds, vec![(1, "draft reply".to_string(), "held".to_string())]);
+    assert_eq!(
+        holds,
+        vec![(1, "draft reply".to_string(), "held".to_string())]
+    );
     let held = t
         .sink
         .alerts()
@@ -192,6 +195,9 @@ async fn a_failing_turn_posts_one_error_event_per_streak() {
     wait_for(|| t.sms.sent_to(&lead()).len() == 1).await;
     let events = t.sink.events();
     for e in ["message_received", "ai_response", "sms_sent"] {
-        assert!(events.contains(&e.to_string()), "{e} missing from {events:?}");
+        assert!(
+            events.contains(&e.to_string()),
+            "{e} missing from {events:?}"
+        );
     }
 }
