@@ -140,7 +140,15 @@ async fn a_kind_with_no_channel_goes_to_the_log_and_is_not_spooled() {
     // The router delivers in order, so the event was handled before the error was posted.
     assert_eq!(discord.created().len(), 1);
     assert_eq!(discord.texts_in("321"), vec!["to Discord".to_string()]);
-    assert!(app.store.spool_rows().await.unwrap().is_empty());
+    wait_until(10, "the delivered alert to leave the spool", || async {
+        app.store.spool_rows().await.unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(
+        discord.created().len(),
+        1,
+        "the event never reached Discord"
+    );
 }
 
 #[tokio::test]
@@ -305,9 +313,19 @@ async fn a_403_stops_only_its_channel_and_keeps_its_alerts() {
             .count(),
         1
     );
+    // The blocked channel's alerts are kept; the others leave the spool.
+    wait_until(
+        10,
+        "only the blocked channel's two alerts spooled",
+        || async { app.store.spooled_count().await.unwrap() == 2 },
+    )
+    .await;
     assert_eq!(
-        app.store.spooled_count().await.unwrap(),
-        2,
-        "the blocked channel's alerts are kept"
+        discord
+            .requests()
+            .iter()
+            .filter(|r| r.channel == "777")
+            .count(),
+        1
     );
 }
