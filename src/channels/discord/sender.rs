@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actors::alert_router::{Alert, AlertError, AlertSink};
+use actors::alert_router::{Alert, AlertError, AlertSink, Severity};
 use async_trait::async_trait;
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -64,6 +64,11 @@ impl AlertSink for DiscordSpoolSink {
         let Some(channel) = self.channels.channel_for(alert.kind) else {
             return LogAlertSink.deliver(alert).await;
         };
+        if alert.severity == Severity::Critical {
+            // Critical alerts also reach the log: if Discord is refusing us (a revoked
+            // token halts the sender) the log is where an operator still sees them.
+            let _ = LogAlertSink.deliver(alert).await;
+        }
         let payload = alert_message(alert).to_string();
         match self
             .store
