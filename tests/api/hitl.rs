@@ -299,3 +299,21 @@ async fn an_unanswered_hold_is_escalated_once_with_an_alert_and_a_holding_messag
     let sent = h.app.wait_for_sms(LEAD, 2).await;
     assert_eq!(sent, vec![holding, "Reply to: anyone there?".to_string()]);
 }
+
+#[tokio::test]
+async fn an_approved_reply_to_a_lead_who_texted_stop_meanwhile_is_suppressed() {
+    let h = hitl_app(vec![]).await;
+    let buttons = h.held_reply("tell me more").await;
+    assert_eq!(h.app.post_sms(LEAD, "STOP").await.0, 200);
+    let (status, _) = h.signed(&click(&buttons[0])).await;
+    assert_eq!(status, 200);
+    wait_until(15, "the approved reply to be suppressed", || async {
+        h.app
+            .conversation(LEAD)
+            .await
+            .iter()
+            .any(|m| m.direction == "outbound" && m.state == "suppressed")
+    })
+    .await;
+    assert!(h.app.twilio.sent_to(LEAD).is_empty(), "the opt-out wins");
+}
