@@ -9,6 +9,7 @@ pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod dev_sms;
+pub mod hitl;
 pub mod http;
 pub mod inspect;
 pub mod queue;
