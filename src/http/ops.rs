@@ -17,7 +17,8 @@ use subtle::ConstantTimeEq;
 use super::{ApiError, AppState, is_local};
 use crate::store::{MessageView, TurnView};
 
-fn authorize(state: &AppState, peer: &SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+/// The one gate of every `/ops` route (also the SLA routes in `sla.rs`).
+pub fn authorize(state: &AppState, peer: &SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
     match &state.settings.ops_token {
         Some(token) => {
             let given = headers

@@ -355,6 +355,8 @@ pub struct TestApp {
     pub twilio: FakeTwilio,
     pub llm: FakeAnthropic,
     pub http: reqwest::Client,
+    /// The app's SLA engine: tests run its sweep at a time of their choosing.
+    pub sla: Arc<lead_agent::sla::SlaEngine>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -419,6 +421,7 @@ pub async fn spawn_app_with_twilio_history(
     .expect("the app builds");
     let address = app.local_addr();
     let store = app.state().store.clone();
+    let sla = app.state().sla.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
@@ -429,6 +432,7 @@ pub async fn spawn_app_with_twilio_history(
         twilio,
         llm,
         http: reqwest::Client::new(),
+        sla,
         shutdown: Some(tx),
         server: Some(server),
         _dir: dir,

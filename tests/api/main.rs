@@ -11,5 +11,6 @@ mod opt_out;
 mod outbox;
 mod postgres_outage;
 mod rabbitmq;
+mod sla;
 mod supervision;
 mod webhook;
