@@ -17,17 +17,20 @@ const LEAD: &str = "+13125550140";
 const OWNER: &str = "+13125559999";
 const TASK: &str = "1209876543210";
 
-/// A fake Asana: records (task gid, authorization, comment text).
+/// (task gid, authorization header, comment text) of each story posted.
+type Stories = Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// A fake Asana that records every story.
 #[derive(Clone, Default)]
 struct FakeAsana {
     url: String,
-    stories: Arc<Mutex<Vec<(String, String, String)>>>,
+    stories: Stories,
 }
 
 impl FakeAsana {
     async fn start() -> Self {
         async fn story(
-            State(seen): State<Arc<Mutex<Vec<(String, String, String)>>>>,
+            State(seen): State<Stories>,
             Path(task): Path<String>,
             headers: HeaderMap,
             body: String,
