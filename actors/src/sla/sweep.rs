@@ -21,13 +21,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::alert_router::{Alert, AlertHandle, AlertKind, Severity};
-use crate::ports::{LeadId, SmsSender, Store, StoreError};
+use crate::ports::{LeadId, SmsError, SmsSender, Store, StoreError};
 
 use super::{SlaAction, SlaState, SlaStore, TicketSystem, decide};
+
+/// Tries of the owner's escalation SMS when the provider fails temporarily (never for an
+/// unknown outcome: that one may have gone out).
+const OWNER_SMS_ATTEMPTS: u32 = 3;
 
 /// What one sweep did, for the scheduler's log and its tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -224,7 +229,19 @@ impl SlaSweep {
             );
             return;
         }
-        match self.sms.send_sms(owner, text).await {
+        let mut attempt = 1;
+        let outcome = loop {
+            match self.sms.send_sms(owner, text).await {
+                // Temporary failures were never processed by the provider: safe to repeat.
+                Err(SmsError::Retryable(e)) if attempt < OWNER_SMS_ATTEMPTS => {
+                    tracing::warn!(attempt, error = %e, "owner SMS failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        };
+        match outcome {
             Ok(sent) => {
                 report.owner_sms += 1;
                 tracing::info!(lead = %state.lead, sla = %state.kind, sid = %sent.provider_sid, "owner told of the escalation");

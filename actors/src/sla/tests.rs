@@ -595,3 +595,58 @@ async fn a_resolved_sla_is_left_alone_and_reopening_starts_a_new_cycle() {
     };
     assert_eq!((s.staff_nag_count, s.resolved_at), (0, None));
 }
+
+#[tokio::test]
+async fn the_owner_sms_survives_a_temporary_failure_and_a_refusal_is_alerted() {
+    let rig = Rig::new().await;
+    let mut s = SlaState::new(LeadId::new(LEAD), SlaKind::DocReview, TICKET, t0());
+    s.staff_nag_count = 3;
+    s.staff_last_nagged_at = Some(t0() + Duration::hours(32));
+    s.breached_at = Some(t0() + Duration::hours(24));
+    rig.slas.put(s.clone());
+    rig.sms
+        .fail_next(crate::ports::SmsError::Retryable("503".into()));
+    let r = rig
+        .sweep(Some(OWNER))
+        .run_sla_sweep(t0() + Duration::hours(40))
+        .await
+        .unwrap();
+    assert_eq!((r.escalations, r.owner_sms), (1, 1));
+    assert_eq!(rig.sms.sent_to(&LeadId::new(OWNER)).len(), 1);
+
+    let other = LeadId::new("+13125550177");
+    rig.slas.put(SlaState {
+        lead: other.clone(),
+        ..s
+    });
+    rig.sms.fail_next(crate::ports::SmsError::Permanent {
+        code: Some(21211),
+        message: "invalid number".into(),
+    });
+    let r = rig
+        .sweep(Some(OWNER))
+        .run_sla_sweep(t0() + Duration::hours(40))
+        .await
+        .unwrap();
+    assert_eq!((r.escalations, r.owner_sms), (1, 0));
+    assert!(
+        rig.slas
+            .get(&other, SlaKind::DocReview)
+            .unwrap()
+            .escalated_at
+            .is_some()
+    );
+    wait_for(|| {
+        rig.sink
+            .events()
+            .iter()
+            .any(|e| e == "sla_owner_sms_failed")
+    })
+    .await;
+    let r = rig
+        .sweep(Some(OWNER))
+        .run_sla_sweep(t0() + Duration::hours(60))
+        .await
+        .unwrap();
+    assert_eq!(r.escalations, 0, "escalated once, even when the SMS failed");
+}
