@@ -11,6 +11,7 @@ pub mod config;
 pub mod dev_sms;
 pub mod http;
 pub mod queue;
+pub mod scheduler;
 pub mod sla;
 pub mod startup;
 pub mod store;
