@@ -49,7 +49,8 @@ impl SlaEngine {
                 sms,
                 alerts,
                 settings.owner_phone.as_deref().map(LeadId::new),
-            ),
+            )
+            .with_quiet_hours(settings.scheduler.quiet_hours, settings.scheduler.time_zone),
             queue,
         })
     }

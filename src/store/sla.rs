@@ -195,6 +195,18 @@ impl SlaStore for SqlStore {
         })
     }
 
+    async fn lead_time_zone(&self, lead: &LeadId) -> Result<Option<String>, StoreError> {
+        with_pool!(self, pool => {
+            let tz: Option<Option<String>> =
+                sqlx::query_scalar("SELECT time_zone FROM leads WHERE phone = $1")
+                    .bind(lead.as_str())
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(store_err("lead time zone"))?;
+            Ok(tz.flatten())
+        })
+    }
+
     async fn save_sla(&self, next: &SlaState) -> Result<bool, StoreError> {
         with_pool!(self, pool => {
             let n = sqlx::query(SAVE_SQL)

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use chrono::{DateTime, Duration, SubsecRound, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestOptions, spawn_app_with, wait_until};
@@ -86,13 +86,21 @@ async fn an_overdue_doc_review_nags_asana_updates_the_lead_and_escalates_to_the_
             ("ASANA_ACCESS_TOKEN", "asana-test-pat".into()),
             ("ASANA_API_BASE", asana.url.clone()),
             ("OWNER_PHONE", OWNER.into()),
+            ("OWNER_TZ", "UTC".into()),
         ],
         ..TestOptions::default()
     })
     .await;
-    // The documents arrived an hour ago.
-    // Whole seconds: PostgreSQL keeps microseconds, and the test compares times it gets back.
-    let t0: DateTime<Utc> = (Utc::now() - Duration::hours(1)).trunc_subsecs(0);
+    // The documents arrived at the last noon (UTC, the office's zone here), so the lead's
+    // 24 h update falls at noon, outside quiet hours (21:00-09:00), and the deadline is
+    // still ahead of the wall clock. Whole seconds: PostgreSQL keeps microseconds.
+    let now = Utc::now();
+    let noon = now.date_naive().and_hms_opt(12, 0, 0).unwrap().and_utc();
+    let t0: DateTime<Utc> = if noon <= now {
+        noon
+    } else {
+        noon - Duration::days(1)
+    };
     let open =
         json!({"kind": "doc_review", "ticket_id": TASK, "started_at": t0.to_rfc3339()}).to_string();
     let (status, body) = post_json(&app, &format!("/ops/leads/{LEAD}/sla"), &open, None).await;
@@ -157,7 +165,7 @@ async fn an_overdue_doc_review_nags_asana_updates_the_lead_and_escalates_to_the_
     assert_eq!(list["open"].as_array().unwrap().len(), 1);
     assert_eq!(list["open"][0]["lead"], LEAD);
     assert_eq!(list["open"][0]["staff_nag_count"], 3);
-    // The view reads the wall clock, for which the documents arrived only an hour ago.
+    // The view reads the wall clock, for which the deadline is still ahead.
     assert_eq!(list["open"][0]["overdue"], false);
     let due: DateTime<Utc> = list["open"][0]["due_at"].as_str().unwrap().parse().unwrap();
     assert_eq!(due, at(24));

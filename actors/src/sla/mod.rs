@@ -415,6 +415,9 @@ pub trait SlaStore: Send + Sync + 'static {
     /// False: someone wrote in between (resolved, or another sweep): nothing written.
     async fn save_sla(&self, next: &SlaState) -> Result<bool, StoreError>;
 
+    /// The lead's own IANA time zone, when known (quiet hours are the lead's local time).
+    async fn lead_time_zone(&self, lead: &LeadId) -> Result<Option<String>, StoreError>;
+
     /// Like [`SlaStore::save_sla`], and in the same transaction queues `body` to the lead
     /// in the outbox (a reply row in `queued`, sent by the lead's actor with its
     /// exactly-once claim). Returns the reply's id; `None` when the version check failed

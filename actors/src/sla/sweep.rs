@@ -24,8 +24,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 use crate::alert_router::{Alert, AlertHandle, AlertKind, Severity};
+use crate::followup::QuietHours;
 use crate::ports::{LeadId, SmsError, SmsSender, Store, StoreError};
 
 use super::{SlaAction, SlaState, SlaStore, TicketSystem, decide};
@@ -49,6 +51,8 @@ pub struct SweepReport {
     pub lead_updates: usize,
     /// Lead updates not sent because the lead opted out.
     pub suppressed: usize,
+    /// Lead updates held because it is quiet hours where the lead is; a later sweep sends.
+    pub held_quiet: usize,
     /// Steps skipped because the SLA changed under the sweep (resolved meanwhile).
     pub conflicts: usize,
     /// Steps that failed and will be tried again by the next sweep.
@@ -66,6 +70,8 @@ pub struct SlaSweep {
     alerts: AlertHandle,
     owner_phone: Option<LeadId>,
     owner_unset_logged: AtomicBool,
+    /// Quiet hours and the zone of a lead whose own zone is unknown (`OWNER_TZ`).
+    quiet: Option<(QuietHours, Tz)>,
 }
 
 impl SlaSweep {
@@ -86,7 +92,29 @@ impl SlaSweep {
             alerts,
             owner_phone,
             owner_unset_logged: AtomicBool::new(false),
+            quiet: None,
         }
+    }
+
+    /// Holds lead updates during `quiet` hours in the lead's zone (else `default_tz`), as
+    /// followups are held: an update is news, not an emergency, and can wait for the
+    /// morning. Staff nags and the owner's escalation are not held.
+    pub fn with_quiet_hours(mut self, quiet: QuietHours, default_tz: Tz) -> Self {
+        self.quiet = Some((quiet, default_tz));
+        self
+    }
+
+    async fn in_quiet_hours(&self, lead: &LeadId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let Some((quiet, default_tz)) = self.quiet else {
+            return Ok(false);
+        };
+        let tz = self
+            .slas
+            .lead_time_zone(lead)
+            .await?
+            .and_then(|z| z.parse::<Tz>().ok())
+            .unwrap_or(default_tz);
+        Ok(quiet.hold_until(now, tz).is_some())
     }
 
     /// The scheduler's entry point: one pass over every open SLA as of `now`. Fails only
@@ -189,6 +217,11 @@ impl SlaSweep {
                     if self.store.is_opted_out(&state.lead).await? {
                         // Nothing recorded: the lead may opt back in; then the rule resumes.
                         report.suppressed += 1;
+                        continue;
+                    }
+                    if self.in_quiet_hours(&state.lead, now).await? {
+                        // Not recorded either: the first sweep after quiet hours sends it.
+                        report.held_quiet += 1;
                         continue;
                     }
                     match self.slas.save_with_lead_sms(&next, text).await? {

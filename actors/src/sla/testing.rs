@@ -18,6 +18,7 @@ pub struct MemSlaStore {
     rows: Mutex<BTreeMap<(LeadId, SlaKind), SlaState>>,
     /// Update SMS queued in the "outbox": (lead, body).
     queued: Mutex<Vec<(LeadId, String)>>,
+    zones: Mutex<BTreeMap<LeadId, String>>,
 }
 
 impl MemSlaStore {
@@ -30,6 +31,12 @@ impl MemSlaStore {
     }
     pub fn queued_sms(&self) -> Vec<(LeadId, String)> {
         self.queued.lock().unwrap().clone()
+    }
+    pub fn set_time_zone(&self, lead: &LeadId, tz: &str) {
+        self.zones
+            .lock()
+            .unwrap()
+            .insert(lead.clone(), tz.to_string());
     }
     /// Overwrites a row as if an earlier process had left it so (restart tests).
     pub fn put(&self, state: SlaState) {
@@ -113,6 +120,10 @@ impl SlaStore for MemSlaStore {
             .collect();
         out.sort_by_key(|r| r.breached_at);
         Ok(out)
+    }
+
+    async fn lead_time_zone(&self, lead: &LeadId) -> Result<Option<String>, StoreError> {
+        Ok(self.zones.lock().unwrap().get(lead).cloned())
     }
 
     async fn save_sla(&self, next: &SlaState) -> Result<bool, StoreError> {

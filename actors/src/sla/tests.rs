@@ -650,3 +650,46 @@ async fn the_owner_sms_survives_a_temporary_failure_and_a_refusal_is_alerted() {
         .unwrap();
     assert_eq!(r.escalations, 0, "escalated once, even when the SMS failed");
 }
+
+#[tokio::test]
+async fn a_lead_update_waits_out_quiet_hours_in_the_leads_zone() {
+    let rig = Rig::new().await;
+    let lead = LeadId::new(LEAD);
+    // Opened 03:00 Chicago (09:00 UTC is 03:00 CST on 2 March): due for an update 24 h later,
+    // in the middle of the night.
+    rig.slas
+        .open_sla(&lead, SlaKind::DocReview, TICKET, t0())
+        .await
+        .unwrap();
+    let quiet = crate::followup::QuietHours::parse("21:00-09:00").unwrap();
+    let sweep = rig
+        .sweep(None)
+        .with_quiet_hours(quiet, chrono_tz::America::Chicago);
+    let r = sweep
+        .run_sla_sweep(t0() + Duration::hours(24))
+        .await
+        .unwrap();
+    assert_eq!((r.lead_updates, r.held_quiet), (0, 1));
+    assert_eq!(r.staff_nags, 1, "staff nags do not wait for the morning");
+    // 09:00 Chicago: it goes.
+    let r = sweep
+        .run_sla_sweep(t0() + Duration::hours(30))
+        .await
+        .unwrap();
+    assert_eq!((r.lead_updates, r.held_quiet), (1, 0));
+
+    // A lead with its own zone is judged by it: 10:00 UTC is 19:00 in Tokyo.
+    let other = LeadId::new("+13125550188");
+    rig.slas.set_time_zone(&other, "Asia/Tokyo");
+    let start = t0() - Duration::hours(23);
+    rig.slas
+        .open_sla(&other, SlaKind::ShowingSchedule, "", start)
+        .await
+        .unwrap();
+    let r = sweep
+        .run_sla_sweep(start + Duration::hours(24))
+        .await
+        .unwrap();
+    assert_eq!((r.lead_updates, r.held_quiet), (1, 0));
+    assert_eq!(rig.slas.queued_sms().len(), 2);
+}
