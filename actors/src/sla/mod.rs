@@ -36,6 +36,10 @@ pub const MAX_STAFF_NAGS: i32 = 3;
 pub const LEAD_UPDATE_AFTER_HOURS: i64 = 24;
 /// Past this much waiting, the lead update apologises instead of reassuring.
 pub const LEAD_OVERDUE_AFTER_HOURS: i64 = 48;
+/// How long past its due time a nag keeps waiting for a ticket system that fails
+/// temporarily; after that it is recorded with an alert, so an outage delays a nag by at
+/// most this, never silences it.
+pub const TICKET_RETRY_GRACE_MINUTES: i64 = 60;
 /// Ticket ids with this prefix belong to simulations: never commented on.
 pub const DRY_RUN_TICKET_PREFIX: &str = "dry-run";
 
@@ -211,6 +215,8 @@ pub enum SlaAction {
         overdue: bool,
         text: String,
         ticket: Option<String>,
+        /// When this nag fell due (the sweep may run later): bounds retries of the ticket.
+        due_at: DateTime<Utc>,
     },
     /// After the last nag went unanswered: the owner is told, once (alert + SMS).
     Escalate { text: String },
@@ -289,10 +295,13 @@ pub fn decide(state: &SlaState, now: DateTime<Utc>) -> Decision {
         actions.push(SlaAction::Breach);
     }
 
-    let nag_gate_open = match state.staff_last_nagged_at {
-        None => true,
-        Some(last) => last < due_at || since_nag.is_some_and(|d| d >= interval),
+    // When the next overdue nag falls due: at the deadline after at most a pre-deadline
+    // nag, else 8 h after the last one.
+    let overdue_nag_due = match state.staff_last_nagged_at {
+        Some(last) if last >= due_at => last + interval,
+        _ => due_at,
     };
+    let nag_gate_open = now >= overdue_nag_due;
     let what = format!(
         "{} for {} waiting {} (SLA: {})",
         state.kind.label(),
@@ -306,6 +315,7 @@ pub fn decide(state: &SlaState, now: DateTime<Utc>) -> Decision {
             overdue: true,
             text: format!("OVERDUE ({}): {what}", human_duration(waited)),
             ticket: state.real_ticket().map(str::to_string),
+            due_at: overdue_nag_due,
         });
     } else if waited >= window / 2 && state.staff_nag_count == 0 {
         actions.push(SlaAction::StaffNag {
@@ -313,6 +323,7 @@ pub fn decide(state: &SlaState, now: DateTime<Utc>) -> Decision {
             overdue: false,
             text: format!("Reminder: {what}"),
             ticket: state.real_ticket().map(str::to_string),
+            due_at: state.started_at + window / 2,
         });
     }
 

@@ -30,7 +30,7 @@ use crate::alert_router::{Alert, AlertHandle, AlertKind, Severity};
 use crate::followup::QuietHours;
 use crate::ports::{LeadId, SmsError, SmsSender, Store, StoreError};
 
-use super::{SlaAction, SlaState, SlaStore, TicketSystem, decide};
+use super::{SlaAction, SlaState, SlaStore, TICKET_RETRY_GRACE_MINUTES, TicketSystem, decide};
 
 /// Tries of the owner's escalation SMS when the provider fails temporarily (never for an
 /// unknown outcome: that one may have gone out).
@@ -159,20 +159,26 @@ impl SlaSweep {
                     overdue,
                     text,
                     ticket,
+                    due_at,
                     ..
                 } => {
                     if let Some(ticket) = ticket {
                         match self.tickets.add_comment(ticket, text).await {
                             Ok(()) => report.ticket_comments += 1,
-                            Err(e) if e.is_retryable() => {
+                            Err(e)
+                                if e.is_retryable()
+                                    && now - *due_at
+                                        < chrono::Duration::minutes(TICKET_RETRY_GRACE_MINUTES) =>
+                            {
                                 // Not recorded: the next sweep nags again.
                                 report.retry_later += 1;
                                 tracing::warn!(lead = %state.lead, sla = %state.kind, ticket, error = %e, "ticket comment failed; retrying next sweep");
                                 continue;
                             }
                             Err(e) => {
-                                // Recorded all the same: retrying a refused comment every
-                                // few minutes would not deliver it, and the alert does.
+                                // Recorded all the same: a refused comment (or one the ticket
+                                // system kept failing for an hour) would not be delivered by
+                                // retrying every few minutes; the alert carries it instead.
                                 self.alerts.raise(
                                     Alert::error(
                                         "sla_ticket_comment_failed",

@@ -509,20 +509,36 @@ async fn a_ticket_system_outage_keeps_the_nag_for_the_next_sweep_and_a_refusal_a
     );
     rig.tickets.fail_with(None);
     let r = sweep
-        .run_sla_sweep(t0() + Duration::hours(13))
+        .run_sla_sweep(t0() + Duration::minutes(12 * 60 + 30))
         .await
         .unwrap();
     assert_eq!((r.staff_nags, r.ticket_comments), (1, 1));
+
+    // An outage that outlasts the grace: the overdue nag is recorded with an alert an hour
+    // after it fell due, not retried (and silent) for as long as Asana is down.
+    rig.tickets
+        .fail_with(Some(TicketError::Retryable("timeout".into())));
+    let r = sweep
+        .run_sla_sweep(t0() + Duration::minutes(24 * 60 + 59))
+        .await
+        .unwrap();
+    assert_eq!((r.breaches, r.staff_nags, r.retry_later), (1, 0, 1));
+    let r = sweep
+        .run_sla_sweep(t0() + Duration::hours(25))
+        .await
+        .unwrap();
+    assert_eq!((r.staff_nags, r.ticket_comments), (1, 0));
+    wait_for(|| rig.sink.events().iter().any(|e| e == "sla_staff_nag")).await;
 
     rig.tickets.fail_with(Some(TicketError::Permanent {
         status: 404,
         message: "unknown task".into(),
     }));
     let r = sweep
-        .run_sla_sweep(t0() + Duration::hours(24))
+        .run_sla_sweep(t0() + Duration::hours(33))
         .await
         .unwrap();
-    assert_eq!(r.staff_nags, 1, "a refused comment is not retried forever");
+    assert_eq!(r.staff_nags, 1, "a refused comment is not retried");
     wait_for(|| {
         rig.sink
             .events()
