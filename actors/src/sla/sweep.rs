@@ -7,7 +7,8 @@
 //!   breach counts once;
 //! - **staff nag**: ticket comment and alert first, recorded after. A crash in between
 //!   repeats one comment (harmless); a ticket system that is down keeps the nag unrecorded
-//!   and the next sweep tries again, so a nag is never lost to an outage;
+//!   and the next sweep tries again, for up to an hour past the nag's due time, after which
+//!   the nag is recorded and its text alerted: an outage delays a nag, never silences it;
 //! - **escalation**: recorded first (the version check makes it a claim only one sweep
 //!   wins), then alert and owner SMS: the owner is told at most once, and the alert
 //!   carries the escalation if the SMS cannot go;
