@@ -11,6 +11,7 @@ mod opt_out;
 mod outbox;
 mod postgres_outage;
 mod rabbitmq;
+mod scheduler;
 mod sla;
 mod supervision;
 mod webhook;
