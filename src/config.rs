@@ -371,6 +371,24 @@ pub const ENV_VARS: &[EnvVar] = &[
         "Bearer token for /ops endpoints. Unset: /ops answers loopback peers only.",
     ),
     var(
+        "OWNER_PHONE",
+        None,
+        false,
+        "E.164 number the SLA engine texts when it escalates to the owner (after 3 unanswered staff nags). Unset: escalations are alerts only (logged once at the first one).",
+    ),
+    var(
+        "ASANA_ACCESS_TOKEN",
+        None,
+        true,
+        "Asana personal access token: SLA staff nags are posted as comments (stories) on the SLA's Asana task. Unset: nags are logged (dry run). Ticket ids starting with `dry-run` are never commented on either way.",
+    ),
+    var(
+        "ASANA_API_BASE",
+        Some("https://app.asana.com/api/1.0"),
+        false,
+        "Asana REST base URL; the client appends /tasks/{task_gid}/stories.",
+    ),
+    var(
         "OWNER_TZ",
         Some("America/Chicago"),
         false,
@@ -387,6 +405,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         Some("0 15 3 * * *"),
         false,
         "Cron of the clean-up of old scheduler bookkeeping (tick claims, heartbeats, reports). Missed ticks: skip.",
+    ),
+    var(
+        "SCHEDULE_SLA_SWEEP",
+        Some("0 */5 * * * *"),
+        false,
+        "Cron of the SLA sweep (staff nags, lead updates, owner escalations). Missed ticks: run once.",
     ),
     var(
         "SCHEDULE_OWNER_REPORT",
@@ -580,6 +604,11 @@ pub struct Settings {
     pub chat_window_bytes: usize,
     pub office_name: String,
     pub ops_token: Option<Secret>,
+    /// Where SLA escalations are texted; `None`: alert only.
+    pub owner_phone: Option<String>,
+    /// Asana for SLA staff nags; `None`: the dry-run ticket log.
+    pub asana_access_token: Option<Secret>,
+    pub asana_api_base: String,
     pub scheduler: SchedulerSettings,
     pub log_format: LogFormat,
     pub discord: DiscordSettings,
@@ -808,6 +837,13 @@ fn discord_and_hitl(r: &mut Reader<'_>) -> (DiscordSettings, HitlSettings) {
     (discord, hitl)
 }
 
+/// `+` and 8 to 15 digits: the form Twilio sends and accepts phone numbers in.
+pub fn is_e164(s: &str) -> bool {
+    s.strip_prefix('+').is_some_and(|d| {
+        (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
+    })
+}
+
 /// The scheduler's jobs, in the order `inspect scheduled` lists them, with the variable
 /// that sets each one's cron and what happens to ticks missed while no scheduler ran.
 pub const JOBS: &[(&str, &str, MissedTicks)] = &[
@@ -1018,6 +1054,20 @@ impl Settings {
             model: r.string("ANTHROPIC_MODEL"),
         });
 
+        let owner_phone = r.raw("OWNER_PHONE").map(|p| p.trim().to_string());
+        if let Some(p) = &owner_phone
+            && !is_e164(p)
+        {
+            r.problems.push(format!(
+                "OWNER_PHONE={p:?} must be an E.164 number like +13125550123"
+            ));
+        }
+        let asana_api_base = r.string("ASANA_API_BASE");
+        if url::Url::parse(&asana_api_base).is_err() {
+            r.problems
+                .push(format!("ASANA_API_BASE={asana_api_base:?} is not a URL"));
+        }
+
         let log_format = match r.string("LOG_FORMAT").as_str() {
             "json" => LogFormat::Json,
             "pretty" => LogFormat::Pretty,
@@ -1056,6 +1106,9 @@ impl Settings {
             chat_window_bytes: r.positive("CHAT_WINDOW_BYTES"),
             office_name: r.string("OFFICE_NAME"),
             ops_token: r.raw("OPS_TOKEN").map(Secret::new),
+            owner_phone,
+            asana_access_token: r.raw("ASANA_ACCESS_TOKEN").map(Secret::new),
+            asana_api_base,
             scheduler: scheduler_settings(&mut r),
             log_format,
             discord,
@@ -1189,6 +1242,29 @@ mod tests {
         let err = Settings::from_map(&map).unwrap_err().to_string();
         assert!(err.contains("AMQP_URL and CELERY_BROKER_URL"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn sla_settings_are_off_by_default_and_a_bad_owner_phone_is_named() {
+        let s = Settings::from_map(&HashMap::new()).unwrap();
+        assert!(s.owner_phone.is_none() && s.asana_access_token.is_none());
+        assert_eq!(s.asana_api_base, "https://app.asana.com/api/1.0");
+        let map = HashMap::from([
+            ("OWNER_PHONE", "312-555-0123"),
+            ("ASANA_API_BASE", "not a url"),
+        ]);
+        let err = Settings::from_map(&map).unwrap_err().to_string();
+        assert!(
+            err.contains("OWNER_PHONE") && err.contains("ASANA_API_BASE"),
+            "{err}"
+        );
+        let map = HashMap::from([
+            ("OWNER_PHONE", "+13125550123"),
+            ("ASANA_ACCESS_TOKEN", "asana-secret"),
+        ]);
+        let s = Settings::from_map(&map).unwrap();
+        assert_eq!(s.owner_phone.as_deref(), Some("+13125550123"));
+        assert!(!format!("{s:?}").contains("asana-secret"));
     }
 
     #[test]

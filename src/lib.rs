@@ -2,8 +2,8 @@
 //! the actor logic lives in the `actors` crate.
 //!
 //! Layout: `config` (every environment variable), `startup` (wiring and shutdown order),
-//! `http` (webhook, health, ops), `store` (SQLite), `queue` (work queue), `channels`
-//! (Twilio, chat models, alert sinks), `cli` and `dev_sms` (commands), `telemetry`.
+//! `http` (webhook, health, ops), `store` (SQLite), `queue` (work queue), `sla` (the SLA
+//! engine's wiring), `channels` (Twilio, chat models, alert sinks, Asana), `cli` and `dev_sms` (commands), `telemetry`.
 
 pub mod channels;
 pub mod cli;
@@ -14,6 +14,7 @@ pub mod http;
 pub mod inspect;
 pub mod queue;
 pub mod scheduler;
+pub mod sla;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

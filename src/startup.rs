@@ -34,6 +34,7 @@ use crate::http::{self, AppState, WorkerState};
 use crate::queue::rabbitmq::{DeadLetter, RabbitConfig};
 use crate::queue::{InProcessQueue, RabbitQueue, WorkQueue};
 use crate::scheduler::{self, JobContext, SchedulerHandle};
+use crate::sla::SlaEngine;
 use crate::store::{SqlStore, is_postgres_url};
 
 /// Which parts of the service this process runs. The same binary plays every role; the
@@ -142,6 +143,14 @@ impl Application {
 
         let queue = build_queue(&settings, &alerts).await?;
         let sms = build_sms_sender(&settings)?;
+        // Every role can open and resolve SLAs through /ops; only the scheduler sweeps.
+        let sla = Arc::new(SlaEngine::new(
+            &settings,
+            &store,
+            queue.clone(),
+            sms.clone(),
+            alerts.clone(),
+        )?);
         let (worker, consumer) = if role.runs_actors() {
             let worker = start_worker(
                 &settings,
@@ -176,6 +185,7 @@ impl Application {
             store,
             queue,
             alerts,
+            sla,
             worker,
             accepting: Arc::new(AtomicBool::new(true)),
             discord,
@@ -204,6 +214,7 @@ impl Application {
                     store: state.store.clone(),
                     queue: state.queue.clone(),
                     alerts: state.alerts.clone(),
+                    sla: state.sla.clone(),
                     instance: instance.clone(),
                 })
                 .await?,

@@ -169,6 +169,7 @@ pub async fn report(
             store: state.store.clone(),
             queue: state.queue.clone(),
             alerts: state.alerts.clone(),
+            sla: state.sla.clone(),
             instance: "ops".into(),
         };
         let report = build_owner_report(&ctx, chrono::Utc::now())

@@ -15,5 +15,6 @@ mod outbox;
 mod postgres_outage;
 mod rabbitmq;
 mod scheduler;
+mod sla;
 mod supervision;
 mod webhook;
