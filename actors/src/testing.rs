@@ -85,6 +85,8 @@ enum Behaviour {
     PanicOn(String, String),
     /// Like `PanicOn`, but only the first time.
     PanicOnce(String, String, AtomicBool),
+    /// Plays the scripted outcomes in order, then answers the text.
+    Script(Mutex<std::collections::VecDeque<Result<String, ModelError>>>, String),
 }
 
 /// A scriptable model that records every prompt and how many calls ran at once, overall
@@ -133,6 +135,18 @@ impl FakeModel {
             trigger.to_string(),
             otherwise.to_string(),
             AtomicBool::new(false),
+        ))
+    }
+    /// Plays `script` call by call (an `Err` fails that call), then answers `then`.
+    pub fn scripted(script: Vec<Result<&str, ModelError>>, then: &str) -> Self {
+        Self::with(Behaviour::Script(
+            Mutex::new(
+                script
+                    .into_iter()
+                    .map(|r| r.map(str::to_string))
+                    .collect(),
+            ),
+            then.to_string(),
         ))
     }
     pub fn with_latency(mut self, latency: Duration) -> Self {
@@ -221,6 +235,14 @@ impl ChatModel for FakeModel {
                     panic!("fake model told to panic once on {trigger:?}");
                 }
                 otherwise.clone()
+            }
+            Behaviour::Script(script, then) => {
+                let next = script.lock().unwrap().pop_front();
+                match next {
+                    Some(Ok(t)) => t,
+                    Some(Err(e)) => return Err(e),
+                    None => then.clone(),
+                }
             }
         };
         Ok(Completion {
