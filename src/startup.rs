@@ -279,6 +279,7 @@ async fn start_worker(
         worker_id: Settings::worker_id(),
         sms_attempts: 3,
         retry_delay: Duration::from_secs(1),
+        responder: None,
     });
     let (registry, _tree) = LeadSupervisor::start(
         deps,

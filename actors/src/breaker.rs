@@ -63,12 +63,18 @@ pub enum Admission {
 
 #[derive(Debug)]
 enum Inner {
-    Closed { failures: u32 },
-    Open { until: DateTime<Utc> },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: DateTime<Utc>,
+    },
     /// A probe is out since `since`. A probe whose call was cancelled without reporting
     /// (the chain's hard budget dropped it) must not hold the breaker half-open forever, so
     /// after another open period a new probe is allowed.
-    HalfOpen { since: DateTime<Utc> },
+    HalfOpen {
+        since: DateTime<Utc>,
+    },
 }
 
 pub struct CircuitBreaker {

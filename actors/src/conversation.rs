@@ -130,10 +130,7 @@ pub fn turns_from_prompt(prompt: &Prompt) -> Vec<Turn> {
             Role::Agent => Speaker::Model,
         };
         match out.last_mut() {
-            Some(Turn {
-                speaker: s,
-                blocks,
-            }) if *s == speaker => {
+            Some(Turn { speaker: s, blocks }) if *s == speaker => {
                 if let Some(Block::Text(t)) = blocks.last_mut() {
                     t.push('\n');
                     t.push_str(&line.text);
@@ -143,7 +140,10 @@ pub fn turns_from_prompt(prompt: &Prompt) -> Vec<Turn> {
         }
     }
     if out.first().is_some_and(|t| t.speaker == Speaker::Model) {
-        out.insert(0, Turn::text(Speaker::User, "(earlier conversation omitted)"));
+        out.insert(
+            0,
+            Turn::text(Speaker::User, "(earlier conversation omitted)"),
+        );
     }
     if out.is_empty() {
         out.push(Turn::text(Speaker::User, "(no message)"));

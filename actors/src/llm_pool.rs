@@ -289,7 +289,10 @@ impl LlmPool {
         for (i, link) in inner.chain.iter().enumerate() {
             let name = link.model.name();
             if link.breaker.admit() == Admission::Refuse {
-                inner.stats.refused_by_breaker.fetch_add(1, Ordering::Relaxed);
+                inner
+                    .stats
+                    .refused_by_breaker
+                    .fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("lead_agent_llm_calls_total", "provider" => name.to_string(), "outcome" => "circuit_open").increment(1);
                 failures.push(format!("{name}: circuit open"));
                 continue;
@@ -329,12 +332,17 @@ impl LlmPool {
                 tracing::warn!(provider = name, error = %error, lead = %lead, "model call failed");
                 if counts_against_provider(&error) {
                     if link.breaker.on_failure() {
-                        tracing::warn!(provider = name, "circuit opened: provider skipped until a probe succeeds");
+                        tracing::warn!(
+                            provider = name,
+                            "circuit opened: provider skipped until a probe succeeds"
+                        );
                         inner.alerts.raise(Alert::new(
                             AlertKind::Error,
                             Severity::Warning,
                             "provider_circuit_open",
-                            format!("`{name}` keeps failing ({error}); skipped until a probe succeeds"),
+                            format!(
+                                "`{name}` keeps failing ({error}); skipped until a probe succeeds"
+                            ),
                         ));
                     }
                 } else {
@@ -353,7 +361,11 @@ impl LlmPool {
                         && after + inner.config.soft_timeout / 2 < left
                     {
                         waited_once = true;
-                        tracing::info!(provider = name, ?after, "rate limited: waiting as asked, then retrying once");
+                        tracing::info!(
+                            provider = name,
+                            ?after,
+                            "rate limited: waiting as asked, then retrying once"
+                        );
                         tokio::time::sleep(after).await;
                         continue;
                     }
@@ -410,9 +422,9 @@ impl LlmPool {
                 ),
             )
         };
-        inner.alerts.raise(
-            Alert::new(AlertKind::Error, severity, "model_fallback", text).for_lead(lead),
-        );
+        inner
+            .alerts
+            .raise(Alert::new(AlertKind::Error, severity, "model_fallback", text).for_lead(lead));
     }
 }
 
@@ -537,7 +549,10 @@ mod tests {
         assert_eq!(reply.text, "after the wait");
         assert_eq!(limited.calls(), 2);
         assert_eq!(rules.calls(), 0);
-        assert!(started.elapsed() >= Duration::from_secs(2), "the retry-after was honoured");
+        assert!(
+            started.elapsed() >= Duration::from_secs(2),
+            "the retry-after was honoured"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -594,7 +609,11 @@ mod tests {
         for _ in 0..4 {
             assert_eq!(pool.complete(&prompt()).await.unwrap().text, "rules");
         }
-        assert_eq!(flaky.calls(), 3, "no call reaches a provider whose breaker is open");
+        assert_eq!(
+            flaky.calls(),
+            3,
+            "no call reaches a provider whose breaker is open"
+        );
         assert_eq!(pool.stats().refused_by_breaker.load(Ordering::SeqCst), 4);
         wait_for_alert(&sink, "provider_circuit_open").await;
 

@@ -42,6 +42,9 @@ pub struct LeadDeps {
     pub sms_attempts: u32,
     /// Pause before a failed turn is handed back, so a store outage is not a hot loop.
     pub retry_delay: Duration,
+    /// What answers the prompt (`USE_AGENT_CORE`: the brain, or shadow); `None` asks the
+    /// pool's plain chain.
+    pub responder: Option<Arc<dyn crate::brain::Responder>>,
 }
 
 /// What the supervisor and the actor both see of one active lead: the registry entry.
@@ -288,7 +291,10 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
         now: deps.clock.now(),
     };
 
-    let completion = deps.pool.complete(&prompt).await?;
+    let completion = match &deps.responder {
+        Some(responder) => responder.respond(&prompt).await?,
+        None => deps.pool.complete(&prompt).await?,
+    };
     let body = clamp_sms(completion.text.trim());
 
     let Some(reply_id) = deps

@@ -61,6 +61,7 @@ pub(crate) async fn tree_with(
         window,
         worker_id: "test".into(),
         sms_attempts: 3,
+        responder: None,
         retry_delay: Duration::from_millis(10),
     });
     let (registry, _join) = LeadSupervisor::start(deps, config).await.unwrap();
