@@ -5,6 +5,7 @@
 //! `http` (webhook, health, ops), `store` (SQLite), `queue` (work queue), `channels`
 //! (Twilio, chat models, alert sinks), `cli` and `dev_sms` (commands), `telemetry`.
 
+pub mod catalog;
 pub mod channels;
 pub mod cli;
 pub mod config;
