@@ -3,9 +3,11 @@
 //! binary, one module per feature.
 
 mod helpers;
+mod llm_fakes;
 
 mod conversation;
 mod embedded;
+mod model_chain;
 mod multiprocess;
 mod opt_out;
 mod outbox;
