@@ -381,11 +381,13 @@ fn brain_settings(r: &mut Reader<'_>) -> BrainSettings {
         gemini_base_url: r.string("GEMINI_API_BASE"),
         retry_after_cap: {
             let secs: f64 = r.parse("LLM_RETRY_AFTER_CAP_SECS");
-            if !(secs.is_finite() && secs >= 0.0) {
+            if secs.is_finite() && (0.0..=3600.0).contains(&secs) {
+                Duration::from_secs_f64(secs)
+            } else {
                 r.problems
-                    .push("LLM_RETRY_AFTER_CAP_SECS must be 0 or more seconds".into());
+                    .push("LLM_RETRY_AFTER_CAP_SECS must be between 0 and 3600 seconds".into());
+                Duration::from_secs(5)
             }
-            Duration::from_secs_f64(secs.max(0.0).min(3600.0))
         },
         breaker_failures: r.positive("LLM_BREAKER_FAILURES"),
         breaker_open: r.seconds("LLM_BREAKER_OPEN_SECS"),

@@ -5,6 +5,7 @@
 mod helpers;
 mod llm_fakes;
 
+mod brain;
 mod conversation;
 mod embedded;
 mod model_chain;

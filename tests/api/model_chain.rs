@@ -73,7 +73,11 @@ async fn anthropic_overloaded_fails_over_to_gemini() {
     let sent = c.app.wait_for_sms(LEAD, 1).await;
     assert_eq!(sent, vec!["Gemini: Any 2 bedrooms?"]);
     assert_eq!(provider_of_last_reply(&c.app, LEAD).await, "gemini");
-    assert_eq!(c.anthropic.count(), 1, "a 529 fails over, it is not hammered");
+    assert_eq!(
+        c.anthropic.count(),
+        1,
+        "a 529 fails over, it is not hammered"
+    );
 
     // Gemini got the documented request: key header, model in the path, the message.
     let g = &c.gemini.requests()[0];
@@ -103,8 +107,14 @@ async fn with_both_providers_down_the_rules_responder_answers_and_an_alert_is_ra
     let fallback = alert(&c.app, "model_fallback").await;
     assert_eq!(fallback["severity"], "critical");
     let text = fallback["text"].as_str().unwrap();
-    assert!(text.contains("Every model failed") && text.contains("rules"), "{text}");
-    assert!(text.contains("anthropic: provider overloaded") && text.contains("gemini"), "{text}");
+    assert!(
+        text.contains("Every model failed") && text.contains("rules"),
+        "{text}"
+    );
+    assert!(
+        text.contains("anthropic: provider overloaded") && text.contains("gemini"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -119,7 +129,11 @@ async fn a_rejected_request_is_never_sent_again() {
         c.app.post_sms(LEAD, body).await;
         c.app.wait_for_sms(LEAD, i + 1).await;
     }
-    assert_eq!(c.anthropic.count(), 2, "one request per turn: a 400 is not retried");
+    assert_eq!(
+        c.anthropic.count(),
+        2,
+        "one request per turn: a 400 is not retried"
+    );
     assert_eq!(c.gemini.count(), 2, "the next provider answers instead");
     let status = c.app.get_json("/ops/status").await;
     assert_eq!(
@@ -132,8 +146,12 @@ async fn a_rejected_request_is_never_sent_again() {
 async fn a_429_retry_after_is_waited_out_before_the_provider_is_asked_again() {
     let c = chain(vec![]).await;
     c.anthropic.script(vec![
-        anthropic_error(429, "rate_limit_error", "Number of requests has exceeded your rate limit")
-            .with_header("retry-after", "1"),
+        anthropic_error(
+            429,
+            "rate_limit_error",
+            "Number of requests has exceeded your rate limit",
+        )
+        .with_header("retry-after", "1"),
     ]);
     c.app.post_sms(LEAD, "hello").await;
     let sent = c.app.wait_for_sms(LEAD, 1).await;
@@ -150,7 +168,11 @@ async fn a_429_retry_after_is_waited_out_before_the_provider_is_asked_again() {
 #[tokio::test]
 async fn gemini_retry_info_delay_is_honoured_too() {
     let c = chain(vec![]).await;
-    c.anthropic.always(Some(anthropic_error(401, "authentication_error", "invalid x-api-key")));
+    c.anthropic.always(Some(anthropic_error(
+        401,
+        "authentication_error",
+        "invalid x-api-key",
+    )));
     c.gemini.script(vec![gemini_error(
         429,
         "RESOURCE_EXHAUSTED",
@@ -201,7 +223,11 @@ async fn a_failing_provider_s_breaker_opens_then_a_successful_probe_closes_it() 
     c.app.post_sms(LEAD, "three").await;
     let sent = c.app.wait_for_sms(LEAD, 3).await;
     assert_eq!(sent[2], "Gemini: three");
-    assert_eq!(c.anthropic.count(), 2, "no request reaches a provider whose breaker is open");
+    assert_eq!(
+        c.anthropic.count(),
+        2,
+        "no request reaches a provider whose breaker is open"
+    );
 
     // After the open period the next call is the probe; it succeeds and closes the breaker.
     wait_until(15, "the breaker to allow a probe", || async {
