@@ -12,6 +12,7 @@ pub mod config;
 pub mod dev_sms;
 pub mod http;
 pub mod queue;
+pub mod scheduler;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -10,6 +10,7 @@ pub mod alert_router;
 pub mod brain;
 pub mod breaker;
 pub mod conversation;
+pub mod followup;
 pub mod keywords;
 pub mod lead;
 pub mod llm_pool;

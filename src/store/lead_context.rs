@@ -50,10 +50,11 @@ impl LeadContextStore for SqlStore {
         Ok(())
     }
 
-    /// Records the reason in the context. The lead lifecycle (`leads.dead_at`, no more
-    /// follow-ups) is the lead engineer's `SqlStore::mark_lead_dead`; this is the one call
-    /// site to switch over when it lands on main.
+    /// Ends the lead's lifecycle (`leads.dead_at`, its follow-up timer dropped: the
+    /// scheduler's `mark_lead_dead`) and records the reason in the context too, so the
+    /// brain's prompt knows it. Marking an already dead lead again changes nothing.
     async fn mark_dead(&self, lead: &LeadId, reason: &str) -> Result<(), StoreError> {
+        self.mark_lead_dead(lead, reason).await?;
         let mut context = self.load_context(lead).await?;
         context.dead_reason = Some(reason.to_string());
         self.save_context(lead, &context).await
@@ -68,12 +69,23 @@ mod tests {
     use crate::store::fresh_test_database_url;
 
     #[tokio::test]
-    async fn a_context_is_saved_replaced_and_read_back_and_an_unknown_lead_reads_empty() {
+    async fn a_context_is_saved_replaced_and_read_back_and_mark_dead_ends_the_lead() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqlStore::connect(&fresh_test_database_url(dir.path()).await)
             .await
             .unwrap();
         let lead = LeadId::new("+13125550123");
+        store
+            .accept_inbound(
+                crate::store::NewInbound {
+                    message_sid: "SM00000000000000000000000000000001",
+                    from: &lead,
+                    body: "hi",
+                },
+                crate::store::InboundKind::Conversation,
+            )
+            .await
+            .unwrap();
         assert_eq!(
             store.load_context(&lead).await.unwrap(),
             LeadContext::default()
@@ -93,5 +105,10 @@ mod tests {
         assert_eq!(back.requirements.bedrooms, Some(2));
         assert_eq!(back.stage.as_deref(), Some("qualified"));
         assert_eq!(back.dead_reason.as_deref(), Some("found a place"));
+        assert_eq!(
+            store.lead_dead(&lead).await.unwrap().as_deref(),
+            Some("found a place"),
+            "the lead lifecycle ends too (no more follow-ups)"
+        );
     }
 }

@@ -228,3 +228,32 @@ async fn shadow_tools_are_disarmed() {
     assert!(ctx.tour.is_none(), "the shadow brain must not act");
     assert!(!app.alert_events().await.iter().any(|e| e == "tour_request"));
 }
+
+#[tokio::test]
+async fn a_lead_the_model_marks_dead_leaves_the_lifecycle_and_is_alerted() {
+    let anthropic = FakeProvider::anthropic().await;
+    let gemini = FakeProvider::gemini().await;
+    anthropic.script(vec![
+        Canned::ok(anthropic_tool_use(
+            "toolu_dead",
+            "mark_dead_lead",
+            json!({"reason": "signed a lease elsewhere"}),
+        )),
+        Canned::ok(anthropic_text(
+            "Congrats on the new place! Reach out anytime.",
+        )),
+    ]);
+    let app = app_with("true", &anthropic, &gemini).await;
+    app.post_sms(LEAD, "We signed somewhere else, thanks").await;
+    app.wait_for_sms(LEAD, 1).await;
+    assert_eq!(
+        app.store
+            .lead_dead(&LeadId::new(LEAD))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("signed a lease elsewhere")
+    );
+    let alert = wait_alert(&app, "dead_lead").await;
+    assert_eq!(alert["kind"], "dead_lead");
+}
