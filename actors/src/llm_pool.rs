@@ -239,7 +239,7 @@ impl LlmPool {
     /// Asks the chain for a reply. Waiting for a permit does not count against the budgets:
     /// they bound the time a call holds capacity, not the time spent queueing for it.
     pub async fn complete(&self, prompt: &Prompt) -> Result<Completion, PoolError> {
-        let reply = self.ask(Ask::Plain(prompt), None).await?;
+        let reply = self.ask(Ask::Plain(prompt), &mut None).await?;
         Ok(Completion {
             text: reply.text(),
             provider: reply.provider,
@@ -248,18 +248,24 @@ impl LlmPool {
         })
     }
 
-    /// One step of a tool loop. `deadline` is the loop's own hard budget (set when the loop
-    /// began, so every step and tool together stay inside `LLM_HARD_TIMEOUT_SECS`); each
-    /// step is also bounded by the pool's hard budget from when it got its permit.
+    /// One step of a tool loop. `deadline` is the loop's own hard budget: `None` on the
+    /// first step, when it is set to the pool's hard budget from the moment this step got
+    /// its permit (queueing for capacity does not count, as for a plain call); later steps
+    /// pass it back, so every step and tool of the loop together stay inside
+    /// `LLM_HARD_TIMEOUT_SECS`.
     pub async fn converse(
         &self,
         request: &AgentRequest,
-        deadline: Instant,
+        deadline: &mut Option<Instant>,
     ) -> Result<AgentReply, PoolError> {
-        self.ask(Ask::Agent(request), Some(deadline)).await
+        self.ask(Ask::Agent(request), deadline).await
     }
 
-    async fn ask(&self, ask: Ask<'_>, deadline: Option<Instant>) -> Result<AgentReply, PoolError> {
+    async fn ask(
+        &self,
+        ask: Ask<'_>,
+        deadline: &mut Option<Instant>,
+    ) -> Result<AgentReply, PoolError> {
         let inner = &self.inner;
         let _permit = inner
             .permits
@@ -269,8 +275,7 @@ impl LlmPool {
         let _gauge = InFlight::enter(&inner.stats);
         inner.stats.calls.fetch_add(1, Ordering::Relaxed);
         let hard = inner.config.hard_timeout;
-        let own = Instant::now() + hard;
-        let deadline = deadline.map_or(own, |d| d.min(own));
+        let deadline = *deadline.get_or_insert(Instant::now() + hard);
         let budget = deadline.saturating_duration_since(Instant::now());
         match timeout(budget, self.run_chain(ask, deadline)).await {
             Ok(result) => result,

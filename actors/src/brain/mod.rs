@@ -113,10 +113,11 @@ impl Brain {
         &self.tools.catalog
     }
 
-    /// Runs the tool loop for one turn. The loop's deadline is set once, from the pool's
-    /// hard budget, so all its model steps and tools together stay within it.
+    /// Runs the tool loop for one turn. The loop's deadline is set once, by the pool when
+    /// the first step gets capacity, so all its model steps and tools together stay within
+    /// the hard budget.
     pub async fn think(&self, prompt: &Prompt) -> Result<Thought, TurnError> {
-        let deadline = Instant::now() + self.pool.config().hard_timeout;
+        let mut deadline: Option<Instant> = None;
         let lead = &prompt.lead;
         let mut ctx = self.tools.contexts.load_context(lead).await?;
         let system = system_prompt(&self.tools.catalog, &ctx, prompt);
@@ -137,7 +138,7 @@ impl Brain {
                 tools: tool_specs(),
                 allow_tools,
             };
-            let reply = self.pool.converse(&request, deadline).await?;
+            let reply = self.pool.converse(&request, &mut deadline).await?;
             input_tokens += reply.input_tokens;
             output_tokens += reply.output_tokens;
             provider = reply.provider.clone();

@@ -17,6 +17,7 @@ use crate::testing::{
 struct ScriptedAgent {
     replies: Mutex<VecDeque<Vec<Block>>>,
     requests: Mutex<Vec<AgentRequest>>,
+    latency: Duration,
 }
 
 impl ScriptedAgent {
@@ -24,7 +25,12 @@ impl ScriptedAgent {
         Self {
             replies: Mutex::new(replies.into()),
             requests: Mutex::new(Vec::new()),
+            latency: Duration::ZERO,
         }
+    }
+    fn slow(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
     }
     fn requests(&self) -> Vec<AgentRequest> {
         self.requests.lock().unwrap().clone()
@@ -41,6 +47,7 @@ impl ChatModel for ScriptedAgent {
     }
     async fn converse(&self, request: &AgentRequest) -> Result<AgentReply, ModelError> {
         self.requests.lock().unwrap().push(request.clone());
+        tokio::time::sleep(self.latency).await;
         let blocks = self
             .replies
             .lock()
@@ -339,6 +346,43 @@ async fn shadow_sends_the_primary_reply_runs_the_brain_disarmed_and_posts_the_di
     assert!(r.contexts.get(&p.lead).is_none());
     assert!(!r.sink.events().contains(&"tour_request".to_string()));
     assert!(r.crm.notes().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_whole_tool_loop_stays_inside_the_pools_hard_budget() {
+    // Each step takes 4 s (under the 5 s soft budget); three tool rounds would need 12 s
+    // and more, the hard budget is 10 s.
+    let steps: Vec<Vec<Block>> = (0..MAX_STEPS)
+        .map(|i| {
+            vec![call(
+                &format!("c{i}"),
+                tools::RECORD_REQUIREMENTS,
+                json!({"notes": format!("round {i}")}),
+            )]
+        })
+        .collect();
+    let model = Arc::new(ScriptedAgent::new(steps).slow(Duration::from_secs(4)));
+    let r = rig(vec![model.clone()]).await;
+    let brain = Brain::new(r.pool.clone(), r.tools.clone());
+    let started = Instant::now();
+    let err = brain
+        .think(&prompt("hi"))
+        .await
+        .err()
+        .expect("the budget runs out");
+    assert!(
+        matches!(
+            err,
+            TurnError::Model(crate::llm_pool::PoolError::HardTimeout(_))
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(10),
+        "cut exactly at the hard budget"
+    );
+    assert_eq!(model.requests().len(), 3);
 }
 
 #[test]
