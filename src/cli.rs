@@ -1,5 +1,6 @@
 //! The command line: `serve` runs the service; `sms` is the dev helper that plays Twilio
-//! against a running server; `migrate` prepares the database and exits.
+//! against a running server; `migrate` prepares the database and exits; `inspect scheduled`
+//! shows a running server's scheduled jobs.
 //!
 //! Must not: hold service logic — each command calls into `startup`, `store` or `dev_sms`.
 
@@ -28,6 +29,26 @@ pub enum Command {
     Sms(SmsArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Look into a running server.
+    #[command(subcommand)]
+    Inspect(InspectCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InspectCommand {
+    /// Every scheduled job: schedule, next fire time, last run, lateness, outcome (the
+    /// `celery inspect scheduled` of this system). Sends OPS_TOKEN as a bearer token if set.
+    Scheduled(InspectScheduledArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct InspectScheduledArgs {
+    /// The server to ask (any role). Default: http://127.0.0.1:$PORT.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Print a JSON list of objects instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]

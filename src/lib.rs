@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod dev_sms;
 pub mod http;
+pub mod inspect;
 pub mod queue;
 pub mod scheduler;
 pub mod startup;

@@ -14,5 +14,6 @@ mod opt_out;
 mod outbox;
 mod postgres_outage;
 mod rabbitmq;
+mod scheduler;
 mod supervision;
 mod webhook;
