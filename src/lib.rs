@@ -5,6 +5,7 @@
 //! `http` (webhook, health, ops), `store` (SQLite), `queue` (work queue), `sla` (the SLA
 //! engine's wiring), `channels` (Twilio, chat models, alert sinks, Asana), `cli` and `dev_sms` (commands), `telemetry`.
 
+pub mod catalog;
 pub mod channels;
 pub mod cli;
 pub mod config;

@@ -7,6 +7,9 @@
 //! use the in-memory fakes in [`testing`] and a [`ports::ManualClock`].
 
 pub mod alert_router;
+pub mod brain;
+pub mod breaker;
+pub mod conversation;
 pub mod followup;
 pub mod hitl;
 pub mod keywords;

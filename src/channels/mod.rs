@@ -5,6 +5,7 @@
 //! classes. Must not: hold policy (retries, fallbacks, ordering live in the actors crate).
 
 pub mod asana;
+pub mod crm;
 pub mod discord;
 pub mod dry_run;
 pub mod llm;

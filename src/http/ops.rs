@@ -102,6 +102,10 @@ pub async fn status(
                     "calls": pool.calls.load(Ordering::SeqCst),
                     "fallbacks": pool.fallbacks.load(Ordering::SeqCst),
                     "hard_timeouts": pool.hard_timeouts.load(Ordering::SeqCst),
+                    "refused_by_breaker": pool.refused_by_breaker.load(Ordering::SeqCst),
+                    "breakers": w.pool.breaker_states().into_iter()
+                        .map(|(name, state)| (name, state.as_str()))
+                        .collect::<std::collections::BTreeMap<_, _>>(),
                 },
                 "supervisor": w.registry.snapshot().await.unwrap_or_default(),
             })

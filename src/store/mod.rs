@@ -851,3 +851,6 @@ pub async fn fresh_postgres_database(admin_url: &str) -> String {
     url.set_path(&name);
     url.to_string()
 }
+
+// The brain's per-lead context (issue 5): its own file, so its queries merge cleanly.
+mod lead_context;

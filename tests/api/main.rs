@@ -4,11 +4,14 @@
 
 mod fake_discord;
 mod helpers;
+mod llm_fakes;
 
+mod brain;
 mod conversation;
 mod discord;
 mod embedded;
 mod hitl;
+mod model_chain;
 mod multiprocess;
 mod opt_out;
 mod outbox;
