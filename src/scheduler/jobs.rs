@@ -218,6 +218,13 @@ pub struct OwnerReport {
     pub counts: crate::store::ReportCounts,
     /// Replies written by the rules responder: every configured model failed or was skipped.
     pub model_fallbacks: i64,
+    /// Tours the agent recorded as requested (a person confirms them).
+    pub tours_requested: i64,
+    /// SLAs (doc review, application decision, invoice, showing schedule, first response)
+    /// that passed 100 % of their window in the period, by kind.
+    pub sla_breaches: std::collections::BTreeMap<String, i64>,
+    /// Alerts written to the Discord spool and not yet delivered when the report was made.
+    pub alerts_spooled: i64,
     /// Alerts raised since start, by kind, from this process's recent-alerts buffer.
     pub alerts_recent: usize,
 }
@@ -227,8 +234,21 @@ impl OwnerReport {
         let c = &self.counts;
         format!(
             "Daily report {day}: {leads} new leads, {inb} messages in, {out} replies out \
-             ({fail} failed), {fu} followups, {dead} leads marked dead, {opt} opted out, \
-             {fb} model fallbacks, {wait} messages waiting now.",
+             ({fail} failed), {tours} tours requested, {fu} followups, {dead} leads marked dead, \
+             {opt} opted out, SLA breaches: {sla}; {gap} first-response re-drives, \
+             {fb} model fallbacks, {spool} alerts spooled, {wait} messages waiting now.",
+            tours = self.tours_requested,
+            sla = if self.sla_breaches.is_empty() {
+                "none".to_string()
+            } else {
+                self.sla_breaches
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            gap = c.first_response_redrives,
+            spool = self.alerts_spooled,
             day = self.day,
             leads = c.leads_in,
             inb = c.messages_in,
@@ -273,7 +293,18 @@ pub async fn build_owner_report(
     } else {
         0
     };
+    let mut sla_breaches = std::collections::BTreeMap::new();
+    for b in actors::sla::SlaStore::breaches_since(&ctx.store, from).await? {
+        if b.breached_at.is_some_and(|t| t < to) {
+            *sla_breaches.entry(b.kind.as_str().to_string()).or_insert(0) += 1;
+        }
+    }
+    let tours_requested = ctx.store.tours_requested(from, to).await?;
+    let alerts_spooled = ctx.store.spooled_count().await?;
     Ok(OwnerReport {
+        tours_requested,
+        sla_breaches,
+        alerts_spooled,
         day: to
             .with_timezone(&ctx.settings.scheduler.time_zone)
             .format("%Y-%m-%d")

@@ -111,6 +111,8 @@ pub struct ReportCounts {
     pub replies_by_provider: BTreeMap<String, i64>,
     /// Inbound messages still waiting for a reply at the end of the period.
     pub waiting_now: i64,
+    /// Inbound messages the response-gap watch had to re-drive (first-response breaches).
+    pub first_response_redrives: i64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -738,6 +740,11 @@ impl SqlStore {
             let opted_out = count("SELECT COUNT(*) FROM leads WHERE opted_out_at >= $1 AND opted_out_at < $2")
                 .await
                 .map_err(store_err("report opted out"))?;
+            let first_response_redrives = count(
+                "SELECT COUNT(*) FROM messages WHERE redriven_at >= $1 AND redriven_at < $2",
+            )
+            .await
+            .map_err(store_err("report redrives"))?;
             let rows = sqlx::query(
                 "SELECT COALESCE(provider, 'unknown'), COUNT(*) FROM messages
                  WHERE direction = 'outbound' AND state = 'sent' AND updated_at >= $1 AND updated_at < $2
@@ -768,7 +775,32 @@ impl SqlStore {
                 opted_out,
                 replies_by_provider,
                 waiting_now,
+                first_response_redrives,
             })
+        })
+    }
+
+    /// Tours the brain recorded as requested in `[from, to)` (from each lead's context
+    /// document; only documents touched since `from` can hold one).
+    pub async fn tours_requested(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        with_pool!(self, pool => {
+            let docs: Vec<String> = sqlx::query_scalar(
+                "SELECT context FROM lead_context WHERE updated_at >= $1",
+            )
+            .bind(from)
+            .fetch_all(pool)
+            .await
+            .map_err(store_err("report tours"))?;
+            Ok(docs
+                .iter()
+                .filter_map(|d| serde_json::from_str::<actors::brain::context::LeadContext>(d).ok())
+                .filter_map(|c| c.tour)
+                .filter(|t| t.requested_at >= from && t.requested_at < to)
+                .count() as i64)
         })
     }
 

@@ -531,3 +531,61 @@ async fn two_schedulers_run_each_tick_once_and_the_standby_takes_over() {
         .unwrap();
     assert!(job.missed > 0, "missed ticks counted: {job:?}");
 }
+
+#[tokio::test]
+async fn the_owner_report_counts_the_day_and_is_stored_and_posted() {
+    let app = spawn_app().await;
+    // Before any report: 404 with a pointer to the live view.
+    let r = app
+        .http
+        .get(format!("{}/ops/report", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    let lead = "+13125550311";
+    app.post_sms(lead, "Hi, is the 2BR still available?").await;
+    app.wait_for_sms(lead, 1).await;
+    let live = app.get_json("/ops/report?live=true").await;
+    assert_eq!(live["counts"]["leads_in"], 1, "{live}");
+    assert_eq!(live["counts"]["messages_in"], 1, "{live}");
+    assert_eq!(live["counts"]["replies_out"], 1, "{live}");
+    assert_eq!(live["counts"]["waiting_now"], 0, "{live}");
+    for field in [
+        "tours_requested",
+        "sla_breaches",
+        "alerts_spooled",
+        "model_fallbacks",
+    ] {
+        assert!(live.get(field).is_some(), "{field} missing: {live}");
+    }
+    app.stop().await;
+
+    // The 07:00 job, here every second: stored for /ops/report and posted to GENERAL.
+    let app = spawn_app_with(TestOptions {
+        env: vec![("SCHEDULE_OWNER_REPORT", "* * * * * *".into())],
+        ..TestOptions::default()
+    })
+    .await;
+    app.post_sms(lead, "Hi, any studios?").await;
+    app.wait_for_sms(lead, 1).await;
+    wait_until(15, "a stored report that counts the lead", || async {
+        let r = app
+            .http
+            .get(format!("{}/ops/report", app.base_url))
+            .send()
+            .await
+            .unwrap();
+        r.status() == 200 && r.json::<serde_json::Value>().await.unwrap()["counts"]["leads_in"] == 1
+    })
+    .await;
+    let alerts = app.alerts().await;
+    let posted = alerts
+        .iter()
+        .find(|a| a["event"] == "owner_report")
+        .expect("the report is posted");
+    assert_eq!(posted["kind"], "general");
+    assert!(posted["text"].as_str().unwrap().starts_with("Daily report"));
+    app.stop().await;
+}
