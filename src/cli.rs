@@ -28,6 +28,10 @@ pub enum Command {
     Sms(SmsArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// The batch-drop load bench: start the service with fake Twilio and model servers,
+    /// fire N webhooks from N leads at once, and report throughput, latency, drain time,
+    /// lost/duplicated replies and memory.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]

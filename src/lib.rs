@@ -3,7 +3,7 @@
 //!
 //! Layout: `config` (every environment variable), `startup` (wiring and shutdown order),
 //! `http` (webhook, health, ops), `store` (SQLite), `queue` (work queue), `channels`
-//! (Twilio, chat models, alert sinks), `cli` and `dev_sms` (commands), `telemetry`.
+//! (Twilio, chat models, alert sinks), `cli`, `dev_sms` and `simulate` (commands), `telemetry`.
 
 pub mod channels;
 pub mod cli;
@@ -11,6 +11,7 @@ pub mod config;
 pub mod dev_sms;
 pub mod http;
 pub mod queue;
+pub mod simulate;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
