@@ -802,6 +802,46 @@ fn count_answered(sends: &[(String, Instant)], leads: &[String]) -> usize {
     leads.iter().filter(|l| seen.contains(l.as_str())).count()
 }
 
+/// What the fake Twilio's log says about the leads of a run.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Leads with at least one reply.
+    answered: usize,
+    /// Replies beyond each lead's first.
+    duplicated: usize,
+    /// Per answered lead: its webhook sent → its first reply.
+    first_response: Vec<Duration>,
+    /// Per answered lead: seconds from `t0` to its first reply.
+    reply_times: Vec<f64>,
+}
+
+/// `sent_at[i]` is when lead `i`'s webhook went out; sends to numbers that are not leads
+/// of this run are ignored.
+fn tally(sends: &[(String, Instant)], sent_at: &[Instant], t0: Instant) -> Tally {
+    let mut per_lead: HashMap<&str, (usize, Instant)> = HashMap::new();
+    for (to, at) in sends {
+        per_lead
+            .entry(to.as_str())
+            .and_modify(|(n, first)| {
+                *n += 1;
+                *first = (*first).min(*at);
+            })
+            .or_insert((1, *at));
+    }
+    let mut t = Tally::default();
+    for (i, sent) in sent_at.iter().enumerate() {
+        if let Some((n, first)) = per_lead.get(lead_number(i).as_str()) {
+            t.answered += 1;
+            t.duplicated += n - 1;
+            t.first_response
+                .push(first.saturating_duration_since(*sent));
+            t.reply_times
+                .push(first.saturating_duration_since(t0).as_secs_f64());
+        }
+    }
+    t
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_report(
     args: &SimulateArgs,
@@ -813,28 +853,12 @@ fn build_report(
     sent_at: &[Instant],
     t0: Instant,
 ) -> SimReport {
-    let mut per_lead: HashMap<String, (usize, Instant)> = HashMap::new();
-    for (to, at) in twilio.sends() {
-        per_lead
-            .entry(to)
-            .and_modify(|(n, first)| {
-                *n += 1;
-                *first = (*first).min(at);
-            })
-            .or_insert((1, at));
-    }
-    let mut answered = 0;
-    let mut duplicated = 0;
-    let mut first_response = Vec::new();
-    let mut reply_times = Vec::new();
-    for (i, sent) in sent_at.iter().enumerate() {
-        if let Some((n, first)) = per_lead.get(&lead_number(i)) {
-            answered += 1;
-            duplicated += n - 1;
-            first_response.push(first.saturating_duration_since(*sent));
-            reply_times.push(first.saturating_duration_since(t0).as_secs_f64());
-        }
-    }
+    let Tally {
+        answered,
+        duplicated,
+        mut first_response,
+        reply_times,
+    } = tally(&twilio.sends(), sent_at, t0);
     let lost = if args.ack_only {
         0
     } else {
@@ -927,4 +951,66 @@ pub async fn main(args: SimulateArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_and_duplicated_replies_are_counted_per_lead() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let sent_at = vec![at(0), at(5), at(10)];
+        let sends = vec![
+            (lead_number(0), at(1000)),
+            (lead_number(2), at(1500)),
+            (lead_number(0), at(900)), // a duplicate, earlier in the log order's terms
+            (lead_number(0), at(2000)),
+            ("+19999999999".to_string(), at(10)), // not a lead of this run
+        ];
+        let t = tally(&sends, &sent_at, t0);
+        assert_eq!(t.answered, 2, "lead 1 got nothing");
+        assert_eq!(t.duplicated, 2, "lead 0 got three replies");
+        let mut first: Vec<u128> = t.first_response.iter().map(|d| d.as_millis()).collect();
+        first.sort();
+        assert_eq!(first, vec![900, 1490]);
+        assert!(t.reply_times.contains(&0.9) && t.reply_times.contains(&1.5));
+    }
+
+    #[test]
+    fn bad_combinations_of_arguments_are_refused_together() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "lead-agent",
+            "simulate",
+            "--leads",
+            "0",
+            "--backend",
+            "postgres-rabbitmq",
+            "--concurrency",
+            "5",
+            "--workers",
+            "2",
+        ])
+        .unwrap();
+        let crate::cli::Command::Simulate(args) = cli.command else {
+            panic!("simulate parses as simulate");
+        };
+        let err = args.check().unwrap_err().to_string();
+        assert!(
+            err.contains("--leads") && err.contains("split evenly"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn memory_is_read_from_proc_status() {
+        let (rss, hwm) = read_memory(std::process::id());
+        if cfg!(target_os = "linux") {
+            let (rss, hwm) = (rss.unwrap(), hwm.unwrap());
+            assert!(rss > 0 && hwm >= rss, "rss {rss} hwm {hwm}");
+        }
+        assert_eq!(read_memory(u32::MAX), (None, None));
+    }
 }

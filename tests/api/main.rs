@@ -11,5 +11,6 @@ mod opt_out;
 mod outbox;
 mod postgres_outage;
 mod rabbitmq;
+mod simulate;
 mod supervision;
 mod webhook;
