@@ -100,6 +100,11 @@ pub struct SimulateArgs {
     /// fill the default window): the memory scenarios. Not with `--url`.
     #[arg(long, default_value_t = 0)]
     pub history: usize,
+    /// Open-loop pacing: send webhook i at i/RATE seconds (at most `--client-concurrency`
+    /// in flight). Without it the clients send back to back (closed loop), which measures
+    /// throughput, and by Little's law their ack latency is then concurrency / throughput.
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// Measure acceptance only: fire the webhooks and do not wait for replies.
     #[arg(long)]
     pub ack_only: bool,
@@ -139,6 +144,9 @@ impl SimulateArgs {
                     self.concurrency, self.workers
                 ));
             }
+        }
+        if self.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            problems.push("--rate must be a positive number of webhooks per second".into());
         }
         if self.url.is_some() && self.history > 0 {
             problems
@@ -590,6 +598,7 @@ async fn fire(
     base: &str,
     webhooks: Arc<Vec<Webhook>>,
     concurrency: usize,
+    rate: Option<f64>,
     accepted_counter: Arc<AtomicUsize>,
 ) -> (Burst, Vec<Instant>) {
     let url = Arc::new(format!("{base}/twilio/sms"));
@@ -611,6 +620,10 @@ async fn fire(
                 let Some(w) = webhooks.get(i) else {
                     return results;
                 };
+                if let Some(rate) = rate {
+                    let due = started + Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let mut request = http
                     .post(url.as_str())
                     .header("content-type", "application/x-www-form-urlencoded")
@@ -714,6 +727,7 @@ async fn drive(
             &trivial,
             webhooks.clone(),
             args.client_concurrency,
+            args.rate,
             Arc::default(),
         )
         .await;
@@ -744,6 +758,7 @@ async fn drive(
         &target.web_url,
         webhooks,
         args.client_concurrency,
+        args.rate,
         accepted,
     )
     .await;
@@ -905,6 +920,7 @@ fn build_report(
                 _ => 1,
             },
             client_concurrency: args.client_concurrency,
+            rate: args.rate,
             ack_only: args.ack_only,
         },
         generator_ceiling,

@@ -78,6 +78,8 @@ pub struct SimConfig {
     pub concurrency: usize,
     pub workers: usize,
     pub client_concurrency: usize,
+    /// Webhooks per second when paced (open loop); `None`: back to back.
+    pub rate: Option<f64>,
     pub ack_only: bool,
 }
 
