@@ -400,7 +400,8 @@ async fn seed_history(database_url: &str, leads: usize, per_lead: usize) -> anyh
                     .await
             }
         })
-        .buffer_unordered(8);
+        // SQLite has one writer: parallel imports only meet its lock.
+        .buffer_unordered(if store.backend() == "sqlite" { 1 } else { 8 });
     while let Some(done) = jobs.next().await {
         done?;
     }
@@ -530,7 +531,11 @@ async fn start_target(
     if let Err(e) = result {
         let tails = target.log_tails();
         target.teardown(true).await;
-        return Err(e.context(tails));
+        return Err(if tails.is_empty() {
+            e
+        } else {
+            e.context(tails)
+        });
     }
     target.signing = Some((token, format!("{}/twilio/sms", target.web_url)));
     Ok(target)
@@ -930,7 +935,8 @@ fn build_report(
         duplicated,
         drain_secs,
         ideal_drain_secs: ideal,
-        drain_ratio: drain_secs.map(|d| d / ideal.max(1e-9)),
+        // With L = 0 there is no bound to compare with.
+        drain_ratio: drain_secs.filter(|_| ideal > 0.0).map(|d| d / ideal),
         first_response: Latency::of(&mut first_response),
         model_calls: model.calls(),
         max_model_concurrency: model.max_in_flight(),
