@@ -143,6 +143,8 @@ struct ModelState {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     calls: AtomicU64,
+    /// Sum over calls of request received → answer built, in microseconds.
+    busy_micros: AtomicU64,
 }
 
 /// A fake Anthropic Messages API: answers every call after `latency ± jitter` (uniform).
@@ -188,12 +190,21 @@ impl FakeModel {
     pub fn calls(&self) -> u64 {
         self.state.calls.load(Ordering::SeqCst)
     }
+
+    /// The mean time a call actually took here: on a loaded machine the sleep overshoots L,
+    /// and the drain time can only be judged against the latency the model really had.
+    pub fn mean_call_ms(&self) -> Option<f64> {
+        let calls = self.calls();
+        (calls > 0)
+            .then(|| self.state.busy_micros.load(Ordering::SeqCst) as f64 / calls as f64 / 1000.0)
+    }
 }
 
 async fn messages(
     State(state): State<Arc<ModelState>>,
     Json(request): Json<Value>,
 ) -> impl IntoResponse {
+    let started = Instant::now();
     let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     state.max_in_flight.fetch_max(now, Ordering::SeqCst);
     state.calls.fetch_add(1, Ordering::SeqCst);
@@ -209,6 +220,9 @@ async fn messages(
         .unwrap_or("");
     // A short, fixed-size answer: the reply's size must not depend on the history.
     let gist: String = last.chars().take(40).collect();
+    state
+        .busy_micros
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::SeqCst);
     Json(json!({
         "id": "msg_simulated",
         "type": "message",

@@ -904,7 +904,10 @@ fn build_report(
     let after = sum(|m| m.after_rss_kib);
     let peak = sum(|m| m.peak_rss_kib);
     let rss_growth_per_lead_kib = match (before, after) {
-        (Some(b), Some(a)) if answered > 0 => Some((a as f64 - b as f64) / answered as f64),
+        // With --ack-only the leads were not waited for: no per-lead figure.
+        (Some(b), Some(a)) if answered > 0 && !args.ack_only => {
+            Some((a as f64 - b as f64) / answered as f64)
+        }
         _ => None,
     };
     SimReport {
@@ -937,6 +940,13 @@ fn build_report(
         ideal_drain_secs: ideal,
         // With L = 0 there is no bound to compare with.
         drain_ratio: drain_secs.filter(|_| ideal > 0.0).map(|d| d / ideal),
+        observed_model_latency_ms: model.mean_call_ms(),
+        drain_ratio_observed: match (drain_secs, model.mean_call_ms()) {
+            (Some(d), Some(l)) if l > 0.0 => {
+                Some(d / (args.leads as f64 * l / 1000.0 / args.concurrency as f64))
+            }
+            _ => None,
+        },
         first_response: Latency::of(&mut first_response),
         model_calls: model.calls(),
         max_model_concurrency: model.max_in_flight(),

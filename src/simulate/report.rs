@@ -102,6 +102,11 @@ pub struct SimReport {
     /// N·L/C.
     pub ideal_drain_secs: f64,
     pub drain_ratio: Option<f64>,
+    /// The mean latency the fake model actually delivered (request in → answer out, in the
+    /// simulator's process): above L when the machine is loaded.
+    pub observed_model_latency_ms: Option<f64>,
+    /// Drain time against N·L'/C with L' the observed latency: the pipeline's own share.
+    pub drain_ratio_observed: Option<f64>,
     /// Webhook sent → the lead's first reply at Twilio.
     pub first_response: Latency,
     pub model_calls: u64,
@@ -163,6 +168,13 @@ impl SimReport {
                 self.first_response.p50_ms,
                 self.first_response.p99_ms
             );
+            if let (Some(l), Some(r)) = (self.observed_model_latency_ms, self.drain_ratio_observed)
+            {
+                let _ = writeln!(
+                    s,
+                    "  the fake model's observed latency {l:.1} ms: drain / (N·L'/C) = {r:.4}"
+                );
+            }
             let _ = writeln!(
                 s,
                 "  answered {} / {}, lost {}, duplicated {}; model calls {}, max model concurrency {}",
