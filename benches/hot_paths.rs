@@ -134,7 +134,11 @@ fn webhook_parse_and_store(c: &mut Criterion) {
 
 fn line(n: usize) -> ChatLine {
     ChatLine {
-        role: if n % 2 == 0 { Role::Lead } else { Role::Agent },
+        role: if n.is_multiple_of(2) {
+            Role::Lead
+        } else {
+            Role::Agent
+        },
         text: format!(
             "{n:05} I'd like to see the 2BR on Lake St; is parking included? {}",
             "x".repeat(120)

@@ -31,7 +31,7 @@ pub enum Command {
     /// The batch-drop load bench: start the service with fake Twilio and model servers,
     /// fire N webhooks from N leads at once, and report throughput, latency, drain time,
     /// lost/duplicated replies and memory.
-    Simulate(crate::simulate::SimulateArgs),
+    Simulate(Box<crate::simulate::SimulateArgs>),
 }
 
 #[derive(clap::Args, Debug, Clone)]

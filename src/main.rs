@@ -27,7 +27,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until_stopped(shutdown_signal()).await
         }
         Command::Sms(args) => dev_sms::run(args).await,
-        Command::Simulate(args) => lead_agent::simulate::main(args).await,
+        Command::Simulate(args) => lead_agent::simulate::main(*args).await,
         Command::Migrate => {
             let settings = Settings::from_env()?;
             telemetry::init(settings.log_format);

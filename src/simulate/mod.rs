@@ -138,7 +138,7 @@ impl SimulateArgs {
         if self.backend == Backend::PostgresRabbitmq && self.url.is_none() {
             if self.workers == 0 {
                 problems.push("--workers must be at least 1".into());
-            } else if self.concurrency % self.workers != 0 {
+            } else if !self.concurrency.is_multiple_of(self.workers) {
                 problems.push(format!(
                     "--concurrency {} does not split evenly over --workers {}",
                     self.concurrency, self.workers

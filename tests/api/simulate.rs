@@ -17,7 +17,7 @@ fn simulate_args(extra: &[&str]) -> SimulateArgs {
         .expect("the arguments parse")
         .command
     {
-        Command::Simulate(args) => args,
+        Command::Simulate(args) => *args,
         other => panic!("parsed as {other:?}"),
     }
 }
