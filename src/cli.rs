@@ -29,6 +29,10 @@ pub enum Command {
     Sms(SmsArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// The batch-drop load bench: start the service with fake Twilio and model servers,
+    /// fire N webhooks from N leads at once, and report throughput, latency, drain time,
+    /// lost/duplicated replies and memory.
+    Simulate(Box<crate::simulate::SimulateArgs>),
     /// Look into a running server.
     #[command(subcommand)]
     Inspect(InspectCommand),

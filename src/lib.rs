@@ -2,8 +2,10 @@
 //! the actor logic lives in the `actors` crate.
 //!
 //! Layout: `config` (every environment variable), `startup` (wiring and shutdown order),
-//! `http` (webhook, health, ops), `store` (SQLite), `queue` (work queue), `sla` (the SLA
-//! engine's wiring), `channels` (Twilio, chat models, alert sinks, Asana), `cli` and `dev_sms` (commands), `telemetry`.
+//! `http` (webhook, health, ops), `store` (SQLite or PostgreSQL), `queue` (work queue),
+//! `scheduler` (the periodic jobs), `sla` (the SLA engine's wiring), `channels` (Twilio,
+//! chat models, alert sinks, Asana, CRM), `cli`, `dev_sms`, `inspect` and `simulate`
+//! (commands), `telemetry`.
 
 pub mod catalog;
 pub mod channels;
@@ -15,6 +17,7 @@ pub mod http;
 pub mod inspect;
 pub mod queue;
 pub mod scheduler;
+pub mod simulate;
 pub mod sla;
 pub mod startup;
 pub mod store;

@@ -28,6 +28,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sms(args) => dev_sms::run(args).await,
         Command::Inspect(InspectCommand::Scheduled(args)) => inspect::run_scheduled(args).await,
+        Command::Simulate(args) => lead_agent::simulate::main(*args).await,
         Command::Migrate => {
             let settings = Settings::from_env()?;
             telemetry::init(settings.log_format);

@@ -170,7 +170,7 @@ impl Application {
             let router = worker.registry.clone();
             let consumer = queue
                 .start_consumer(
-                    settings.llm_concurrency,
+                    prefetch(&settings),
                     Arc::new(move |delivery| router.dispatch(delivery)),
                 )
                 .await?;
@@ -510,6 +510,21 @@ fn check_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     }
 }
 
+/// Unsettled deliveries this process may hold. On a shared queue, `LLM_CONCURRENCY`: a
+/// task held by a busy worker cannot go to an idle one (the seed's prefetch lesson; at the
+/// end of a burst it would cost a whole model latency). The in-process queue has one
+/// consumer, so holding twice the model cap costs no fairness, and it lets the next turns'
+/// store reads run while the model calls do: a model slot then waits for no turn's store
+/// work or send, which is what brings a burst's drain time down to N·L/C (measured by
+/// `lead-agent simulate`, BENCHMARKS.md). The pool's semaphore stays the model cap.
+fn prefetch(settings: &Settings) -> usize {
+    if settings.has_shared_queue() {
+        settings.llm_concurrency
+    } else {
+        settings.llm_concurrency * 2
+    }
+}
+
 fn busy_turns(state: &AppState) -> usize {
     state.worker.as_ref().map_or(0, |w| w.registry.busy_leads())
 }
@@ -727,6 +742,18 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn only_the_single_consumer_in_process_queue_prefetches_past_the_model_cap() {
+        let embedded = Settings::from_map(&HashMap::from([("LLM_CONCURRENCY", "6")])).unwrap();
+        assert_eq!(prefetch(&embedded), 12);
+        let shared = Settings::from_map(&HashMap::from([
+            ("LLM_CONCURRENCY", "6"),
+            ("AMQP_URL", "amqp://u:p@rabbit:5672/%2f"),
+        ]))
+        .unwrap();
+        assert_eq!(prefetch(&shared), 6);
     }
 
     #[test]

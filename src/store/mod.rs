@@ -485,8 +485,14 @@ impl Store for SqlStore {
     async fn pending_inbound(&self, lead: &LeadId) -> Result<Vec<PendingInbound>, StoreError> {
         with_pool!(self, pool => {
             let rows = sqlx::query(
+                // The IN term repeats the partial index's predicate so that SQLite (which
+                // cannot infer it from `state = 'pending'`) reads `messages_open` instead of
+                // every message the lead ever had: with a 5,000-message history that scan
+                // cost megabytes of page cache and CPU on every turn (BENCHMARKS.md).
                 "SELECT id, message_sid, body, created_at FROM messages
-                 WHERE lead_phone = $1 AND state = 'pending' ORDER BY id",
+                 WHERE lead_phone = $1 AND state = 'pending'
+                   AND state IN ('pending', 'queued', 'sending')
+                 ORDER BY id",
             )
             .bind(lead.as_str())
             .fetch_all(pool)
@@ -507,8 +513,11 @@ impl Store for SqlStore {
     async fn unsent_replies(&self, lead: &LeadId) -> Result<Vec<OutboxReply>, StoreError> {
         with_pool!(self, pool => {
             let rows = sqlx::query(
+                // The IN term lets SQLite use `messages_open` (see `pending_inbound`).
                 "SELECT id, body FROM messages
-                 WHERE lead_phone = $1 AND direction = 'outbound' AND state = 'queued' ORDER BY id",
+                 WHERE lead_phone = $1 AND direction = 'outbound' AND state = 'queued'
+                   AND state IN ('pending', 'queued', 'sending')
+                 ORDER BY id",
             )
             .bind(lead.as_str())
             .fetch_all(pool)

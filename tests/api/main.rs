@@ -18,6 +18,7 @@ mod outbox;
 mod postgres_outage;
 mod rabbitmq;
 mod scheduler;
+mod simulate;
 mod sla;
 mod supervision;
 mod webhook;
