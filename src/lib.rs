@@ -8,9 +8,12 @@
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod config_check;
+pub mod deploy_lint;
 pub mod dev_sms;
 pub mod http;
 pub mod queue;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod verify;
