@@ -7,7 +7,9 @@
 //! in milliseconds; slow inline work is what made Twilio retry in the seed.
 
 pub mod health;
+pub mod metrics;
 pub mod ops;
+pub mod ops_page;
 pub mod twilio;
 
 use std::net::SocketAddr;
@@ -63,6 +65,9 @@ pub fn router(state: AppState) -> Router {
     router
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics::metrics))
+        .route("/ops", get(ops_page::page))
+        .route("/ops/verifications", post(ops_page::record_verification))
         .route("/ops/status", get(ops::status))
         .route("/ops/alerts", get(ops::alerts))
         .route("/ops/leads/{phone}/messages", get(ops::messages))

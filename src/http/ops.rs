@@ -17,7 +17,9 @@ use subtle::ConstantTimeEq;
 use super::{ApiError, AppState, is_local};
 use crate::store::{MessageView, TurnView};
 
-fn authorize(state: &AppState, peer: &SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+/// OPS_TOKEN as a bearer token when set; loopback peers only when not. Every operator
+/// endpoint goes through it (`/ops/*`, `/metrics`, the `/ops` page's header path).
+pub fn authorize(state: &AppState, peer: &SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
     match &state.settings.ops_token {
         Some(token) => {
             let given = headers

@@ -760,6 +760,8 @@ impl Drop for PgLeadLock {
 
 #[cfg(test)]
 mod tests;
+mod verifications;
+pub use verifications::VerificationRecord;
 
 /// Test support: where tests keep their data. With `TEST_DATABASE_URL` set (a PostgreSQL
 /// URL the tests may create databases through), each call creates a fresh database there
