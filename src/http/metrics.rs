@@ -23,7 +23,9 @@ use super::{ApiError, AppState};
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Seconds; model calls run up to LLM_HARD_TIMEOUT_SECS (45 by default).
-const LATENCY_BUCKETS: [f64; 12] = [0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 45.0];
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 45.0,
+];
 /// Seconds a scheduled job fired after its time; the seed's pain started at minutes.
 const LATENESS_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 180.0, 600.0];
 
@@ -55,20 +57,58 @@ pub fn install() -> &'static PrometheusHandle {
 
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_gauge!("lead_agent_queue_depth", "Wake-ups waiting in the work queue (as this process sees it).");
-    describe_gauge!("lead_agent_active_leads", "Lead actors alive in this process.");
-    describe_gauge!("lead_agent_llm_in_flight", "Model calls running now in this process.");
-    describe_histogram!("lead_agent_llm_latency_seconds", Unit::Seconds, "Model call latency by provider.");
-    describe_counter!("lead_agent_llm_calls_total", "Model calls by provider and outcome.");
-    describe_counter!("lead_agent_llm_fallbacks_total", "Turns answered by a later provider of the chain.");
-    describe_counter!("lead_agent_llm_tokens_total", "Model tokens by provider and kind.");
-    describe_counter!("lead_agent_replies_sent_total", "Replies the SMS provider accepted.");
+    describe_gauge!(
+        "lead_agent_queue_depth",
+        "Wake-ups waiting in the work queue (as this process sees it)."
+    );
+    describe_gauge!(
+        "lead_agent_active_leads",
+        "Lead actors alive in this process."
+    );
+    describe_gauge!(
+        "lead_agent_llm_in_flight",
+        "Model calls running now in this process."
+    );
+    describe_histogram!(
+        "lead_agent_llm_latency_seconds",
+        Unit::Seconds,
+        "Model call latency by provider."
+    );
+    describe_counter!(
+        "lead_agent_llm_calls_total",
+        "Model calls by provider and outcome."
+    );
+    describe_counter!(
+        "lead_agent_llm_fallbacks_total",
+        "Turns answered by a later provider of the chain."
+    );
+    describe_counter!(
+        "lead_agent_llm_tokens_total",
+        "Model tokens by provider and kind."
+    );
+    describe_counter!(
+        "lead_agent_replies_sent_total",
+        "Replies the SMS provider accepted."
+    );
     describe_counter!("lead_agent_sla_breaches_total", "SLA breaches by SLA.");
     describe_counter!("lead_agent_alerts_total", "Alerts raised by kind.");
-    describe_gauge!("lead_agent_alerts_spooled", "Alerts waiting for their channel to come back.");
-    describe_counter!("lead_agent_actor_restarts_total", "Lead actors restarted by the supervisor.");
-    describe_histogram!("lead_agent_scheduler_lateness_seconds", Unit::Seconds, "How late each scheduled job fired.");
-    describe_counter!("lead_agent_scheduler_runs_total", "Scheduled job runs by job and outcome.");
+    describe_gauge!(
+        "lead_agent_alerts_spooled",
+        "Alerts waiting for their channel to come back."
+    );
+    describe_counter!(
+        "lead_agent_actor_restarts_total",
+        "Lead actors restarted by the supervisor."
+    );
+    describe_histogram!(
+        "lead_agent_scheduler_lateness_seconds",
+        Unit::Seconds,
+        "How late each scheduled job fired."
+    );
+    describe_counter!(
+        "lead_agent_scheduler_runs_total",
+        "Scheduled job runs by job and outcome."
+    );
     // Unlabelled counters exist from the start, so a dashboard shows 0 rather than nothing.
     for name in [
         "lead_agent_replies_sent_total",
@@ -103,7 +143,10 @@ pub async fn metrics(
     refresh_gauges(&state);
     handle.run_upkeep();
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         handle.render(),
     ))
 }

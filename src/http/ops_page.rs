@@ -34,7 +34,8 @@ const COOKIE_MAX_AGE_SECS: u64 = 12 * 3600;
 
 /// The cookie value for `token`: HMAC-SHA1 keyed by the token over a fixed label.
 fn cookie_value(token: &str) -> String {
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).expect("HMAC takes any key length");
+    let mut mac =
+        Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).expect("HMAC takes any key length");
     mac.update(b"lead-agent /ops browser session v1");
     mac.finalize()
         .into_bytes()
@@ -49,7 +50,11 @@ fn cookie_from(headers: &HeaderMap) -> Option<String> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|kv| kv.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_string))
+        .find_map(|kv| {
+            kv.trim()
+                .strip_prefix(&format!("{COOKIE}="))
+                .map(str::to_string)
+        })
 }
 
 enum Access {
@@ -59,12 +64,20 @@ enum Access {
     Refused(StatusCode, &'static str),
 }
 
-fn access(state: &AppState, peer: &SocketAddr, headers: &HeaderMap, query: &HashMap<String, String>) -> Access {
+fn access(
+    state: &AppState,
+    peer: &SocketAddr,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Access {
     let Some(token) = state.settings.ops_token.as_ref().map(|t| t.expose()) else {
         return if is_local(peer) {
             Access::Granted
         } else {
-            Access::Refused(StatusCode::FORBIDDEN, "OPS_TOKEN is not set: /ops answers loopback peers only.")
+            Access::Refused(
+                StatusCode::FORBIDDEN,
+                "OPS_TOKEN is not set: /ops answers loopback peers only.",
+            )
         };
     };
     if let Some(given) = query.get("token") {
@@ -78,7 +91,9 @@ fn access(state: &AppState, peer: &SocketAddr, headers: &HeaderMap, query: &Hash
         return Access::Granted;
     }
     match cookie_from(headers) {
-        Some(c) if bool::from(c.as_bytes().ct_eq(cookie_value(token).as_bytes())) => Access::Granted,
+        Some(c) if bool::from(c.as_bytes().ct_eq(cookie_value(token).as_bytes())) => {
+            Access::Granted
+        }
         _ => Access::Refused(
             StatusCode::UNAUTHORIZED,
             "This page needs OPS_TOKEN: open /ops?token=YOUR_OPS_TOKEN once, or send it as a bearer token.",
@@ -92,7 +107,10 @@ fn with_page_headers(mut response: Response) -> Response {
         (header::CACHE_CONTROL, "no-store"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'",
+        ),
     ] {
         h.insert(name, HeaderValue::from_static(value));
     }
@@ -174,7 +192,12 @@ pub fn esc(text: &str) -> String {
 }
 
 fn metric(out: &mut String, id: &str, label: &str, value: impl std::fmt::Display) {
-    let _ = write!(out, "<tr><th>{}</th><td data-metric=\"{id}\">{}</td></tr>", esc(label), esc(&value.to_string()));
+    let _ = write!(
+        out,
+        "<tr><th>{}</th><td data-metric=\"{id}\">{}</td></tr>",
+        esc(label),
+        esc(&value.to_string())
+    );
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}\
@@ -199,11 +222,26 @@ pub async fn render(state: &AppState) -> String {
 
     // Live numbers.
     out.push_str("<section><h2>Now</h2><table>");
-    metric(&mut out, "queue-depth", "Queue depth (wake-ups waiting)", state.queue.depth());
+    metric(
+        &mut out,
+        "queue-depth",
+        "Queue depth (wake-ups waiting)",
+        state.queue.depth(),
+    );
     match &state.worker {
         Some(w) => {
-            metric(&mut out, "active-leads", "Active lead actors", w.registry.active_leads());
-            metric(&mut out, "busy-turns", "Turns running", w.registry.busy_leads());
+            metric(
+                &mut out,
+                "active-leads",
+                "Active lead actors",
+                w.registry.active_leads(),
+            );
+            metric(
+                &mut out,
+                "busy-turns",
+                "Turns running",
+                w.registry.busy_leads(),
+            );
         }
         None => {
             out.push_str("<tr><th>Active lead actors</th><td data-metric=\"active-leads\" class=\"none\">not running in this role (see the worker pods)</td></tr>");
@@ -233,7 +271,11 @@ pub async fn render(state: &AppState) -> String {
 
     // SLA breaches: the SLA engine reports them as alerts named sla_*.
     out.push_str("<section><h2>SLA breaches</h2>");
-    let breaches: Vec<_> = alerts.iter().rev().filter(|a| a.event.starts_with("sla_")).collect();
+    let breaches: Vec<_> = alerts
+        .iter()
+        .rev()
+        .filter(|a| a.event.starts_with("sla_"))
+        .collect();
     if breaches.is_empty() {
         let _ = write!(
             out,
@@ -241,7 +283,9 @@ pub async fn render(state: &AppState) -> String {
             alerts.len()
         );
     } else {
-        out.push_str("<table data-metric=\"sla-breaches\"><tr><th>at</th><th>lead</th><th>what</th></tr>");
+        out.push_str(
+            "<table data-metric=\"sla-breaches\"><tr><th>at</th><th>lead</th><th>what</th></tr>",
+        );
         for a in breaches.iter().take(20) {
             let _ = write!(
                 out,
@@ -261,7 +305,11 @@ pub async fn render(state: &AppState) -> String {
     out.push_str("</section>");
 
     // Recent alerts.
-    let _ = write!(out, "<section><h2>Recent alerts</h2><p>{} kept in this process; newest first.</p>", alerts.len());
+    let _ = write!(
+        out,
+        "<section><h2>Recent alerts</h2><p>{} kept in this process; newest first.</p>",
+        alerts.len()
+    );
     if alerts.is_empty() {
         out.push_str("<p class=\"none\" data-metric=\"alerts\">none</p>");
     } else {
@@ -294,9 +342,16 @@ async fn scheduled_jobs_html(_state: &AppState) -> String {
     "<p class=\"none\" data-metric=\"scheduled-jobs\">not running: this build has no job scheduler</p>".into()
 }
 
-fn verification_html(last: Result<Option<VerificationRecord>, actors::ports::StoreError>) -> String {
+fn verification_html(
+    last: Result<Option<VerificationRecord>, actors::ports::StoreError>,
+) -> String {
     let record = match last {
-        Err(e) => return format!("<p class=\"fail\">the store did not answer: {}</p>", esc(&e.to_string())),
+        Err(e) => {
+            return format!(
+                "<p class=\"fail\">the store did not answer: {}</p>",
+                esc(&e.to_string())
+            );
+        }
         Ok(None) => {
             return "<p class=\"none\" data-metric=\"last-verification\">never verified (run <code>lead-agent verify --url … --record</code>)</p>".into();
         }
@@ -332,7 +387,10 @@ mod tests {
 
     #[test]
     fn text_from_alerts_is_escaped() {
-        assert_eq!(esc("<script>\"x\"&'y'"), "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;");
+        assert_eq!(
+            esc("<script>\"x\"&'y'"),
+            "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;"
+        );
     }
 
     #[test]
@@ -342,7 +400,10 @@ mod tests {
         assert_eq!(a, cookie_value("token-a"));
         assert_ne!(a, cookie_value("token-b"));
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_str(&format!("other=1; {COOKIE}={a}")).unwrap());
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("other=1; {COOKIE}={a}")).unwrap(),
+        );
         assert_eq!(cookie_from(&headers), Some(a));
     }
 }

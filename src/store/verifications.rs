@@ -62,11 +62,24 @@ mod tests {
     #[tokio::test]
     async fn the_latest_recorded_verification_is_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqlStore::connect(&fresh_test_database_url(dir.path()).await).await.unwrap();
+        let store = SqlStore::connect(&fresh_test_database_url(dir.path()).await)
+            .await
+            .unwrap();
         assert_eq!(store.last_verification().await.unwrap(), None);
-        let at = DateTime::parse_from_rfc3339("2026-11-27T07:00:00Z").unwrap().with_timezone(&Utc);
-        let first = VerificationRecord { verified_at: at, url: "http://a".into(), passed: false, report: "{}".into() };
-        let second = VerificationRecord { url: "http://b".into(), passed: true, ..first.clone() };
+        let at = DateTime::parse_from_rfc3339("2026-11-27T07:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let first = VerificationRecord {
+            verified_at: at,
+            url: "http://a".into(),
+            passed: false,
+            report: "{}".into(),
+        };
+        let second = VerificationRecord {
+            url: "http://b".into(),
+            passed: true,
+            ..first.clone()
+        };
         store.record_verification(&first).await.unwrap();
         store.record_verification(&second).await.unwrap();
         assert_eq!(store.last_verification().await.unwrap(), Some(second));
