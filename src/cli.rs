@@ -1,7 +1,7 @@
 //! The command line: `serve` runs the service; `sms` is the dev helper that plays Twilio
-//! against a running server; `migrate` prepares the database and exits; `config` checks
-//! the manifests against the code and prints the effective configuration; `verify` runs
-//! the post-deploy checklist.
+//! against a running server; `migrate` prepares the database and exits; `inspect scheduled`
+//! shows a running server's scheduled jobs; `config` checks the manifests against the code
+//! and prints the effective configuration; `verify` runs the post-deploy checklist.
 //!
 //! Must not: hold service logic — each command calls into `startup`, `store` or `dev_sms`.
 
@@ -35,6 +35,9 @@ pub enum Command {
     Config(ConfigCommand),
     /// The post-deploy checklist: a PASS/FAIL/SKIP table, non-zero exit on any FAIL.
     Verify(VerifyArgs),
+    /// Look into a running server.
+    #[command(subcommand)]
+    Inspect(InspectCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -95,6 +98,23 @@ pub struct VerifyArgs {
     #[arg(long, num_args = 0..=1, default_missing_value = "DEPLOYMENT_STATE.md")]
     pub record: Option<std::path::PathBuf>,
     /// Print the result as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InspectCommand {
+    /// Every scheduled job: schedule, next fire time, last run, lateness, outcome (the
+    /// `celery inspect scheduled` of this system). Sends OPS_TOKEN as a bearer token if set.
+    Scheduled(InspectScheduledArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct InspectScheduledArgs {
+    /// The server to ask (any role). Default: http://127.0.0.1:$PORT.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Print a JSON list of objects instead of a table.
     #[arg(long)]
     pub json: bool,
 }

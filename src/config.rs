@@ -219,6 +219,78 @@ pub const ENV_VARS: &[EnvVar] = &[
         "Bearer token for /ops endpoints. Unset: /ops answers loopback peers only.",
     ),
     var(
+        "OWNER_TZ",
+        Some("America/Chicago"),
+        false,
+        "IANA time zone of the office: the scheduler's cron times, the daily report's day, and quiet hours for leads without a zone of their own.",
+    ),
+    var(
+        "SCHEDULE_FOLLOWUP_SWEEP",
+        Some("0 */30 * * * *"),
+        false,
+        "Cron (6 fields, with seconds, in OWNER_TZ) of the followup sweep; `off` disables a job. Missed ticks: run once.",
+    ),
+    var(
+        "SCHEDULE_STALE_CONTEXT_CLEANUP",
+        Some("0 15 3 * * *"),
+        false,
+        "Cron of the clean-up of old scheduler bookkeeping (tick claims, heartbeats, reports). Missed ticks: skip.",
+    ),
+    var(
+        "SCHEDULE_OWNER_REPORT",
+        Some("0 0 7 * * *"),
+        false,
+        "Cron of the daily owner report (07:00 OWNER_TZ). Missed ticks: run once.",
+    ),
+    var(
+        "SCHEDULE_RESPONSE_GAP_WATCH",
+        Some("0 * * * * *"),
+        false,
+        "Cron of the response-gap watch (every minute). Missed ticks: skip.",
+    ),
+    var(
+        "SCHEDULE_HEARTBEAT",
+        Some("*/15 * * * * *"),
+        false,
+        "Cron of the scheduler's heartbeat, which also checks that some worker is alive. Missed ticks: skip.",
+    ),
+    var(
+        "SCHEDULER_LEASE_SECS",
+        Some("30"),
+        false,
+        "The scheduler leader lease: renewed every third of it; a standby scheduler takes over at most this long (plus one renewal period) after the leader dies.",
+    ),
+    var(
+        "HEARTBEAT_SECS",
+        Some("15"),
+        false,
+        "How often worker and scheduler processes write their heartbeat (`/ops/heartbeats`).",
+    ),
+    var(
+        "FOLLOWUP_HOURS",
+        Some("24,72,168"),
+        false,
+        "Followup sequence: hours after our last reply until followup 1, then until followup 2, …; after the last, the last wait again, then the lead is marked dead. `off` disables followups.",
+    ),
+    var(
+        "QUIET_HOURS",
+        Some("21:00-09:00"),
+        false,
+        "Local time window (lead's zone, else OWNER_TZ) in which no followup is sent; a due followup waits for its end.",
+    ),
+    var(
+        "FIRST_RESPONSE_SLA_SECS",
+        Some("300"),
+        false,
+        "First-response SLA: an inbound message unanswered this long is re-driven once and alerted by the response-gap watch.",
+    ),
+    var(
+        "RESPONSE_GAP_STALL_LEADS",
+        Some("5"),
+        false,
+        "Leads waiting past the first-response SLA at once that make the watch declare the pipeline stalled (one loud alert, and one when it recovers).",
+    ),
+    var(
         "LOG_FORMAT",
         Some("pretty"),
         false,
@@ -226,7 +298,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     ),
     var(
         "RUST_LOG",
-        Some("info,sqlx=warn"),
+        Some("info,sqlx=warn,tokio_cron_scheduler=warn"),
         false,
         "Log filter (tracing-subscriber EnvFilter syntax).",
     ),
@@ -317,6 +389,7 @@ pub struct Settings {
     pub chat_window_bytes: usize,
     pub office_name: String,
     pub ops_token: Option<Secret>,
+    pub scheduler: SchedulerSettings,
     pub log_format: LogFormat,
 }
 
@@ -437,6 +510,138 @@ fn amqp_settings(r: &mut Reader<'_>) -> Option<AmqpSettings> {
     })
 }
 
+/// The scheduler's jobs, in the order `inspect scheduled` lists them, with the variable
+/// that sets each one's cron and what happens to ticks missed while no scheduler ran.
+pub const JOBS: &[(&str, &str, MissedTicks)] = &[
+    (
+        "followup_sweep",
+        "SCHEDULE_FOLLOWUP_SWEEP",
+        MissedTicks::RunOnce,
+    ),
+    (
+        "stale_context_cleanup",
+        "SCHEDULE_STALE_CONTEXT_CLEANUP",
+        MissedTicks::Skip,
+    ),
+    (
+        "owner_report",
+        "SCHEDULE_OWNER_REPORT",
+        MissedTicks::RunOnce,
+    ),
+    (
+        "response_gap_watch",
+        "SCHEDULE_RESPONSE_GAP_WATCH",
+        MissedTicks::Skip,
+    ),
+    ("heartbeat", "SCHEDULE_HEARTBEAT", MissedTicks::Skip),
+];
+
+/// What a new scheduler leader does with ticks nobody ran (the process was down, or the old
+/// leader died). Never "all of them": beat's surprise catch-up of old ticks is what we avoid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MissedTicks {
+    /// Count them; the next regular tick runs.
+    Skip,
+    /// Count them and run the job once now.
+    RunOnce,
+}
+
+impl MissedTicks {
+    pub fn name(self) -> &'static str {
+        match self {
+            MissedTicks::Skip => "skip",
+            MissedTicks::RunOnce => "run_once",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct JobSetting {
+    pub name: &'static str,
+    /// Six fields, seconds first, in `SchedulerSettings::time_zone`.
+    pub schedule: String,
+    pub missed: MissedTicks,
+}
+
+#[derive(Clone, Debug)]
+pub struct SchedulerSettings {
+    pub time_zone: chrono_tz::Tz,
+    /// Enabled jobs only (`off` removes one).
+    pub jobs: Vec<JobSetting>,
+    pub lease: Duration,
+    pub heartbeat_every: Duration,
+    /// `None`: followups are off.
+    pub followups: Option<actors::followup::FollowupPlan>,
+    pub quiet_hours: actors::followup::QuietHours,
+    pub first_response_sla: Duration,
+    pub stall_leads: usize,
+}
+
+/// Parses a 6-field cron (seconds first), the one dialect the scheduler runs.
+pub fn parse_cron(s: &str) -> Result<croner::Cron, String> {
+    if s.split_whitespace().count() != 6 {
+        return Err("needs 6 fields (sec min hour day month weekday)".into());
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(s)
+        .map_err(|e| e.to_string())
+}
+
+fn scheduler_settings(r: &mut Reader<'_>) -> SchedulerSettings {
+    let tz_name = r.string("OWNER_TZ");
+    let time_zone = tz_name.trim().parse::<chrono_tz::Tz>().unwrap_or_else(|_| {
+        r.problems.push(format!(
+            "OWNER_TZ={tz_name:?} is not an IANA time zone (e.g. America/Chicago)"
+        ));
+        chrono_tz::America::Chicago
+    });
+    let mut jobs = Vec::new();
+    for (name, var, missed) in JOBS {
+        let schedule = r.string(var).trim().to_string();
+        if schedule.eq_ignore_ascii_case("off") {
+            continue;
+        }
+        match parse_cron(&schedule) {
+            Ok(_) => jobs.push(JobSetting {
+                name,
+                schedule,
+                missed: *missed,
+            }),
+            Err(e) => r
+                .problems
+                .push(format!("{var}={schedule:?} is not a cron schedule: {e}")),
+        }
+    }
+    let followups = {
+        let v = r.string("FOLLOWUP_HOURS");
+        if v.trim().eq_ignore_ascii_case("off") {
+            None
+        } else {
+            actors::followup::FollowupPlan::parse_hours(&v)
+                .map_err(|e| r.problems.push(format!("FOLLOWUP_HOURS: {e}")))
+                .ok()
+        }
+    };
+    let quiet_hours =
+        actors::followup::QuietHours::parse(&r.string("QUIET_HOURS")).unwrap_or_else(|e| {
+            r.problems.push(format!("QUIET_HOURS: {e}"));
+            actors::followup::QuietHours::parse("21:00-09:00").expect("valid default")
+        });
+    SchedulerSettings {
+        time_zone,
+        jobs,
+        lease: r.seconds("SCHEDULER_LEASE_SECS"),
+        heartbeat_every: r.seconds("HEARTBEAT_SECS"),
+        followups,
+        quiet_hours,
+        first_response_sla: r.seconds("FIRST_RESPONSE_SLA_SECS"),
+        stall_leads: r.positive("RESPONSE_GAP_STALL_LEADS"),
+    }
+}
+
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(&read_var)
@@ -551,6 +756,7 @@ impl Settings {
             chat_window_bytes: r.positive("CHAT_WINDOW_BYTES"),
             office_name: r.string("OFFICE_NAME"),
             ops_token: r.raw("OPS_TOKEN").map(Secret::new),
+            scheduler: scheduler_settings(&mut r),
             log_format,
         };
         if settings.llm_hard_timeout < settings.llm_soft_timeout {

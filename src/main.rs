@@ -1,10 +1,10 @@
 //! The `lead-agent` binary: parse the command line, set up logging, run the command.
 
 use clap::Parser;
-use lead_agent::cli::{Cli, Command, ConfigCommand, VerifyArgs};
+use lead_agent::cli::{Cli, Command, ConfigCommand, InspectCommand, VerifyArgs};
 use lead_agent::config::Settings;
 use lead_agent::startup::{Application, Overrides};
-use lead_agent::{config_check, dev_sms, store, telemetry, verify};
+use lead_agent::{config_check, dev_sms, inspect, store, telemetry, verify};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -27,6 +27,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until_stopped(shutdown_signal()).await
         }
         Command::Sms(args) => dev_sms::run(args).await,
+        Command::Inspect(InspectCommand::Scheduled(args)) => inspect::run_scheduled(args).await,
         Command::Migrate => {
             let settings = Settings::from_env()?;
             telemetry::init(settings.log_format);

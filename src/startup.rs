@@ -31,6 +31,7 @@ use crate::config::Settings;
 use crate::http::{self, AppState, WorkerState};
 use crate::queue::rabbitmq::{DeadLetter, RabbitConfig};
 use crate::queue::{InProcessQueue, RabbitQueue, WorkQueue};
+use crate::scheduler::{self, JobContext, SchedulerHandle};
 use crate::store::{SqlStore, is_postgres_url};
 
 /// Which parts of the service this process runs. The same binary plays every role; the
@@ -45,8 +46,8 @@ pub enum Role {
     Web,
     /// Consumes the queue: lead actors and the LLM pool.
     Worker,
-    /// The one clock. Today: the start-up re-drive of stored work and the in-doubt check of
-    /// interrupted sends; the periodic jobs come with the scheduler issue.
+    /// The one clock: the periodic jobs (`crate::scheduler`, one leader across replicas),
+    /// the start-up re-drive of stored work and the in-doubt check of interrupted sends.
     Scheduler,
 }
 
@@ -68,6 +69,14 @@ impl Role {
     pub fn redrives(self) -> bool {
         matches!(self, Role::All | Role::Scheduler)
     }
+    pub fn runs_scheduler(self) -> bool {
+        matches!(self, Role::All | Role::Scheduler)
+    }
+    /// Every role but web writes a heartbeat: workers prove they consume, schedulers that
+    /// they tick.
+    pub fn heartbeats(self) -> bool {
+        !matches!(self, Role::Web)
+    }
 }
 
 /// What a test may replace.
@@ -83,6 +92,8 @@ pub struct Application {
     state: AppState,
     consumer: Option<tokio::task::JoinHandle<()>>,
     sweeps: Option<tokio::task::JoinHandle<()>>,
+    scheduler: Option<SchedulerHandle>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -105,7 +116,22 @@ impl Application {
             settings.database_url.expose(),
             settings.readonly_database_url.as_ref().map(|s| s.expose()),
         )
-        .await?;
+        .await?
+        .with_followups(
+            settings
+                .scheduler
+                .followups
+                .as_ref()
+                .map(|p| p.first_wait()),
+        );
+        // Unique per process *and* per application: tests run several in one process, and
+        // the lease and heartbeats must tell them apart.
+        let instance = format!(
+            "{}:{}:{:04x}",
+            role.name(),
+            Settings::worker_id(),
+            rand::random::<u16>()
+        );
 
         let (alerts, _router) = AlertRouter::start(Arc::new(LogAlertSink), clock.clone())
             .await
@@ -164,6 +190,24 @@ impl Application {
             None
         };
 
+        let scheduler = if role.runs_scheduler() && !settings.scheduler.jobs.is_empty() {
+            Some(
+                scheduler::start(JobContext {
+                    settings: settings.clone(),
+                    store: state.store.clone(),
+                    queue: state.queue.clone(),
+                    alerts: state.alerts.clone(),
+                    instance: instance.clone(),
+                })
+                .await?,
+            )
+        } else {
+            None
+        };
+        let heartbeat = role
+            .heartbeats()
+            .then(|| spawn_heartbeat(state.clone(), instance.clone()));
+
         let addr = SocketAddr::new(settings.bind_address, settings.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -173,6 +217,8 @@ impl Application {
             state,
             consumer,
             sweeps,
+            scheduler,
+            heartbeat,
         })
     }
 
@@ -199,6 +245,8 @@ impl Application {
             state,
             consumer,
             sweeps,
+            scheduler,
+            heartbeat,
         } = self;
         let accepting = state.accepting.clone();
         let app = http::router(state.clone());
@@ -217,6 +265,13 @@ impl Application {
 
         if let Some(sweeps) = sweeps {
             sweeps.abort();
+        }
+        if let Some(scheduler) = scheduler {
+            // Hands the lease over now, so a standby need not wait for it to expire.
+            scheduler.stop().await;
+        }
+        if let Some(heartbeat) = heartbeat {
+            heartbeat.abort();
         }
         state.queue.stop_consuming();
         if let Some(consumer) = consumer {
@@ -421,6 +476,29 @@ pub async fn redrive_pending(state: &AppState, sweep: &OutboxSweep) -> anyhow::R
         state.queue.publish(WakeLead { lead }).await?;
     }
     Ok(())
+}
+
+/// Writes this process's heartbeat every `HEARTBEAT_SECS`. A worker writes it only while its
+/// consumer is up (the queue is ready), so a heartbeat means "consuming", not just "alive".
+fn spawn_heartbeat(state: AppState, instance: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let started = chrono::Utc::now();
+        let mut tick = tokio::time::interval(state.settings.scheduler.heartbeat_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            if state.role.runs_actors() && !state.queue.is_ready().await {
+                continue;
+            }
+            if let Err(e) = state
+                .store
+                .heartbeat(&instance, state.role.name(), started)
+                .await
+            {
+                tracing::warn!(error = %e, "heartbeat not written");
+            }
+        }
+    })
 }
 
 /// The periodic sweep of the roles that own the clock: resolve in-doubt replies and wake

@@ -7,6 +7,7 @@
 //! use the in-memory fakes in [`testing`] and a [`ports::ManualClock`].
 
 pub mod alert_router;
+pub mod followup;
 pub mod keywords;
 pub mod lead;
 pub mod llm_pool;

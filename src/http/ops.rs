@@ -9,13 +9,16 @@ use std::sync::atomic::Ordering;
 
 use actors::ports::LeadId;
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState, is_local};
-use crate::store::{MessageView, TurnView};
+use crate::scheduler::JobContext;
+use crate::scheduler::jobs::build_owner_report;
+use crate::store::{HeartbeatView, JobView, MessageView, TurnView};
 
 /// OPS_TOKEN as a bearer token when set; loopback peers only when not. Every operator
 /// endpoint goes through it (`/ops/*`, `/metrics`, the `/ops` page's header path).
@@ -112,4 +115,80 @@ pub async fn status(
         "queue_depth": state.queue.depth(),
         "worker": worker,
     })))
+}
+
+/// Every scheduled job: schedule, next fire time, last run, lateness and outcome (written by
+/// the live schedulers into the store, so any role can answer). `inspect scheduled` reads
+/// this.
+pub async fn scheduled(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<JobView>>, ApiError> {
+    authorize(&state, &peer, &headers)?;
+    let jobs = state
+        .store
+        .scheduled_jobs()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(Json(jobs))
+}
+
+/// Heartbeats of worker and scheduler processes, newest first.
+pub async fn heartbeats(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<HeartbeatView>>, ApiError> {
+    authorize(&state, &peer, &headers)?;
+    let beats = state
+        .store
+        .heartbeats()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(Json(beats))
+}
+
+#[derive(serde::Deserialize)]
+pub struct ReportQuery {
+    /// `true`: the last 24 hours as of now instead of the last stored daily report.
+    #[serde(default)]
+    live: bool,
+}
+
+/// The owner's daily report: the last one the scheduler stored, or (`?live=true`) the last
+/// 24 hours as of now. 404 before the first report when not live.
+pub async fn report(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &peer, &headers)?;
+    if q.live {
+        let ctx = JobContext {
+            settings: state.settings.clone(),
+            store: state.store.clone(),
+            queue: state.queue.clone(),
+            alerts: state.alerts.clone(),
+            instance: "ops".into(),
+        };
+        let report = build_owner_report(&ctx, chrono::Utc::now())
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("{e:#}")))?;
+        return Ok(Json(report).into_response());
+    }
+    match state
+        .store
+        .latest_report()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+    {
+        Some((_, body)) => Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response()),
+        None => Ok((
+            axum::http::StatusCode::NOT_FOUND,
+            "no daily report yet; /ops/report?live=true shows the last 24 hours",
+        )
+            .into_response()),
+    }
 }

@@ -17,7 +17,6 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use axum::Json;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -158,9 +157,12 @@ pub async fn record_verification(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Json(report): Json<Report>,
+    body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
+    // Authorized before the body is even parsed.
     super::ops::authorize(&state, &peer, &headers)?;
+    let report: Report = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("not a verify report: {e}")))?;
     let record = VerificationRecord {
         verified_at: report.at,
         url: report.url.clone(),
@@ -337,9 +339,44 @@ pub async fn render(state: &AppState) -> String {
     out
 }
 
-/// The scheduler's jobs. This build has no job scheduler yet (issue 4): say so.
-async fn scheduled_jobs_html(_state: &AppState) -> String {
-    "<p class=\"none\" data-metric=\"scheduled-jobs\">not running: this build has no job scheduler</p>".into()
+/// The scheduler's jobs as the store has them (the scheduler process writes them, so any
+/// role can show them). None stored: no scheduler has run against this store.
+async fn scheduled_jobs_html(state: &AppState) -> String {
+    let jobs = match state.store.scheduled_jobs().await {
+        Err(e) => {
+            return format!(
+                "<p class=\"fail\" data-metric=\"scheduled-jobs\">the store did not answer: {}</p>",
+                esc(&e.to_string())
+            );
+        }
+        Ok(jobs) => jobs,
+    };
+    if jobs.is_empty() {
+        return "<p class=\"none\" data-metric=\"scheduled-jobs\">not running: no scheduler has registered jobs in this store</p>".into();
+    }
+    let mut out = format!(
+        "<p><span data-metric=\"scheduled-jobs\">{}</span> job(s)</p><table><tr><th>job</th><th>schedule</th><th>next</th><th>last run</th><th>lateness</th><th>outcome</th><th>runs</th><th>missed</th></tr>",
+        jobs.len()
+    );
+    for j in &jobs {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&j.name),
+            esc(&j.schedule),
+            esc(&j.time_zone),
+            esc(j.next_fire_at.as_deref().unwrap_or("—")),
+            esc(j.last_run_at.as_deref().unwrap_or("never")),
+            j.last_lateness_ms
+                .map(|ms| format!("{ms} ms"))
+                .unwrap_or_default(),
+            esc(j.last_outcome.as_deref().unwrap_or("")),
+            j.runs,
+            j.missed
+        );
+    }
+    out.push_str("</table>");
+    out
 }
 
 fn verification_html(

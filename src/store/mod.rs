@@ -82,6 +82,9 @@ pub struct SqlStore {
     /// `READONLY_DATABASE_URL`: serves reads that may lag (/ops). Never the webhook's or an
     /// actor's reads — those must see their own writes.
     reader: Option<Pool>,
+    /// When set, a sent conversational reply arms the lead's followup timer this long
+    /// after the send (`FOLLOWUP_HOURS`' first entry). Unset: followups are off.
+    followup_first_after: Option<chrono::Duration>,
 }
 
 #[derive(Clone)]
@@ -189,7 +192,17 @@ impl SqlStore {
             ),
             None => None,
         };
-        Ok(Self { pool, reader })
+        Ok(Self {
+            pool,
+            reader,
+            followup_first_after: None,
+        })
+    }
+
+    /// Arms followup timers on sent replies (see `followup_first_after`).
+    pub fn with_followups(mut self, first_after: Option<std::time::Duration>) -> Self {
+        self.followup_first_after = first_after.and_then(|d| chrono::Duration::from_std(d).ok());
+        self
     }
 
     pub fn backend(&self) -> &'static str {
@@ -279,6 +292,15 @@ impl SqlStore {
                         .map_err(store_err("opt in"))?;
                 }
                 InboundKind::Conversation | InboundKind::CarrierHelp => {}
+            }
+            if kind != InboundKind::CarrierHelp {
+                // The lead wrote back (or opted out): the pending followup is cancelled. The
+                // reply to this message arms a new one.
+                sqlx::query("DELETE FROM followups WHERE lead_phone = $1")
+                    .bind(msg.from.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_err("cancel followup"))?;
             }
             tx.commit().await.map_err(store_err("commit inbound"))?;
             Ok(Accepted::New {
@@ -609,18 +631,44 @@ impl Store for SqlStore {
                 | SendOutcome::InDoubt { reason }
                 | SendOutcome::Requeued { reason } => (None, Some(reason.as_str())),
             };
-            sqlx::query(
+            let at = now();
+            let mut tx = pool.begin().await.map_err(store_err("begin"))?;
+            let row = sqlx::query(
                 "UPDATE messages SET state = $1, message_sid = COALESCE($2, message_sid), detail = $3, updated_at = $4
-                 WHERE id = $5",
+                 WHERE id = $5 RETURNING lead_phone, provider",
             )
             .bind(outcome.state())
             .bind(sid)
             .bind(detail)
-            .bind(now())
+            .bind(at)
             .bind(reply_id)
-            .execute(pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(store_err("record send"))?;
+            // A sent conversational reply arms the followup timer in the same transaction,
+            // so a crash cannot leave a lead answered but never followed up. A followup's
+            // own send does not: the sweep already advanced the timer.
+            if let (Some(row), Some(after), SendOutcome::Sent { .. }) =
+                (row, self.followup_first_after, outcome)
+            {
+                let provider: Option<String> = row.get(1);
+                if provider.as_deref() != Some("followup") {
+                    sqlx::query(
+                        "INSERT INTO followups (lead_phone, step, due_at, note, updated_at)
+                         SELECT $1, 0, $2, NULL, $3 WHERE EXISTS
+                            (SELECT 1 FROM leads WHERE phone = $1 AND dead_at IS NULL AND opted_out = 0)
+                         ON CONFLICT (lead_phone) DO UPDATE SET step = 0, due_at = excluded.due_at,
+                            note = NULL, updated_at = excluded.updated_at",
+                    )
+                    .bind(row.get::<String, _>(0))
+                    .bind(at + after)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_err("arm followup"))?;
+                }
+            }
+            tx.commit().await.map_err(store_err("commit send"))?;
             Ok(())
         })
     }
@@ -757,6 +805,9 @@ impl Drop for PgLeadLock {
         }
     }
 }
+
+mod scheduler;
+pub use scheduler::*;
 
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@ mod opt_out;
 mod outbox;
 mod postgres_outage;
 mod rabbitmq;
+mod scheduler;
 mod supervision;
 mod verify;
 mod webhook;

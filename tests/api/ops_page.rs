@@ -143,7 +143,26 @@ async fn the_ops_page_renders_live_numbers_in_headless_chromium() {
         "the recent alerts show the reply: {dom}"
     );
     assert_eq!(metric(&dom, "last-verification").as_deref(), Some("PASS"));
-    assert!(metric(&dom, "scheduled-jobs").is_some(), "{dom}");
+    let jobs: Value = app
+        .http
+        .get(format!("{}/ops/scheduled", app.base_url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jobs = jobs.as_array().unwrap();
+    assert!(!jobs.is_empty());
+    assert_eq!(
+        metric(&dom, "scheduled-jobs"),
+        Some(jobs.len().to_string()),
+        "{dom}"
+    );
+    for job in jobs {
+        assert!(dom.contains(job["name"].as_str().unwrap()), "{dom}");
+    }
     assert!(metric(&dom, "sla-breaches").is_some(), "{dom}");
     // The token traded for a cookie: it is not in the page the browser ended on.
     assert!(!dom.contains(TOKEN));
@@ -232,6 +251,15 @@ async fn the_ops_page_refuses_a_missing_or_wrong_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    let r = http
+        .post(format!("{}/ops/verifications", app.base_url))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"not": "a report"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(app.store.last_verification().await.unwrap().is_none());
     app.stop().await;
 }
 

@@ -1,0 +1,464 @@
+//! The scheduler's job bodies: followup sweep, stale-context clean-up, owner report,
+//! response-gap watch, heartbeat.
+//!
+//! Owns: what each periodic job does with the store, the queue and the alert router, and the
+//! short summary each returns for `inspect scheduled`. Must not: send SMS itself — a
+//! followup is committed to the outbox and the lead's actor sends it, so the lead lock, the
+//! last-moment opt-out check and the exactly-once send path are the same as for any reply;
+//! nor hold state in memory between runs (a job's small state lives in its
+//! `scheduled_jobs.state`).
+
+use std::collections::BTreeSet;
+
+use actors::alert_router::{Alert, AlertKind, Severity};
+use actors::followup::{FollowupAction, followup_text, local_weekday};
+use actors::ports::WakeLead;
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use super::JobContext;
+use crate::store::FollowupClaim;
+
+/// Due timers read per batch: bounds memory on a sweep over a large backlog.
+const FOLLOWUP_BATCH: i64 = 500;
+/// Most waiting messages the watch looks at per run.
+const GAP_SCAN_LIMIT: i64 = 5_000;
+
+pub async fn run_job(
+    name: &str,
+    ctx: &JobContext,
+    fire_at: DateTime<Utc>,
+) -> anyhow::Result<String> {
+    let now = Utc::now();
+    match name {
+        "followup_sweep" => followup_sweep(ctx, now).await.map(|r| r.summary()),
+        "stale_context_cleanup" => cleanup(ctx, now).await,
+        "owner_report" => owner_report(ctx, fire_at).await.map(|r| {
+            format!(
+                "report for {}: {} leads in, {} replies out",
+                r.day, r.counts.leads_in, r.counts.replies_out
+            )
+        }),
+        "response_gap_watch" => response_gap_watch(ctx, now).await.map(|r| r.summary()),
+        "heartbeat" => heartbeat(ctx).await,
+        other => anyhow::bail!("unknown job {other}"),
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FollowupReport {
+    pub sent: usize,
+    pub held: usize,
+    pub dead: usize,
+    pub dropped: usize,
+    pub skipped: usize,
+}
+
+impl FollowupReport {
+    fn summary(&self) -> String {
+        format!(
+            "{} sent, {} held for quiet hours, {} leads dead, {} dropped (opted out/dead/waiting), {} skipped",
+            self.sent, self.held, self.dead, self.dropped, self.skipped
+        )
+    }
+}
+
+fn lead_zone(ctx: &JobContext, zone: Option<&str>) -> Tz {
+    zone.and_then(|z| z.parse().ok())
+        .unwrap_or(ctx.settings.scheduler.time_zone)
+}
+
+/// Every due timer: opted out or dead → dropped; in the lead's quiet hours → held until
+/// they end; past the last followup → the lead is marked dead (alert); otherwise the next
+/// followup is committed to the outbox and the lead is woken to send it.
+pub async fn followup_sweep(
+    ctx: &JobContext,
+    now: DateTime<Utc>,
+) -> anyhow::Result<FollowupReport> {
+    let mut report = FollowupReport::default();
+    let Some(plan) = ctx.settings.scheduler.followups.clone() else {
+        return Ok(report);
+    };
+    let quiet = ctx.settings.scheduler.quiet_hours;
+    let total = plan.waits.len();
+    loop {
+        let due = ctx
+            .store
+            .due_followups(now, FOLLOWUP_BATCH)
+            .await
+            .context("reading due followups")?;
+        if due.is_empty() {
+            break;
+        }
+        let batch_len = due.len();
+        let mut progressed = 0;
+        for f in due {
+            if f.opted_out || f.dead {
+                if ctx.store.drop_followup(&f.lead, f.step).await? {
+                    report.dropped += 1;
+                    progressed += 1;
+                }
+                continue;
+            }
+            let tz = lead_zone(ctx, f.time_zone.as_deref());
+            if let Some(until) = quiet.hold_until(now, tz) {
+                if ctx
+                    .store
+                    .hold_followup(&f.lead, f.step, until, "quiet hours")
+                    .await?
+                {
+                    report.held += 1;
+                    progressed += 1;
+                }
+                continue;
+            }
+            match plan.decide(f.step.max(0) as usize, now) {
+                FollowupAction::GiveUp { sent } => {
+                    let reason = format!("no answer after {sent} followups");
+                    if ctx.store.mark_lead_dead(&f.lead, &reason).await? {
+                        report.dead += 1;
+                        ctx.alerts.raise(
+                            Alert::new(
+                                AlertKind::DeadLead,
+                                Severity::Info,
+                                "dead_lead",
+                                format!("{} marked dead: {reason}", f.lead),
+                            )
+                            .for_lead(&f.lead),
+                        );
+                    }
+                    progressed += 1;
+                }
+                FollowupAction::Send { number, next_due } => {
+                    let body = followup_text(
+                        number,
+                        total,
+                        &ctx.settings.office_name,
+                        local_weekday(now, tz),
+                    );
+                    match ctx
+                        .store
+                        .queue_followup(&f.lead, f.step, &body, next_due)
+                        .await?
+                    {
+                        FollowupClaim::Queued { .. } => {
+                            report.sent += 1;
+                            progressed += 1;
+                            ctx.alerts.raise(
+                                Alert::new(
+                                    AlertKind::Followup,
+                                    Severity::Info,
+                                    "followup_queued",
+                                    format!("followup {number}/{total} to {}: {body}", f.lead),
+                                )
+                                .for_lead(&f.lead),
+                            );
+                            // The outbox row is durable; if this wake-up is lost, the
+                            // stale-work sweep wakes the lead.
+                            if let Err(e) = ctx
+                                .queue
+                                .publish(WakeLead {
+                                    lead: f.lead.clone(),
+                                })
+                                .await
+                            {
+                                tracing::warn!(lead = %f.lead, error = %e, "followup queued but the wake-up failed; the outbox sweep will send it");
+                            }
+                        }
+                        FollowupClaim::LeadWaiting => {
+                            report.dropped += 1;
+                            progressed += 1;
+                        }
+                        FollowupClaim::Gone => report.skipped += 1,
+                    }
+                }
+            }
+        }
+        // A batch where nothing moved (every row raced away) would repeat forever.
+        if progressed == 0 || (batch_len as i64) < FOLLOWUP_BATCH {
+            break;
+        }
+    }
+    if report.sent + report.dead > 0 {
+        metrics::counter!("lead_agent_followups_sent_total").increment(report.sent as u64);
+    }
+    Ok(report)
+}
+
+async fn cleanup(ctx: &JobContext, now: DateTime<Utc>) -> anyhow::Result<String> {
+    let before = now - chrono::Duration::days(7);
+    let reports_before = (now - chrono::Duration::days(90))
+        .with_timezone(&ctx.settings.scheduler.time_zone)
+        .format("%Y-%m-%d")
+        .to_string();
+    let c = ctx
+        .store
+        .cleanup_scheduler_state(before, &reports_before)
+        .await?;
+    Ok(format!(
+        "removed {} tick claims, {} stale heartbeats, {} old reports",
+        c.job_ticks, c.heartbeats, c.owner_reports
+    ))
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OwnerReport {
+    /// The local day (OWNER_TZ) the report was made on.
+    pub day: String,
+    pub from: String,
+    pub to: String,
+    pub counts: crate::store::ReportCounts,
+    /// Replies written by the rules responder: every configured model failed or was skipped.
+    pub model_fallbacks: i64,
+    /// Alerts raised since start, by kind, from this process's recent-alerts buffer.
+    pub alerts_recent: usize,
+}
+
+impl OwnerReport {
+    pub fn text(&self) -> String {
+        let c = &self.counts;
+        format!(
+            "Daily report {day}: {leads} new leads, {inb} messages in, {out} replies out \
+             ({fail} failed), {fu} followups, {dead} leads marked dead, {opt} opted out, \
+             {fb} model fallbacks, {wait} messages waiting now.",
+            day = self.day,
+            leads = c.leads_in,
+            inb = c.messages_in,
+            out = c.replies_out,
+            fail = c.replies_failed,
+            fu = c.followups_sent,
+            dead = c.dead_leads,
+            opt = c.opted_out,
+            fb = self.model_fallbacks,
+            wait = c.waiting_now,
+        )
+    }
+}
+
+/// The last 24 hours up to the tick, stored (readable at `/ops/report`) and posted to the
+/// owner's channel.
+pub async fn owner_report(ctx: &JobContext, fire_at: DateTime<Utc>) -> anyhow::Result<OwnerReport> {
+    let report = build_owner_report(ctx, fire_at).await?;
+    let body = serde_json::to_string(&report)?;
+    ctx.store.save_report(&report.day, &body).await?;
+    ctx.alerts.raise(Alert::new(
+        AlertKind::General,
+        Severity::Info,
+        "owner_report",
+        report.text(),
+    ));
+    Ok(report)
+}
+
+pub async fn build_owner_report(
+    ctx: &JobContext,
+    to: DateTime<Utc>,
+) -> anyhow::Result<OwnerReport> {
+    let from = to - chrono::Duration::hours(24);
+    let counts = ctx.store.report_counts(from, to).await?;
+    let model_fallbacks = if ctx.settings.anthropic.is_some() {
+        counts
+            .replies_by_provider
+            .get("rules")
+            .copied()
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    Ok(OwnerReport {
+        day: to
+            .with_timezone(&ctx.settings.scheduler.time_zone)
+            .format("%Y-%m-%d")
+            .to_string(),
+        from: from.to_rfc3339(),
+        to: to.to_rfc3339(),
+        counts,
+        model_fallbacks,
+        alerts_recent: ctx.alerts.recent().len(),
+    })
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct GapState {
+    stalled: bool,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GapReport {
+    pub waiting_leads: usize,
+    pub redriven: usize,
+    pub stalled: bool,
+}
+
+impl GapReport {
+    fn summary(&self) -> String {
+        format!(
+            "{} leads waiting past the first-response SLA, {} re-driven{}",
+            self.waiting_leads,
+            self.redriven,
+            if self.stalled {
+                ", PIPELINE STALLED"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// Inbound messages unanswered past the first-response SLA: each is re-driven once (a new
+/// wake-up) with an alert. The pipeline is stalled when many leads wait at once, or when a
+/// re-driven message is still unanswered a whole SLA later: one loud alert on entering that
+/// state and one on leaving it, whichever replica runs the watch.
+pub async fn response_gap_watch(ctx: &JobContext, now: DateTime<Utc>) -> anyhow::Result<GapReport> {
+    let sla = chrono::Duration::from_std(ctx.settings.scheduler.first_response_sla)?;
+    let waiting = ctx.store.waiting_since(now - sla, GAP_SCAN_LIMIT).await?;
+    let leads: BTreeSet<_> = waiting.iter().map(|w| w.lead.clone()).collect();
+    let fresh: Vec<i64> = waiting
+        .iter()
+        .filter(|w| w.redriven_at.is_none())
+        .map(|w| w.id)
+        .collect();
+    let marked = ctx.store.mark_redriven(&fresh).await?;
+    let mut woken = BTreeSet::new();
+    for w in waiting.iter().filter(|w| marked.contains(&w.id)) {
+        let waited = (now - w.created_at).num_seconds();
+        ctx.alerts.raise(
+            Alert::new(
+                AlertKind::Error,
+                Severity::Warning,
+                "response_gap",
+                format!(
+                    "{} has waited {}m{}s for a reply (first-response SLA {}s); re-driving the turn",
+                    w.lead,
+                    waited / 60,
+                    waited % 60,
+                    sla.num_seconds()
+                ),
+            )
+            .for_lead(&w.lead),
+        );
+        if woken.insert(w.lead.clone())
+            && let Err(e) = ctx
+                .queue
+                .publish(WakeLead {
+                    lead: w.lead.clone(),
+                })
+                .await
+        {
+            tracing::warn!(lead = %w.lead, error = %e, "re-drive failed; next watch counts it as stalled");
+        }
+    }
+    metrics::gauge!("lead_agent_leads_waiting_past_sla").set(leads.len() as f64);
+    if !marked.is_empty() {
+        metrics::counter!("lead_agent_sla_breaches_total", "sla" => "first_response")
+            .increment(marked.len() as u64);
+    }
+    let redriven_still_waiting = waiting
+        .iter()
+        .any(|w| w.redriven_at.is_some_and(|r| now - r >= sla));
+    let stalled = leads.len() >= ctx.settings.scheduler.stall_leads || redriven_still_waiting;
+
+    let before: GapState = ctx
+        .store
+        .job_state("response_gap_watch")
+        .await?
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    if stalled != before.stalled {
+        ctx.store
+            .set_job_state(
+                "response_gap_watch",
+                &serde_json::to_string(&GapState { stalled })?,
+            )
+            .await?;
+        if stalled {
+            let oldest = waiting
+                .iter()
+                .map(|w| w.created_at)
+                .min()
+                .map(|t| (now - t).num_minutes())
+                .unwrap_or(0);
+            ctx.alerts.raise(Alert::new(
+                AlertKind::Error,
+                Severity::Critical,
+                "pipeline_stalled",
+                format!(
+                    "PIPELINE STALLED: {} leads are waiting past the first-response SLA, the oldest for {oldest} min{}. Leads are being received and not answered: check workers (/ops/heartbeats), the queue and the model.",
+                    leads.len(),
+                    if redriven_still_waiting { "; re-driven turns did not answer them" } else { "" }
+                ),
+            ));
+        } else {
+            ctx.alerts.raise(Alert::new(
+                AlertKind::Error,
+                Severity::Info,
+                "pipeline_recovered",
+                format!(
+                    "Pipeline recovered: {} leads waiting past the first-response SLA.",
+                    leads.len()
+                ),
+            ));
+        }
+    }
+    Ok(GapReport {
+        waiting_leads: leads.len(),
+        redriven: marked.len(),
+        stalled,
+    })
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct HeartbeatState {
+    workers_missing: bool,
+}
+
+/// The scheduler is alive (this run is the proof, in `scheduled_jobs`) and checks that
+/// some worker is: no worker heartbeat for three periods (at least a minute) while leads
+/// wait is an alert, once, and another when one is back.
+async fn heartbeat(ctx: &JobContext) -> anyhow::Result<String> {
+    let period = ctx.settings.scheduler.heartbeat_every;
+    let stale_ms = (period.as_millis() as i64 * 3).max(60_000);
+    let beats = ctx.store.heartbeats().await?;
+    let live_workers = beats
+        .iter()
+        .filter(|b| (b.role == "worker" || b.role == "all") && b.age_ms <= stale_ms)
+        .count();
+    let missing = live_workers == 0;
+    let before: HeartbeatState = ctx
+        .store
+        .job_state("heartbeat")
+        .await?
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    if missing != before.workers_missing {
+        ctx.store
+            .set_job_state(
+                "heartbeat",
+                &serde_json::to_string(&HeartbeatState {
+                    workers_missing: missing,
+                })?,
+            )
+            .await?;
+        if missing {
+            ctx.alerts.raise(Alert::new(
+                AlertKind::Error,
+                Severity::Critical,
+                "no_workers",
+                format!(
+                    "No worker has sent a heartbeat for {}s: nothing is answering leads.",
+                    stale_ms / 1000
+                ),
+            ));
+        } else {
+            ctx.alerts.raise(Alert::new(
+                AlertKind::Error,
+                Severity::Info,
+                "workers_back",
+                format!("{live_workers} worker(s) alive again."),
+            ));
+        }
+    }
+    Ok(format!("{live_workers} live worker(s)"))
+}
