@@ -11,6 +11,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use actors::alert_router::AlertKind;
+
 /// One environment variable the code reads.
 #[derive(Debug, Clone, Copy)]
 pub struct EnvVar {
@@ -213,6 +215,156 @@ pub const ENV_VARS: &[EnvVar] = &[
         "How the agent names the office in its replies.",
     ),
     var(
+        "DISCORD_BOT_TOKEN",
+        None,
+        true,
+        "Discord bot token: alerts are posted by the bot to the channels below. Unset: alerts go to the log.",
+    ),
+    var(
+        "DISCORD_API_BASE",
+        Some("https://discord.com/api/v10"),
+        false,
+        "Discord REST base URL; the sender appends /channels/{id}/messages.",
+    ),
+    var(
+        "DISCORD_DEFAULT_CHANNEL",
+        None,
+        false,
+        "Channel id for every alert kind without its own DISCORD_CHANNEL_<KIND>; a small deployment can run on this one channel. A kind with neither goes to the log.",
+    ),
+    var(
+        "DISCORD_CHANNEL_ERROR",
+        None,
+        false,
+        "Channel id for ERROR alerts: Error alerts: parked leads, restarts, blown budgets, lost sends, expired HITL holds.",
+    ),
+    var(
+        "DISCORD_CHANNEL_EVENT",
+        None,
+        false,
+        "Channel id for EVENT alerts: The typed event stream of every turn (message_received, ai_response, sms_sent, error, …).",
+    ),
+    var(
+        "DISCORD_CHANNEL_GENERAL",
+        None,
+        false,
+        "Channel id for GENERAL alerts: General notices.",
+    ),
+    var(
+        "DISCORD_CHANNEL_LOCATOR",
+        None,
+        false,
+        "Channel id for LOCATOR alerts: Locator (apartment search) notices.",
+    ),
+    var(
+        "DISCORD_CHANNEL_AGENT_REASONING",
+        None,
+        false,
+        "Channel id for AGENT_REASONING alerts: The agent's reasoning and shadow-mode differences.",
+    ),
+    var(
+        "DISCORD_CHANNEL_FOLLOWUP",
+        None,
+        false,
+        "Channel id for FOLLOWUP alerts: Follow-ups.",
+    ),
+    var(
+        "DISCORD_CHANNEL_DEAD_LEAD",
+        None,
+        false,
+        "Channel id for DEAD_LEAD alerts: Leads marked dead.",
+    ),
+    var(
+        "DISCORD_CHANNEL_TOUR_REQUEST",
+        None,
+        false,
+        "Channel id for TOUR_REQUEST alerts: Tour requests.",
+    ),
+    var(
+        "DISCORD_CHANNEL_BUILDING_OPTIONS",
+        None,
+        false,
+        "Channel id for BUILDING_OPTIONS alerts: Building options offered.",
+    ),
+    var(
+        "DISCORD_CHANNEL_REQUIREMENTS_CHECK",
+        None,
+        false,
+        "Channel id for REQUIREMENTS_CHECK alerts: Requirements checks.",
+    ),
+    var(
+        "DISCORD_CHANNEL_AGENT_RESPONSE",
+        None,
+        false,
+        "Channel id for AGENT_RESPONSE alerts: Agent responses.",
+    ),
+    var(
+        "DISCORD_CHANNEL_CHAT_HISTORY_NOT_FOUND",
+        None,
+        false,
+        "Channel id for CHAT_HISTORY_NOT_FOUND alerts: Chat history not found.",
+    ),
+    var(
+        "DISCORD_CHANNEL_UNAUTHORIZED",
+        None,
+        false,
+        "Channel id for UNAUTHORIZED alerts: Unauthorized requests.",
+    ),
+    var(
+        "DISCORD_CHANNEL_REQUIREMENTS_NOTE",
+        None,
+        false,
+        "Channel id for REQUIREMENTS_NOTE alerts: CRM requirement notes.",
+    ),
+    var(
+        "DISCORD_CHANNEL_STAGE_SUGGESTION",
+        None,
+        false,
+        "Channel id for STAGE_SUGGESTION alerts: CRM stage suggestions.",
+    ),
+    var(
+        "DISCORD_CHANNEL_SANITY_CHECK",
+        None,
+        false,
+        "Channel id for SANITY_CHECK alerts: Sanity checks.",
+    ),
+    var(
+        "DISCORD_CHANNEL_HITL_FEEDBACK",
+        None,
+        false,
+        "Channel id for HITL_FEEDBACK alerts: Replies held for approval (HITL), with approve / edit / reject buttons.",
+    ),
+    var(
+        "DISCORD_RETRY_MAX_SECS",
+        Some("60"),
+        false,
+        "Longest pause between attempts while Discord is down or failing (5xx, timeouts); the pause starts at 0.25 s and doubles up to this. Spooled alerts wait in the store meanwhile.",
+    ),
+    var(
+        "DISCORD_PUBLIC_KEY",
+        None,
+        false,
+        "The Discord application's public key (hex): verifies the Ed25519 signature of interactions posted to /discord/interactions (HITL buttons). Required when HITL_ENABLED is true.",
+    ),
+    var(
+        "HITL_ENABLED",
+        Some("false"),
+        false,
+        "Human in the loop: `true` holds every reply the agent writes and posts it to the HITL_FEEDBACK channel with approve / edit / reject buttons; it is sent only once approved. Needs DISCORD_BOT_TOKEN, DISCORD_PUBLIC_KEY and a channel for HITL_FEEDBACK.",
+    ),
+    var(
+        "HITL_HOLD_TIMEOUT_SECS",
+        Some("600"),
+        false,
+        "A held reply nobody decided on within this time is escalated: an ERROR alert with the held text, and the lead gets HITL_HOLDING_MESSAGE once. The reply stays held for a person.",
+    ),
+    var(
+        "HITL_HOLDING_MESSAGE",
+        Some("Thanks for your message! A member of our team will get back to you shortly."),
+        false,
+        "The neutral holding SMS sent once to a lead whose reply has been held past HITL_HOLD_TIMEOUT_SECS.",
+    ),
+    var(
         "OPS_TOKEN",
         None,
         true,
@@ -353,6 +505,45 @@ pub struct AnthropicSettings {
     pub model: String,
 }
 
+/// Discord: the bot that posts alerts and the application that receives HITL interactions.
+#[derive(Debug, Clone)]
+pub struct DiscordSettings {
+    /// Unset: no alert goes to Discord (all to the log).
+    pub bot_token: Option<Secret>,
+    pub api_base: String,
+    pub default_channel: Option<String>,
+    /// `DISCORD_CHANNEL_<KEY>` of each kind that has its own.
+    pub channels: HashMap<AlertKind, String>,
+    /// `DISCORD_PUBLIC_KEY`, decoded: verifies interaction signatures.
+    pub public_key: Option<[u8; 32]>,
+    pub retry_max: Duration,
+}
+
+impl DiscordSettings {
+    /// The channel a kind is posted to: its own, else the default; `None` (no channel or no
+    /// token) means the log.
+    pub fn channel_for(&self, kind: AlertKind) -> Option<&str> {
+        self.bot_token.as_ref()?;
+        self.channels
+            .get(&kind)
+            .or(self.default_channel.as_ref())
+            .map(String::as_str)
+    }
+
+    /// The variable naming a kind's own channel.
+    pub fn channel_var(kind: AlertKind) -> String {
+        format!("DISCORD_CHANNEL_{}", kind.key())
+    }
+}
+
+/// Human in the loop (`HITL_ENABLED`).
+#[derive(Debug, Clone)]
+pub struct HitlSettings {
+    pub enabled: bool,
+    pub hold_timeout: Duration,
+    pub holding_message: String,
+}
+
 /// The RabbitMQ work queue; absent means the in-process queue.
 #[derive(Debug, Clone)]
 pub struct AmqpSettings {
@@ -391,6 +582,8 @@ pub struct Settings {
     pub ops_token: Option<Secret>,
     pub scheduler: SchedulerSettings,
     pub log_format: LogFormat,
+    pub discord: DiscordSettings,
+    pub hitl: HitlSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -508,6 +701,111 @@ fn amqp_settings(r: &mut Reader<'_>) -> Option<AmqpSettings> {
         url: Secret::new(url),
         queue,
     })
+}
+
+/// A Discord id (snowflake) is a decimal number.
+fn is_snowflake(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn decode_hex_32(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim();
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// `DISCORD_*` and `HITL_*`. HITL without a way to reach a person would hold every reply
+/// forever, so its prerequisites are problems, not warnings.
+fn discord_and_hitl(r: &mut Reader<'_>) -> (DiscordSettings, HitlSettings) {
+    let mut channels = HashMap::new();
+    let check = |r: &mut Reader<'_>, name: &str| -> Option<String> {
+        let v = r.raw(name)?.trim().to_string();
+        if is_snowflake(&v) {
+            Some(v)
+        } else {
+            r.problems
+                .push(format!("{name}={v:?} is not a Discord channel id (digits)"));
+            None
+        }
+    };
+    let default_channel = check(r, "DISCORD_DEFAULT_CHANNEL");
+    for kind in AlertKind::ALL {
+        if let Some(id) = check(r, &DiscordSettings::channel_var(kind)) {
+            channels.insert(kind, id);
+        }
+    }
+    let public_key = r.raw("DISCORD_PUBLIC_KEY").and_then(|k| {
+        let key = decode_hex_32(&k);
+        if key.is_none() {
+            r.problems.push(
+                "DISCORD_PUBLIC_KEY must be 64 hex digits (the application's public key)".into(),
+            );
+        }
+        key
+    });
+    let discord = DiscordSettings {
+        bot_token: r.raw("DISCORD_BOT_TOKEN").map(Secret::new),
+        api_base: r
+            .string("DISCORD_API_BASE")
+            .trim_end_matches('/')
+            .to_string(),
+        default_channel,
+        channels,
+        public_key,
+        retry_max: r.seconds("DISCORD_RETRY_MAX_SECS"),
+    };
+    let enabled = match r
+        .string("HITL_ENABLED")
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "true" | "1" | "yes" => true,
+        "false" | "0" | "no" => false,
+        other => {
+            r.problems
+                .push(format!("HITL_ENABLED={other:?} must be true or false"));
+            false
+        }
+    };
+    let hitl = HitlSettings {
+        enabled,
+        hold_timeout: r.seconds("HITL_HOLD_TIMEOUT_SECS"),
+        holding_message: r.string("HITL_HOLDING_MESSAGE"),
+    };
+    if enabled {
+        if discord.bot_token.is_none() {
+            r.problems.push(
+                "HITL_ENABLED=true needs DISCORD_BOT_TOKEN (held replies are posted to Discord)"
+                    .into(),
+            );
+        }
+        if discord.public_key.is_none() {
+            r.problems.push(
+                "HITL_ENABLED=true needs DISCORD_PUBLIC_KEY (to verify the approve/edit/reject interactions)"
+                    .into(),
+            );
+        }
+        if !discord.channels.contains_key(&AlertKind::HitlFeedback)
+            && discord.default_channel.is_none()
+        {
+            r.problems.push(
+                "HITL_ENABLED=true needs DISCORD_CHANNEL_HITL_FEEDBACK or DISCORD_DEFAULT_CHANNEL"
+                    .into(),
+            );
+        }
+        if hitl.holding_message.trim().is_empty() {
+            r.problems
+                .push("HITL_HOLDING_MESSAGE must not be empty".into());
+        }
+    }
+    (discord, hitl)
 }
 
 /// The scheduler's jobs, in the order `inspect scheduled` lists them, with the variable
@@ -730,6 +1028,8 @@ impl Settings {
             }
         };
 
+        let (discord, hitl) = discord_and_hitl(&mut r);
+
         let settings = Settings {
             port,
             bind_address,
@@ -758,6 +1058,8 @@ impl Settings {
             ops_token: r.raw("OPS_TOKEN").map(Secret::new),
             scheduler: scheduler_settings(&mut r),
             log_format,
+            discord,
+            hitl,
         };
         if settings.llm_hard_timeout < settings.llm_soft_timeout {
             r.problems.push(
@@ -924,6 +1226,67 @@ mod tests {
                 v.name
             );
         }
+    }
+
+    #[test]
+    fn every_alert_kind_has_a_declared_channel_variable() {
+        for kind in AlertKind::ALL {
+            let name = DiscordSettings::channel_var(kind);
+            assert!(
+                ENV_VARS.iter().any(|v| v.name == name),
+                "{name} is not declared"
+            );
+        }
+    }
+
+    #[test]
+    fn a_kind_uses_its_own_channel_then_the_default_then_the_log() {
+        let map = HashMap::from([
+            ("DISCORD_BOT_TOKEN", "tok"),
+            ("DISCORD_CHANNEL_ERROR", "111"),
+            ("DISCORD_DEFAULT_CHANNEL", "999"),
+        ]);
+        let s = Settings::from_map(&map).unwrap();
+        assert_eq!(s.discord.channel_for(AlertKind::Error), Some("111"));
+        assert_eq!(s.discord.channel_for(AlertKind::Event), Some("999"));
+        let map = HashMap::from([
+            ("DISCORD_BOT_TOKEN", "tok"),
+            ("DISCORD_CHANNEL_ERROR", "111"),
+        ]);
+        let s = Settings::from_map(&map).unwrap();
+        assert_eq!(s.discord.channel_for(AlertKind::Event), None);
+        let map = HashMap::from([("DISCORD_CHANNEL_ERROR", "111")]);
+        let s = Settings::from_map(&map).unwrap();
+        assert_eq!(
+            s.discord.channel_for(AlertKind::Error),
+            None,
+            "no token: the log"
+        );
+    }
+
+    #[test]
+    fn hitl_without_its_prerequisites_is_refused_by_name() {
+        let map = HashMap::from([("HITL_ENABLED", "true"), ("DISCORD_CHANNEL_EVENT", "12x")]);
+        let err = Settings::from_map(&map).unwrap_err().to_string();
+        for name in [
+            "DISCORD_BOT_TOKEN",
+            "DISCORD_PUBLIC_KEY",
+            "DISCORD_CHANNEL_HITL_FEEDBACK",
+            "DISCORD_CHANNEL_EVENT",
+        ] {
+            assert!(err.contains(name), "{name} missing from {err}");
+        }
+        let key = "ab".repeat(32);
+        let map = HashMap::from([
+            ("HITL_ENABLED", "true"),
+            ("DISCORD_BOT_TOKEN", "tok"),
+            ("DISCORD_PUBLIC_KEY", key.as_str()),
+            ("DISCORD_DEFAULT_CHANNEL", "42"),
+        ]);
+        let s = Settings::from_map(&map).unwrap();
+        assert!(s.hitl.enabled);
+        assert_eq!(s.discord.public_key, Some([0xab; 32]));
+        assert_eq!(s.hitl.hold_timeout, Duration::from_secs(600));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod config;
 pub mod config_check;
 pub mod deploy_lint;
 pub mod dev_sms;
+pub mod hitl;
 pub mod http;
 pub mod inspect;
 pub mod queue;

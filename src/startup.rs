@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use actors::alert_router::{AlertHandle, AlertRouter};
+use actors::alert_router::{AlertHandle, AlertKind, AlertRouter, AlertSink};
+use actors::hitl::ReplyHolds;
 use actors::lead::LeadDeps;
 use actors::llm_pool::{LlmPool, LlmPoolConfig};
 use actors::outbox::{OutboxSweep, SweepReport};
@@ -21,6 +22,7 @@ use actors::window::WindowLimits;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::channels::discord::sender::{DiscordSender, DiscordSpoolSink};
 use crate::channels::dry_run::DryRunSms;
 use crate::channels::llm::anthropic::AnthropicClient;
 use crate::channels::llm::rules::{OfficeInfo, RulesResponder};
@@ -133,9 +135,12 @@ impl Application {
             rand::random::<u16>()
         );
 
-        let (alerts, _router) = AlertRouter::start(Arc::new(LogAlertSink), clock.clone())
-            .await
-            .context("Failed to start the alert router")?;
+        let discord_wake = Arc::new(tokio::sync::Notify::new());
+        let (alerts, _router) =
+            AlertRouter::start(alert_sink(&settings, &store, &discord_wake), clock.clone())
+                .await
+                .context("Failed to start the alert router")?;
+        let discord = start_discord_sender(&settings, &store, role, &discord_wake)?;
 
         let queue = build_queue(&settings, &alerts).await?;
         let sms = build_sms_sender(&settings)?;
@@ -175,6 +180,7 @@ impl Application {
             alerts,
             worker,
             accepting: Arc::new(AtomicBool::new(true)),
+            discord,
         };
         let sweeps = if role.redrives() {
             let sweep = Arc::new(OutboxSweep::new(
@@ -185,6 +191,9 @@ impl Application {
                 settings.lead_turn_timeout,
             ));
             redrive_pending(&state, &sweep).await?;
+            if settings.hitl.enabled {
+                spawn_hitl_escalation(state.clone());
+            }
             Some(spawn_outbox_sweeps(state.clone(), sweep))
         } else {
             None
@@ -304,6 +313,10 @@ async fn start_worker(
     sms: Arc<dyn SmsSender>,
     chat_models: Option<Vec<Arc<dyn ChatModel>>>,
 ) -> anyhow::Result<WorkerState> {
+    let holds = settings.hitl.enabled.then(|| {
+        tracing::info!("HITL_ENABLED: replies are held for approval in Discord");
+        Arc::new(store.clone()) as Arc<dyn ReplyHolds>
+    });
     let mut chain: Vec<Arc<dyn ChatModel>> = match chat_models {
         Some(models) => models,
         None => configured_models(settings)?,
@@ -336,6 +349,7 @@ async fn start_worker(
         worker_id: Settings::worker_id(),
         sms_attempts: 3,
         retry_delay: Duration::from_secs(1),
+        holds,
     });
     let (registry, _tree) = LeadSupervisor::start(
         deps,
@@ -351,6 +365,78 @@ async fn start_worker(
     .await
     .context("Failed to start the lead supervisor")?;
     Ok(WorkerState { registry, pool })
+}
+
+/// Discord (spooled) when a bot token is set, else the log.
+fn alert_sink(
+    settings: &Settings,
+    store: &SqlStore,
+    wake: &Arc<tokio::sync::Notify>,
+) -> Arc<dyn AlertSink> {
+    if settings.discord.bot_token.is_none() {
+        tracing::info!("alerts go to the log (DISCORD_BOT_TOKEN is not set)");
+        return Arc::new(LogAlertSink);
+    }
+    let to_log: Vec<&str> = AlertKind::ALL
+        .iter()
+        .filter(|k| settings.discord.channel_for(**k).is_none())
+        .map(|k| k.key())
+        .collect();
+    if !to_log.is_empty() {
+        tracing::warn!(kinds = ?to_log, "these alert kinds have no Discord channel (DISCORD_CHANNEL_<KIND> or DISCORD_DEFAULT_CHANNEL) and go to the log");
+    }
+    Arc::new(DiscordSpoolSink::new(
+        store.clone(),
+        settings.discord.clone(),
+        wake.clone(),
+    ))
+}
+
+/// The sender posts the spool; it runs in the roles that own the clock (one per
+/// deployment, so a spooled alert has one poster). A web or worker process only spools.
+fn start_discord_sender(
+    settings: &Settings,
+    store: &SqlStore,
+    role: Role,
+    wake: &Arc<tokio::sync::Notify>,
+) -> anyhow::Result<Option<DiscordSender>> {
+    let (Some(token), true) = (&settings.discord.bot_token, role.redrives()) else {
+        return Ok(None);
+    };
+    let (sender, _join) = DiscordSender::start(
+        store.clone(),
+        &settings.discord,
+        token.clone(),
+        wake.clone(),
+    )
+    .context("Failed to start the Discord sender")?;
+    Ok(Some(sender))
+}
+
+/// Escalates HITL holds nobody decided on (see [`crate::hitl::escalate_expired_holds`]).
+/// A failed pass is logged and tried again next period.
+fn spawn_hitl_escalation(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::hitl::escalation_period(&state.settings.hitl));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            if !state.accepting.load(Ordering::SeqCst) {
+                return; // shutting down
+            }
+            if let Err(e) = crate::hitl::escalate_expired_holds(
+                &state.store,
+                &state.alerts,
+                state.queue.as_ref(),
+                &state.settings.hitl,
+                chrono::Utc::now(),
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "HITL escalation pass failed; the next one retries");
+            }
+        }
+    })
 }
 
 /// Twilio when configured, else the dry-run sender.

@@ -110,6 +110,9 @@ pub struct Alert {
     pub text: String,
     pub lead: Option<LeadId>,
     pub raised_at: DateTime<Utc>,
+    /// The held reply (HITL) this alert asks a person to decide on: a chat sink attaches
+    /// approve / edit / reject to it.
+    pub reply_hold: Option<i64>,
 }
 
 impl Alert {
@@ -121,6 +124,7 @@ impl Alert {
             text: text.into(),
             lead: None,
             raised_at: DateTime::<Utc>::UNIX_EPOCH,
+            reply_hold: None,
         }
     }
 
@@ -154,7 +158,7 @@ pub fn truncate_alert_text(text: &str) -> String {
 #[error("alert delivery failed: {0}")]
 pub struct AlertError(pub String);
 
-/// Where alerts go: the log now, Discord when configured.
+/// Where alerts go: the log, or the Discord spool when Discord is configured.
 #[async_trait]
 pub trait AlertSink: Send + Sync + 'static {
     async fn deliver(&self, alert: &Alert) -> Result<(), AlertError>;
@@ -176,6 +180,7 @@ impl AlertHandle {
     pub fn raise(&self, mut alert: Alert) {
         alert.raised_at = self.clock.now();
         alert.text = truncate_alert_text(&alert.text);
+        metrics::counter!("lead_agent_alerts_total", "kind" => alert.kind.key()).increment(1);
         match self.recent.lock() {
             Ok(mut recent) => {
                 if recent.len() == RECENT_ALERTS_KEPT {

@@ -8,6 +8,7 @@
 
 pub mod alert_router;
 pub mod followup;
+pub mod hitl;
 pub mod keywords;
 pub mod lead;
 pub mod llm_pool;

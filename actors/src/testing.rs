@@ -312,6 +312,8 @@ struct MemInner {
     opted_out: HashMap<LeadId, bool>,
     turns: Vec<(i64, LeadId, String, Option<String>)>,
     next_id: i64,
+    /// HITL holds: (id, lead, body, state).
+    holds: Vec<(i64, LeadId, String, String)>,
 }
 
 /// An in-memory [`Store`] with the same transactional promises as the SQL one (one mutex,
@@ -366,6 +368,40 @@ impl MemStore {
             .filter(|m| &m.lead == lead && m.role == Role::Lead)
             .map(|m| m.state.clone())
             .collect()
+    }
+    /// Held replies (HITL) of the lead: (hold id, body, state).
+    pub fn holds(&self, lead: &LeadId) -> Vec<(i64, String, String)> {
+        self.inner
+            .lock()
+            .unwrap()
+            .holds
+            .iter()
+            .filter(|h| &h.1 == lead)
+            .map(|h| (h.0, h.2.clone(), h.3.clone()))
+            .collect()
+    }
+    /// What the SQL store does when a person approves a hold: the reply becomes a `queued`
+    /// outbound message. Returns false if the hold was not open.
+    pub fn approve_hold(&self, hold_id: i64) -> bool {
+        let mut g = self.inner.lock().unwrap();
+        let Some(h) = g.holds.iter_mut().find(|h| h.0 == hold_id && h.3 == "held") else {
+            return false;
+        };
+        h.3 = "approved".into();
+        let (lead, body) = (h.1.clone(), h.2.clone());
+        g.next_id += 1;
+        let id = g.next_id;
+        g.messages.push(MemMessage {
+            id,
+            lead,
+            role: Role::Agent,
+            body,
+            sid: format!("out-{id}"),
+            state: "queued".into(),
+            created_at: Utc::now(),
+            claimed_at: None,
+        });
+        true
     }
     /// Makes every call fail until told otherwise (a store outage).
     pub fn set_failing(&self, v: bool) {
@@ -632,5 +668,35 @@ impl Acker for TestAcker {
         if let (Some(tx), Some(lead)) = (&self.redeliver, &self.lead) {
             let _ = tx.send(lead.clone());
         }
+    }
+}
+
+#[async_trait]
+impl crate::hitl::ReplyHolds for MemStore {
+    async fn hold_reply(
+        &self,
+        lead: &LeadId,
+        answered: &[i64],
+        body: &str,
+        _provider: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut g = self.guard()?;
+        let all_pending = answered.iter().all(|id| {
+            g.messages
+                .iter()
+                .any(|m| m.id == *id && m.state == "pending")
+        });
+        if !all_pending {
+            return Ok(None);
+        }
+        for m in g.messages.iter_mut() {
+            if answered.contains(&m.id) {
+                m.state = "answered".into();
+            }
+        }
+        let id = g.holds.len() as i64 + 1;
+        g.holds
+            .push((id, lead.clone(), body.to_string(), "held".into()));
+        Ok(Some(id))
     }
 }

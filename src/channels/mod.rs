@@ -3,6 +3,7 @@
 //! Owns: wire formats and the mapping of each vendor's failures onto the actors' error
 //! classes. Must not: hold policy (retries, fallbacks, ordering live in the actors crate).
 
+pub mod discord;
 pub mod dry_run;
 pub mod llm;
 pub mod log_alerts;

@@ -6,6 +6,7 @@
 //! details. Must not: do a lead's work inline — the webhook stores, publishes and answers
 //! in milliseconds; slow inline work is what made Twilio retry in the seed.
 
+pub mod discord;
 pub mod health;
 pub mod metrics;
 pub mod ops;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub worker: Option<WorkerState>,
     /// False once shutdown begins: /ready answers 503 so the load balancer drains us.
     pub accepting: Arc<AtomicBool>,
+    /// The Discord alert sender, in a process that runs it (roles `all`, `scheduler`).
+    pub discord: Option<crate::channels::discord::sender::DiscordSender>,
 }
 
 #[derive(Clone)]
@@ -61,6 +64,10 @@ pub fn router(state: AppState) -> Router {
             "/twilio/sms",
             post(twilio::receive_sms).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)),
         );
+        router = router.route(
+            "/discord/interactions",
+            post(discord::interactions).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)),
+        );
     }
     router
         .route("/health", get(health::health))
@@ -70,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ops/verifications", post(ops_page::record_verification))
         .route("/ops/status", get(ops::status))
         .route("/ops/alerts", get(ops::alerts))
+        .route("/ops/discord", get(discord::status))
         .route("/ops/scheduled", get(ops::scheduled))
         .route("/ops/heartbeats", get(ops::heartbeats))
         .route("/ops/report", get(ops::report))

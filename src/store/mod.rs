@@ -806,6 +806,11 @@ impl Drop for PgLeadLock {
     }
 }
 
+mod alert_spool;
+mod hitl;
+
+pub use alert_spool::SpooledAlert;
+pub use hitl::{EscalatedHold, HoldDecision, HoldView};
 mod scheduler;
 pub use scheduler::*;
 

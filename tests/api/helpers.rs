@@ -352,6 +352,8 @@ impl Default for TestOptions {
 pub struct TestApp {
     pub base_url: String,
     pub store: SqlStore,
+    /// The app's alert handle: tests raise alerts through the real router.
+    pub alerts: actors::alert_router::AlertHandle,
     pub twilio: FakeTwilio,
     pub llm: FakeAnthropic,
     pub http: reqwest::Client,
@@ -419,6 +421,7 @@ pub async fn spawn_app_with_twilio_history(
     .expect("the app builds");
     let address = app.local_addr();
     let store = app.state().store.clone();
+    let alerts = app.state().alerts.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
@@ -426,6 +429,7 @@ pub async fn spawn_app_with_twilio_history(
     TestApp {
         base_url: format!("http://{address}"),
         store,
+        alerts,
         twilio,
         llm,
         http: reqwest::Client::new(),

@@ -2,10 +2,13 @@
 //! servers on loopback (and, for `rabbitmq`, the real broker on 127.0.0.1:5672). One
 //! binary, one module per feature.
 
+mod fake_discord;
 mod helpers;
 
 mod conversation;
+mod discord;
 mod embedded;
+mod hitl;
 mod multiprocess;
 mod ops_page;
 mod opt_out;

@@ -17,6 +17,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
 
 use crate::alert_router::{Alert, AlertHandle, AlertKind, Severity};
+use crate::hitl::{ReplyHolds, held_reply_alert};
 use crate::llm_pool::{LlmPool, PoolError};
 use crate::ports::{
     Clock, Delivery, LeadId, OutboxReply, Prompt, Role, SendOutcome, SmsError, SmsSender, Store,
@@ -42,6 +43,8 @@ pub struct LeadDeps {
     pub sms_attempts: u32,
     /// Pause before a failed turn is handed back, so a store outage is not a hot loop.
     pub retry_delay: Duration,
+    /// `Some` with HITL_ENABLED: replies are held for a person instead of sent.
+    pub holds: Option<Arc<dyn ReplyHolds>>,
 }
 
 /// What the supervisor and the actor both see of one active lead: the registry entry.
@@ -100,6 +103,9 @@ pub struct LeadState {
     activity: Arc<LeadActivity>,
     /// `None` while cold: loaded from the store on the first turn and after any failure.
     window: Option<ChatWindow>,
+    /// True while turns keep failing: the event stream gets one `error` per streak, not one
+    /// per retry (a store outage retries every second).
+    failing: bool,
 }
 
 impl LeadState {
@@ -118,6 +124,8 @@ pub enum TurnOutcome {
     OptedOut,
     /// Another turn answered these messages first; this one wrote nothing.
     Superseded,
+    /// HITL: the reply waits for a person.
+    Held,
 }
 
 /// Why a turn must be handed back and tried again.
@@ -150,6 +158,7 @@ impl Actor for LeadActor {
             supervisor: args.supervisor,
             activity: args.activity,
             window: None,
+            failing: false,
         })
     }
 
@@ -167,6 +176,7 @@ impl Actor for LeadActor {
         match result {
             Ok(outcome) => {
                 tracing::debug!(lead = %state.lead, ?outcome, "turn done");
+                state.failing = false;
                 delivery.ack();
             }
             Err(TurnError::LeadBusy) => {
@@ -178,6 +188,18 @@ impl Actor for LeadActor {
                 // Whatever we held may be stale now; the store is the truth.
                 state.window = None;
                 tracing::warn!(lead = %state.lead, error = %e, "turn failed; handing the task back");
+                if !state.failing {
+                    state.failing = true;
+                    state.deps.alerts.raise(
+                        Alert::new(
+                            AlertKind::Event,
+                            Severity::Warning,
+                            "error",
+                            format!("{}: turn failed, retrying: {e}", state.lead),
+                        )
+                        .for_lead(&state.lead),
+                    );
+                }
                 if matches!(e, TurnError::Model(PoolError::HardTimeout(_))) {
                     state.deps.alerts.raise(
                         Alert::error(
@@ -238,7 +260,13 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
 
     // A reply committed by an earlier turn that crashed before sending goes first, so the
     // lead reads our answers in order.
-    for reply in deps.store.unsent_replies(&lead).await? {
+    let unsent = deps.store.unsent_replies(&lead).await?;
+    if !unsent.is_empty() {
+        // Written outside this actor (an approved HITL reply, a holding message, a crashed
+        // turn): the cached window does not have them, so it is reloaded after.
+        state.window = None;
+    }
+    for reply in unsent {
         send_reply(&deps, &reply).await?;
     }
 
@@ -252,6 +280,16 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
     if deps.store.is_opted_out(&lead).await? {
         deps.store.mark_no_reply(&ids, "opted_out").await?;
         deps.store.finish_turn(turn, "opted_out").await?;
+        deps.alerts.raise(
+            Alert::event(
+                "opted_out",
+                format!(
+                    "{lead}: {} message(s) from an opted-out lead, not answered",
+                    ids.len()
+                ),
+            )
+            .for_lead(&lead),
+        );
         return Ok(TurnOutcome::OptedOut);
     }
 
@@ -290,6 +328,34 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
 
     let completion = deps.pool.complete(&prompt).await?;
     let body = clamp_sms(completion.text.trim());
+
+    if let Some(holds) = &deps.holds {
+        let Some(hold_id) = holds
+            .hold_reply(&lead, &ids, &body, &completion.provider)
+            .await?
+        else {
+            state.window = None;
+            deps.store.finish_turn(turn, "superseded").await?;
+            return Ok(TurnOutcome::Superseded);
+        };
+        // The draft is not history until a person approves it.
+        state.window = None;
+        let inbound: Vec<&str> = pending.iter().map(|p| p.body.as_str()).collect();
+        deps.alerts
+            .raise(held_reply_alert(&lead, hold_id, &inbound, &body));
+        deps.alerts.raise(
+            Alert::event(
+                "reply_held",
+                format!(
+                    "{lead} ← [{}] held for approval (#{hold_id}): {body}",
+                    completion.provider
+                ),
+            )
+            .for_lead(&lead),
+        );
+        deps.store.finish_turn(turn, "held").await?;
+        return Ok(TurnOutcome::Held);
+    }
 
     let Some(reply_id) = deps
         .store
@@ -334,6 +400,16 @@ async fn send_reply(deps: &LeadDeps, reply: &OutboxReply) -> Result<(), TurnErro
         store
             .record_send(reply.id, &SendOutcome::Suppressed)
             .await?;
+        deps.alerts.raise(
+            Alert::event(
+                "sms_suppressed",
+                format!(
+                    "{}: reply {} not sent, the lead opted out",
+                    reply.lead, reply.id
+                ),
+            )
+            .for_lead(&reply.lead),
+        );
         return Ok(());
     }
     if !store.mark_sending(reply.id).await? {

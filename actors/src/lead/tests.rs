@@ -152,3 +152,52 @@ async fn a_lead_locked_by_another_worker_is_handed_back_and_answered_once_the_lo
     other.release().await;
     wait_for(|| t.sms.sent_to(&lead()).len() == 1).await;
 }
+
+#[tokio::test]
+async fn with_hitl_the_reply_is_held_and_sent_only_once_approved() {
+    let t = crate::supervisor::tests::hitl_tree(FakeModel::answering("draft reply")).await;
+    t.inbound(&lead(), "SM1", "Is the 2BR free?");
+    wait_for(|| t.acker.acks() == 1).await;
+    assert!(t.sms.sent().is_empty(), "a held reply is not sent");
+    assert_eq!(t.store.inbound_states(&lead()), vec!["answered"]);
+    let holds = t.store.holds(&lead());
+    assert_eq!(
+        holds,
+        vec![(1, "draft reply".to_string(), "held".to_string())]
+    );
+    let held = t
+        .sink
+        .alerts()
+        .into_iter()
+        .find(|a| a.event == "reply_held" && a.reply_hold.is_some())
+        .expect("a HITL alert asks for a decision");
+    assert_eq!(held.kind, crate::alert_router::AlertKind::HitlFeedback);
+    assert_eq!(held.reply_hold, Some(1));
+    assert!(held.text.contains("draft reply") && held.text.contains("Is the 2BR free?"));
+
+    // Approval writes a queued reply; the next wake-up sends it through the normal path.
+    assert!(t.store.approve_hold(1));
+    assert!(!t.store.approve_hold(1), "a hold is decided once");
+    t.registry.dispatch(t.acker.delivery(&lead()));
+    wait_for(|| t.sms.sent_to(&lead()).len() == 1).await;
+    assert_eq!(t.sms.sent_to(&lead()), vec!["draft reply".to_string()]);
+}
+
+#[tokio::test]
+async fn a_failing_turn_posts_one_error_event_per_streak() {
+    let t = tree(FakeModel::answering("reply")).await;
+    t.store.set_failing(true);
+    t.inbound(&lead(), "SM1", "Hi");
+    wait_for(|| t.acker.requeues() >= 3).await;
+    let errors = t.sink.events().iter().filter(|e| *e == "error").count();
+    assert_eq!(errors, 1, "{:?}", t.sink.events());
+    t.store.set_failing(false);
+    wait_for(|| t.sms.sent_to(&lead()).len() == 1).await;
+    let events = t.sink.events();
+    for e in ["message_received", "ai_response", "sms_sent"] {
+        assert!(
+            events.contains(&e.to_string()),
+            "{e} missing from {events:?}"
+        );
+    }
+}

@@ -38,6 +38,24 @@ pub(crate) async fn tree_with(
     config: SupervisorConfig,
     window: WindowLimits,
 ) -> TestTree {
+    tree_built(model, config, window, false).await
+}
+
+/// A tree whose replies are held for a person (HITL) in the in-memory store.
+pub(crate) async fn hitl_tree(model: FakeModel) -> TestTree {
+    let window = WindowLimits {
+        max_messages: 20,
+        max_bytes: 4096,
+    };
+    tree_built(model, config(), window, true).await
+}
+
+async fn tree_built(
+    model: FakeModel,
+    config: SupervisorConfig,
+    window: WindowLimits,
+    hitl: bool,
+) -> TestTree {
     let (alerts, sink) = test_alerts().await;
     let model = Arc::new(model);
     let clock = ManualClock::new(Utc::now());
@@ -62,6 +80,7 @@ pub(crate) async fn tree_with(
         worker_id: "test".into(),
         sms_attempts: 3,
         retry_delay: Duration::from_millis(10),
+        holds: hitl.then(|| store.clone() as Arc<dyn crate::hitl::ReplyHolds>),
     });
     let (registry, _join) = LeadSupervisor::start(deps, config).await.unwrap();
     let router = registry.clone();

@@ -1,0 +1,353 @@
+//! Discord: how an alert looks in a channel (embeds within Discord's documented limits, the
+//! HITL buttons) and the spooling sink + sender that get it there ([`sender`]).
+//!
+//! Owns: the message body we post (`POST /channels/{id}/messages`) and the limits it must
+//! respect (REFERENCE.md: content 2,000; ≤ 10 embeds; title 256, description 4,096, ≤ 25
+//! fields of name 256 / value 1,024, footer 2,048, all embeds together 6,000), the
+//! `custom_id`s of the HITL buttons and their parsing.
+//! Must not: decide which alerts exist or how long their text is (the alert router cuts
+//! text to 1,950 characters first); this module only makes sure whatever it builds is a
+//! body Discord accepts, because a rejected alert is a lost alert.
+
+pub mod sender;
+
+use actors::alert_router::{Alert, Severity, truncate_alert_text};
+use serde_json::{Value, json};
+
+pub const MAX_CONTENT: usize = 2000;
+pub const MAX_EMBED_TITLE: usize = 256;
+pub const MAX_EMBED_DESCRIPTION: usize = 4096;
+pub const MAX_EMBED_FIELDS: usize = 25;
+pub const MAX_FIELD_NAME: usize = 256;
+pub const MAX_FIELD_VALUE: usize = 1024;
+pub const MAX_FOOTER: usize = 2048;
+pub const MAX_EMBEDS_TOTAL: usize = 6000;
+
+/// Discord's `custom_id` prefix for our HITL buttons and modal.
+const HITL_PREFIX: &str = "hitl";
+
+/// Colours by severity (decimal RGB as Discord wants it).
+pub fn severity_colour(severity: Severity) -> u32 {
+    match severity {
+        Severity::Info => 0x3498DB,
+        Severity::Warning => 0xE67E22,
+        Severity::Critical => 0xE74C3C,
+    }
+}
+
+/// Cuts to `max` characters (not bytes: Discord counts characters), on a char boundary.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// The message body for one alert: one embed (title `KIND · event`, the text as its
+/// description, the severity as its colour, the lead as a field, the time as its
+/// timestamp) and, for a held reply, the approve / edit / reject buttons.
+pub fn alert_message(alert: &Alert) -> Value {
+    let mut fields = Vec::new();
+    if let Some(lead) = &alert.lead {
+        // A lead is known by its phone number (the store keeps no name yet): one field.
+        fields.push(json!({"name": "Lead (phone)", "value": lead.as_str(), "inline": true}));
+    }
+    if let Some(hold) = alert.reply_hold {
+        fields.push(json!({"name": "Reply", "value": format!("#{hold}"), "inline": true}));
+    }
+    let mut embed = json!({
+        "title": format!("{} · {}", alert.kind.key(), alert.event),
+        // The router already cut the text; cut again so that a caller bypassing it still
+        // yields a body Discord accepts.
+        "description": truncate_alert_text(&alert.text),
+        "color": severity_colour(alert.severity),
+        "fields": fields,
+        "footer": {"text": format!("lead-agent · {:?}", alert.severity).to_lowercase()},
+    });
+    if alert.raised_at.timestamp() > 0 {
+        embed["timestamp"] = json!(alert.raised_at.to_rfc3339());
+    }
+    let mut message = json!({
+        "embeds": [embed],
+        // Alert text is operator-facing data, never a ping: no @everyone from a lead's SMS.
+        "allowed_mentions": {"parse": []},
+    });
+    if let Some(hold) = alert.reply_hold {
+        message["components"] = hitl_buttons(hold);
+    }
+    enforce_limits(&mut message);
+    message
+}
+
+/// One action row: approve (green), edit (grey), reject (red), each `custom_id` carrying
+/// the hold's id.
+pub fn hitl_buttons(hold_id: i64) -> Value {
+    json!([{
+        "type": 1,
+        "components": [
+            {"type": 2, "style": 3, "label": "Approve", "custom_id": HitlAction::Approve.custom_id(hold_id)},
+            {"type": 2, "style": 2, "label": "Edit", "custom_id": HitlAction::Edit.custom_id(hold_id)},
+            {"type": 2, "style": 4, "label": "Reject", "custom_id": HitlAction::Reject.custom_id(hold_id)},
+        ]
+    }])
+}
+
+/// What a HITL button or modal asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HitlAction {
+    Approve,
+    /// Open the edit modal.
+    Edit,
+    /// The edit modal was submitted.
+    EditSubmit,
+    Reject,
+}
+
+impl HitlAction {
+    fn name(self) -> &'static str {
+        match self {
+            HitlAction::Approve => "approve",
+            HitlAction::Edit => "edit",
+            HitlAction::EditSubmit => "edit_submit",
+            HitlAction::Reject => "reject",
+        }
+    }
+
+    pub fn custom_id(self, hold_id: i64) -> String {
+        format!("{HITL_PREFIX}:{}:{hold_id}", self.name())
+    }
+
+    /// Parses a `custom_id` of ours; `None` for anything else.
+    pub fn parse(custom_id: &str) -> Option<(HitlAction, i64)> {
+        let mut parts = custom_id.split(':');
+        if parts.next()? != HITL_PREFIX {
+            return None;
+        }
+        let action = match parts.next()? {
+            "approve" => HitlAction::Approve,
+            "edit" => HitlAction::Edit,
+            "edit_submit" => HitlAction::EditSubmit,
+            "reject" => HitlAction::Reject,
+            _ => return None,
+        };
+        let id = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some((action, id))
+    }
+}
+
+fn chars_of(v: &Value) -> usize {
+    v.as_str().map_or(0, |s| s.chars().count())
+}
+
+fn cut_in_place(v: &mut Value, max: usize) {
+    if let Some(s) = v.as_str()
+        && s.chars().count() > max
+    {
+        *v = Value::String(cut(s, max));
+    }
+}
+
+/// Makes any message body fit Discord's documented limits: content, at most 10 embeds,
+/// each part of an embed, and the 6,000-character total of all embeds (descriptions are
+/// shortened last-embed-first until it fits).
+pub fn enforce_limits(message: &mut Value) {
+    if let Some(content) = message.get_mut("content") {
+        cut_in_place(content, MAX_CONTENT);
+    }
+    let Some(embeds) = message.get_mut("embeds").and_then(Value::as_array_mut) else {
+        return;
+    };
+    embeds.truncate(10);
+    for embed in embeds.iter_mut() {
+        if let Some(t) = embed.get_mut("title") {
+            cut_in_place(t, MAX_EMBED_TITLE);
+        }
+        if let Some(d) = embed.get_mut("description") {
+            cut_in_place(d, MAX_EMBED_DESCRIPTION);
+        }
+        if let Some(f) = embed.pointer_mut("/footer/text") {
+            cut_in_place(f, MAX_FOOTER);
+        }
+        if let Some(fields) = embed.get_mut("fields").and_then(Value::as_array_mut) {
+            fields.truncate(MAX_EMBED_FIELDS);
+            for field in fields.iter_mut() {
+                if let Some(n) = field.get_mut("name") {
+                    cut_in_place(n, MAX_FIELD_NAME);
+                }
+                if let Some(v) = field.get_mut("value") {
+                    cut_in_place(v, MAX_FIELD_VALUE);
+                }
+            }
+        }
+    }
+    // Over the 6,000 total: give up text in order of least value — descriptions of the last
+    // embeds first, then their fields, then footers, then whole embeds after the first.
+    while embeds_total_chars(embeds) > MAX_EMBEDS_TOTAL {
+        let excess = embeds_total_chars(embeds) - MAX_EMBEDS_TOTAL;
+        if let Some(e) = embeds
+            .iter_mut()
+            .rev()
+            .find(|e| chars_of(&e["description"]) > 1)
+        {
+            let keep = chars_of(&e["description"]).saturating_sub(excess).max(1);
+            let text = cut(e["description"].as_str().unwrap_or(""), keep);
+            e["description"] = Value::String(text);
+        } else if let Some(fields) = embeds
+            .iter_mut()
+            .rev()
+            .filter_map(|e| e.get_mut("fields").and_then(Value::as_array_mut))
+            .find(|f| !f.is_empty())
+        {
+            fields.pop();
+        } else if let Some(e) = embeds
+            .iter_mut()
+            .rev()
+            .find(|e| chars_of(&e["footer"]["text"]) > 1)
+        {
+            let keep = chars_of(&e["footer"]["text"]).saturating_sub(excess).max(1);
+            let text = cut(e["footer"]["text"].as_str().unwrap_or(""), keep);
+            e["footer"]["text"] = Value::String(text);
+        } else if embeds.len() > 1 {
+            embeds.pop();
+        } else {
+            // One embed with a title and one-character texts is far below 6,000.
+            break;
+        }
+    }
+}
+
+/// What Discord counts towards the 6,000: title, description, field names and values,
+/// footer text and author name.
+pub fn embeds_total_chars(embeds: &[Value]) -> usize {
+    embeds
+        .iter()
+        .map(|e| {
+            chars_of(&e["title"])
+                + chars_of(&e["description"])
+                + chars_of(&e["footer"]["text"])
+                + chars_of(&e["author"]["name"])
+                + e["fields"].as_array().map_or(0, |fs| {
+                    fs.iter()
+                        .map(|f| chars_of(&f["name"]) + chars_of(&f["value"]))
+                        .sum()
+                })
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use actors::alert_router::{AlertKind, MAX_ALERT_CHARS, TRUNCATION_SUFFIX};
+    use actors::ports::LeadId;
+
+    use super::*;
+
+    fn assert_within_limits(m: &Value) {
+        assert!(chars_of(&m["content"]) <= MAX_CONTENT);
+        let embeds = m["embeds"].as_array().cloned().unwrap_or_default();
+        assert!(embeds.len() <= 10);
+        for e in &embeds {
+            assert!(chars_of(&e["title"]) <= MAX_EMBED_TITLE);
+            assert!(chars_of(&e["description"]) <= MAX_EMBED_DESCRIPTION);
+            assert!(chars_of(&e["footer"]["text"]) <= MAX_FOOTER);
+            let fields = e["fields"].as_array().cloned().unwrap_or_default();
+            assert!(fields.len() <= MAX_EMBED_FIELDS);
+            for f in fields {
+                assert!(chars_of(&f["name"]) <= MAX_FIELD_NAME);
+                assert!(chars_of(&f["value"]) <= MAX_FIELD_VALUE);
+            }
+        }
+        assert!(embeds_total_chars(&embeds) <= MAX_EMBEDS_TOTAL);
+    }
+
+    #[test]
+    fn an_alert_becomes_one_embed_coloured_by_severity_with_the_lead() {
+        let alert = Alert::error("sms_rejected", "Reply not delivered")
+            .for_lead(&LeadId::new("+13125550100"));
+        let m = alert_message(&alert);
+        let e = &m["embeds"][0];
+        assert_eq!(e["title"], "ERROR · sms_rejected");
+        assert_eq!(e["description"], "Reply not delivered");
+        assert_eq!(e["color"], 0xE74C3C);
+        assert_eq!(e["fields"][0]["value"], "+13125550100");
+        assert!(m.get("components").is_none());
+        assert_eq!(m["allowed_mentions"]["parse"], json!([]));
+        assert_within_limits(&m);
+    }
+
+    #[test]
+    fn a_long_alert_is_cut_to_the_routers_limit_with_its_suffix() {
+        let alert = Alert::event("x", "y".repeat(5000));
+        let m = alert_message(&alert);
+        let d = m["embeds"][0]["description"].as_str().unwrap();
+        assert_eq!(d.chars().count(), MAX_ALERT_CHARS);
+        assert!(d.ends_with(TRUNCATION_SUFFIX));
+        assert_within_limits(&m);
+    }
+
+    #[test]
+    fn any_body_is_brought_within_every_documented_limit() {
+        let big = |n: usize| "é".repeat(n);
+        let field = json!({"name": big(400), "value": big(3000)});
+        let embed = json!({
+            "title": big(1000),
+            "description": big(9000),
+            "footer": {"text": big(5000)},
+            "fields": vec![field; 40],
+        });
+        let mut m = json!({"content": big(2500), "embeds": vec![embed; 12]});
+        enforce_limits(&mut m);
+        assert_within_limits(&m);
+        assert!(!m["embeds"].as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_held_reply_carries_three_buttons_whose_ids_name_the_hold() {
+        let mut alert = Alert::new(
+            AlertKind::HitlFeedback,
+            Severity::Warning,
+            "reply_held",
+            "t",
+        );
+        alert.reply_hold = Some(42);
+        let m = alert_message(&alert);
+        let buttons = m["components"][0]["components"].as_array().unwrap();
+        let ids: Vec<_> = buttons
+            .iter()
+            .map(|b| HitlAction::parse(b["custom_id"].as_str().unwrap()).unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                (HitlAction::Approve, 42),
+                (HitlAction::Edit, 42),
+                (HitlAction::Reject, 42)
+            ]
+        );
+        for b in buttons {
+            assert!(b["custom_id"].as_str().unwrap().len() <= 100);
+        }
+    }
+
+    #[test]
+    fn foreign_or_malformed_custom_ids_are_not_ours() {
+        for id in [
+            "",
+            "hitl",
+            "hitl:approve",
+            "hitl:approve:x",
+            "hitl:nuke:1",
+            "other:approve:1",
+            "hitl:approve:1:2",
+        ] {
+            assert_eq!(HitlAction::parse(id), None, "{id}");
+        }
+        assert_eq!(
+            HitlAction::parse("hitl:edit_submit:7"),
+            Some((HitlAction::EditSubmit, 7))
+        );
+    }
+}

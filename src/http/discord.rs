@@ -1,0 +1,303 @@
+//! `POST /discord/interactions`: Discord's callbacks for the HITL buttons and the edit
+//! modal; `GET /ops/discord`: the alert sender's state.
+//!
+//! Owns: the Ed25519 check of every interaction (`X-Signature-Ed25519` over
+//! `X-Signature-Timestamp` + the raw body, with `DISCORD_PUBLIC_KEY`) — a missing or bad
+//! signature is answered 401 before the body is even parsed, so it can store or send
+//! nothing — PING, and the mapping of buttons and modal submits onto [`crate::hitl`].
+//! Must not: wait for an SMS to go out: Discord wants an answer within 3 s, so a decision
+//! is recorded (a fast store write) and the send happens in the background.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::channels::discord::HitlAction;
+use crate::channels::discord::sender::SenderStatus;
+use crate::hitl::{Decision, decide};
+use crate::store::HoldDecision;
+
+/// Interactions signed longer ago than this are refused: a captured request cannot be
+/// replayed later.
+const MAX_SIGNATURE_AGE_SECS: i64 = 300;
+
+/// Interaction types (Discord's numbering).
+const PING: u64 = 1;
+const MESSAGE_COMPONENT: u64 = 3;
+const MODAL_SUBMIT: u64 = 5;
+/// Response types.
+const PONG: u64 = 1;
+const CHANNEL_MESSAGE: u64 = 4;
+const UPDATE_MESSAGE: u64 = 7;
+const MODAL: u64 = 9;
+const EPHEMERAL: u64 = 1 << 6;
+/// The text input's `custom_id` in the edit modal.
+const EDIT_FIELD: &str = "reply";
+
+fn decode_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let text = text.trim();
+    if text.len() != 2 * N || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// True when `signature_hex` is `key`'s Ed25519 signature of `timestamp` + `body`.
+pub fn verify_signature(key: &[u8; 32], signature_hex: &str, timestamp: &str, body: &[u8]) -> bool {
+    let (Ok(key), Some(sig)) = (
+        VerifyingKey::from_bytes(key),
+        decode_hex::<64>(signature_hex),
+    ) else {
+        return false;
+    };
+    let mut message = Vec::with_capacity(timestamp.len() + body.len());
+    message.extend_from_slice(timestamp.as_bytes());
+    message.extend_from_slice(body);
+    key.verify_strict(&message, &Signature::from_bytes(&sig))
+        .is_ok()
+}
+
+fn check_signature(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let Some(key) = state.settings.discord.public_key else {
+        return Err(ApiError::Unauthorized(
+            "DISCORD_PUBLIC_KEY is not configured: interactions cannot be verified".into(),
+        ));
+    };
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(signature), Some(timestamp)) =
+        (get("x-signature-ed25519"), get("x-signature-timestamp"))
+    else {
+        return Err(ApiError::Unauthorized(
+            "missing interaction signature".into(),
+        ));
+    };
+    if !verify_signature(&key, signature, timestamp, body) {
+        return Err(ApiError::Unauthorized(
+            "invalid interaction signature".into(),
+        ));
+    }
+    let fresh = timestamp
+        .parse::<i64>()
+        .is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() <= MAX_SIGNATURE_AGE_SECS);
+    if !fresh {
+        return Err(ApiError::Unauthorized(
+            "interaction signature is stale".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn ephemeral(text: String) -> Response {
+    Json(json!({"type": CHANNEL_MESSAGE, "data": {"content": text, "flags": EPHEMERAL, "allowed_mentions": {"parse": []}}}))
+        .into_response()
+}
+
+/// Replaces the held-reply message's text and removes its buttons.
+fn settled(text: String) -> Response {
+    Json(json!({"type": UPDATE_MESSAGE, "data": {"content": text, "components": [], "allowed_mentions": {"parse": []}}}))
+        .into_response()
+}
+
+fn who(interaction: &Value) -> String {
+    interaction["member"]["user"]["username"]
+        .as_str()
+        .or(interaction["user"]["username"].as_str())
+        .unwrap_or("someone")
+        .chars()
+        .take(64)
+        .collect()
+}
+
+/// The edited text of a modal submit: the value of our text input, wherever it sits.
+fn modal_text(interaction: &Value) -> Option<String> {
+    let rows = interaction["data"]["components"].as_array()?;
+    rows.iter()
+        .flat_map(|row| {
+            row["components"]
+                .as_array()
+                .cloned()
+                .unwrap_or_else(|| vec![row["component"].clone()])
+        })
+        .find(|c| c["custom_id"] == EDIT_FIELD)
+        .and_then(|c| c["value"].as_str().map(str::to_string))
+}
+
+pub async fn interactions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_signature(&state, &headers, &body)?;
+    let interaction: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("interaction is not JSON: {e}")))?;
+    let kind = interaction["type"].as_u64().unwrap_or(0);
+    if kind == PING {
+        return Ok(Json(json!({"type": PONG})).into_response());
+    }
+    if kind != MESSAGE_COMPONENT && kind != MODAL_SUBMIT {
+        return Err(ApiError::BadRequest(format!(
+            "unsupported interaction type {kind}"
+        )));
+    }
+    let custom_id = interaction["data"]["custom_id"].as_str().unwrap_or("");
+    let Some((action, hold_id)) = HitlAction::parse(custom_id) else {
+        return Err(ApiError::BadRequest(format!(
+            "unknown custom_id {custom_id:?}"
+        )));
+    };
+    let by = who(&interaction);
+    let unavailable = |e: actors::ports::StoreError| ApiError::Unavailable(e.to_string());
+    let decision = match (kind, action) {
+        (MESSAGE_COMPONENT, HitlAction::Approve) => Decision::Approve,
+        (MESSAGE_COMPONENT, HitlAction::Reject) => Decision::Reject,
+        (MESSAGE_COMPONENT, HitlAction::Edit) => {
+            let hold = state.store.hold(hold_id).await.map_err(unavailable)?;
+            return Ok(match hold {
+                Some(h) if h.state == "held" => Json(json!({
+                    "type": MODAL,
+                    "data": {
+                        "custom_id": HitlAction::EditSubmit.custom_id(hold_id),
+                        "title": format!("Edit reply #{hold_id}").chars().take(45).collect::<String>(),
+                        "components": [{"type": 1, "components": [{
+                            "type": 4, "custom_id": EDIT_FIELD, "label": "Reply to the lead",
+                            "style": 2, "min_length": 1,
+                            "max_length": actors::lead::MAX_SMS_CHARS,
+                            "required": true, "value": h.body,
+                        }]}],
+                    }
+                }))
+                .into_response(),
+                Some(h) => ephemeral(format!("Reply #{hold_id} was already {}; nothing changed.", h.state)),
+                None => ephemeral(format!("Reply #{hold_id} does not exist.")),
+            });
+        }
+        (MODAL_SUBMIT, HitlAction::EditSubmit) => {
+            let text = modal_text(&interaction).unwrap_or_default();
+            if text.trim().is_empty() {
+                return Ok(ephemeral(
+                    "The edited reply is empty; nothing was sent.".into(),
+                ));
+            }
+            Decision::Edit(text)
+        }
+        _ => {
+            return Err(ApiError::BadRequest(format!(
+                "custom_id {custom_id:?} does not fit interaction type {kind}"
+            )));
+        }
+    };
+    let outcome = decide(
+        &state.store,
+        &state.alerts,
+        state.queue.clone(),
+        hold_id,
+        decision.clone(),
+        &by,
+    )
+    .await
+    .map_err(unavailable)?;
+    Ok(match outcome {
+        HoldDecision::Approved { lead, .. } => {
+            let verb = match decision {
+                Decision::Edit(_) => "edited and approved",
+                _ => "approved",
+            };
+            settled(format!(
+                "✅ Reply #{hold_id} to {lead} {verb} by {by}: sending."
+            ))
+        }
+        HoldDecision::Rejected { lead, .. } => settled(format!(
+            "❌ Reply #{hold_id} to {lead} rejected by {by}: not sent."
+        )),
+        HoldDecision::AlreadyDecided { state } => ephemeral(format!(
+            "Reply #{hold_id} was already {state}; nothing changed."
+        )),
+        HoldDecision::NotFound => ephemeral(format!("Reply #{hold_id} does not exist.")),
+    })
+}
+
+/// The Discord sender's state (`null` where this process runs none).
+pub async fn status(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Json<Option<SenderStatus>>, ApiError> {
+    super::ops::authorize(&state, &peer, &headers)?;
+    Ok(Json(state.discord.as_ref().map(|d| d.status())))
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::{Signer, SigningKey};
+
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn a_signature_over_timestamp_and_body_verifies_and_any_change_fails() {
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let public = key.verifying_key().to_bytes();
+        let sig = hex(&key.sign(b"1700000000{\"type\":1}").to_bytes());
+        assert!(verify_signature(
+            &public,
+            &sig,
+            "1700000000",
+            b"{\"type\":1}"
+        ));
+        assert!(!verify_signature(
+            &public,
+            &sig,
+            "1700000001",
+            b"{\"type\":1}"
+        ));
+        assert!(!verify_signature(
+            &public,
+            &sig,
+            "1700000000",
+            b"{\"type\":2}"
+        ));
+        assert!(!verify_signature(
+            &public,
+            "00",
+            "1700000000",
+            b"{\"type\":1}"
+        ));
+        assert!(!verify_signature(
+            &public,
+            &"zz".repeat(64),
+            "1700000000",
+            b"{\"type\":1}"
+        ));
+        let other = SigningKey::from_bytes(&[8u8; 32])
+            .verifying_key()
+            .to_bytes();
+        assert!(!verify_signature(
+            &other,
+            &sig,
+            "1700000000",
+            b"{\"type\":1}"
+        ));
+    }
+
+    #[test]
+    fn the_modal_text_is_found_in_its_action_row() {
+        let submit = json!({"data": {"components": [{"type": 1, "components": [
+            {"type": 4, "custom_id": "reply", "value": "edited"}]}]}});
+        assert_eq!(modal_text(&submit).as_deref(), Some("edited"));
+        assert_eq!(modal_text(&json!({"data": {}})), None);
+    }
+}
