@@ -293,21 +293,31 @@ async fn metrics_are_prometheus_text_behind_the_ops_token() {
     app.wait_for_sms(lead, 1).await;
     let url = format!("{}/metrics", app.base_url);
     assert_eq!(app.http.get(&url).send().await.unwrap().status(), 401);
-    let r = app.http.get(&url).bearer_auth(TOKEN).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    let text = r.text().await.unwrap();
-    let value = |name: &str| -> f64 {
+    let scrape = || async {
+        let r = app.http.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        r.text().await.unwrap()
+    };
+    let value_in = |text: &str, name: &str| -> Option<f64> {
         text.lines()
             .find(|l| l.starts_with(&format!("{name} ")))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+    };
+    // The counter follows the provider's answer by a statement: poll, bounded.
+    wait_until(10, "lead_agent_replies_sent_total >= 1", || async {
+        value_in(&scrape().await, "lead_agent_replies_sent_total").is_some_and(|v| v >= 1.0)
+    })
+    .await;
+    let text = scrape().await;
+    let value = |name: &str| -> f64 {
+        value_in(&text, name).unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
     };
     // Counters are per process and the suite's apps share it: at least this app's reply.
     assert!(value("lead_agent_replies_sent_total") >= 1.0);
