@@ -167,11 +167,17 @@ async fn followup_sweep_over_postgres() {
         .await
         .unwrap();
         let queue: Arc<dyn WorkQueue> = Arc::new(InProcessQueue::default());
+        let sms: Arc<dyn actors::ports::SmsSender> = Arc::new(actors::testing::FakeSms::default());
+        let sla = Arc::new(
+            lead_agent::sla::SlaEngine::new(&s, &store, queue.clone(), sms, alerts.clone())
+                .unwrap(),
+        );
         let ctx = JobContext {
             settings: Arc::new(s),
             store,
             queue,
             alerts,
+            sla,
             instance: "bench".into(),
         };
         let t = Instant::now();

@@ -154,6 +154,67 @@ pub const ENV_VARS: &[EnvVar] = &[
         false,
         "Budget of the whole provider chain; past it the turn is abandoned, retried and alerted.",
     ),
+    // --- The model chain's second voice and the brain (issue 5) ---
+    var(
+        "GOOGLE_API_KEY",
+        None,
+        true,
+        "When set, Gemini answers when Anthropic cannot (or first, without ANTHROPIC_API_KEY); the rules responder stays last.",
+    ),
+    var(
+        "MAY_AI_MODEL",
+        Some("gemini-2.5-flash"),
+        false,
+        "Gemini model id (the seed's name for it).",
+    ),
+    var(
+        "GEMINI_API_BASE",
+        Some("https://generativelanguage.googleapis.com"),
+        false,
+        "Gemini base URL; the client appends /v1beta/models/{model}:generateContent.",
+    ),
+    var(
+        "LLM_RETRY_AFTER_CAP_SECS",
+        Some("5"),
+        false,
+        "A provider's 429 retry-after up to this is waited out once (within the budgets); a longer one fails over at once and skips the provider until then.",
+    ),
+    var(
+        "LLM_BREAKER_FAILURES",
+        Some("5"),
+        false,
+        "Consecutive failures of one provider that open its circuit breaker (calls skip it).",
+    ),
+    var(
+        "LLM_BREAKER_OPEN_SECS",
+        Some("30"),
+        false,
+        "How long an open breaker skips its provider before one probe call is let through.",
+    ),
+    var(
+        "USE_AGENT_CORE",
+        Some("false"),
+        false,
+        "`true`: the brain (tool-using leasing agent) answers; `false`: the plain model chain; `shadow`: the plain chain answers and the brain runs beside it with its tools disarmed, the difference posted to the agent-reasoning alerts.",
+    ),
+    var(
+        "BUILDINGS_FILE",
+        None,
+        false,
+        "The brain's building catalog, YAML (.yaml/.yml) or JSON (.json). Unset: the bundled sample (deploy/buildings.sample.yaml).",
+    ),
+    var(
+        "FUB_API",
+        None,
+        true,
+        "Follow Up Boss API key: the brain's CRM notes go to FUB. Unset: notes are logged (dry run).",
+    ),
+    var(
+        "FUB_API_BASE",
+        Some("https://api.followupboss.com"),
+        false,
+        "Follow Up Boss base URL; the client calls /v1/people and /v1/notes.",
+    ),
     var(
         "LEAD_TURN_TIMEOUT_SECS",
         Some("90"),
@@ -371,6 +432,24 @@ pub const ENV_VARS: &[EnvVar] = &[
         "Bearer token for /ops endpoints. Unset: /ops answers loopback peers only.",
     ),
     var(
+        "OWNER_PHONE",
+        None,
+        false,
+        "E.164 number the SLA engine texts when it escalates to the owner (after 3 unanswered staff nags). Unset: escalations are alerts only (logged once at the first one).",
+    ),
+    var(
+        "ASANA_ACCESS_TOKEN",
+        None,
+        true,
+        "Asana personal access token: SLA staff nags are posted as comments (stories) on the SLA's Asana task. Unset: nags are logged (dry run). Ticket ids starting with `dry-run` are never commented on either way.",
+    ),
+    var(
+        "ASANA_API_BASE",
+        Some("https://app.asana.com/api/1.0"),
+        false,
+        "Asana REST base URL; the client appends /tasks/{task_gid}/stories.",
+    ),
+    var(
         "OWNER_TZ",
         Some("America/Chicago"),
         false,
@@ -387,6 +466,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         Some("0 15 3 * * *"),
         false,
         "Cron of the clean-up of old scheduler bookkeeping (tick claims, heartbeats, reports). Missed ticks: skip.",
+    ),
+    var(
+        "SCHEDULE_SLA_SWEEP",
+        Some("0 */5 * * * *"),
+        false,
+        "Cron of the SLA sweep (staff nags, lead updates, owner escalations). Missed ticks: run once.",
     ),
     var(
         "SCHEDULE_OWNER_REPORT",
@@ -544,6 +629,62 @@ pub struct HitlSettings {
     pub holding_message: String,
 }
 
+/// The second provider, the failure policy and the brain (issue 5).
+#[derive(Debug, Clone)]
+pub struct BrainSettings {
+    /// `GOOGLE_API_KEY` with `MAY_AI_MODEL`.
+    pub gemini: Option<AnthropicSettings>,
+    pub gemini_base_url: String,
+    pub retry_after_cap: Duration,
+    pub breaker_failures: u32,
+    pub breaker_open: Duration,
+    pub agent_mode: actors::brain::AgentMode,
+    pub buildings_file: Option<String>,
+    pub fub_api: Option<Secret>,
+    pub fub_api_base: String,
+}
+
+fn brain_settings(r: &mut Reader<'_>) -> BrainSettings {
+    let agent_mode = match r.string("USE_AGENT_CORE").parse() {
+        Ok(m) => m,
+        Err(e) => {
+            r.problems.push(format!("USE_AGENT_CORE: {e}"));
+            actors::brain::AgentMode::Plain
+        }
+    };
+    let buildings_file = r.raw("BUILDINGS_FILE").filter(|f| !f.trim().is_empty());
+    if let Some(f) = &buildings_file
+        && !crate::catalog::has_known_extension(f)
+    {
+        r.problems.push(format!(
+            "BUILDINGS_FILE={f:?} must end in .yaml, .yml or .json"
+        ));
+    }
+    BrainSettings {
+        gemini: r.raw("GOOGLE_API_KEY").map(|key| AnthropicSettings {
+            api_key: Secret::new(key),
+            model: r.string("MAY_AI_MODEL"),
+        }),
+        gemini_base_url: r.string("GEMINI_API_BASE"),
+        retry_after_cap: {
+            let secs: f64 = r.parse("LLM_RETRY_AFTER_CAP_SECS");
+            if secs.is_finite() && (0.0..=3600.0).contains(&secs) {
+                Duration::from_secs_f64(secs)
+            } else {
+                r.problems
+                    .push("LLM_RETRY_AFTER_CAP_SECS must be between 0 and 3600 seconds".into());
+                Duration::from_secs(5)
+            }
+        },
+        breaker_failures: r.positive("LLM_BREAKER_FAILURES"),
+        breaker_open: r.seconds("LLM_BREAKER_OPEN_SECS"),
+        agent_mode,
+        buildings_file,
+        fub_api: r.raw("FUB_API").map(Secret::new),
+        fub_api_base: r.string("FUB_API_BASE"),
+    }
+}
+
 /// The RabbitMQ work queue; absent means the in-process queue.
 #[derive(Debug, Clone)]
 pub struct AmqpSettings {
@@ -569,6 +710,7 @@ pub struct Settings {
     pub llm_concurrency: usize,
     pub llm_soft_timeout: Duration,
     pub llm_hard_timeout: Duration,
+    pub brain: BrainSettings,
     pub lead_turn_timeout: Duration,
     pub lead_idle: Duration,
     pub lead_memory_budget_bytes: usize,
@@ -580,6 +722,11 @@ pub struct Settings {
     pub chat_window_bytes: usize,
     pub office_name: String,
     pub ops_token: Option<Secret>,
+    /// Where SLA escalations are texted; `None`: alert only.
+    pub owner_phone: Option<String>,
+    /// Asana for SLA staff nags; `None`: the dry-run ticket log.
+    pub asana_access_token: Option<Secret>,
+    pub asana_api_base: String,
     pub scheduler: SchedulerSettings,
     pub log_format: LogFormat,
     pub discord: DiscordSettings,
@@ -808,6 +955,13 @@ fn discord_and_hitl(r: &mut Reader<'_>) -> (DiscordSettings, HitlSettings) {
     (discord, hitl)
 }
 
+/// `+` and 8 to 15 digits: the form Twilio sends and accepts phone numbers in.
+pub fn is_e164(s: &str) -> bool {
+    s.strip_prefix('+').is_some_and(|d| {
+        (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
+    })
+}
+
 /// The scheduler's jobs, in the order `inspect scheduled` lists them, with the variable
 /// that sets each one's cron and what happens to ticks missed while no scheduler ran.
 pub const JOBS: &[(&str, &str, MissedTicks)] = &[
@@ -1018,6 +1172,21 @@ impl Settings {
             model: r.string("ANTHROPIC_MODEL"),
         });
 
+        let owner_phone = r.raw("OWNER_PHONE").map(|p| p.trim().to_string());
+        if let Some(p) = &owner_phone
+            && !is_e164(p)
+        {
+            r.problems.push(format!(
+                "OWNER_PHONE={p:?} must be an E.164 number like +13125550123"
+            ));
+        }
+        let asana_api_base = r.string("ASANA_API_BASE");
+        if url::Url::parse(&asana_api_base).is_err() {
+            r.problems
+                .push(format!("ASANA_API_BASE={asana_api_base:?} is not a URL"));
+        }
+        let brain = brain_settings(&mut r);
+
         let log_format = match r.string("LOG_FORMAT").as_str() {
             "json" => LogFormat::Json,
             "pretty" => LogFormat::Pretty,
@@ -1045,6 +1214,7 @@ impl Settings {
             llm_concurrency: r.positive("LLM_CONCURRENCY"),
             llm_soft_timeout: r.seconds("LLM_SOFT_TIMEOUT_SECS"),
             llm_hard_timeout: r.seconds("LLM_HARD_TIMEOUT_SECS"),
+            brain,
             lead_turn_timeout: r.seconds("LEAD_TURN_TIMEOUT_SECS"),
             lead_idle: r.seconds("LEAD_IDLE_SECS"),
             lead_memory_budget_bytes: r.positive("LEAD_MEMORY_BUDGET_BYTES"),
@@ -1056,6 +1226,9 @@ impl Settings {
             chat_window_bytes: r.positive("CHAT_WINDOW_BYTES"),
             office_name: r.string("OFFICE_NAME"),
             ops_token: r.raw("OPS_TOKEN").map(Secret::new),
+            owner_phone,
+            asana_access_token: r.raw("ASANA_ACCESS_TOKEN").map(Secret::new),
+            asana_api_base,
             scheduler: scheduler_settings(&mut r),
             log_format,
             discord,
@@ -1189,6 +1362,54 @@ mod tests {
         let err = Settings::from_map(&map).unwrap_err().to_string();
         assert!(err.contains("AMQP_URL and CELERY_BROKER_URL"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn sla_settings_are_off_by_default_and_a_bad_owner_phone_is_named() {
+        let s = Settings::from_map(&HashMap::new()).unwrap();
+        assert!(s.owner_phone.is_none() && s.asana_access_token.is_none());
+        assert_eq!(s.asana_api_base, "https://app.asana.com/api/1.0");
+        let map = HashMap::from([
+            ("OWNER_PHONE", "312-555-0123"),
+            ("ASANA_API_BASE", "not a url"),
+        ]);
+        let err = Settings::from_map(&map).unwrap_err().to_string();
+        assert!(
+            err.contains("OWNER_PHONE") && err.contains("ASANA_API_BASE"),
+            "{err}"
+        );
+        let map = HashMap::from([
+            ("OWNER_PHONE", "+13125550123"),
+            ("ASANA_ACCESS_TOKEN", "asana-secret"),
+        ]);
+        let s = Settings::from_map(&map).unwrap();
+        assert_eq!(s.owner_phone.as_deref(), Some("+13125550123"));
+        assert!(!format!("{s:?}").contains("asana-secret"));
+    }
+
+    #[test]
+    fn use_agent_core_accepts_true_false_shadow_and_names_itself_otherwise() {
+        let s = Settings::from_map(&HashMap::new()).unwrap();
+        assert_eq!(s.brain.agent_mode, actors::brain::AgentMode::Plain);
+        let s = Settings::from_map(&HashMap::from([("USE_AGENT_CORE", "shadow")])).unwrap();
+        assert_eq!(s.brain.agent_mode, actors::brain::AgentMode::Shadow);
+        let err = Settings::from_map(&HashMap::from([
+            ("USE_AGENT_CORE", "sometimes"),
+            ("BUILDINGS_FILE", "buildings.txt"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("USE_AGENT_CORE") && err.contains("true, false or shadow"),
+            "{err}"
+        );
+        assert!(err.contains("BUILDINGS_FILE"), "{err}");
+    }
+
+    #[test]
+    fn gemini_is_configured_by_its_key_with_the_default_model() {
+        let s = Settings::from_map(&HashMap::from([("GOOGLE_API_KEY", "g")])).unwrap();
+        assert_eq!(s.brain.gemini.unwrap().model, "gemini-2.5-flash");
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! the actor logic lives in the `actors` crate.
 //!
 //! Layout: `config` (every environment variable), `startup` (wiring and shutdown order),
-//! `http` (webhook, health, ops), `store` (SQLite), `queue` (work queue), `channels`
-//! (Twilio, chat models, alert sinks), `cli` and `dev_sms` (commands), `telemetry`.
+//! `http` (webhook, health, ops), `store` (SQLite), `queue` (work queue), `sla` (the SLA
+//! engine's wiring), `channels` (Twilio, chat models, alert sinks, Asana), `cli` and `dev_sms` (commands), `telemetry`.
 
+pub mod catalog;
 pub mod channels;
 pub mod cli;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod http;
 pub mod inspect;
 pub mod queue;
 pub mod scheduler;
+pub mod sla;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

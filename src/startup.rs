@@ -12,9 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actors::alert_router::{AlertHandle, AlertKind, AlertRouter, AlertSink};
+use actors::brain::context::CrmNotes;
+use actors::brain::tools::ToolBox;
+use actors::brain::{AgentMode, Brain, PlainChain, Responder, Shadow};
+use actors::breaker::BreakerConfig;
 use actors::hitl::ReplyHolds;
 use actors::lead::LeadDeps;
-use actors::llm_pool::{LlmPool, LlmPoolConfig};
+use actors::llm_pool::{ChainPolicy, LlmPool, LlmPoolConfig};
 use actors::outbox::{OutboxSweep, SweepReport};
 use actors::ports::{ChatModel, Clock, SmsSender, SystemClock, WakeLead};
 use actors::supervisor::{LeadSupervisor, SupervisorConfig};
@@ -22,9 +26,11 @@ use actors::window::WindowLimits;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::channels::crm::{DryRunCrm, FollowUpBoss};
 use crate::channels::discord::sender::{DiscordSender, DiscordSpoolSink};
 use crate::channels::dry_run::DryRunSms;
 use crate::channels::llm::anthropic::AnthropicClient;
+use crate::channels::llm::gemini::GeminiClient;
 use crate::channels::llm::rules::{OfficeInfo, RulesResponder};
 use crate::channels::llm::system_prompt;
 use crate::channels::log_alerts::LogAlertSink;
@@ -34,6 +40,7 @@ use crate::http::{self, AppState, WorkerState};
 use crate::queue::rabbitmq::{DeadLetter, RabbitConfig};
 use crate::queue::{InProcessQueue, RabbitQueue, WorkQueue};
 use crate::scheduler::{self, JobContext, SchedulerHandle};
+use crate::sla::SlaEngine;
 use crate::store::{SqlStore, is_postgres_url};
 
 /// Which parts of the service this process runs. The same binary plays every role; the
@@ -144,6 +151,14 @@ impl Application {
 
         let queue = build_queue(&settings, &alerts).await?;
         let sms = build_sms_sender(&settings)?;
+        // Every role can open and resolve SLAs through /ops; only the scheduler sweeps.
+        let sla = Arc::new(SlaEngine::new(
+            &settings,
+            &store,
+            queue.clone(),
+            sms.clone(),
+            alerts.clone(),
+        )?);
         let (worker, consumer) = if role.runs_actors() {
             let worker = start_worker(
                 &settings,
@@ -178,6 +193,7 @@ impl Application {
             store,
             queue,
             alerts,
+            sla,
             worker,
             accepting: Arc::new(AtomicBool::new(true)),
             discord,
@@ -206,6 +222,7 @@ impl Application {
                     store: state.store.clone(),
                     queue: state.queue.clone(),
                     alerts: state.alerts.clone(),
+                    sla: state.sla.clone(),
                     instance: instance.clone(),
                 })
                 .await?,
@@ -325,16 +342,25 @@ async fn start_worker(
         office_name: settings.office_name.clone(),
         ..OfficeInfo::default()
     })));
-    let pool = LlmPool::new(
+    let pool = LlmPool::with_policy(
         chain,
         LlmPoolConfig {
             concurrency: settings.llm_concurrency,
             soft_timeout: settings.llm_soft_timeout,
             hard_timeout: settings.llm_hard_timeout,
         },
+        ChainPolicy {
+            retry_after_cap: settings.brain.retry_after_cap,
+            breaker: BreakerConfig {
+                failure_threshold: settings.brain.breaker_failures,
+                open_for: settings.brain.breaker_open,
+            },
+        },
         alerts.clone(),
+        clock.clone(),
     );
     tracing::info!(providers = ?pool.provider_names(), cap = settings.llm_concurrency, "model chain ready");
+    let responder = build_responder(settings, store, alerts, &clock, &pool)?;
 
     let deps = Arc::new(LeadDeps {
         store: Arc::new(store.clone()),
@@ -350,6 +376,7 @@ async fn start_worker(
         sms_attempts: 3,
         retry_delay: Duration::from_secs(1),
         holds,
+        responder,
     });
     let (registry, _tree) = LeadSupervisor::start(
         deps,
@@ -527,7 +554,68 @@ fn configured_models(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn ChatMode
             settings.llm_hard_timeout,
         )?));
     }
+    if let Some(g) = &settings.brain.gemini {
+        chain.push(Arc::new(GeminiClient::new(
+            &settings.brain.gemini_base_url,
+            g.api_key.clone(),
+            g.model.clone(),
+            system_prompt(&settings.office_name),
+            settings.llm_hard_timeout,
+        )?));
+    }
     Ok(chain)
+}
+
+/// `USE_AGENT_CORE`: `None` lets the lead actor ask the plain chain; otherwise the brain,
+/// or the shadow pair. The catalog is loaded whenever `BUILDINGS_FILE` is set, so a broken
+/// file stops start-up even while the brain is off.
+fn build_responder(
+    settings: &Settings,
+    store: &SqlStore,
+    alerts: &AlertHandle,
+    clock: &Arc<dyn Clock>,
+    pool: &LlmPool,
+) -> anyhow::Result<Option<Arc<dyn Responder>>> {
+    let mode = settings.brain.agent_mode;
+    if mode == AgentMode::Plain && settings.brain.buildings_file.is_none() {
+        return Ok(None);
+    }
+    let catalog = crate::catalog::load(settings.brain.buildings_file.as_deref())?;
+    if mode == AgentMode::Plain {
+        return Ok(None);
+    }
+    if settings.brain.buildings_file.is_none() {
+        tracing::warn!("BUILDINGS_FILE is not set: the brain leases the bundled SAMPLE buildings");
+    }
+    let crm: Arc<dyn CrmNotes> = match &settings.brain.fub_api {
+        Some(key) => Arc::new(FollowUpBoss::new(
+            &settings.brain.fub_api_base,
+            key.clone(),
+            Duration::from_secs(10),
+        )?),
+        None => Arc::new(DryRunCrm),
+    };
+    let tools = ToolBox {
+        catalog: Arc::new(catalog),
+        contexts: Arc::new(store.clone()),
+        crm,
+        alerts: alerts.clone(),
+        clock: clock.clone(),
+    };
+    tracing::info!(
+        ?mode,
+        buildings = tools.catalog.buildings.len(),
+        "agent core on"
+    );
+    Ok(Some(match mode {
+        AgentMode::Agent => Arc::new(Brain::new(pool.clone(), tools)),
+        AgentMode::Shadow => Arc::new(Shadow {
+            primary: Arc::new(PlainChain(pool.clone())),
+            shadow: Arc::new(Brain::disarmed(pool.clone(), tools)),
+            alerts: alerts.clone(),
+        }),
+        AgentMode::Plain => unreachable!("handled above"),
+    }))
 }
 
 /// Embedded mode keeps the queue in memory, so a crash loses queued wake-ups; the store does

@@ -1,12 +1,15 @@
 //! The actor crate: how one lead's conversation is run, supervised and bounded, with no
 //! knowledge of HTTP, SQL or AMQP.
 //!
-//! Owns: the lead actors and their supervisor, the chat window, the LLM pool, the alert
+//! Owns: the lead actors and their supervisor, the chat window, the LLM pool, the SLA engine, the alert
 //! router, and the traits ([`ports`]) through which they reach the world.
 //! Must not: depend on axum, sqlx, lapin or reqwest. `src/` implements the ports; tests here
 //! use the in-memory fakes in [`testing`] and a [`ports::ManualClock`].
 
 pub mod alert_router;
+pub mod brain;
+pub mod breaker;
+pub mod conversation;
 pub mod followup;
 pub mod hitl;
 pub mod keywords;
@@ -14,6 +17,7 @@ pub mod lead;
 pub mod llm_pool;
 pub mod outbox;
 pub mod ports;
+pub mod sla;
 pub mod supervisor;
 pub mod testing;
 pub mod window;

@@ -132,6 +132,22 @@ pub trait ChatModel: Send + Sync + 'static {
     /// Short provider name for logs, metrics and the `provider` column.
     fn name(&self) -> &str;
     async fn complete(&self, prompt: &Prompt) -> Result<Completion, ModelError>;
+
+    /// One step of a tool-using conversation. A model without tools (the rules responder,
+    /// test fakes) answers the plain prompt in text, which ends the brain's tool loop: so
+    /// the chain's last link works for both kinds of call.
+    async fn converse(
+        &self,
+        request: &crate::conversation::AgentRequest,
+    ) -> Result<crate::conversation::AgentReply, ModelError> {
+        let c = self.complete(&request.prompt).await?;
+        Ok(crate::conversation::AgentReply {
+            blocks: vec![crate::conversation::Block::Text(c.text)],
+            provider: c.provider,
+            input_tokens: c.input_tokens,
+            output_tokens: c.output_tokens,
+        })
+    }
 }
 
 /// An SMS accepted by the carrier API.

@@ -85,6 +85,11 @@ enum Behaviour {
     PanicOn(String, String),
     /// Like `PanicOn`, but only the first time.
     PanicOnce(String, String, AtomicBool),
+    /// Plays the scripted outcomes in order, then answers the text.
+    Script(
+        Mutex<std::collections::VecDeque<Result<String, ModelError>>>,
+        String,
+    ),
 }
 
 /// A scriptable model that records every prompt and how many calls ran at once, overall
@@ -133,6 +138,13 @@ impl FakeModel {
             trigger.to_string(),
             otherwise.to_string(),
             AtomicBool::new(false),
+        ))
+    }
+    /// Plays `script` call by call (an `Err` fails that call), then answers `then`.
+    pub fn scripted(script: Vec<Result<&str, ModelError>>, then: &str) -> Self {
+        Self::with(Behaviour::Script(
+            Mutex::new(script.into_iter().map(|r| r.map(str::to_string)).collect()),
+            then.to_string(),
         ))
     }
     pub fn with_latency(mut self, latency: Duration) -> Self {
@@ -221,6 +233,14 @@ impl ChatModel for FakeModel {
                     panic!("fake model told to panic once on {trigger:?}");
                 }
                 otherwise.clone()
+            }
+            Behaviour::Script(script, then) => {
+                let next = script.lock().unwrap().pop_front();
+                match next {
+                    Some(Ok(t)) => t,
+                    Some(Err(e)) => return Err(e),
+                    None => then.clone(),
+                }
             }
         };
         Ok(Completion {
@@ -698,5 +718,80 @@ impl crate::hitl::ReplyHolds for MemStore {
         g.holds
             .push((id, lead.clone(), body.to_string(), "held".into()));
         Ok(Some(id))
+    }
+}
+
+/// The brain's context store in memory; counts `mark_dead` calls.
+#[derive(Default)]
+pub struct MemLeadContexts {
+    contexts: Mutex<HashMap<LeadId, crate::brain::context::LeadContext>>,
+    dead: Mutex<Vec<(LeadId, String)>>,
+}
+
+impl MemLeadContexts {
+    pub fn get(&self, lead: &LeadId) -> Option<crate::brain::context::LeadContext> {
+        self.contexts.lock().unwrap().get(lead).cloned()
+    }
+    pub fn dead(&self) -> Vec<(LeadId, String)> {
+        self.dead.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl crate::brain::context::LeadContextStore for MemLeadContexts {
+    async fn load_context(
+        &self,
+        lead: &LeadId,
+    ) -> Result<crate::brain::context::LeadContext, StoreError> {
+        Ok(self.get(lead).unwrap_or_default())
+    }
+    async fn save_context(
+        &self,
+        lead: &LeadId,
+        context: &crate::brain::context::LeadContext,
+    ) -> Result<(), StoreError> {
+        self.contexts
+            .lock()
+            .unwrap()
+            .insert(lead.clone(), context.clone());
+        Ok(())
+    }
+    async fn mark_dead(&self, lead: &LeadId, reason: &str) -> Result<(), StoreError> {
+        self.dead
+            .lock()
+            .unwrap()
+            .push((lead.clone(), reason.to_string()));
+        Ok(())
+    }
+}
+
+/// Records CRM notes instead of posting them.
+#[derive(Default)]
+pub struct RecordingCrm {
+    notes: Mutex<Vec<(LeadId, String, String)>>,
+}
+
+impl RecordingCrm {
+    pub fn notes(&self) -> Vec<(LeadId, String, String)> {
+        self.notes.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl crate::brain::context::CrmNotes for RecordingCrm {
+    fn name(&self) -> &str {
+        "recording"
+    }
+    async fn add_note(
+        &self,
+        lead: &LeadId,
+        subject: &str,
+        body: &str,
+    ) -> Result<(), crate::brain::context::CrmError> {
+        self.notes
+            .lock()
+            .unwrap()
+            .push((lead.clone(), subject.to_string(), body.to_string()));
+        Ok(())
     }
 }

@@ -1,8 +1,11 @@
-//! Adapters to the outside voices: Twilio (in and out), the chat models, and alert sinks.
+//! Adapters to the outside voices: Twilio (in and out), the chat models, alert sinks, and
+//! the ticket system (Asana) the SLA engine nags staff through.
 //!
 //! Owns: wire formats and the mapping of each vendor's failures onto the actors' error
 //! classes. Must not: hold policy (retries, fallbacks, ordering live in the actors crate).
 
+pub mod asana;
+pub mod crm;
 pub mod discord;
 pub mod dry_run;
 pub mod llm;

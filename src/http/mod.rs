@@ -11,6 +11,7 @@ pub mod health;
 pub mod metrics;
 pub mod ops;
 pub mod ops_page;
+pub mod sla;
 pub mod twilio;
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use axum::routing::{get, post};
 
 use crate::config::Settings;
 use crate::queue::WorkQueue;
+use crate::sla::SlaEngine;
 use crate::startup::Role;
 use crate::store::SqlStore;
 
@@ -40,6 +42,8 @@ pub struct AppState {
     pub store: SqlStore,
     pub queue: Arc<dyn WorkQueue>,
     pub alerts: AlertHandle,
+    /// The SLA engine: its sweep is the scheduler's job; /ops opens and resolves SLAs.
+    pub sla: Arc<SlaEngine>,
     pub role: Role,
     /// The lead actors and model pool, in a process that runs them (roles `all`, `worker`).
     pub worker: Option<WorkerState>,
@@ -83,6 +87,9 @@ pub fn router(state: AppState) -> Router {
         .route("/ops/report", get(ops::report))
         .route("/ops/leads/{phone}/messages", get(ops::messages))
         .route("/ops/leads/{phone}/turns", get(ops::turns))
+        .route("/ops/sla", get(sla::list))
+        .route("/ops/leads/{phone}/sla", post(sla::open))
+        .route("/ops/leads/{phone}/sla/{kind}/resolve", post(sla::resolve))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -104,6 +104,10 @@ pub async fn status(
                     "calls": pool.calls.load(Ordering::SeqCst),
                     "fallbacks": pool.fallbacks.load(Ordering::SeqCst),
                     "hard_timeouts": pool.hard_timeouts.load(Ordering::SeqCst),
+                    "refused_by_breaker": pool.refused_by_breaker.load(Ordering::SeqCst),
+                    "breakers": w.pool.breaker_states().into_iter()
+                        .map(|(name, state)| (name, state.as_str()))
+                        .collect::<std::collections::BTreeMap<_, _>>(),
                 },
                 "supervisor": w.registry.snapshot().await.unwrap_or_default(),
             })
@@ -171,6 +175,7 @@ pub async fn report(
             store: state.store.clone(),
             queue: state.queue.clone(),
             alerts: state.alerts.clone(),
+            sla: state.sla.clone(),
             instance: "ops".into(),
         };
         let report = build_owner_report(&ctx, chrono::Utc::now())

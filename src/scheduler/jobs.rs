@@ -1,5 +1,5 @@
-//! The scheduler's job bodies: followup sweep, stale-context clean-up, owner report,
-//! response-gap watch, heartbeat.
+//! The scheduler's job bodies: followup sweep, stale-context clean-up, SLA sweep (the
+//! engine is `crate::sla`), owner report, response-gap watch, heartbeat.
 //!
 //! Owns: what each periodic job does with the store, the queue and the alert router, and the
 //! short summary each returns for `inspect scheduled`. Must not: send SMS itself — a
@@ -39,6 +39,12 @@ pub async fn run_job(
             format!(
                 "report for {}: {} leads in, {} replies out",
                 r.day, r.counts.leads_in, r.counts.replies_out
+            )
+        }),
+        "sla_sweep" => ctx.sla.run_sla_sweep(now).await.map(|r| {
+            format!(
+                "{} open SLAs checked: {} breaches, {} staff nags, {} escalations, {} lead updates",
+                r.checked, r.breaches, r.staff_nags, r.escalations, r.lead_updates
             )
         }),
         "response_gap_watch" => response_gap_watch(ctx, now).await.map(|r| r.summary()),

@@ -38,6 +38,7 @@ pub struct JobContext {
     pub store: SqlStore,
     pub queue: Arc<dyn WorkQueue>,
     pub alerts: AlertHandle,
+    pub sla: Arc<crate::sla::SlaEngine>,
     pub instance: String,
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Owns: the schema (`migrations/sqlite`), the webhook's idempotent insert keyed by
 //! `MessageSid`, opt-out state, the outbox states of replies, turn records, and the queries
-//! the start-up re-drive and /ops need. Implements the actors' [`actors::ports::Store`].
+//! the start-up re-drive and /ops need. Implements the actors' [`actors::ports::Store`]
+//! (and, in `sla.rs`, [`actors::sla::SlaStore`]).
 //! Must not: hold a transaction across a network call, or decide policy (what to send, when
 //! to retry): it records what the actors and the webhook decided, each change in one
 //! transaction so a crash between two calls never leaves half of one.
@@ -812,6 +813,7 @@ mod hitl;
 pub use alert_spool::SpooledAlert;
 pub use hitl::{EscalatedHold, HoldDecision, HoldView};
 mod scheduler;
+mod sla;
 pub use scheduler::*;
 
 #[cfg(test)]
@@ -851,3 +853,6 @@ pub async fn fresh_postgres_database(admin_url: &str) -> String {
     url.set_path(&name);
     url.to_string()
 }
+
+// The brain's per-lead context (issue 5): its own file, so its queries merge cleanly.
+mod lead_context;

@@ -357,6 +357,8 @@ pub struct TestApp {
     pub twilio: FakeTwilio,
     pub llm: FakeAnthropic,
     pub http: reqwest::Client,
+    /// The app's SLA engine: tests run its sweep at a time of their choosing.
+    pub sla: Arc<lead_agent::sla::SlaEngine>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -422,6 +424,7 @@ pub async fn spawn_app_with_twilio_history(
     let address = app.local_addr();
     let store = app.state().store.clone();
     let alerts = app.state().alerts.clone();
+    let sla = app.state().sla.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
@@ -433,6 +436,7 @@ pub async fn spawn_app_with_twilio_history(
         twilio,
         llm,
         http: reqwest::Client::new(),
+        sla,
         shutdown: Some(tx),
         server: Some(server),
         _dir: dir,

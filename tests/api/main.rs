@@ -4,11 +4,14 @@
 
 mod fake_discord;
 mod helpers;
+mod llm_fakes;
 
+mod brain;
 mod conversation;
 mod discord;
 mod embedded;
 mod hitl;
+mod model_chain;
 mod multiprocess;
 mod ops_page;
 mod opt_out;
@@ -16,6 +19,7 @@ mod outbox;
 mod postgres_outage;
 mod rabbitmq;
 mod scheduler;
+mod sla;
 mod supervision;
 mod verify;
 mod webhook;

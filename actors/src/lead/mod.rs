@@ -45,6 +45,9 @@ pub struct LeadDeps {
     pub retry_delay: Duration,
     /// `Some` with HITL_ENABLED: replies are held for a person instead of sent.
     pub holds: Option<Arc<dyn ReplyHolds>>,
+    /// What answers the prompt (`USE_AGENT_CORE`: the brain, or shadow); `None` asks the
+    /// pool's plain chain.
+    pub responder: Option<Arc<dyn crate::brain::Responder>>,
 }
 
 /// What the supervisor and the actor both see of one active lead: the registry entry.
@@ -326,7 +329,10 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
         now: deps.clock.now(),
     };
 
-    let completion = deps.pool.complete(&prompt).await?;
+    let completion = match &deps.responder {
+        Some(responder) => responder.respond(&prompt).await?,
+        None => deps.pool.complete(&prompt).await?,
+    };
     let body = clamp_sms(completion.text.trim());
 
     if let Some(holds) = &deps.holds {

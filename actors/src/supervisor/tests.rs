@@ -79,6 +79,7 @@ async fn tree_built(
         window,
         worker_id: "test".into(),
         sms_attempts: 3,
+        responder: None,
         retry_delay: Duration::from_millis(10),
         holds: hitl.then(|| store.clone() as Arc<dyn crate::hitl::ReplyHolds>),
     });

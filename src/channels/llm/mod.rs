@@ -1,10 +1,11 @@
-//! Chat model clients: Anthropic (the primary brain when a key is set) and the built-in
-//! rules responder (always last in the chain, so a lead never meets silence).
+//! Chat model clients: Anthropic (the primary brain when a key is set), Gemini (the
+//! fallback when `GOOGLE_API_KEY` is set) and the built-in rules responder (always last in the chain, so a lead never meets silence).
 //!
 //! Owns: each provider's wire format and the mapping of its failures onto
 //! [`actors::ports::ModelError`]. Must not: retry or fall back (the LLM pool does).
 
 pub mod anthropic;
+pub mod gemini;
 pub mod rules;
 
 /// What the agent is told about its job. Kept short: the conversation carries the rest.
