@@ -1,6 +1,7 @@
 //! The command line: `serve` runs the service; `sms` is the dev helper that plays Twilio
 //! against a running server; `migrate` prepares the database and exits; `inspect scheduled`
-//! shows a running server's scheduled jobs.
+//! shows a running server's scheduled jobs; `config` checks the manifests against the code
+//! and prints the effective configuration; `verify` runs the post-deploy checklist.
 //!
 //! Must not: hold service logic — each command calls into `startup`, `store` or `dev_sms`.
 
@@ -33,9 +34,76 @@ pub enum Command {
     /// fire N webhooks from N leads at once, and report throughput, latency, drain time,
     /// lost/duplicated replies and memory.
     Simulate(Box<crate::simulate::SimulateArgs>),
+    /// Configuration: check the deploy manifests against the code, or print it.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// The post-deploy checklist: a PASS/FAIL/SKIP table, non-zero exit on any FAIL.
+    Verify(VerifyArgs),
     /// Look into a running server.
     #[command(subcommand)]
     Inspect(InspectCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Every variable the code reads is declared in every container of every Deployment
+    /// (and nothing else is), secrets come from Secrets, probes/resources/grace period are
+    /// set; also the Dockerfile's and cloudbuild.yaml's essentials. Non-zero exit naming
+    /// each mismatch.
+    Check {
+        #[arg(long, default_value = "deploy/k8s")]
+        manifests: std::path::PathBuf,
+    },
+    /// The effective configuration from the environment, secrets redacted.
+    Print,
+    /// The Deployment `env:` entries for every variable, to paste into each container.
+    EnvYaml {
+        #[arg(long, default_value_t = 12)]
+        indent: usize,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct VerifyArgs {
+    /// Base URL of the deployed service (the LoadBalancer's), e.g. http://34.1.2.3:5012.
+    #[arg(long)]
+    pub url: String,
+    /// The URL Twilio calls, which webhook signatures cover (default: --url).
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// kubectl context of the cluster. Without it the pod and Service steps are SKIPPED.
+    #[arg(long)]
+    pub kube_context: Option<String>,
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// The kubectl binary.
+    #[arg(long, default_value = "kubectl")]
+    pub kubectl: String,
+    /// Label selector of the service's pods.
+    #[arg(long, default_value = "app=lead-agent")]
+    pub selector: String,
+    /// The LoadBalancer Service.
+    #[arg(long, default_value = "lead-agent")]
+    pub service: String,
+    /// The number the synthetic SMS comes from; its reply really goes out when Twilio is
+    /// configured, so use a phone the team owns.
+    #[arg(long, default_value = "+13125550199")]
+    pub test_phone: String,
+    /// Our number (Twilio's `To`).
+    #[arg(long, default_value = "+13125550000")]
+    pub to: String,
+    /// How long the end-to-end step waits for the reply.
+    #[arg(long, default_value_t = 60)]
+    pub wait_secs: u64,
+    /// Fail unless /health reports this commit (Cloud Build passes $COMMIT_SHA).
+    #[arg(long)]
+    pub expect_commit: Option<String>,
+    /// Append the dated result to this file (and report it to the service for /ops).
+    #[arg(long, num_args = 0..=1, default_missing_value = "DEPLOYMENT_STATE.md")]
+    pub record: Option<std::path::PathBuf>,
+    /// Print the result as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,10 +1,10 @@
 //! The `lead-agent` binary: parse the command line, set up logging, run the command.
 
 use clap::Parser;
-use lead_agent::cli::{Cli, Command, InspectCommand};
+use lead_agent::cli::{Cli, Command, ConfigCommand, InspectCommand, VerifyArgs};
 use lead_agent::config::Settings;
 use lead_agent::startup::{Application, Overrides};
-use lead_agent::{dev_sms, inspect, store, telemetry};
+use lead_agent::{config_check, dev_sms, inspect, store, telemetry, verify};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -36,6 +36,48 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("database is up to date");
             Ok(())
         }
+        Command::Config(ConfigCommand::Check { manifests }) => config_check::run_check(&manifests),
+        Command::Config(ConfigCommand::Print) => config_check::run_print(),
+        Command::Config(ConfigCommand::EnvYaml { indent }) => {
+            print!(
+                "{}",
+                config_check::env_yaml(lead_agent::config::ENV_VARS, indent)
+            );
+            Ok(())
+        }
+        Command::Verify(args) => run_verify(args).await,
+    }
+}
+
+async fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let mut options = verify::VerifyOptions::for_url(&args.url);
+    options.public_url = args.public_url;
+    options.kube_context = args.kube_context;
+    options.namespace = args.namespace;
+    options.kubectl = args.kubectl;
+    options.selector = args.selector;
+    options.service = args.service;
+    options.test_phone = args.test_phone;
+    options.to = args.to;
+    options.wait = std::time::Duration::from_secs(args.wait_secs);
+    options.expect_commit = args.expect_commit.clone();
+    let report = verify::run(&options).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    if let Some(file) = &args.record {
+        verify::append_record(file, &report, args.expect_commit.as_deref())?;
+        eprintln!("recorded in {}", file.display());
+        if let Err(e) = verify::post_record(&options, &report).await {
+            eprintln!("note: the service did not take the record ({e}); the file has it");
+        }
+    }
+    if report.passed {
+        Ok(())
+    } else {
+        anyhow::bail!("verification failed")
     }
 }
 

@@ -117,6 +117,8 @@ impl Application {
         overrides: Overrides,
     ) -> anyhow::Result<Self> {
         check_role(&settings, role)?;
+        // Before anything emits: metrics recorded earlier would go to the no-op recorder.
+        http::metrics::install();
         let settings = Arc::new(settings);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let store = SqlStore::connect_with_reader(

@@ -244,6 +244,7 @@ impl SupervisorState {
             return Ok(());
         }
         self.stats.restarts += 1;
+        metrics::counter!("lead_agent_actor_restarts_total").increment(1);
         self.deps.alerts.raise(
             Alert::new(
                 AlertKind::Error,

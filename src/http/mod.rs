@@ -8,7 +8,9 @@
 
 pub mod discord;
 pub mod health;
+pub mod metrics;
 pub mod ops;
+pub mod ops_page;
 pub mod sla;
 pub mod twilio;
 
@@ -74,6 +76,9 @@ pub fn router(state: AppState) -> Router {
     router
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics::metrics))
+        .route("/ops", get(ops_page::page))
+        .route("/ops/verifications", post(ops_page::record_verification))
         .route("/ops/status", get(ops::status))
         .route("/ops/alerts", get(ops::alerts))
         .route("/ops/discord", get(discord::status))

@@ -20,6 +20,8 @@ use crate::scheduler::JobContext;
 use crate::scheduler::jobs::build_owner_report;
 use crate::store::{HeartbeatView, JobView, MessageView, TurnView};
 
+/// OPS_TOKEN as a bearer token when set; loopback peers only when not. Every operator
+/// endpoint goes through it (`/ops/*`, `/metrics`, the `/ops` page's header path).
 pub fn authorize(state: &AppState, peer: &SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
     match &state.settings.ops_token {
         Some(token) => {

@@ -827,6 +827,8 @@ pub use scheduler::*;
 
 #[cfg(test)]
 mod tests;
+mod verifications;
+pub use verifications::VerificationRecord;
 
 /// Test support: where tests keep their data. With `TEST_DATABASE_URL` set (a PostgreSQL
 /// URL the tests may create databases through), each call creates a fresh database there

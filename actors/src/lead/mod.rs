@@ -434,6 +434,7 @@ async fn send_reply(deps: &LeadDeps, reply: &OutboxReply) -> Result<(), TurnErro
                         },
                     )
                     .await?;
+                metrics::counter!("lead_agent_replies_sent_total").increment(1);
                 deps.alerts.raise(
                     Alert::event(
                         "sms_sent",

@@ -1,0 +1,739 @@
+//! `lead-agent config check` and `config print`: the guard against configuration drift
+//! between the code and the Kubernetes manifests — the seed lost hours to "I added the key
+//! to the ConfigMap, why isn't the pod seeing it?".
+//!
+//! Owns: reading the manifests of a directory (every `*.yaml`/`*.yml`, every document in
+//! each) and comparing every container of every Deployment with [`ENV_VARS`]: each variable
+//! the code reads is declared in each container and nothing else is; a secret comes from a
+//! `secretKeyRef`, never a literal or a ConfigMap; a reference's key is the variable's own
+//! name and points at a ConfigMap/Secret the directory defines; every key those define is
+//! read by the containers; every container has resources, `/health` and `/ready` probes;
+//! the pod's grace period outlasts `SHUTDOWN_GRACE_SECS`. Also the redacted view of the
+//! effective configuration (`config print`).
+//! Must not: talk to a cluster (it checks files), or print a secret's value.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::Context;
+use serde_yaml_ng::Value;
+
+use crate::config::{ENV_VARS, EnvVar, read_var};
+
+/// One manifest document, with the file it came from (for messages).
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub file: String,
+    pub doc: Value,
+}
+
+impl Manifest {
+    pub fn kind(&self) -> &str {
+        self.doc["kind"].as_str().unwrap_or("")
+    }
+    pub fn name(&self) -> &str {
+        self.doc["metadata"]["name"].as_str().unwrap_or("?")
+    }
+}
+
+/// Every document of every YAML file in `dir`, in file-name order. A file that does not
+/// parse is an error naming it: a check that skipped it would pass on a broken manifest.
+pub fn load_manifests(dir: &Path) -> anyhow::Result<Vec<Manifest>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("Failed to read the manifest directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        anyhow::bail!("no *.yaml manifests in {}", dir.display());
+    }
+    let mut out = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("Failed to read {}", path.display()))?;
+        out.extend(parse_manifests(&path.display().to_string(), &text)?);
+    }
+    Ok(out)
+}
+
+/// The documents of one YAML text (`---`-separated); empty documents are skipped.
+pub fn parse_manifests(file: &str, text: &str) -> anyhow::Result<Vec<Manifest>> {
+    use serde::Deserialize;
+    let mut out = Vec::new();
+    for document in serde_yaml_ng::Deserializer::from_str(text) {
+        let doc =
+            Value::deserialize(document).with_context(|| format!("{file} is not valid YAML"))?;
+        if !doc.is_null() {
+            out.push(Manifest {
+                file: file.to_string(),
+                doc,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Where one container's variable comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Literal,
+    ConfigMap {
+        name: String,
+        key: String,
+    },
+    Secret {
+        name: String,
+        key: String,
+    },
+    /// fieldRef / resourceFieldRef: the Downward API.
+    Other,
+}
+
+/// The env entries of one container, in order (duplicates kept, so they can be reported).
+pub fn container_env(container: &Value) -> Vec<(String, Source)> {
+    let Some(env) = container["env"].as_sequence() else {
+        return Vec::new();
+    };
+    env.iter()
+        .map(|e| {
+            let name = e["name"].as_str().unwrap_or("").to_string();
+            let from = &e["valueFrom"];
+            let source = if let Some(r) = from.get("configMapKeyRef") {
+                Source::ConfigMap {
+                    name: r["name"].as_str().unwrap_or("").into(),
+                    key: r["key"].as_str().unwrap_or("").into(),
+                }
+            } else if let Some(r) = from.get("secretKeyRef") {
+                Source::Secret {
+                    name: r["name"].as_str().unwrap_or("").into(),
+                    key: r["key"].as_str().unwrap_or("").into(),
+                }
+            } else if from.is_mapping() {
+                Source::Other
+            } else {
+                Source::Literal
+            };
+            (name, source)
+        })
+        .collect()
+}
+
+/// The pod template's containers of a workload manifest.
+pub fn containers(manifest: &Manifest) -> Vec<&Value> {
+    manifest.doc["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .map(|s| s.iter().collect())
+        .unwrap_or_default()
+}
+
+/// The probe path of `probe` (`livenessProbe`/`readinessProbe`), when it is an HTTP GET.
+fn probe_path<'a>(container: &'a Value, probe: &str) -> Option<&'a str> {
+    container[probe]["httpGet"]["path"].as_str()
+}
+
+/// A YAML scalar as a number of seconds (`30` or `"30"`).
+fn seconds_of(v: &Value) -> Option<f64> {
+    v.as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+/// Every mismatch between `vars` (the code) and `manifests`, one readable line each;
+/// empty means the manifests are consistent with the code.
+pub fn check(vars: &[EnvVar], manifests: &[Manifest]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let declared: BTreeMap<&str, &EnvVar> = vars.iter().map(|v| (v.name, v)).collect();
+    let deployments: Vec<&Manifest> = manifests
+        .iter()
+        .filter(|m| m.kind() == "Deployment")
+        .collect();
+    if deployments.is_empty() {
+        problems.push("no Deployment found among the manifests".to_string());
+    }
+    let config_maps: BTreeMap<&str, &Manifest> = manifests
+        .iter()
+        .filter(|m| m.kind() == "ConfigMap")
+        .map(|m| (m.name(), m))
+        .collect();
+    let secrets: BTreeMap<&str, &Manifest> = manifests
+        .iter()
+        .filter(|m| m.kind() == "Secret")
+        .map(|m| (m.name(), m))
+        .collect();
+    // Every (kind, object, key) some container reads, to find keys nobody reads.
+    let mut referenced: BTreeSet<(&'static str, String, String)> = BTreeSet::new();
+
+    for d in &deployments {
+        let list = containers(d);
+        if list.is_empty() {
+            problems.push(format!(
+                "deployment/{} ({}): no containers",
+                d.name(),
+                d.file
+            ));
+        }
+        for c in list {
+            let at = format!(
+                "deployment/{} container {}",
+                d.name(),
+                c["name"].as_str().unwrap_or("?")
+            );
+            let env = container_env(c);
+            let mut seen = BTreeSet::new();
+            for (name, source) in &env {
+                if !seen.insert(name.as_str()) {
+                    problems.push(format!("{at}: {name} is declared twice"));
+                }
+                let Some(var) = declared.get(name.as_str()) else {
+                    problems.push(format!(
+                        "{at}: {name} is declared in the manifest but the code does not read it (not in config::ENV_VARS)"
+                    ));
+                    continue;
+                };
+                match source {
+                    Source::Literal | Source::ConfigMap { .. } if var.secret => {
+                        problems.push(format!(
+                            "{at}: {name} is a secret but comes from {}; use a secretKeyRef",
+                            if *source == Source::Literal {
+                                "a literal value"
+                            } else {
+                                "a ConfigMap"
+                            }
+                        ))
+                    }
+                    Source::ConfigMap { name: object, key }
+                    | Source::Secret { name: object, key } => {
+                        let (kind, defined) = match source {
+                            Source::ConfigMap { .. } => {
+                                ("ConfigMap", config_maps.contains_key(object.as_str()))
+                            }
+                            _ => ("Secret", secrets.contains_key(object.as_str())),
+                        };
+                        if key != name {
+                            problems.push(format!(
+                                "{at}: {name} reads the key {key:?} of {kind} {object}; the key must be the variable's name"
+                            ));
+                        }
+                        if !defined {
+                            problems.push(format!(
+                                "{at}: {name} reads {kind} {object}, which no manifest in the directory defines"
+                            ));
+                        }
+                        referenced.insert((kind, object.clone(), key.clone()));
+                    }
+                    _ => {}
+                }
+            }
+            for var in vars {
+                if !seen.contains(var.name) {
+                    problems.push(format!(
+                        "{at}: {} is read by the code (config::ENV_VARS) but not declared in this container",
+                        var.name
+                    ));
+                }
+            }
+            for (probe, path) in [("livenessProbe", "/health"), ("readinessProbe", "/ready")] {
+                if probe_path(c, probe) != Some(path) {
+                    problems.push(format!("{at}: {probe} must be an httpGet of {path}"));
+                }
+            }
+            for bound in ["requests", "limits"] {
+                for resource in ["cpu", "memory"] {
+                    if c["resources"][bound][resource].is_null() {
+                        problems.push(format!("{at}: resources.{bound}.{resource} is not set"));
+                    }
+                }
+            }
+        }
+        check_grace(d, &config_maps, &mut problems);
+    }
+
+    check_service_and_budgets(manifests, &deployments, &mut problems);
+
+    // A Secret mounted as a volume is read whole, as files.
+    let mounted: BTreeSet<&str> = deployments
+        .iter()
+        .flat_map(|d| {
+            d.doc["spec"]["template"]["spec"]["volumes"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v["secret"]["secretName"].as_str())
+        })
+        .collect();
+    for (kind, objects) in [("ConfigMap", &config_maps), ("Secret", &secrets)] {
+        for (object, m) in objects.iter() {
+            if kind == "Secret" && mounted.contains(object) {
+                continue;
+            }
+            let data = if kind == "Secret" && m.doc.get("stringData").is_some() {
+                &m.doc["stringData"]
+            } else {
+                &m.doc["data"]
+            };
+            for key in data.as_mapping().into_iter().flat_map(|m| m.keys()) {
+                let key = key.as_str().unwrap_or("").to_string();
+                if !referenced.contains(&(kind, object.to_string(), key.clone())) {
+                    problems.push(format!(
+                        "{kind} {object} ({}) has the key {key}, which no container reads: a key in a {kind} alone never reaches the pod",
+                        m.file
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+fn labels_match(selector: &Value, labels: &Value) -> bool {
+    selector
+        .as_mapping()
+        .is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| labels.get(k) == Some(v)))
+}
+
+/// The LoadBalancer Service on 5012 reaches pods that serve the webhook, and every
+/// Deployment with more than one replica has a PodDisruptionBudget selecting its pods.
+fn check_service_and_budgets(
+    manifests: &[Manifest],
+    deployments: &[&Manifest],
+    problems: &mut Vec<String>,
+) {
+    let services: Vec<&Manifest> = manifests.iter().filter(|m| m.kind() == "Service").collect();
+    let lb = services.iter().find(|s| {
+        s.doc["spec"]["type"].as_str() == Some("LoadBalancer")
+            && s.doc["spec"]["ports"]
+                .as_sequence()
+                .is_some_and(|p| p.iter().any(|p| p["port"].as_u64() == Some(5012)))
+    });
+    match lb {
+        None => {
+            problems.push("no Service of type LoadBalancer on port 5012 (Twilio's address)".into())
+        }
+        Some(service) => {
+            let selector = &service.doc["spec"]["selector"];
+            let targets: Vec<&&Manifest> = deployments
+                .iter()
+                .filter(|d| {
+                    labels_match(selector, &d.doc["spec"]["template"]["metadata"]["labels"])
+                })
+                .collect();
+            if targets.is_empty() {
+                problems.push(format!(
+                    "service/{} selects no Deployment's pods",
+                    service.name()
+                ));
+            }
+            for d in targets {
+                let serves_webhook = containers(d).iter().all(|c| {
+                    let args: Vec<&str> = c["args"]
+                        .as_sequence()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    !args
+                        .windows(2)
+                        .any(|w| w[0] == "--role" && !matches!(w[1], "web" | "all"))
+                });
+                if !serves_webhook {
+                    problems.push(format!(
+                        "service/{} routes Twilio to deployment/{}, whose role does not serve /twilio/sms",
+                        service.name(),
+                        d.name()
+                    ));
+                }
+            }
+        }
+    }
+    let budgets: Vec<&Manifest> = manifests
+        .iter()
+        .filter(|m| m.kind() == "PodDisruptionBudget")
+        .collect();
+    for d in deployments {
+        if d.doc["spec"]["replicas"].as_u64().unwrap_or(1) > 1
+            && !budgets.iter().any(|b| {
+                labels_match(
+                    &b.doc["spec"]["selector"]["matchLabels"],
+                    &d.doc["spec"]["template"]["metadata"]["labels"],
+                )
+            })
+        {
+            problems.push(format!(
+                "deployment/{} has more than one replica but no PodDisruptionBudget selects its pods",
+                d.name()
+            ));
+        }
+    }
+}
+
+/// Kubernetes kills a pod `terminationGracePeriodSeconds` after SIGTERM; the service needs
+/// `SHUTDOWN_GRACE_SECS` to let turns finish, plus a few seconds to stop the HTTP server
+/// and hand the rest back. So the pod's grace must exceed the service's by a margin.
+pub const GRACE_MARGIN_SECS: f64 = 3.0;
+
+fn check_grace(d: &Manifest, config_maps: &BTreeMap<&str, &Manifest>, problems: &mut Vec<String>) {
+    let default: f64 = ENV_VARS
+        .iter()
+        .find(|v| v.name == "SHUTDOWN_GRACE_SECS")
+        .and_then(|v| v.default)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.0);
+    // The value the pod will see: the ConfigMap's when a container reads it from one.
+    let mut service_grace = default;
+    for c in containers(d) {
+        for (name, source) in container_env(c) {
+            if name == "SHUTDOWN_GRACE_SECS"
+                && let Source::ConfigMap { name: object, key } = source
+                && let Some(v) = config_maps
+                    .get(object.as_str())
+                    .and_then(|m| seconds_of(&m.doc["data"][key.as_str()]))
+            {
+                service_grace = service_grace.max(v);
+            }
+        }
+    }
+    match seconds_of(&d.doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]) {
+        None => problems.push(format!(
+            "deployment/{}: terminationGracePeriodSeconds is not set (the service needs SHUTDOWN_GRACE_SECS = {service_grace} s + {GRACE_MARGIN_SECS} s)",
+            d.name()
+        )),
+        Some(pod) if pod < service_grace + GRACE_MARGIN_SECS => problems.push(format!(
+            "deployment/{}: terminationGracePeriodSeconds ({pod}) must be at least SHUTDOWN_GRACE_SECS ({service_grace}) + {GRACE_MARGIN_SECS}: Kubernetes would kill turns the service is still finishing",
+            d.name()
+        )),
+        Some(_) => {}
+    }
+}
+
+/// `config check`: prints each problem and fails when there is any.
+pub fn run_check(dir: &Path) -> anyhow::Result<()> {
+    let manifests = load_manifests(dir)?;
+    let mut problems = check(ENV_VARS, &manifests);
+    problems.extend(crate::deploy_lint::check_repo_files(dir));
+    if problems.is_empty() {
+        let deployments = manifests
+            .iter()
+            .filter(|m| m.kind() == "Deployment")
+            .count();
+        println!(
+            "config check: OK — {} variables declared in every container of {deployments} Deployment(s) in {}",
+            ENV_VARS.len(),
+            dir.display()
+        );
+        Ok(())
+    } else {
+        for p in &problems {
+            eprintln!("MISMATCH {p}");
+        }
+        anyhow::bail!("config check found {} problem(s)", problems.len())
+    }
+}
+
+/// One line of `config print`.
+pub fn print_line(var: &EnvVar, value: Option<&str>) -> String {
+    match (value, var.secret) {
+        (Some(_), true) => format!("{}=[REDACTED] (secret, set)", var.name),
+        (Some(v), false) => format!("{}={v}", var.name),
+        (None, _) => match var.default {
+            Some(d) => format!("{}={d} (default)", var.name),
+            None => format!("{} (unset)", var.name),
+        },
+    }
+}
+
+/// `config print`: the effective configuration, secrets redacted, then whether it is valid.
+pub fn run_print() -> anyhow::Result<()> {
+    for var in ENV_VARS {
+        println!("{}", print_line(var, read_var(var.name).as_deref()));
+    }
+    match crate::config::Settings::from_env() {
+        Ok(_) => {
+            println!("# valid");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The env entries of a container for `vars`, as they belong in a Deployment: secrets from
+/// the Secret `lead-agent-secrets`, the rest from the ConfigMap `lead-agent-config`, each
+/// optional (an unset variable takes its default). `config env-yaml` prints it, so a new
+/// variable is added to every container by pasting, not by hand-typing six lines thrice.
+pub fn env_yaml(vars: &[EnvVar], indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    let mut out = String::new();
+    for v in vars {
+        let (kind, object) = if v.secret {
+            ("secretKeyRef", "lead-agent-secrets")
+        } else {
+            ("configMapKeyRef", "lead-agent-config")
+        };
+        out.push_str(&format!(
+            "{pad}- name: {n}\n{pad}  valueFrom:\n{pad}    {kind}:\n{pad}      name: {object}\n{pad}      key: {n}\n{pad}      optional: true\n",
+            n = v.name
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn shipped_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/k8s")
+    }
+
+    fn shipped() -> Vec<Manifest> {
+        load_manifests(&shipped_dir()).expect("the shipped manifests parse as YAML")
+    }
+
+    fn deployment<'a>(manifests: &'a mut [Manifest], name: &str) -> &'a mut Value {
+        &mut manifests
+            .iter_mut()
+            .find(|m| m.kind() == "Deployment" && m.name() == name)
+            .unwrap_or_else(|| panic!("deployment/{name} is shipped"))
+            .doc
+    }
+
+    fn first_container(d: &mut Value) -> &mut Value {
+        &mut d["spec"]["template"]["spec"]["containers"][0]
+    }
+
+    #[test]
+    fn the_shipped_manifests_pass_the_check() {
+        assert_eq!(check(ENV_VARS, &shipped()), Vec::<String>::new());
+        assert!(run_check(&shipped_dir()).is_ok());
+    }
+
+    #[test]
+    fn a_variable_removed_from_one_container_is_named_with_its_container() {
+        let victim = ENV_VARS[ENV_VARS.len() / 2].name;
+        let mut manifests = shipped();
+        let env = first_container(deployment(&mut manifests, "lead-agent-worker"))["env"]
+            .as_sequence_mut()
+            .unwrap();
+        let before = env.len();
+        env.retain(|e| e["name"].as_str() != Some(victim));
+        assert_eq!(env.len(), before - 1);
+        let problems = check(ENV_VARS, &manifests);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("deployment/lead-agent-worker container worker")
+                && problems[0].contains(victim)
+                && problems[0].contains("not declared"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn removing_a_variable_from_a_manifest_file_makes_the_command_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(shipped_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+        let file = dir.path().join("deployment.yaml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        // Drop OPS_TOKEN's six lines from the first container only.
+        let start = text.find("            - name: OPS_TOKEN\n").unwrap();
+        let end =
+            start + text[start..].find("optional: true\n").unwrap() + "optional: true\n".len();
+        std::fs::write(&file, format!("{}{}", &text[..start], &text[end..])).unwrap();
+        let problems = check(ENV_VARS, &load_manifests(dir.path()).unwrap());
+        assert!(
+            problems.iter().any(|p| p.contains("OPS_TOKEN")),
+            "{problems:?}"
+        );
+        assert!(run_check(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_variable_added_to_the_code_only_is_named_for_every_container() {
+        let mut vars = ENV_VARS.to_vec();
+        vars.push(EnvVar {
+            name: "A_NEW_FEATURE_FLAG",
+            default: None,
+            secret: false,
+            doc: "test",
+        });
+        let problems = check(&vars, &shipped());
+        let deployments = shipped()
+            .iter()
+            .filter(|m| m.kind() == "Deployment")
+            .count();
+        assert_eq!(problems.len(), deployments, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .all(|p| p.contains("A_NEW_FEATURE_FLAG") && p.contains("read by the code"))
+        );
+    }
+
+    #[test]
+    fn a_variable_only_in_the_manifest_a_secret_in_a_config_map_and_a_key_typo_are_named() {
+        let mut manifests = shipped();
+        let container = first_container(deployment(&mut manifests, "lead-agent-web"));
+        let env = container["env"].as_sequence_mut().unwrap();
+        env.push(
+            serde_yaml_ng::from_str("{name: CELERY_RESULT_BACKEND, value: redis://x}").unwrap(),
+        );
+        for e in env.iter_mut() {
+            if e["name"] == "OPS_TOKEN" {
+                *e = serde_yaml_ng::from_str(
+                    "{name: OPS_TOKEN, valueFrom: {configMapKeyRef: {name: lead-agent-config, key: OPS_TOKEN}}}",
+                )
+                .unwrap();
+            }
+            if e["name"] == "OFFICE_NAME" {
+                e["valueFrom"]["configMapKeyRef"]["key"] = "OFFICE".into();
+            }
+        }
+        let problems = check(ENV_VARS, &manifests).join("\n");
+        assert!(
+            problems.contains(
+                "CELERY_RESULT_BACKEND is declared in the manifest but the code does not read it"
+            ),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("OPS_TOKEN is a secret but comes from a ConfigMap"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("OFFICE_NAME reads the key \"OFFICE\""),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn a_config_map_key_that_no_container_reads_is_named() {
+        let mut manifests = shipped();
+        let cm = manifests
+            .iter_mut()
+            .find(|m| m.kind() == "ConfigMap")
+            .unwrap();
+        cm.doc["data"]["GOOGLE_API_KEY_TYPO"] = "x".into();
+        let problems = check(ENV_VARS, &manifests);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("GOOGLE_API_KEY_TYPO") && p.contains("no container reads")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn every_container_carries_probes_limits_and_a_grace_period_above_the_shutdown_grace() {
+        let manifests = shipped();
+        let service_grace: f64 = manifests
+            .iter()
+            .find(|m| m.kind() == "ConfigMap")
+            .and_then(|m| seconds_of(&m.doc["data"]["SHUTDOWN_GRACE_SECS"]))
+            .expect("the example ConfigMap sets SHUTDOWN_GRACE_SECS");
+        let default: f64 = ENV_VARS
+            .iter()
+            .find(|v| v.name == "SHUTDOWN_GRACE_SECS")
+            .unwrap()
+            .default
+            .unwrap()
+            .parse()
+            .unwrap();
+        for d in manifests.iter().filter(|m| m.kind() == "Deployment") {
+            let pod =
+                seconds_of(&d.doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])
+                    .unwrap();
+            assert!(
+                pod >= service_grace.max(default) + GRACE_MARGIN_SECS,
+                "{}: {pod}",
+                d.name()
+            );
+            for c in containers(d) {
+                assert_eq!(probe_path(c, "livenessProbe"), Some("/health"));
+                assert_eq!(probe_path(c, "readinessProbe"), Some("/ready"));
+                for bound in ["requests", "limits"] {
+                    assert!(
+                        !c["resources"][bound]["memory"].is_null()
+                            && !c["resources"][bound]["cpu"].is_null()
+                    );
+                }
+                assert_eq!(container_env(c).len(), ENV_VARS.len());
+            }
+        }
+        // And the check enforces it: a longer service grace, a missing probe, a missing limit.
+        let mut broken = shipped();
+        broken
+            .iter_mut()
+            .find(|m| m.kind() == "ConfigMap")
+            .unwrap()
+            .doc["data"]["SHUTDOWN_GRACE_SECS"] = "40".into();
+        let c = first_container(deployment(&mut broken, "lead-agent-scheduler"));
+        c.as_mapping_mut().unwrap().remove("readinessProbe");
+        c["resources"]["limits"]
+            .as_mapping_mut()
+            .unwrap()
+            .remove("memory");
+        let problems = check(ENV_VARS, &broken).join("\n");
+        assert!(
+            problems.contains(
+                "terminationGracePeriodSeconds (30) must be at least SHUTDOWN_GRACE_SECS (40)"
+            ),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("readinessProbe must be an httpGet of /ready"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("resources.limits.memory is not set"),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn the_load_balancer_reaches_web_pods_and_replicated_roles_have_a_disruption_budget() {
+        let mut manifests = shipped();
+        let service = manifests
+            .iter_mut()
+            .find(|m| m.kind() == "Service")
+            .unwrap();
+        assert_eq!(service.doc["spec"]["type"], "LoadBalancer");
+        service.doc["spec"]["selector"]["role"] = "worker".into();
+        manifests.retain(|m| m.kind() != "PodDisruptionBudget");
+        let problems = check(ENV_VARS, &manifests).join("\n");
+        assert!(
+            problems.contains("whose role does not serve /twilio/sms"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains(
+                "deployment/lead-agent-web has more than one replica but no PodDisruptionBudget"
+            ),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn print_redacts_secrets_and_marks_defaults() {
+        let secret = ENV_VARS.iter().find(|v| v.secret).unwrap();
+        let line = print_line(secret, Some("hunter2"));
+        assert!(!line.contains("hunter2") && line.contains("REDACTED"));
+        let port = ENV_VARS.iter().find(|v| v.name == "PORT").unwrap();
+        assert_eq!(print_line(port, None), "PORT=5012 (default)");
+        assert_eq!(print_line(port, Some("8080")), "PORT=8080");
+    }
+
+    #[test]
+    fn env_yaml_declares_every_variable_with_the_right_source() {
+        let text = format!("env:\n{}", env_yaml(ENV_VARS, 2));
+        let doc: Value = serde_yaml_ng::from_str(&text).unwrap();
+        let env = container_env(&doc);
+        assert_eq!(env.len(), ENV_VARS.len());
+        for (v, (name, source)) in ENV_VARS.iter().zip(env) {
+            assert_eq!(v.name, name);
+            assert_eq!(v.secret, matches!(source, Source::Secret { .. }), "{name}");
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! `lead-agent verify` against a running local server (and a stopped one), in process and
+//! as the real binary: HTTP steps pass or fail on what the server does; the cluster steps
+//! are SKIPPED without a kube context and never reported as passed.
+
+use std::process::Command;
+use std::time::Duration;
+
+use lead_agent::verify::{self, STEPS, Status, VerifyOptions};
+use serde_json::Value;
+
+use crate::helpers::*;
+
+fn options_for(app: &TestApp) -> VerifyOptions {
+    let mut options = VerifyOptions::for_url(&app.base_url);
+    options.public_url = Some(PUBLIC_URL.into());
+    options.twilio_auth_token = Some(AUTH_TOKEN.into());
+    options.ops_token = None; // loopback, OPS_TOKEN unset
+    options.test_phone = "+13125550177".into();
+    options.wait = Duration::from_secs(15);
+    options
+}
+
+#[tokio::test]
+async fn verify_passes_health_scheduler_workers_and_end_to_end_against_a_running_server() {
+    let app = spawn_app().await;
+    let report = verify::run(&options_for(&app)).await;
+    println!("{}", report.table());
+    for step in [
+        "health",
+        "scheduler jobs",
+        "workers consuming",
+        "end-to-end sms",
+    ] {
+        assert_eq!(
+            report.status(step),
+            Some(Status::Pass),
+            "{step}:\n{}",
+            report.table()
+        );
+    }
+    for step in &STEPS[..3] {
+        assert_eq!(report.status(step), Some(Status::Skip), "{step}");
+    }
+    assert!(report.passed);
+    // The synthetic SMS really went through the whole path: Twilio got the reply.
+    assert_eq!(app.twilio.sent_to("+13125550177").len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn kubectl_steps_are_skipped_without_a_context_or_kubectl_and_fail_on_an_unreachable_cluster()
+{
+    let app = spawn_app().await;
+    let mut options = options_for(&app);
+    options.wait = Duration::from_secs(1);
+
+    options.kubectl = "/nonexistent/kubectl".into();
+    options.kube_context = Some("prod".into());
+    let report = verify::run(&options).await;
+    for step in &STEPS[..3] {
+        assert_eq!(
+            report.status(step),
+            Some(Status::Skip),
+            "{step}:\n{}",
+            report.table()
+        );
+    }
+
+    // kubectl runs but the context does not exist: the operator asked for the cluster, so
+    // not reaching it is a failure, not a skip.
+    if Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        options.kubectl = "kubectl".into();
+        options.kube_context = Some("lead-agent-no-such-context".into());
+        let report = verify::run(&options).await;
+        for step in &STEPS[..3] {
+            assert_eq!(
+                report.status(step),
+                Some(Status::Fail),
+                "{step}:\n{}",
+                report.table()
+            );
+        }
+        assert!(!report.passed);
+    }
+    app.stop().await;
+}
+
+fn run_binary(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_lead-agent"))
+        .arg("verify")
+        .args(args)
+        .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .env_remove("OPS_TOKEN")
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn verify_against_a_stopped_server_fails_with_a_non_zero_exit_and_skips_the_cluster() {
+    let app = spawn_app().await;
+    let url = app.base_url.clone();
+    app.stop().await;
+
+    let (ok, table) = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || run_binary(&["--url", &url, "--wait-secs", "1"])
+    })
+    .await
+    .unwrap();
+    println!("{table}");
+    assert!(!ok, "verify must exit non-zero:\n{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("health") && l.contains("FAIL")),
+        "{table}"
+    );
+    assert!(table.contains("verify FAIL"));
+
+    let (ok, json) = tokio::task::spawn_blocking(move || {
+        run_binary(&["--url", &url, "--wait-secs", "1", "--json"])
+    })
+    .await
+    .unwrap();
+    assert!(!ok);
+    let report: Value = serde_json::from_str(&json).expect("--json prints JSON");
+    assert_eq!(report["passed"], false);
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), STEPS.len());
+    for s in steps {
+        let expected = if STEPS[..3].contains(&s["step"].as_str().unwrap()) {
+            "SKIP"
+        } else {
+            "FAIL"
+        };
+        assert_eq!(s["status"], expected, "{s}");
+    }
+}
+
+#[tokio::test]
+async fn verify_record_appends_to_the_state_file_and_reports_to_the_service() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("DEPLOYMENT_STATE.md");
+    std::fs::write(&state, "# DEPLOYMENT_STATE\n").unwrap();
+    let (url, file) = (app.base_url.clone(), state.display().to_string());
+    let (_, table) = tokio::task::spawn_blocking(move || {
+        run_binary(&[
+            "--url",
+            &url,
+            "--public-url",
+            PUBLIC_URL,
+            "--test-phone",
+            "+13125550178",
+            "--wait-secs",
+            "15",
+            "--record",
+            &file,
+        ])
+    })
+    .await
+    .unwrap();
+    let text = std::fs::read_to_string(&state).unwrap();
+    assert!(
+        text.starts_with("# DEPLOYMENT_STATE\n") && text.contains(verify::LOG_HEADING),
+        "{text}"
+    );
+    assert!(text.contains("- end-to-end sms: PASS"), "{text}\n{table}");
+    let stored = app
+        .store
+        .last_verification()
+        .await
+        .unwrap()
+        .expect("the service got the record");
+    assert_eq!(stored.url, app.base_url);
+    assert_eq!(stored.passed, table.contains("verify PASS"));
+    app.stop().await;
+}
