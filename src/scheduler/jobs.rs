@@ -187,9 +187,7 @@ pub async fn followup_sweep(
             break;
         }
     }
-    if report.sent + report.dead > 0 {
-        metrics::counter!("lead_agent_followups_sent_total").increment(report.sent as u64);
-    }
+    metrics::counter!("lead_agent_followups_sent_total").increment(report.sent as u64);
     Ok(report)
 }
 

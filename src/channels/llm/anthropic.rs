@@ -92,6 +92,33 @@ impl AnthropicClient {
             max_tokens: 400,
         })
     }
+
+    /// One Messages API call: a non-2xx is classified by the error-class policy (status,
+    /// retry headers, body), a 2xx body that does not decode is `BadResponse`.
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        request: &impl Serialize,
+    ) -> Result<T, ModelError> {
+        let response = self
+            .http
+            .post(&self.url)
+            .header("x-api-key", self.api_key.expose())
+            .header("anthropic-version", ANTHROPIC_VERSION)
+            .json(request)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            let headers = response.headers().clone();
+            let message = response.text().await.unwrap_or_default();
+            return Err(classify(status, &headers, &message));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| ModelError::BadResponse(e.to_string()))
+    }
 }
 
 /// The Messages API wants turns alternating user/assistant and starting with the user:
@@ -288,25 +315,7 @@ impl ChatModel for AnthropicClient {
                 user_id: opaque_lead_id(prompt.lead.as_str()),
             },
         };
-        let response = self
-            .http
-            .post(&self.url)
-            .header("x-api-key", self.api_key.expose())
-            .header("anthropic-version", ANTHROPIC_VERSION)
-            .json(&request)
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = response.status().as_u16();
-        if !response.status().is_success() {
-            let headers = response.headers().clone();
-            let message = response.text().await.unwrap_or_default();
-            return Err(classify(status, &headers, &message));
-        }
-        let body: Response = response
-            .json()
-            .await
-            .map_err(|e| ModelError::BadResponse(e.to_string()))?;
+        let body: Response = self.post(&request).await?;
         let text: String = body
             .content
             .iter()
@@ -332,25 +341,7 @@ impl ChatModel for AnthropicClient {
             request,
             &opaque_lead_id(request.prompt.lead.as_str()),
         );
-        let response = self
-            .http
-            .post(&self.url)
-            .header("x-api-key", self.api_key.expose())
-            .header("anthropic-version", ANTHROPIC_VERSION)
-            .json(&body)
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = response.status().as_u16();
-        if !response.status().is_success() {
-            let headers = response.headers().clone();
-            let message = response.text().await.unwrap_or_default();
-            return Err(classify(status, &headers, &message));
-        }
-        let body: AgentResponse = response
-            .json()
-            .await
-            .map_err(|e| ModelError::BadResponse(e.to_string()))?;
+        let body: AgentResponse = self.post(&body).await?;
         parse_agent_response(body)
     }
 }
