@@ -92,7 +92,7 @@ pub struct VerifyArgs {
     /// Our number (Twilio's `To`).
     #[arg(long, default_value = "+13125550000")]
     pub to: String,
-    /// How long the end-to-end step waits for the reply.
+    /// How long the workers and end-to-end steps wait (for a fresh worker heartbeat, for the reply).
     #[arg(long, default_value_t = 60)]
     pub wait_secs: u64,
     /// Fail unless /health reports this commit (Cloud Build passes $COMMIT_SHA).

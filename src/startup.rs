@@ -676,8 +676,11 @@ fn spawn_heartbeat(state: AppState, instance: String) -> tokio::task::JoinHandle
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tick.tick().await;
-            if state.role.runs_actors() && !state.queue.is_ready().await {
-                continue;
+            // A consumer that is still connecting (RabbitMQ connects in the background) is
+            // re-checked every second, so the first heartbeat lands as soon as it consumes
+            // rather than a whole period later — `verify` right after a rollout relies on it.
+            while state.role.runs_actors() && !state.queue.is_ready().await {
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
             if let Err(e) = state
                 .store

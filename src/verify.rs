@@ -541,10 +541,20 @@ pub fn evaluate_heartbeats(beats: &Value) -> StepResult {
     }
 }
 
+/// Polls within `--wait`: right after a rollout a worker's consumer may still be connecting,
+/// and its first heartbeat follows within a second of consuming. A failure reports the last
+/// answer seen.
 async fn check_workers(http: &reqwest::Client, options: &VerifyOptions) -> StepResult {
-    match get_json(http, options, "/ops/heartbeats").await {
-        Ok(beats) => evaluate_heartbeats(&beats),
-        Err(e) => step(STEPS[5], Status::Fail, e),
+    let started = std::time::Instant::now();
+    loop {
+        let result = match get_json(http, options, "/ops/heartbeats").await {
+            Ok(beats) => evaluate_heartbeats(&beats),
+            Err(e) => step(STEPS[5], Status::Fail, e),
+        };
+        if result.status == Status::Pass || started.elapsed() >= options.wait {
+            return result;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
