@@ -61,6 +61,27 @@ impl QuietHours {
         })?;
         Some(end.with_timezone(&Utc))
     }
+
+    /// [`QuietHours::hold_until`] for a lead whose number spans several zones: held until
+    /// it is outside quiet hours in every one of them (the lead could be in any), `None`
+    /// when it already is.
+    pub fn hold_until_all(&self, at: DateTime<Utc>, zones: &[Tz]) -> Option<DateTime<Utc>> {
+        let mut until = at;
+        // Each round moves to the latest end among the zones still quiet; zones a few hours
+        // apart settle in two rounds. The bound only matters for windows that, across the
+        // zones, cover the whole day: then the lead waits for the last round's end.
+        for _ in 0..=2 * zones.len() {
+            match zones
+                .iter()
+                .filter_map(|tz| self.hold_until(until, *tz))
+                .max()
+            {
+                Some(end) => until = end,
+                None => break,
+            }
+        }
+        (until > at).then_some(until)
+    }
 }
 
 /// What to do with a timer that has come due.
@@ -174,6 +195,32 @@ mod tests {
             .single()
             .unwrap()
             .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_lead_in_several_zones_is_held_until_it_is_day_in_all_of_them() {
+        let q = QuietHours::parse("21:00-09:00").unwrap();
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let la: Tz = "America/Los_Angeles".parse().unwrap();
+        // 10:00 in New York is 07:00 in Los Angeles: held until 09:00 there.
+        assert_eq!(
+            q.hold_until_all(at_local(ny, 2026, 11, 27, 10, 0), &[ny, la]),
+            Some(at_local(la, 2026, 11, 27, 9, 0))
+        );
+        // 20:30 in Los Angeles is 23:30 in New York: the night in New York, then the early
+        // morning in Los Angeles, hold it until 09:00 Pacific the next day.
+        assert_eq!(
+            q.hold_until_all(at_local(la, 2026, 11, 27, 20, 30), &[ny, la]),
+            Some(at_local(la, 2026, 11, 28, 9, 0))
+        );
+        // Noon in New York, 09:00 in Los Angeles: day in both.
+        assert_eq!(
+            q.hold_until_all(at_local(ny, 2026, 11, 27, 12, 0), &[ny, la]),
+            None
+        );
+        // One zone behaves as hold_until.
+        let at = at_local(ny, 2026, 11, 27, 22, 0);
+        assert_eq!(q.hold_until_all(at, &[ny]), q.hold_until(at, ny));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod keywords;
 pub mod lead;
 pub mod llm_pool;
 pub mod outbox;
+pub mod phone_zone;
 pub mod ports;
 pub mod sla;
 pub mod supervisor;

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use actors::alert_router::{Alert, AlertKind, Severity};
 use actors::followup::{FollowupAction, followup_text, local_weekday};
-use actors::ports::WakeLead;
+use actors::ports::{LeadId, WakeLead};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -71,9 +71,9 @@ impl FollowupReport {
     }
 }
 
-fn lead_zone(ctx: &JobContext, zone: Option<&str>) -> Tz {
-    zone.and_then(|z| z.parse().ok())
-        .unwrap_or(ctx.settings.scheduler.time_zone)
+/// The lead's zones: its stored zone, else its number's area code, else `OWNER_TZ`.
+fn lead_zones(ctx: &JobContext, lead: &LeadId, stored: Option<&str>) -> Vec<Tz> {
+    actors::phone_zone::lead_zones(stored, lead.as_str(), ctx.settings.scheduler.time_zone)
 }
 
 /// Every due timer: opted out or dead → dropped; in the lead's quiet hours → held until
@@ -108,8 +108,9 @@ pub async fn followup_sweep(
                 }
                 continue;
             }
-            let tz = lead_zone(ctx, f.time_zone.as_deref());
-            if let Some(until) = quiet.hold_until(now, tz) {
+            let zones = lead_zones(ctx, &f.lead, f.time_zone.as_deref());
+            let tz = zones[0];
+            if let Some(until) = quiet.hold_until_all(now, &zones) {
                 if ctx
                     .store
                     .hold_followup(&f.lead, f.step, until, "quiet hours")

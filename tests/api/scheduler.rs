@@ -18,7 +18,13 @@ use crate::helpers::*;
 
 /// A quiet-hours window in UTC from `start_min` minutes from now, `len_min` long.
 fn quiet_window(start_min: i64, len_min: i64) -> String {
-    let start = Utc::now() + chrono::Duration::minutes(start_min);
+    quiet_window_in(chrono_tz::UTC, start_min, len_min)
+}
+
+/// The same window in `tz`'s local time: quiet hours are the lead's local time, and a
+/// lead's zone comes from its area code.
+fn quiet_window_in(tz: chrono_tz::Tz, start_min: i64, len_min: i64) -> String {
+    let start = (Utc::now() + chrono::Duration::minutes(start_min)).with_timezone(&tz);
     let end = start + chrono::Duration::minutes(len_min);
     format!(
         "{:02}:{:02}-{:02}:{:02}",
@@ -228,7 +234,11 @@ async fn a_due_followup_waits_out_the_quiet_hours() {
     let mut env = fast_followups("24");
     // Quiet now: a window around the current time.
     env.retain(|(k, _)| *k != "QUIET_HOURS");
-    env.push(("QUIET_HOURS", quiet_window(-30, 60)));
+    // Quiet now where the lead is (312: Chicago); the office's zone (UTC) does not matter.
+    env.push((
+        "QUIET_HOURS",
+        quiet_window_in(chrono_tz::America::Chicago, -30, 60),
+    ));
     let app = spawn_app_with(TestOptions {
         env,
         ..TestOptions::default()
@@ -253,6 +263,47 @@ async fn a_due_followup_waits_out_the_quiet_hours() {
         app.twilio.sent_to(lead.as_str()).len(),
         1,
         "nothing sent in quiet hours"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn quiet_hours_are_the_night_where_the_lead_is_from_its_area_code() {
+    // Quiet now in Los Angeles; in Chicago (two hours ahead) and in the office's UTC it is
+    // not. The San Francisco lead waits; the Chicago lead gets its followup.
+    let mut env = fast_followups("24");
+    env.retain(|(k, _)| *k != "QUIET_HOURS");
+    env.push((
+        "QUIET_HOURS",
+        quiet_window_in(chrono_tz::America::Los_Angeles, -30, 60),
+    ));
+    let app = spawn_app_with(TestOptions {
+        env,
+        ..TestOptions::default()
+    })
+    .await;
+    let west = LeadId::new("+14155550404");
+    let central = LeadId::new("+13125550404");
+    for lead in [&west, &central] {
+        app.post_sms(lead.as_str(), "Hi, any 1BR?").await;
+        app.wait_for_sms(lead.as_str(), 1).await;
+        app.store
+            .arm_followup(lead, Utc::now() - chrono::Duration::minutes(1))
+            .await
+            .unwrap();
+    }
+    wait_until(10, "the Chicago lead's followup", || async {
+        app.twilio.sent_to(central.as_str()).len() == 2
+    })
+    .await;
+    wait_until(10, "the sweep to hold the San Francisco lead's followup", || async {
+        matches!(app.store.followup_of(&west).await.unwrap(), Some((0, _, Some(note))) if note == "quiet hours")
+    })
+    .await;
+    assert_eq!(
+        app.twilio.sent_to(west.as_str()).len(),
+        1,
+        "nothing sent in the lead's night"
     );
     app.stop().await;
 }

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestOptions, spawn_app_with, wait_until};
@@ -91,11 +91,22 @@ async fn an_overdue_doc_review_nags_asana_updates_the_lead_and_escalates_to_the_
         ..TestOptions::default()
     })
     .await;
-    // The documents arrived at the last noon (UTC, the office's zone here), so the lead's
-    // 24 h update falls at noon, outside quiet hours (21:00-09:00), and the deadline is
-    // still ahead of the wall clock. Whole seconds: PostgreSQL keeps microseconds.
+    // The documents arrived at the last noon where the lead is (312: Chicago, not the
+    // office's UTC), so the lead's 24 h update falls at noon, outside quiet hours
+    // (21:00-09:00), and the deadline is still ahead of the wall clock. Whole seconds:
+    // PostgreSQL keeps microseconds.
     let now = Utc::now();
-    let noon = now.date_naive().and_hms_opt(12, 0, 0).unwrap().and_utc();
+    let chicago = chrono_tz::America::Chicago;
+    let noon = chicago
+        .from_local_datetime(
+            &now.with_timezone(&chicago)
+                .date_naive()
+                .and_hms_opt(12, 0, 0)
+                .unwrap(),
+        )
+        .single()
+        .unwrap()
+        .with_timezone(&Utc);
     let t0: DateTime<Utc> = if noon <= now {
         noon
     } else {

@@ -97,7 +97,7 @@ impl SlaSweep {
         }
     }
 
-    /// Holds lead updates during `quiet` hours in the lead's zone (else `default_tz`), as
+    /// Holds lead updates during `quiet` hours in the lead's zones (its stored zone, else its number's, else `default_tz`), as
     /// followups are held: an update is news, not an emergency, and can wait for the
     /// morning. Staff nags and the owner's escalation are not held.
     pub fn with_quiet_hours(mut self, quiet: QuietHours, default_tz: Tz) -> Self {
@@ -109,13 +109,9 @@ impl SlaSweep {
         let Some((quiet, default_tz)) = self.quiet else {
             return Ok(false);
         };
-        let tz = self
-            .slas
-            .lead_time_zone(lead)
-            .await?
-            .and_then(|z| z.parse::<Tz>().ok())
-            .unwrap_or(default_tz);
-        Ok(quiet.hold_until(now, tz).is_some())
+        let stored = self.slas.lead_time_zone(lead).await?;
+        let zones = crate::phone_zone::lead_zones(stored.as_deref(), lead.as_str(), default_tz);
+        Ok(quiet.hold_until_all(now, &zones).is_some())
     }
 
     /// The scheduler's entry point: one pass over every open SLA as of `now`. Fails only
