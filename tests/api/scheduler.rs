@@ -229,29 +229,38 @@ async fn a_reply_from_the_lead_cancels_the_pending_followup_and_rearms_it() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_due_followup_waits_out_the_quiet_hours() {
+/// An app with fast followups whose quiet hours are an hour around now in `tz`'s local
+/// time (the office's zone is UTC).
+async fn app_quiet_now_in(tz: chrono_tz::Tz) -> TestApp {
     let mut env = fast_followups("24");
-    // Quiet now: a window around the current time.
     env.retain(|(k, _)| *k != "QUIET_HOURS");
-    // Quiet now where the lead is (312: Chicago); the office's zone (UTC) does not matter.
-    env.push((
-        "QUIET_HOURS",
-        quiet_window_in(chrono_tz::America::Chicago, -30, 60),
-    ));
-    let app = spawn_app_with(TestOptions {
+    env.push(("QUIET_HOURS", quiet_window_in(tz, -30, 60)));
+    spawn_app_with(TestOptions {
         env,
         ..TestOptions::default()
     })
-    .await;
-    let lead = LeadId::new("+13125550303");
+    .await
+}
+
+/// The lead writes, is answered, and its followup timer is made due now.
+async fn answered_with_a_due_followup(app: &TestApp, lead: &LeadId) {
     app.post_sms(lead.as_str(), "Hi, any 1BR?").await;
     app.wait_for_sms(lead.as_str(), 1).await;
-    // Make the timer due now.
+    // The send is recorded (and the timer armed for a day later) after Twilio has the SMS:
+    // wait for it, or it would overwrite the due time set here.
+    app.wait_settled(lead.as_str()).await;
     app.store
-        .arm_followup(&lead, Utc::now() - chrono::Duration::minutes(1))
+        .arm_followup(lead, Utc::now() - chrono::Duration::minutes(1))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_due_followup_waits_out_the_quiet_hours() {
+    // Quiet now where the lead is (312: Chicago); the office's zone (UTC) does not matter.
+    let app = app_quiet_now_in(chrono_tz::America::Chicago).await;
+    let lead = LeadId::new("+13125550303");
+    answered_with_a_due_followup(&app, &lead).await;
     wait_until(10, "the sweep to hold the followup", || async {
         matches!(app.store.followup_of(&lead).await.unwrap(), Some((0, _, Some(note))) if note == "quiet hours")
     })
@@ -271,26 +280,11 @@ async fn a_due_followup_waits_out_the_quiet_hours() {
 async fn quiet_hours_are_the_night_where_the_lead_is_from_its_area_code() {
     // Quiet now in Los Angeles; in Chicago (two hours ahead) and in the office's UTC it is
     // not. The San Francisco lead waits; the Chicago lead gets its followup.
-    let mut env = fast_followups("24");
-    env.retain(|(k, _)| *k != "QUIET_HOURS");
-    env.push((
-        "QUIET_HOURS",
-        quiet_window_in(chrono_tz::America::Los_Angeles, -30, 60),
-    ));
-    let app = spawn_app_with(TestOptions {
-        env,
-        ..TestOptions::default()
-    })
-    .await;
+    let app = app_quiet_now_in(chrono_tz::America::Los_Angeles).await;
     let west = LeadId::new("+14155550404");
     let central = LeadId::new("+13125550404");
     for lead in [&west, &central] {
-        app.post_sms(lead.as_str(), "Hi, any 1BR?").await;
-        app.wait_for_sms(lead.as_str(), 1).await;
-        app.store
-            .arm_followup(lead, Utc::now() - chrono::Duration::minutes(1))
-            .await
-            .unwrap();
+        answered_with_a_due_followup(&app, lead).await;
     }
     wait_until(10, "the Chicago lead's followup", || async {
         app.twilio.sent_to(central.as_str()).len() == 2
