@@ -22,6 +22,8 @@ struct Cluster {
     twilio: FakeTwilio,
     store: SqlStore,
     http: reqwest::Client,
+    /// Each process's log (stdout) goes to `<name>.log` here, shown when it fails to start.
+    logs: tempfile::TempDir,
     _queue: Cleanup,
 }
 
@@ -67,6 +69,7 @@ impl Cluster {
             twilio,
             store: SqlStore::connect(&database).await.unwrap(),
             http: reqwest::Client::new(),
+            logs: tempfile::tempdir().unwrap(),
             _queue: Cleanup(queue),
         };
         cluster.web_url = cluster.spawn("web", "web").await;
@@ -79,26 +82,45 @@ impl Cluster {
     /// Starts one process of the binary and waits until it is ready; returns its base URL.
     async fn spawn(&mut self, name: &'static str, role: &str) -> String {
         let port = free_port();
+        let log_path = self.logs.path().join(format!("{name}.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_lead-agent"))
             .args(["serve", "--role", role])
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("PORT", port.to_string())
-            .stdout(Stdio::null())
+            .stdout(log)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("the binary starts");
         self.processes.insert(name, child);
         let url = format!("http://127.0.0.1:{port}");
-        let what = format!("{name} to be ready");
-        wait_until(30, &what, || async {
-            matches!(
-                self.http.get(format!("{url}/ready")).send().await,
-                Ok(r) if r.status() == 200
-            )
-        })
-        .await;
-        url
+        // Not `wait_until`: a process that exits or never gets ready must say why (its
+        // /ready answer and its log), or a failure on a loaded CI machine is a mystery.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut last = String::from("no answer yet");
+        loop {
+            match self.http.get(format!("{url}/ready")).send().await {
+                Ok(r) if r.status() == 200 => return url,
+                Ok(r) => last = format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => last = format!("no answer: {e}"),
+            }
+            let exited = self.processes.get_mut(name).unwrap().try_wait().unwrap();
+            if exited.is_some() || tokio::time::Instant::now() > deadline {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                panic!(
+                    "{name} ({role}) not ready: exit status {exited:?}, last /ready: {last}\n\
+                     last log lines, newest first:\n{}",
+                    tail.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn signal(&mut self, name: &'static str, signal: &str) {
