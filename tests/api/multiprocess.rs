@@ -102,13 +102,12 @@ impl Cluster {
         // Not `wait_until`: a process that exits or never gets ready must say why (its
         // /ready answer and its log), or a failure on a loaded CI machine is a mystery.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        let mut last = String::from("no answer yet");
         loop {
-            match self.http.get(format!("{url}/ready")).send().await {
+            let last = match self.http.get(format!("{url}/ready")).send().await {
                 Ok(r) if r.status() == 200 => return url,
-                Ok(r) => last = format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
-                Err(e) => last = format!("no answer: {e}"),
-            }
+                Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => format!("no answer: {e}"),
+            };
             let exited = self.processes.get_mut(name).unwrap().try_wait().unwrap();
             if exited.is_some() || tokio::time::Instant::now() > deadline {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
