@@ -512,18 +512,29 @@ fn check_role(settings: &Settings, role: Role) -> anyhow::Result<()> {
     }
 }
 
-/// Unsettled deliveries this process may hold. On a shared queue, `LLM_CONCURRENCY`: a
-/// task held by a busy worker cannot go to an idle one (the seed's prefetch lesson; at the
-/// end of a burst it would cost a whole model latency). The in-process queue has one
-/// consumer, so holding twice the model cap costs no fairness, and it lets the next turns'
-/// store reads run while the model calls do: a model slot then waits for no turn's store
-/// work or send, which is what brings a burst's drain time down to N·L/C (measured by
-/// `lead-agent simulate`, BENCHMARKS.md). The pool's semaphore stays the model cap.
+/// Unsettled deliveries this process may hold. A model slot must never wait for a turn's
+/// store work, send or ack, nor for the next delivery and its store reads: so each process
+/// holds more tasks than it has model slots, the extra ones doing that work while the
+/// model calls run, and the pool's semaphore alone caps the calls.
+///
+/// - The in-process queue has one consumer, so it holds twice the model cap at no cost in
+///   fairness.
+/// - On a shared queue (RabbitMQ), `LLM_CONCURRENCY + ⌈LLM_CONCURRENCY / 3⌉`. A task held
+///   by a busy worker cannot go to an idle one (the seed's prefetch lesson), so the extra
+///   is kept small: it covers a turn's overhead (~0.1 s of store round trips, the send and
+///   the broker's ack and delivery, against a model call of ~1 s: one task in six is in
+///   that phase at any time, so ⌈C/3⌉ is twice what is needed), and what it can cost is
+///   bounded — at the end of a burst at most ⌈C/3⌉ tasks wait one model call in a busy
+///   worker while another is idle, and on a scale-out a new worker finds at most that many
+///   per running worker already taken.
+///
+/// The drain figures are in BENCHMARKS.md (`lead-agent simulate`).
 fn prefetch(settings: &Settings) -> usize {
+    let cap = settings.llm_concurrency;
     if settings.has_shared_queue() {
-        settings.llm_concurrency
+        cap + cap.div_ceil(3)
     } else {
-        settings.llm_concurrency * 2
+        cap * 2
     }
 }
 
@@ -750,15 +761,17 @@ mod tests {
     }
 
     #[test]
-    fn only_the_single_consumer_in_process_queue_prefetches_past_the_model_cap() {
+    fn a_shared_queue_prefetches_a_third_past_the_model_cap_and_the_in_process_one_double() {
         let embedded = Settings::from_map(&HashMap::from([("LLM_CONCURRENCY", "6")])).unwrap();
         assert_eq!(prefetch(&embedded), 12);
-        let shared = Settings::from_map(&HashMap::from([
-            ("LLM_CONCURRENCY", "6"),
-            ("AMQP_URL", "amqp://u:p@rabbit:5672/%2f"),
-        ]))
-        .unwrap();
-        assert_eq!(prefetch(&shared), 6);
+        for (cap, expected) in [("1", 2), ("6", 8), ("7", 10), ("12", 16)] {
+            let shared = Settings::from_map(&HashMap::from([
+                ("LLM_CONCURRENCY", cap),
+                ("AMQP_URL", "amqp://u:p@rabbit:5672/%2f"),
+            ]))
+            .unwrap();
+            assert_eq!(prefetch(&shared), expected, "LLM_CONCURRENCY {cap}");
+        }
     }
 
     #[test]

@@ -141,7 +141,7 @@ impl OutboxSweep {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::{LeadId, ManualClock};
+    use crate::ports::{Claim, LeadId, ManualClock};
     use crate::testing::{FakeSms, MemStore, test_alerts};
 
     async fn setup() -> (OutboxSweep, Arc<MemStore>, Arc<FakeSms>, i64) {
@@ -155,7 +155,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert!(store.mark_sending(reply).await.unwrap());
+        assert_eq!(store.claim_send(reply).await.unwrap(), Claim::Send);
         let clock = ManualClock::new(chrono::Utc::now());
         clock.advance(Duration::from_secs(1));
         let sweep = OutboxSweep::new(

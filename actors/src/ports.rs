@@ -233,6 +233,33 @@ impl SendOutcome {
     }
 }
 
+/// What [`Store::lead_work`] returns: everything a turn needs to decide what to do.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeadWork {
+    /// Committed replies not yet claimed for sending, oldest first.
+    pub unsent: Vec<OutboxReply>,
+    /// Unanswered inbound messages, in arrival order.
+    pub pending: Vec<PendingInbound>,
+    pub opted_out: bool,
+}
+
+impl LeadWork {
+    pub fn is_empty(&self) -> bool {
+        self.unsent.is_empty() && self.pending.is_empty()
+    }
+}
+
+/// The outcome of [`Store::claim_send`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Claimed (`sending`): the caller sends it now.
+    Send,
+    /// The lead had opted out: recorded `suppressed`, not to be sent.
+    Suppressed,
+    /// Not `queued` any more (another turn claimed it, or it was settled): hands off.
+    NotQueued,
+}
+
 /// Exclusive right to run turns for one lead, across every process sharing the store.
 /// Released by [`LeadLock::release`]; an implementation must also free it if the holder
 /// dies without releasing (a PostgreSQL advisory lock dies with its session).
@@ -264,19 +291,19 @@ pub struct InDoubtReply {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The newest `max_messages` lines of the lead's conversation, oldest first, excluding
-    /// unanswered inbound messages (those come from `pending_inbound`).
+    /// unanswered inbound messages (those come from `lead_work`).
     async fn load_history(
         &self,
         lead: &LeadId,
         max_messages: usize,
     ) -> Result<Vec<ChatLine>, StoreError>;
 
-    /// Inbound messages of the lead still waiting for a reply, in arrival order.
-    async fn pending_inbound(&self, lead: &LeadId) -> Result<Vec<PendingInbound>, StoreError>;
-
-    /// Replies committed but not yet handed to the SMS sender (a crash between commit and
-    /// send leaves them here).
-    async fn unsent_replies(&self, lead: &LeadId) -> Result<Vec<OutboxReply>, StoreError>;
+    /// What a turn starts from, in one read: the replies committed but not yet claimed for
+    /// sending (a crash between commit and send, an approved HITL reply, an SLA update),
+    /// the inbound messages still waiting for a reply, and the lead's opt-out. One round
+    /// trip, at the start of every turn and for the check after it (BENCHMARKS.md, the
+    /// batch drop on PostgreSQL + RabbitMQ).
+    async fn lead_work(&self, lead: &LeadId) -> Result<LeadWork, StoreError>;
 
     async fn is_opted_out(&self, lead: &LeadId) -> Result<bool, StoreError>;
 
@@ -294,9 +321,12 @@ pub trait Store: Send + Sync + 'static {
     /// Marks inbound messages handled without a reply (lead opted out).
     async fn mark_no_reply(&self, answered: &[i64], reason: &str) -> Result<(), StoreError>;
 
-    /// Claims a reply for sending. Returns false if it was not in the `queued` state (it was
-    /// already sent or claimed): the caller must then not send it.
-    async fn mark_sending(&self, reply_id: i64) -> Result<bool, StoreError>;
+    /// Claims a `queued` reply for sending, checking the lead's opt-out in the same
+    /// statement: `Send` (now `sending`, the caller sends it), `Suppressed` (the lead opted
+    /// out: now `suppressed`, never sent) or `NotQueued` (already claimed, sent or settled:
+    /// the caller must not send it). The opt-out check and the claim are one atomic step, so
+    /// no STOP committed before the claim can be missed by it.
+    async fn claim_send(&self, reply_id: i64) -> Result<Claim, StoreError>;
 
     async fn record_send(&self, reply_id: i64, outcome: &SendOutcome) -> Result<(), StoreError>;
 

@@ -458,31 +458,29 @@ impl Store for MemStore {
         Ok(lines)
     }
 
-    async fn pending_inbound(&self, lead: &LeadId) -> Result<Vec<PendingInbound>, StoreError> {
+    async fn lead_work(&self, lead: &LeadId) -> Result<LeadWork, StoreError> {
         let g = self.guard()?;
-        Ok(g.messages
-            .iter()
-            .filter(|m| &m.lead == lead && m.role == Role::Lead && m.state == "pending")
-            .map(|m| PendingInbound {
-                id: m.id,
-                message_sid: m.sid.clone(),
-                body: m.body.clone(),
-                received_at: Utc::now(),
-            })
-            .collect())
-    }
-
-    async fn unsent_replies(&self, lead: &LeadId) -> Result<Vec<OutboxReply>, StoreError> {
-        let g = self.guard()?;
-        Ok(g.messages
-            .iter()
-            .filter(|m| &m.lead == lead && m.role == Role::Agent && m.state == "queued")
-            .map(|m| OutboxReply {
-                id: m.id,
-                lead: m.lead.clone(),
-                body: m.body.clone(),
-            })
-            .collect())
+        let mine = || g.messages.iter().filter(|m| &m.lead == lead);
+        Ok(LeadWork {
+            unsent: mine()
+                .filter(|m| m.role == Role::Agent && m.state == "queued")
+                .map(|m| OutboxReply {
+                    id: m.id,
+                    lead: m.lead.clone(),
+                    body: m.body.clone(),
+                })
+                .collect(),
+            pending: mine()
+                .filter(|m| m.role == Role::Lead && m.state == "pending")
+                .map(|m| PendingInbound {
+                    id: m.id,
+                    message_sid: m.sid.clone(),
+                    body: m.body.clone(),
+                    received_at: Utc::now(),
+                })
+                .collect(),
+            opted_out: *g.opted_out.get(lead).unwrap_or(&false),
+        })
     }
 
     async fn is_opted_out(&self, lead: &LeadId) -> Result<bool, StoreError> {
@@ -535,19 +533,29 @@ impl Store for MemStore {
         Ok(())
     }
 
-    async fn mark_sending(&self, reply_id: i64) -> Result<bool, StoreError> {
+    async fn claim_send(&self, reply_id: i64) -> Result<Claim, StoreError> {
         let mut g = self.guard()?;
-        match g
+        let Some(lead) = g
+            .messages
+            .iter()
+            .find(|m| m.id == reply_id && m.state == "queued")
+            .map(|m| m.lead.clone())
+        else {
+            return Ok(Claim::NotQueued);
+        };
+        let opted_out = *g.opted_out.get(&lead).unwrap_or(&false);
+        let m = g
             .messages
             .iter_mut()
-            .find(|m| m.id == reply_id && m.state == "queued")
-        {
-            Some(m) => {
-                m.state = "sending".into();
-                m.claimed_at = Some(Utc::now());
-                Ok(true)
-            }
-            None => Ok(false),
+            .find(|m| m.id == reply_id)
+            .expect("found above, under the same lock");
+        if opted_out {
+            m.state = "suppressed".into();
+            Ok(Claim::Suppressed)
+        } else {
+            m.state = "sending".into();
+            m.claimed_at = Some(Utc::now());
+            Ok(Claim::Send)
         }
     }
 

@@ -6,7 +6,7 @@
 //! once), turning an approval into a `queued` outbound reply, and the one-time escalation
 //! of a hold nobody decided on (with its holding message queued in the same transaction).
 //! Must not: send anything. Every SMS leaves through the outbox's `queued` row and the lead
-//! actor's send path (opt-out checked at the last moment, `mark_sending` claim).
+//! actor's send path (the `claim_send` claim, which checks the opt-out at the last moment).
 
 use actors::hitl::ReplyHolds;
 use actors::ports::{LeadId, StoreError};

@@ -12,8 +12,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use actors::ports::{
-    ChatLine, InDoubtReply, LeadId, LeadLock, OutboxReply, PendingInbound, ProcessLocalLock, Role,
-    SendOutcome, Store, StoreError,
+    ChatLine, Claim, InDoubtReply, LeadId, LeadLock, LeadWork, OutboxReply, PendingInbound,
+    ProcessLocalLock, Role, SendOutcome, Store, StoreError,
 };
 use anyhow::Context;
 use async_trait::async_trait;
@@ -119,10 +119,26 @@ async fn open_pool(url: &str, migrate: bool) -> anyhow::Result<Pool> {
         let pool = PgPoolOptions::new()
             .max_connections(20)
             // Each running turn holds one connection for its lead lock and borrows another
-            // for its queries: 20 covers LLM_CONCURRENCY 6 with room for the webhook.
+            // for its queries: 20 covers the prefetch of LLM_CONCURRENCY 6 (8 tasks) with
+            // room for the webhook.
             // Fail fast while the database is away: the webhook answers 503 (Twilio
             // retries) instead of holding the request past Twilio's 15 s.
             .acquire_timeout(Duration::from_secs(3))
+            // sqlx pings every connection it hands out by default: one more round trip per
+            // query, about twenty per turn, which on a loaded machine was a good part of the
+            // batch drop's overhead (BENCHMARKS.md). A connection used within the last
+            // seconds is taken as it is — if PostgreSQL went away since, the query fails
+            // like any query during an outage (503 or a handed-back turn) and sqlx drops
+            // the broken connection; one idle longer is still pinged.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IF_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await
             .context("Failed to connect to PostgreSQL")?;
@@ -159,6 +175,9 @@ async fn open_pool(url: &str, migrate: bool) -> anyhow::Result<Pool> {
         Pool::Sqlite(pool)
     })
 }
+
+/// A pooled PostgreSQL connection idle this long is pinged before use (see `open_pool`).
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
 
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -438,6 +457,20 @@ impl SqlStore {
     }
 }
 
+/// [`Store::lead_work`]'s one statement: both kinds of open work and the opt-out flag, so a
+/// turn starts with one round trip. The second IN term repeats the partial index's predicate
+/// so that SQLite (which cannot infer it) reads `messages_open` instead of every message the
+/// lead ever had: with a 5,000-message history that scan cost megabytes of page cache and CPU
+/// on every turn (BENCHMARKS.md). No ORDER BY: with one, SQLite prefers `messages_by_lead`
+/// (the whole history) to save a sort; the rows are few and are sorted after.
+const LEAD_WORK_SQL: &str = "SELECT id, direction, message_sid, body, created_at,
+        (SELECT opted_out FROM leads WHERE phone = $1) AS opted_out
+ FROM messages
+ WHERE lead_phone = $1 AND state IN ('pending', 'queued')
+   AND state IN ('pending', 'queued', 'sending')
+   AND ((direction = 'inbound' AND state = 'pending')
+        OR (direction = 'outbound' AND state = 'queued'))";
+
 /// `$first, $first+1, …`: `n` numbered placeholders (both drivers take `$N`).
 fn in_list(first: usize, n: usize) -> String {
     (first..first + n)
@@ -482,55 +515,34 @@ impl Store for SqlStore {
         })
     }
 
-    async fn pending_inbound(&self, lead: &LeadId) -> Result<Vec<PendingInbound>, StoreError> {
+    async fn lead_work(&self, lead: &LeadId) -> Result<LeadWork, StoreError> {
         with_pool!(self, pool => {
-            let rows = sqlx::query(
-                // The IN term repeats the partial index's predicate so that SQLite (which
-                // cannot infer it from `state = 'pending'`) reads `messages_open` instead of
-                // every message the lead ever had: with a 5,000-message history that scan
-                // cost megabytes of page cache and CPU on every turn (BENCHMARKS.md).
-                "SELECT id, message_sid, body, created_at FROM messages
-                 WHERE lead_phone = $1 AND state = 'pending'
-                   AND state IN ('pending', 'queued', 'sending')
-                 ORDER BY id",
-            )
+            let rows = sqlx::query(LEAD_WORK_SQL)
             .bind(lead.as_str())
             .fetch_all(pool)
             .await
-            .map_err(store_err("pending inbound"))?;
-            Ok(rows
-                .into_iter()
-                .map(|r| PendingInbound {
-                    id: r.get(0),
-                    message_sid: r.get::<Option<String>, _>(1).unwrap_or_default(),
-                    body: r.get(2),
-                    received_at: r.get(3),
-                })
-                .collect())
-        })
-    }
-
-    async fn unsent_replies(&self, lead: &LeadId) -> Result<Vec<OutboxReply>, StoreError> {
-        with_pool!(self, pool => {
-            let rows = sqlx::query(
-                // The IN term lets SQLite use `messages_open` (see `pending_inbound`).
-                "SELECT id, body FROM messages
-                 WHERE lead_phone = $1 AND direction = 'outbound' AND state = 'queued'
-                   AND state IN ('pending', 'queued', 'sending')
-                 ORDER BY id",
-            )
-            .bind(lead.as_str())
-            .fetch_all(pool)
-            .await
-            .map_err(store_err("unsent replies"))?;
-            Ok(rows
-                .into_iter()
-                .map(|r| OutboxReply {
-                    id: r.get(0),
-                    lead: lead.clone(),
-                    body: r.get(1),
-                })
-                .collect())
+            .map_err(store_err("lead work"))?;
+            let mut work = LeadWork::default();
+            for r in rows {
+                work.opted_out = r.get::<Option<i64>, _>(5) == Some(1);
+                if r.get::<String, _>(1) == "inbound" {
+                    work.pending.push(PendingInbound {
+                        id: r.get(0),
+                        message_sid: r.get::<Option<String>, _>(2).unwrap_or_default(),
+                        body: r.get(3),
+                        received_at: r.get(4),
+                    });
+                } else {
+                    work.unsent.push(OutboxReply {
+                        id: r.get(0),
+                        lead: lead.clone(),
+                        body: r.get(3),
+                    });
+                }
+            }
+            work.pending.sort_by_key(|p| p.id);
+            work.unsent.sort_by_key(|u| u.id);
+            Ok(work)
         })
     }
 
@@ -617,18 +629,32 @@ impl Store for SqlStore {
         })
     }
 
-    async fn mark_sending(&self, reply_id: i64) -> Result<bool, StoreError> {
+    async fn claim_send(&self, reply_id: i64) -> Result<Claim, StoreError> {
         with_pool!(self, pool => {
-            let n = sqlx::query(
-                "UPDATE messages SET state = 'sending', updated_at = $1 WHERE id = $2 AND state = 'queued'",
+            // The opt-out check and the claim in one statement: one round trip, and no STOP
+            // committed before it can slip between a separate check and the claim.
+            let state: Option<String> = sqlx::query_scalar(
+                "UPDATE messages SET
+                    state = CASE WHEN EXISTS (SELECT 1 FROM leads
+                                              WHERE phone = messages.lead_phone AND opted_out = 1)
+                            THEN 'suppressed' ELSE 'sending' END,
+                    detail = CASE WHEN EXISTS (SELECT 1 FROM leads
+                                               WHERE phone = messages.lead_phone AND opted_out = 1)
+                             THEN 'lead opted out' ELSE detail END,
+                    updated_at = $1
+                 WHERE id = $2 AND state = 'queued'
+                 RETURNING state",
             )
             .bind(now())
             .bind(reply_id)
-            .execute(pool)
+            .fetch_optional(pool)
             .await
-            .map_err(store_err("mark sending"))?
-            .rows_affected();
-            Ok(n == 1)
+            .map_err(store_err("claim send"))?;
+            Ok(match state.as_deref() {
+                Some("sending") => Claim::Send,
+                Some(_) => Claim::Suppressed,
+                None => Claim::NotQueued,
+            })
         })
     }
 

@@ -50,25 +50,38 @@ async fn a_reply_is_committed_with_its_answers_and_sent_once() {
             .await
             .unwrap();
     }
-    let pending = s.pending_inbound(&lead).await.unwrap();
-    let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
+    let work = s.lead_work(&lead).await.unwrap();
+    assert!(work.unsent.is_empty() && !work.opted_out);
+    let ids: Vec<i64> = work.pending.iter().map(|p| p.id).collect();
     assert_eq!(ids.len(), 2);
+    assert!(ids[0] < ids[1], "in arrival order");
+    assert_eq!(work.pending[0].body, "Hi");
     let reply = s
         .commit_reply(&lead, &ids, "Hello!", "rules")
         .await
         .unwrap()
         .unwrap();
-    assert!(s.pending_inbound(&lead).await.unwrap().is_empty());
     // A second commit for the same messages writes nothing.
     assert_eq!(
         s.commit_reply(&lead, &ids, "again", "rules").await.unwrap(),
         None
     );
-    assert_eq!(s.unsent_replies(&lead).await.unwrap().len(), 1);
-    assert!(s.mark_sending(reply).await.unwrap());
-    assert!(
-        !s.mark_sending(reply).await.unwrap(),
+    let work = s.lead_work(&lead).await.unwrap();
+    assert!(work.pending.is_empty());
+    assert_eq!(work.unsent.len(), 1);
+    assert_eq!(
+        (work.unsent[0].id, &*work.unsent[0].body),
+        (reply, "Hello!")
+    );
+    assert_eq!(s.claim_send(reply).await.unwrap(), Claim::Send);
+    assert_eq!(
+        s.claim_send(reply).await.unwrap(),
+        Claim::NotQueued,
         "a claimed reply cannot be claimed twice"
+    );
+    assert!(
+        s.lead_work(&lead).await.unwrap().is_empty(),
+        "a claimed reply is no longer unsent"
     );
     s.record_send(
         reply,
@@ -113,9 +126,10 @@ async fn an_interrupted_send_becomes_in_doubt_and_is_not_resent() {
         .await
         .unwrap();
     let ids: Vec<i64> = s
-        .pending_inbound(&lead)
+        .lead_work(&lead)
         .await
         .unwrap()
+        .pending
         .iter()
         .map(|p| p.id)
         .collect();
@@ -124,7 +138,7 @@ async fn an_interrupted_send_becomes_in_doubt_and_is_not_resent() {
         .await
         .unwrap()
         .unwrap();
-    assert!(s.mark_sending(reply).await.unwrap());
+    assert_eq!(s.claim_send(reply).await.unwrap(), Claim::Send);
     let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
     assert!(
         s.flag_stale_sends(an_hour_ago).await.unwrap().is_empty(),
@@ -134,7 +148,7 @@ async fn an_interrupted_send_becomes_in_doubt_and_is_not_resent() {
     assert_eq!(flagged.len(), 1);
     assert_eq!((flagged[0].id, &flagged[0].lead), (reply, &lead));
     assert_eq!(s.in_doubt_replies().await.unwrap()[0].body, "Hello");
-    assert!(s.unsent_replies(&lead).await.unwrap().is_empty());
+    assert!(s.lead_work(&lead).await.unwrap().unsent.is_empty());
     assert!(s.leads_with_pending_work().await.unwrap().is_empty());
 }
 
@@ -190,7 +204,7 @@ async fn ops_views_read_from_the_replica_when_one_is_configured() {
     assert_eq!(view.len(), 1);
     assert_eq!(view[0].body, "seen on the replica");
     // The actors' reads always go to the primary.
-    let pending = store.pending_inbound(&lead).await.unwrap();
+    let pending = store.lead_work(&lead).await.unwrap().pending;
     assert_eq!(pending[0].body, "written to the primary");
 }
 
@@ -272,15 +286,16 @@ async fn work_left_undone_past_the_cutoff_is_found_for_the_sweep() {
         vec![lead.clone()]
     );
     let ids: Vec<i64> = s
-        .pending_inbound(&lead)
+        .lead_work(&lead)
         .await
         .unwrap()
+        .pending
         .iter()
         .map(|p| p.id)
         .collect();
     s.commit_reply(&lead, &ids, "Hello", "rules").await.unwrap();
     s.record_send(
-        s.unsent_replies(&lead).await.unwrap()[0].id,
+        s.lead_work(&lead).await.unwrap().unsent[0].id,
         &SendOutcome::Sent {
             provider_sid: "SMx".into(),
         },
@@ -290,5 +305,66 @@ async fn work_left_undone_past_the_cutoff_is_found_for_the_sweep() {
     assert!(
         s.leads_with_stale_work(soon).await.unwrap().is_empty(),
         "done work is not stale"
+    );
+}
+
+#[tokio::test]
+async fn a_claim_on_a_reply_to_a_lead_who_opted_out_suppresses_it_instead() {
+    let (s, _d) = store().await;
+    let lead = LeadId::new("+13125550100");
+    s.accept_inbound(inbound("SM1", &lead, "Hi"), InboundKind::Conversation)
+        .await
+        .unwrap();
+    let ids: Vec<i64> = s
+        .lead_work(&lead)
+        .await
+        .unwrap()
+        .pending
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    let reply = s
+        .commit_reply(&lead, &ids, "Hello", "rules")
+        .await
+        .unwrap()
+        .unwrap();
+    // The STOP lands between the commit and the claim.
+    s.accept_inbound(inbound("SM2", &lead, "STOP"), InboundKind::OptOut)
+        .await
+        .unwrap();
+    let work = s.lead_work(&lead).await.unwrap();
+    assert!(work.opted_out, "the turn's read sees the opt-out");
+    assert_eq!(work.unsent.len(), 1);
+    assert_eq!(s.claim_send(reply).await.unwrap(), Claim::Suppressed);
+    assert_eq!(
+        s.claim_send(reply).await.unwrap(),
+        Claim::NotQueued,
+        "a suppressed reply is never claimed"
+    );
+    let conv = s.conversation(&lead, 10).await.unwrap();
+    let out = conv.iter().find(|m| m.id == reply).unwrap();
+    assert_eq!(out.state, "suppressed");
+    assert!(s.lead_work(&lead).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_turn_read_on_sqlite_goes_through_the_open_messages_index() {
+    let (s, _d) = store().await;
+    let Pool::Sqlite(pool) = &s.pool else {
+        return; // PostgreSQL infers the partial index from `state = …` by itself.
+    };
+    let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN QUERY PLAN {LEAD_WORK_SQL}"
+    )))
+    .bind("+13125550100")
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get::<String, _>(3))
+    .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("messages_open")),
+        "not the whole history: {plan:?}"
     );
 }

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use actors::ports::{LeadId, Store};
+use actors::ports::{Claim, LeadId, Store};
 use lead_agent::store::{InboundKind, NewInbound, SqlStore, fresh_test_database_url};
 
 use crate::helpers::*;
@@ -98,13 +98,13 @@ async fn crashed_database(lead: &LeadId) -> (String, tempfile::TempDir) {
             .await
             .unwrap();
     }
-    let first = store.pending_inbound(lead).await.unwrap()[0].id;
+    let first = store.lead_work(lead).await.unwrap().pending[0].id;
     let reply = store
         .commit_reply(lead, &[first], "reply to first", "anthropic")
         .await
         .unwrap()
         .unwrap();
-    assert!(store.mark_sending(reply).await.unwrap());
+    assert_eq!(store.claim_send(reply).await.unwrap(), Claim::Send);
     (db, dir)
 }
 

@@ -20,8 +20,8 @@ use crate::alert_router::{Alert, AlertHandle, AlertKind, Severity};
 use crate::hitl::{ReplyHolds, held_reply_alert};
 use crate::llm_pool::{LlmPool, PoolError};
 use crate::ports::{
-    Clock, Delivery, LeadId, OutboxReply, Prompt, Role, SendOutcome, SmsError, SmsSender, Store,
-    StoreError,
+    Claim, Clock, Delivery, LeadId, OutboxReply, Prompt, Role, SendOutcome, SmsError, SmsSender,
+    Store, StoreError,
 };
 use crate::supervisor::SupervisorMsg;
 use crate::window::{ChatWindow, WindowLimits};
@@ -261,26 +261,28 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
     let deps = state.deps.clone();
     let lead = state.lead.clone();
 
+    // One read for the unsent replies, the pending messages and the opt-out: messages that
+    // arrive while the unsent replies go out are the next turn's (the loop in `run_turn`).
+    let work = deps.store.lead_work(&lead).await?;
     // A reply committed by an earlier turn that crashed before sending goes first, so the
     // lead reads our answers in order.
-    let unsent = deps.store.unsent_replies(&lead).await?;
-    if !unsent.is_empty() {
+    if !work.unsent.is_empty() {
         // Written outside this actor (an approved HITL reply, a holding message, a crashed
         // turn): the cached window does not have them, so it is reloaded after.
         state.window = None;
     }
-    for reply in unsent {
-        send_reply(&deps, &reply).await?;
+    for reply in &work.unsent {
+        send_reply(&deps, reply).await?;
     }
 
-    let pending = deps.store.pending_inbound(&lead).await?;
+    let pending = work.pending;
     if pending.is_empty() {
         return Ok(TurnOutcome::Nothing);
     }
     let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
     let turn = deps.store.begin_turn(&lead, &deps.worker_id).await?;
 
-    if deps.store.is_opted_out(&lead).await? {
+    if work.opted_out {
         deps.store.mark_no_reply(&ids, "opted_out").await?;
         deps.store.finish_turn(turn, "opted_out").await?;
         deps.alerts.raise(
@@ -396,30 +398,29 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
     Ok(TurnOutcome::Replied)
 }
 
-/// Sends one committed reply at most once. The `mark_sending` claim is the line between
+/// Sends one committed reply at most once. The `claim_send` claim is the line between
 /// "safe to send" and "may have been sent": past it, an unknown outcome is recorded as
 /// in-doubt and alerted, never resent blindly.
 async fn send_reply(deps: &LeadDeps, reply: &OutboxReply) -> Result<(), TurnError> {
     let store = &deps.store;
-    // Checked at the last moment: a STOP that arrived during the turn wins.
-    if store.is_opted_out(&reply.lead).await? {
-        store
-            .record_send(reply.id, &SendOutcome::Suppressed)
-            .await?;
-        deps.alerts.raise(
-            Alert::event(
-                "sms_suppressed",
-                format!(
-                    "{}: reply {} not sent, the lead opted out",
-                    reply.lead, reply.id
-                ),
-            )
-            .for_lead(&reply.lead),
-        );
-        return Ok(());
-    }
-    if !store.mark_sending(reply.id).await? {
-        return Ok(());
+    // The opt-out is checked in the claim itself, at the last moment: a STOP that arrived
+    // during the turn wins.
+    match store.claim_send(reply.id).await? {
+        Claim::Send => {}
+        Claim::NotQueued => return Ok(()),
+        Claim::Suppressed => {
+            deps.alerts.raise(
+                Alert::event(
+                    "sms_suppressed",
+                    format!(
+                        "{}: reply {} not sent, the lead opted out",
+                        reply.lead, reply.id
+                    ),
+                )
+                .for_lead(&reply.lead),
+            );
+            return Ok(());
+        }
     }
     let mut attempt = 0;
     loop {

@@ -201,3 +201,26 @@ async fn a_failing_turn_posts_one_error_event_per_streak() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_reply_left_unsent_by_a_crash_goes_out_before_the_next_reply_and_once() {
+    let t = tree(FakeModel::answering("new reply")).await;
+    // A turn that crashed after its commit: the reply is `queued`, its message answered.
+    assert!(t.store.insert_inbound(&lead(), "SM1", "Hi"));
+    crate::ports::Store::commit_reply(&*t.store, &lead(), &[1], "old reply", "rules")
+        .await
+        .unwrap()
+        .expect("committed");
+    t.inbound(&lead(), "SM2", "still there?");
+    wait_for(|| t.acker.acks() == 1).await;
+    assert_eq!(
+        t.sms.sent_to(&lead()),
+        vec!["old reply".to_string(), "new reply".to_string()],
+        "our answers reach the lead in order"
+    );
+    assert_eq!(t.model.calls(), 1, "the old reply needs no model call");
+    assert_eq!(t.store.inbound_states(&lead()), vec!["answered"; 2]);
+    let window = &t.model.prompts()[0];
+    let texts: Vec<_> = window.lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, vec!["Hi", "old reply", "still there?"]);
+}

@@ -14,7 +14,7 @@
 //!   carries the escalation if the SMS cannot go;
 //! - **lead update**: the SMS is queued in the outbox in the *same transaction* that
 //!   records the update ([`SlaStore::save_with_lead_sms`]), and the lead's actor sends it
-//!   with the outbox's claim (`mark_sending`) and in-doubt resolution: no crash can send it
+//!   with the outbox's claim (`claim_send`) and in-doubt resolution: no crash can send it
 //!   twice or lose it, and a STOP that arrives before the send suppresses it.
 //!
 //! Must not: send to an opted-out lead, comment on a `dry-run` ticket, or fail the whole
