@@ -30,6 +30,12 @@ pub const LEASE: &str = "scheduler";
 /// Most missed ticks counted one by one when a leader catches up (an every-second job down
 /// for a week would otherwise be a long loop); beyond it the count says "at least".
 const MAX_MISSED_COUNTED: i64 = 100_000;
+/// Capacity of each of the trigger's ten internal broadcast channels. `JobScheduler::new`
+/// asks for 200, and a tokio broadcast channel allocates every slot up front: ~0.3 MiB of
+/// the idle heap for channels that carry at most one message per job per 500 ms poll
+/// (job ids to activate, the adds at arming). 64 is ten times the job count, so a receiver
+/// never lags far enough to lose an activation.
+const TRIGGER_CHANNEL_SIZE: usize = 64;
 
 /// Everything a job body may touch.
 #[derive(Clone)]
@@ -161,7 +167,7 @@ async fn arm_trigger(
     jobs: &[JobEntry],
     tz: Tz,
 ) -> anyhow::Result<JobScheduler> {
-    let trigger = JobScheduler::new()
+    let trigger = JobScheduler::new_with_channel_size(TRIGGER_CHANNEL_SIZE)
         .await
         .context("Failed to create the cron trigger")?;
     for (idx, job) in jobs.iter().enumerate() {
