@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerates actors/src/phone_zone/data.rs from libphonenumber's time-zone map.
+"""Regenerates actors/src/phone_zone/data.txt from libphonenumber's time-zone map.
 
 Usage: pip download phonenumbers --no-deps -d /tmp/pn && python3 scripts/gen_phone_zones.py /tmp/pn/phonenumbers-*.whl
 The map is Apache-2.0 (The Libphonenumber Authors); only the +1 (NANP) prefixes are kept.
@@ -19,23 +19,11 @@ for key, value in re.findall(r"'(1\d*)':\s*(\([^)]*\))", src):
         continue
     entries[key[1:]] = ast.literal_eval(value)
 name = os.path.basename(wheel).replace("-py2.py3-none-any.whl", "")
-out = [
-    "//! Generated data: North American (+1) number prefixes → IANA time zones.",
-    "//!",
-    "//! Extracted from libphonenumber's time-zone map as shipped in the Python `phonenumbers`",
-    f"//! package ({name}), Copyright (C) 2011-2026 The Libphonenumber Authors, Apache License 2.0.",
-    "//! Keys are the digits after the country code (area code, optionally more digits of the",
-    "//! exchange where an area code spans zones); sorted, so lookups binary-search. Regenerate",
-    "//! with `scripts/gen_phone_zones.py` rather than edit by hand.",
-    "",
-    "pub(super) static PREFIXES: &[(&str, &[&str])] = &[",
-]
-for key in sorted(entries):
-    zones = ", ".join(f'"{z}"' for z in entries[key])
-    out.append(f'    ("{key}", &[{zones}]),')
-out.append("];")
+# One line a prefix, "DIGITS ZONE[,ZONE...]", sorted: plain text in the binary's read-only
+# data (no relocations, nothing resident until a lead's zone is first looked up).
+out = [f"{key} {','.join(entries[key])}" for key in sorted(entries)]
 here = os.path.dirname(os.path.abspath(__file__))
-path = os.path.join(here, "..", "actors", "src", "phone_zone", "data.rs")
+path = os.path.join(here, "..", "actors", "src", "phone_zone", "data.txt")
 with open(path, "w") as f:
     f.write("\n".join(out) + "\n")
 print(f"{len(entries)} prefixes from {name} -> {os.path.normpath(path)}")

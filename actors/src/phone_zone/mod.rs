@@ -2,15 +2,37 @@
 //! its area code (and, where an area code spans two zones, the exchange), so that quiet
 //! hours are the lead's night and not the office's.
 //!
-//! Owns: the prefix lookup over the generated table in `data.rs` and the rule that picks a
+//! Owns: the prefix lookup over the generated table in `data.txt` and the rule that picks a
 //! lead's zones (a stored zone first, then the number, then the office's `OWNER_TZ`).
 //! Must not: guess beyond the table — a number it does not know gets the office's zone, and
 //! a number whose prefix spans several zones keeps all of them, so the caller can stay
 //! quiet until it is daytime in every one.
 
-mod data;
+use std::sync::OnceLock;
 
 use chrono_tz::Tz;
+
+/// libphonenumber's time-zone map for +1 numbers, as shipped in the Python `phonenumbers`
+/// package 9.0.43 (Copyright (C) 2011-2026 The Libphonenumber Authors, Apache License
+/// 2.0): one line a prefix, `DIGITS ZONE[,ZONE…]`, sorted. Keys are the digits after the
+/// country code — the area code, with more digits of the exchange where an area code spans
+/// zones. Plain text so that it costs nothing resident until first used; regenerate it with
+/// `scripts/gen_phone_zones.py`, never by hand.
+const DATA: &str = include_str!("data.txt");
+
+/// The parsed table, built on the first lookup (a followup or SLA sweep).
+fn table() -> &'static [(&'static str, Vec<Tz>)] {
+    static TABLE: OnceLock<Vec<(&'static str, Vec<Tz>)>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        DATA.lines()
+            .filter_map(|line| {
+                let (key, zones) = line.split_once(' ')?;
+                let zones: Vec<Tz> = zones.split(',').filter_map(|z| z.parse().ok()).collect();
+                Some((key, zones))
+            })
+            .collect()
+    })
+}
 
 /// The zones of a `+1` number in E.164 (`+1NPANXXXXXX`), longest matching prefix first;
 /// empty for other countries, malformed numbers and prefixes the table lacks.
@@ -24,12 +46,8 @@ pub fn zones_for_phone(phone: &str) -> Vec<Tz> {
     // The table's keys are 3 to 6 digits long; the longest match is the most precise.
     for len in (3..=6).rev() {
         let prefix = &national[..len];
-        if let Ok(i) = data::PREFIXES.binary_search_by(|(key, _)| (*key).cmp(prefix)) {
-            return data::PREFIXES[i]
-                .1
-                .iter()
-                .filter_map(|z| z.parse().ok())
-                .collect();
+        if let Ok(i) = table().binary_search_by(|(key, _)| (*key).cmp(prefix)) {
+            return table()[i].1.clone();
         }
     }
     Vec::new()
@@ -55,14 +73,17 @@ mod tests {
 
     #[test]
     fn every_zone_in_the_table_is_a_real_iana_zone_and_the_keys_are_sorted() {
-        for (key, zones) in data::PREFIXES {
-            assert!(!zones.is_empty(), "{key}");
-            for z in *zones {
+        let lines: Vec<&str> = DATA.lines().collect();
+        for line in &lines {
+            let (key, zones) = line.split_once(' ').expect("DIGITS ZONES");
+            assert!((3..=6).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_digit()));
+            for z in zones.split(',') {
                 assert!(z.parse::<Tz>().is_ok(), "{key}: {z}");
             }
         }
-        assert!(data::PREFIXES.windows(2).all(|w| w[0].0 < w[1].0));
-        assert!(data::PREFIXES.len() > 400, "every NANP area code is there");
+        assert_eq!(table().len(), lines.len(), "no line dropped");
+        assert!(table().windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(table().len() > 400, "every NANP area code is there");
     }
 
     #[test]
