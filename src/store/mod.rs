@@ -153,6 +153,9 @@ async fn open_pool(url: &str, migrate: bool) -> anyhow::Result<Pool> {
             // sends on every acquire is one more hand-off to the connection's worker thread:
             // a round trip on every query, for nothing.
             .test_before_acquire(false)
+            // Poll for the write lock in sub-millisecond steps, not SQLite's 1–100 ms sleeps
+            // (`busy.rs`); the same 5 s limit as `busy_timeout` above.
+            .after_connect(|conn, _| Box::pin(busy::install(conn)))
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
@@ -758,6 +761,7 @@ impl Drop for PgLeadLock {
 
 mod accept;
 mod alert_spool;
+mod busy;
 mod hitl;
 
 pub use alert_spool::SpooledAlert;
