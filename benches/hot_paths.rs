@@ -130,6 +130,38 @@ fn webhook_parse_and_store(c: &mut Criterion) {
             }
         })
     });
+
+    // The same write for 64 webhooks in flight at once, as 64 keep-alive clients send
+    // them: the store's group-commit writer shares transactions among them. One iteration
+    // is all 64; divide by 64 for the cost of one webhook under that load.
+    let group = AtomicU64::new(0);
+    c.bench_function("webhook/store_sqlite_64_at_once", |b| {
+        b.to_async(&rt).iter(|| {
+            let base = group.fetch_add(1, Ordering::Relaxed) * 64;
+            let store = store.clone();
+            async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                for n in base..base + 64 {
+                    let store = store.clone();
+                    tasks.spawn(async move {
+                        let lead = LeadId::new(format!("+1666{:07}", n % 10_000_000));
+                        store
+                            .accept_inbound(
+                                NewInbound {
+                                    message_sid: &format!("MM{n:032x}"),
+                                    from: &lead,
+                                    body: "Hi, is the 2BR on Lake St still available?",
+                                },
+                                InboundKind::Conversation,
+                            )
+                            .await
+                            .unwrap()
+                    });
+                }
+                tasks.join_all().await
+            }
+        })
+    });
 }
 
 fn line(n: usize) -> ChatLine {

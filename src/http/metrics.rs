@@ -105,6 +105,10 @@ fn describe() {
         Unit::Seconds,
         "How late each scheduled job fired."
     );
+    describe_histogram!(
+        "lead_agent_inbound_batch_size",
+        "Webhook messages committed together by the store's group-commit writer."
+    );
     describe_counter!(
         "lead_agent_scheduler_runs_total",
         "Scheduled job runs by job and outcome."

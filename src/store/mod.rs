@@ -9,6 +9,7 @@
 //! transaction so a crash between two calls never leaves half of one.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actors::ports::{
@@ -86,6 +87,8 @@ pub struct SqlStore {
     /// When set, a sent conversational reply arms the lead's followup timer this long
     /// after the send (`FOLLOWUP_HOURS`' first entry). Unset: followups are off.
     followup_first_after: Option<chrono::Duration>,
+    /// The webhook's group-commit writer, shared by every clone of this store.
+    inbound: Arc<accept::InboundWriter>,
 }
 
 #[derive(Clone)]
@@ -162,6 +165,13 @@ async fn open_pool(url: &str, migrate: bool) -> anyhow::Result<Pool> {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A connection to a local file does not go stale, and the liveness ping sqlx
+            // sends on every acquire is one more hand-off to the connection's worker thread:
+            // a round trip on every query, for nothing.
+            .test_before_acquire(false)
+            // Poll for the write lock in sub-millisecond steps, not SQLite's 1–100 ms sleeps
+            // (`busy.rs`); the same 5 s limit as `busy_timeout` above.
+            .after_connect(|conn, _| Box::pin(busy::install(conn)))
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
@@ -213,6 +223,7 @@ impl SqlStore {
             None => None,
         };
         Ok(Self {
+            inbound: Arc::new(accept::InboundWriter::new(pool.clone())),
             pool,
             reader,
             followup_first_after: None,
@@ -242,91 +253,23 @@ impl SqlStore {
         })
     }
 
-    /// The webhook's write: lead, message and opt-out change in one transaction, keyed by
-    /// `MessageSid` so that a retried or concurrent duplicate stores nothing new.
+    /// The webhook's write: lead, message and opt-out change committed together, keyed by
+    /// `MessageSid` so that a retried or concurrent duplicate stores nothing new. Written by
+    /// the process's group-commit writer (`accept.rs`) in a batch with whatever other
+    /// webhooks arrived meanwhile; answers once that batch is committed.
     pub async fn accept_inbound(
         &self,
         msg: NewInbound<'_>,
         kind: InboundKind,
     ) -> Result<Accepted, StoreError> {
-        with_pool!(self, pool => {
-            let at = now();
-            let mut tx = pool.begin().await.map_err(store_err("begin"))?;
-            sqlx::query(
-                "INSERT INTO leads (phone, created_at) VALUES ($1, $2) ON CONFLICT (phone) DO NOTHING",
-            )
-            .bind(msg.from.as_str())
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_err("insert lead"))?;
-            let (state, detail) = match kind {
-                InboundKind::Conversation => ("pending", None),
-                InboundKind::OptOut => ("no_reply", Some("opt-out keyword")),
-                InboundKind::OptIn => ("no_reply", Some("opt-in keyword")),
-                InboundKind::CarrierHelp => ("no_reply", Some("carrier help keyword")),
-            };
-            let inserted = sqlx::query(
-                "INSERT INTO messages (lead_phone, direction, body, message_sid, state, detail, created_at, updated_at)
-                 VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (message_sid) DO NOTHING",
-            )
-            .bind(msg.from.as_str())
-            .bind(msg.body)
-            .bind(msg.message_sid)
-            .bind(state)
-            .bind(detail)
-            .bind(at)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_err("insert inbound"))?
-            .rows_affected()
-                == 1;
-            if !inserted {
-                let still_pending: Option<String> =
-                    sqlx::query_scalar("SELECT state FROM messages WHERE message_sid = $1")
-                        .bind(msg.message_sid)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(store_err("read duplicate"))?;
-                tx.rollback().await.map_err(store_err("rollback"))?;
-                return Ok(Accepted::Duplicate {
-                    still_pending: still_pending.as_deref() == Some("pending"),
-                });
-            }
-            match kind {
-                InboundKind::OptOut => {
-                    sqlx::query("UPDATE leads SET opted_out = 1, opted_out_at = $1 WHERE phone = $2")
-                        .bind(at)
-                        .bind(msg.from.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(store_err("opt out"))?;
-                }
-                InboundKind::OptIn => {
-                    sqlx::query("UPDATE leads SET opted_out = 0, opted_out_at = NULL WHERE phone = $1")
-                        .bind(msg.from.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(store_err("opt in"))?;
-                }
-                InboundKind::Conversation | InboundKind::CarrierHelp => {}
-            }
-            if kind != InboundKind::CarrierHelp {
-                // The lead wrote back (or opted out): the pending followup is cancelled. The
-                // reply to this message arms a new one.
-                sqlx::query("DELETE FROM followups WHERE lead_phone = $1")
-                    .bind(msg.from.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(store_err("cancel followup"))?;
-            }
-            tx.commit().await.map_err(store_err("commit inbound"))?;
-            Ok(Accepted::New {
-                needs_turn: kind == InboundKind::Conversation,
+        self.inbound
+            .accept(accept::InboundItem {
+                sid: msg.message_sid.to_owned(),
+                from: msg.from.as_str().to_owned(),
+                body: msg.body.to_owned(),
+                kind,
             })
-        })
+            .await
     }
 
     /// Leads with stored work: unanswered messages or committed, unsent replies. Driven again
@@ -842,7 +785,9 @@ impl Drop for PgLeadLock {
     }
 }
 
+mod accept;
 mod alert_spool;
+mod busy;
 mod hitl;
 
 pub use alert_spool::SpooledAlert;

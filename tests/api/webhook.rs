@@ -182,3 +182,49 @@ async fn health_and_readiness_answer() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn many_leads_texting_at_once_are_each_stored_and_answered_once() {
+    // The webhooks arrive together, so the store's writer commits them in batches: every
+    // one must still be stored, acknowledged and answered, each exactly once.
+    let app = spawn_app().await;
+    let leads: Vec<String> = (0..40).map(|i| format!("+1312555{i:04}")).collect();
+    let statuses = futures::future::join_all(
+        leads
+            .iter()
+            .map(|lead| app.post_sms(lead, "Is the 2BR on Lake St available?")),
+    )
+    .await;
+    assert!(statuses.iter().all(|(s, _)| *s == 200), "{statuses:?}");
+    for lead in &leads {
+        app.wait_for_sms(lead, 1).await;
+        app.wait_settled(lead).await;
+    }
+    for lead in &leads {
+        assert_eq!(app.twilio.sent_to(lead).len(), 1, "{lead}");
+        let conv = app.conversation(lead).await;
+        assert_eq!(conv.len(), 2, "{lead}: one inbound, one reply");
+        assert_eq!(conv[0].state, "answered");
+    }
+}
+
+#[tokio::test]
+async fn one_message_sid_posted_many_times_at_once_is_stored_and_answered_once() {
+    // Retries racing one another can land in one batch of the store's writer: one of them
+    // is new, the others are duplicates, and the lead gets one reply.
+    let app = spawn_app().await;
+    let sid = new_message_sid();
+    let statuses = futures::future::join_all(
+        (0..20).map(|_| app.post_sms_with_sid(&sid, LEAD, "Hi, still available?")),
+    )
+    .await;
+    assert!(statuses.iter().all(|(s, _)| *s == 200), "{statuses:?}");
+    app.wait_for_sms(LEAD, 1).await;
+    app.wait_settled(LEAD).await;
+    assert_eq!(app.twilio.sent_to(LEAD).len(), 1);
+    assert_eq!(
+        app.conversation(LEAD).await.len(),
+        2,
+        "one inbound, one reply"
+    );
+}
