@@ -19,6 +19,24 @@ fn inbound<'a>(sid: &'a str, from: &'a LeadId, body: &'a str) -> NewInbound<'a> 
     }
 }
 
+/// The ids of `lead`'s messages waiting for a reply.
+async fn pending_ids(s: &SqlStore, lead: &LeadId) -> Vec<i64> {
+    let work = s.lead_work(lead).await.unwrap();
+    work.pending.iter().map(|p| p.id).collect()
+}
+
+/// `lead` writes "Hi" (SM1) and its reply "Hello" is committed, not yet claimed: its id.
+async fn answered_hi(s: &SqlStore, lead: &LeadId) -> i64 {
+    s.accept_inbound(inbound("SM1", lead, "Hi"), InboundKind::Conversation)
+        .await
+        .unwrap();
+    let ids = pending_ids(s, lead).await;
+    s.commit_reply(lead, &ids, "Hello", "rules")
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_repeated_message_sid_stores_nothing_new() {
     let (s, _d) = store().await;
@@ -122,22 +140,7 @@ async fn opt_out_and_opt_in_flip_the_lead_and_need_no_turn() {
 async fn an_interrupted_send_becomes_in_doubt_and_is_not_resent() {
     let (s, _d) = store().await;
     let lead = LeadId::new("+13125550100");
-    s.accept_inbound(inbound("SM1", &lead, "Hi"), InboundKind::Conversation)
-        .await
-        .unwrap();
-    let ids: Vec<i64> = s
-        .lead_work(&lead)
-        .await
-        .unwrap()
-        .pending
-        .iter()
-        .map(|p| p.id)
-        .collect();
-    let reply = s
-        .commit_reply(&lead, &ids, "Hello", "rules")
-        .await
-        .unwrap()
-        .unwrap();
+    let reply = answered_hi(&s, &lead).await;
     assert_eq!(s.claim_send(reply).await.unwrap(), Claim::Send);
     let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
     assert!(
@@ -285,14 +288,7 @@ async fn work_left_undone_past_the_cutoff_is_found_for_the_sweep() {
         s.leads_with_stale_work(soon).await.unwrap(),
         vec![lead.clone()]
     );
-    let ids: Vec<i64> = s
-        .lead_work(&lead)
-        .await
-        .unwrap()
-        .pending
-        .iter()
-        .map(|p| p.id)
-        .collect();
+    let ids = pending_ids(&s, &lead).await;
     s.commit_reply(&lead, &ids, "Hello", "rules").await.unwrap();
     s.record_send(
         s.lead_work(&lead).await.unwrap().unsent[0].id,
@@ -312,22 +308,7 @@ async fn work_left_undone_past_the_cutoff_is_found_for_the_sweep() {
 async fn a_claim_on_a_reply_to_a_lead_who_opted_out_suppresses_it_instead() {
     let (s, _d) = store().await;
     let lead = LeadId::new("+13125550100");
-    s.accept_inbound(inbound("SM1", &lead, "Hi"), InboundKind::Conversation)
-        .await
-        .unwrap();
-    let ids: Vec<i64> = s
-        .lead_work(&lead)
-        .await
-        .unwrap()
-        .pending
-        .iter()
-        .map(|p| p.id)
-        .collect();
-    let reply = s
-        .commit_reply(&lead, &ids, "Hello", "rules")
-        .await
-        .unwrap()
-        .unwrap();
+    let reply = answered_hi(&s, &lead).await;
     // The STOP lands between the commit and the claim.
     s.accept_inbound(inbound("SM2", &lead, "STOP"), InboundKind::OptOut)
         .await
