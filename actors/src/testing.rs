@@ -336,6 +336,26 @@ struct MemInner {
     holds: Vec<(i64, LeadId, String, String)>,
 }
 
+impl MemInner {
+    /// Marks `answered` as answered when every one of them is still pending (all or
+    /// nothing, as the SQL store's commit and hold do); false when any is not.
+    fn mark_answered(&mut self, answered: &[i64]) -> bool {
+        let all_pending = answered.iter().all(|id| {
+            self.messages
+                .iter()
+                .any(|m| m.id == *id && m.state == "pending")
+        });
+        if all_pending {
+            for m in self.messages.iter_mut() {
+                if answered.contains(&m.id) {
+                    m.state = "answered".into();
+                }
+            }
+        }
+        all_pending
+    }
+}
+
 /// An in-memory [`Store`] with the same transactional promises as the SQL one (one mutex,
 /// so every method is atomic).
 #[derive(Default)]
@@ -495,18 +515,8 @@ impl Store for MemStore {
         _provider: &str,
     ) -> Result<Option<i64>, StoreError> {
         let mut g = self.guard()?;
-        let all_pending = answered.iter().all(|id| {
-            g.messages
-                .iter()
-                .any(|m| m.id == *id && m.state == "pending")
-        });
-        if !all_pending {
+        if !g.mark_answered(answered) {
             return Ok(None);
-        }
-        for m in g.messages.iter_mut() {
-            if answered.contains(&m.id) {
-                m.state = "answered".into();
-            }
         }
         g.next_id += 1;
         let id = g.next_id;
@@ -709,18 +719,8 @@ impl crate::hitl::ReplyHolds for MemStore {
         _provider: &str,
     ) -> Result<Option<i64>, StoreError> {
         let mut g = self.guard()?;
-        let all_pending = answered.iter().all(|id| {
-            g.messages
-                .iter()
-                .any(|m| m.id == *id && m.state == "pending")
-        });
-        if !all_pending {
+        if !g.mark_answered(answered) {
             return Ok(None);
-        }
-        for m in g.messages.iter_mut() {
-            if answered.contains(&m.id) {
-                m.state = "answered".into();
-            }
         }
         let id = g.holds.len() as i64 + 1;
         g.holds
