@@ -2,8 +2,11 @@
 //! servers on loopback (and, for `rabbitmq`, the real broker on 127.0.0.1:5672). One
 //! binary, one module per feature.
 
-mod fake_discord;
+#[path = "../support/mod.rs"]
+mod support;
+
 mod helpers;
+use support::fake_discord;
 mod llm_fakes;
 
 mod brain;

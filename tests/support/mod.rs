@@ -1,0 +1,82 @@
+//! Test support shared by the test binaries (`tests/api`, `tests/faults`): fake Twilio,
+//! Anthropic and Discord servers on loopback, a TCP proxy that stages network partitions,
+//! the bounded poll every wait goes through, and Twilio's webhook form.
+//!
+//! One set of fakes: each binary includes this module (`#[path = "../support/mod.rs"]`)
+//! rather than keeping its own copies. Must not: start the application (each binary has
+//! its own harness for that) or talk to anything off loopback.
+
+// Each binary uses a part of this module; the rest is dead code there, not a mistake.
+#![allow(dead_code)]
+
+pub mod fake_anthropic;
+pub mod fake_discord;
+pub mod fake_twilio;
+pub mod proxy;
+
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub const AUTH_TOKEN: &str = "test-auth-token";
+pub const PUBLIC_URL: &str = "https://leads.example.com";
+pub const OUR_NUMBER: &str = "+13125550000";
+
+/// Polls `cond` every 20 ms for up to `secs` seconds (never less than 15: CI shares two
+/// cores with whatever else runs, and a bound is a failure detector, not a timing
+/// assertion); panics with `what` if it never holds.
+pub async fn wait_until<F, Fut>(secs: u64, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let secs = secs.max(15);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if cond().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {secs} s waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Serves `router` on 127.0.0.1 on a port of its own; returns its base URL.
+pub async fn serve(router: Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    format!("http://{addr}")
+}
+
+/// A form as Twilio sends it for an inbound SMS.
+pub fn sms_params(sid: &str, from: &str, body: &str) -> Vec<(String, String)> {
+    [
+        ("ToCountry", "US"),
+        ("SmsMessageSid", sid),
+        ("NumMedia", "0"),
+        ("MessageSid", sid),
+        ("AccountSid", "ACtest"),
+        ("From", from),
+        ("To", OUR_NUMBER),
+        ("Body", body),
+        ("NumSegments", "1"),
+        ("ApiVersion", "2010-04-01"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub fn encode_form(params: &[(String, String)]) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
