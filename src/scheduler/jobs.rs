@@ -19,6 +19,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::JobContext;
+use crate::config::Job;
 use crate::store::FollowupClaim;
 
 /// Due timers read per batch: bounds memory on a sweep over a large backlog.
@@ -26,30 +27,27 @@ const FOLLOWUP_BATCH: i64 = 500;
 /// Most waiting messages the watch looks at per run.
 const GAP_SCAN_LIMIT: i64 = 5_000;
 
-pub async fn run_job(
-    name: &str,
-    ctx: &JobContext,
-    fire_at: DateTime<Utc>,
-) -> anyhow::Result<String> {
+/// Runs one job. Exhaustive over [`Job`]: a job has a body here, and every job is in the
+/// schedule (`Job::ALL`), so no body can be written that no scheduler runs.
+pub async fn run_job(job: Job, ctx: &JobContext, fire_at: DateTime<Utc>) -> anyhow::Result<String> {
     let now = Utc::now();
-    match name {
-        "followup_sweep" => followup_sweep(ctx, now).await.map(|r| r.summary()),
-        "stale_context_cleanup" => cleanup(ctx, now).await,
-        "owner_report" => owner_report(ctx, fire_at).await.map(|r| {
+    match job {
+        Job::FollowupSweep => followup_sweep(ctx, now).await.map(|r| r.summary()),
+        Job::StaleContextCleanup => cleanup(ctx, now).await,
+        Job::OwnerReport => owner_report(ctx, fire_at).await.map(|r| {
             format!(
                 "report for {}: {} leads in, {} replies out",
                 r.day, r.counts.leads_in, r.counts.replies_out
             )
         }),
-        "sla_sweep" => ctx.sla.run_sla_sweep(now).await.map(|r| {
+        Job::SlaSweep => ctx.sla.run_sla_sweep(now).await.map(|r| {
             format!(
                 "{} open SLAs checked: {} breaches, {} staff nags, {} escalations, {} lead updates",
                 r.checked, r.breaches, r.staff_nags, r.escalations, r.lead_updates
             )
         }),
-        "response_gap_watch" => response_gap_watch(ctx, now).await.map(|r| r.summary()),
-        "heartbeat" => heartbeat(ctx).await,
-        other => anyhow::bail!("unknown job {other}"),
+        Job::ResponseGapWatch => response_gap_watch(ctx, now).await.map(|r| r.summary()),
+        Job::Heartbeat => heartbeat(ctx).await,
     }
 }
 

@@ -1,6 +1,6 @@
-//! The scheduler role: the one clock. Fires the periodic jobs (followups, clean-up, owner
-//! report, response-gap watch, heartbeat) from cron schedules in `OWNER_TZ`, once across all
-//! scheduler replicas, and records how late each tick fired.
+//! The scheduler role: the one clock. Fires the periodic jobs (`config::Job`: followups,
+//! clean-up, SLA sweep, owner report, response-gap watch, heartbeat) from cron schedules in
+//! `OWNER_TZ`, once across all scheduler replicas, and records how late each tick fired.
 //!
 //! Owns: the `SchedulerActor` (ractor), which holds the leader lease, the per-job running
 //! flags and the tokio-cron-scheduler trigger; the missed-tick policy; lateness metrics.
@@ -261,6 +261,7 @@ impl SchedulerActor {
     ) {
         let job = &mut state.jobs[idx];
         let name = job.setting.name;
+        let which = job.setting.job;
         if job.running {
             // Never two runs of one job at once; this tick is skipped and counted.
             tracing::warn!(job = name, "previous run still going; tick skipped");
@@ -278,7 +279,7 @@ impl SchedulerActor {
         let started = Instant::now();
         tokio::spawn(async move {
             let outcome = match ctx.store.claim_tick(name, fire_at, &ctx.instance).await {
-                Ok(true) => jobs::run_job(name, &ctx, fire_at)
+                Ok(true) => jobs::run_job(which, &ctx, fire_at)
                     .await
                     .map(Some)
                     .map_err(|e| format!("{e:#}")),

@@ -1,6 +1,7 @@
 //! The SLA engine end to end: SLAs opened and resolved through /ops, the sweep run at
 //! chosen instants, nags reaching a fake Asana, the lead's update and the owner's
-//! escalation reaching the fake Twilio.
+//! escalation reaching the fake Twilio — and the same sweep run by the application's own
+//! running scheduler, its nag at the fake Asana and its alert at the fake Discord.
 
 use std::sync::{Arc, Mutex};
 
@@ -11,7 +12,9 @@ use axum::routing::post;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 
+use crate::fake_discord::FakeDiscord;
 use crate::helpers::{TestApp, TestOptions, spawn_app_with, wait_until};
+use crate::scheduler::quiet_window_in;
 
 const LEAD: &str = "+13125550140";
 const OWNER: &str = "+13125559999";
@@ -291,5 +294,81 @@ async fn bad_sla_requests_get_a_clear_4xx_and_store_nothing() {
         .await
         .unwrap();
     assert_eq!((r.staff_nags, r.ticket_comments), (1, 0));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_running_scheduler_sweeps_slas_nagging_the_ticket_and_alerting_discord() {
+    // No sweep is called here: the application's scheduler runs it on its own cron (every
+    // second), as in production every five minutes. A schedule that lost its SLA job
+    // passes every test that calls the sweep by hand; it fails this one.
+    let asana = FakeAsana::start().await;
+    let discord = FakeDiscord::start().await;
+    let mut env = vec![
+        ("ASANA_ACCESS_TOKEN", "asana-test-pat".to_string()),
+        ("ASANA_API_BASE", asana.url.clone()),
+        ("OWNER_TZ", "UTC".to_string()),
+        ("SCHEDULE_SLA_SWEEP", "* * * * * *".to_string()),
+        // The lead (312: Chicago) is awake now, so its update is not held.
+        (
+            "QUIET_HOURS",
+            quiet_window_in(chrono_tz::America::Chicago, 180, 60),
+        ),
+        ("DISCORD_DEFAULT_CHANNEL", "7001".to_string()),
+    ];
+    env.extend(discord.env());
+    let app = spawn_app_with(TestOptions {
+        env,
+        ..TestOptions::default()
+    })
+    .await;
+
+    // Documents received 25 h ago: past the 24 h review window when the scheduler looks.
+    let started = Utc::now() - Duration::hours(25);
+    let open = json!({"kind": "doc_review", "ticket_id": TASK, "started_at": started.to_rfc3339()})
+        .to_string();
+    let (status, body) = post_json(&app, &format!("/ops/leads/{LEAD}/sla"), &open, None).await;
+    assert_eq!(status, 201, "{body}");
+
+    wait_until(
+        30,
+        "the running scheduler's overdue nag at Asana",
+        || async {
+            asana.stories().iter().any(|(task, _, text)| {
+                task == TASK && text.starts_with(&format!("OVERDUE (25h): doc review for {LEAD}"))
+            })
+        },
+    )
+    .await;
+    wait_until(30, "the SLA nag alert at Discord", || async {
+        discord.created_in("7001").iter().any(|m| {
+            m["embeds"][0]["title"] == "GENERAL · sla_staff_nag"
+                && m["embeds"][0]["description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(LEAD))
+        })
+    })
+    .await;
+    let sms = app.wait_for_sms(LEAD, 1).await;
+    assert!(sms[0].contains("still reviewing the documents"), "{sms:?}");
+
+    // The sweep's own record: run by the scheduler, not by hand; and two more runs later
+    // nothing more was posted (the overdue nag is once, the next one 8 h later).
+    let runs = || async {
+        lead_agent::inspect::fetch_scheduled(&app.base_url, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|j| j.name == "sla_sweep")
+            .map_or(0, |j| j.runs)
+    };
+    let nags = asana.stories().len();
+    let seen = runs().await;
+    assert!(seen > 0, "the scheduler ran sla_sweep");
+    wait_until(30, "two more scheduled SLA sweeps", || async {
+        runs().await >= seen + 2
+    })
+    .await;
+    assert_eq!(asana.stories().len(), nags, "{:?}", asana.stories());
     app.stop().await;
 }
