@@ -4,7 +4,6 @@
 //! with exactly one reply.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use actors::ports::LeadId;
@@ -14,25 +13,16 @@ use lead_agent::store::{SqlStore, fresh_postgres_database};
 
 use crate::helpers::*;
 use crate::rabbitmq::{BROKER_URL, Cleanup, unique_queue};
+use crate::support::processes::Processes;
 
 struct Cluster {
     env: HashMap<&'static str, String>,
     web_url: String,
-    processes: HashMap<&'static str, Child>,
+    processes: Processes,
     twilio: FakeTwilio,
     store: SqlStore,
     http: reqwest::Client,
-    /// Each process's log (stdout) goes to `<name>.log` here, shown when it fails to start.
-    logs: tempfile::TempDir,
     _queue: Cleanup,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Cluster {
@@ -65,11 +55,10 @@ impl Cluster {
         let mut cluster = Self {
             env,
             web_url: String::new(),
-            processes: HashMap::new(),
+            processes: Processes::new(env!("CARGO_BIN_EXE_lead-agent")),
             twilio,
             store: SqlStore::connect(&database).await.unwrap(),
             http: reqwest::Client::new(),
-            logs: tempfile::tempdir().unwrap(),
             _queue: Cleanup(queue),
         };
         cluster.web_url = cluster.spawn("web", "web").await;
@@ -81,55 +70,14 @@ impl Cluster {
 
     /// Starts one process of the binary and waits until it is ready; returns its base URL.
     async fn spawn(&mut self, name: &'static str, role: &str) -> String {
-        let port = free_port();
-        let log_path = self.logs.path().join(format!("{name}.log"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_lead-agent"))
-            .args(["serve", "--role", role])
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("PORT", port.to_string())
-            .stdout(log)
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the binary starts");
-        self.processes.insert(name, child);
-        let url = format!("http://127.0.0.1:{port}");
-        // Not `wait_until`: a process that exits or never gets ready must say why (its
-        // /ready answer and its log), or a failure on a loaded CI machine is a mystery.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let last = match self.http.get(format!("{url}/ready")).send().await {
-                Ok(r) if r.status() == 200 => return url,
-                Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
-                Err(e) => format!("no answer: {e}"),
-            };
-            let exited = self.processes.get_mut(name).unwrap().try_wait().unwrap();
-            if exited.is_some() || tokio::time::Instant::now() > deadline {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(30).collect();
-                panic!(
-                    "{name} ({role}) not ready: exit status {exited:?}, last /ready: {last}\n\
-                     last log lines, newest first:\n{}",
-                    tail.join("\n")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let env = self.env.iter().map(|(k, v)| (*k, v.as_str()));
+        self.processes
+            .start_ready(name, &["serve", "--role", role], env)
+            .await
     }
 
     fn signal(&mut self, name: &'static str, signal: &str) {
-        let child = self.processes.get_mut(name).expect("known process");
-        let status = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        child.wait().unwrap();
+        self.processes.signal(name, signal);
     }
 
     async fn post_sms(&self, from: &str, body: &str) -> u16 {
@@ -204,15 +152,6 @@ impl Cluster {
             }
         }
         by_worker
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for child in self.processes.values_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
