@@ -3,7 +3,7 @@
 //! and every worker drains that queue into the store as soon as it answers.
 //!
 //! Owns: the entry's encoding on that queue and the drain's retry: an entry is held
-//! (unacked) and written again with capped backoff until the store commits it — a
+//! (unacked) and written again with capped backoff (0.25 → 1 s) until the store commits it — a
 //! database outage of any length costs time, not messages.
 //! Must not: ack an entry before its commit, or give up on one that decodes.
 
@@ -19,7 +19,10 @@ use crate::queue::WorkQueue;
 /// Entries a worker holds at once while writing them into the store.
 const DRAIN_PREFETCH: u16 = 16;
 const RETRY_MIN: Duration = Duration::from_millis(250);
-const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Short on purpose: once the store is back, an entry should be written within a second —
+/// a STOP kept here takes effect only when it is written, and the lead's earlier messages
+/// are being answered meanwhile (their send checks the opt-out at the last moment).
+const RETRY_MAX: Duration = Duration::from_secs(1);
 
 pub struct RabbitFallback {
     queue: Arc<RabbitQueue>,
