@@ -74,7 +74,13 @@ pub const ENV_VARS: &[EnvVar] = &[
         "AMQP_QUEUE",
         Some("lead-agent.wake"),
         false,
-        "Work queue name: a durable quorum queue; `<name>.dead` (through the exchange `<name>.dlx`) receives tasks handed out 21 times (delivery limit 20), and each one raises `task_dead_lettered`.",
+        "Work queue name: a durable quorum queue; `<name>.dead` (through the exchange `<name>.dlx`) receives tasks handed out 21 times (delivery limit 20), and each one raises `task_dead_lettered`. `<name>.inbound` (quorum, no delivery limit) keeps verified webhooks the store could not take, until a worker writes them in.",
+    ),
+    var(
+        "INBOUND_JOURNAL_PATH",
+        None,
+        false,
+        "Local journal (JSON lines, fsynced before the 200) that keeps verified webhooks the store could not take, replayed into the store at start and as soon as it answers. Unset: `lead-agent.inbound.jsonl` in role `all` without AMQP_URL, none otherwise (RabbitMQ's `<AMQP_QUEUE>.inbound` is the fallback there); set: used in any role after RabbitMQ; `off`: never.",
     ),
     var(
         "PUBLIC_BASE_URL",
@@ -117,6 +123,18 @@ pub const ENV_VARS: &[EnvVar] = &[
         Some("https://api.twilio.com"),
         false,
         "Twilio REST base URL; the client appends /2010-04-01/Accounts/{sid}/Messages.json.",
+    ),
+    var(
+        "WEBHOOK_ALERT_SECS",
+        Some("300"),
+        false,
+        "Refused webhooks are alerted at once, then at most one summary (with the count) per this many seconds and kind: UNAUTHORIZED for signature failures, ERROR for 503s.",
+    ),
+    var(
+        "INBOUND_DOWN_SECS",
+        Some("180"),
+        false,
+        "Signed webhooks refused (bad signature or 503) for this long with none accepted: one ERROR alert `inbound_down`, and one `inbound_recovered` when a webhook is accepted again.",
     ),
     var(
         "ANTHROPIC_API_KEY",
@@ -705,6 +723,13 @@ pub struct Settings {
     pub twilio_auth_token: Option<Secret>,
     pub twilio: Option<TwilioSettings>,
     pub twilio_api_base: String,
+    /// `INBOUND_JOURNAL_PATH` as set; which process uses a journal depends on its role
+    /// (`startup`).
+    pub inbound_journal: JournalSetting,
+    /// `WEBHOOK_ALERT_SECS`: one summary alert per kind per this period at most.
+    pub webhook_alert_every: Duration,
+    /// `INBOUND_DOWN_SECS`: refused with none accepted this long means inbound is down.
+    pub inbound_down_after: Duration,
     pub anthropic: Option<AnthropicSettings>,
     pub anthropic_base_url: String,
     pub llm_concurrency: usize,
@@ -731,6 +756,28 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub discord: DiscordSettings,
     pub hitl: HitlSettings,
+}
+
+/// `INBOUND_JOURNAL_PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalSetting {
+    /// Unset: the default file in role `all` without RabbitMQ, none otherwise.
+    Default,
+    Off,
+    Path(std::path::PathBuf),
+}
+
+impl JournalSetting {
+    /// The file name used when the variable is unset (relative, like the SQLite default).
+    pub const DEFAULT_FILE: &'static str = "lead-agent.inbound.jsonl";
+
+    fn parse(raw: Option<String>) -> Self {
+        match raw.map(|v| v.trim().to_string()) {
+            None => JournalSetting::Default,
+            Some(v) if v.eq_ignore_ascii_case("off") => JournalSetting::Off,
+            Some(v) => JournalSetting::Path(v.into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1242,6 +1289,9 @@ impl Settings {
             twilio_auth_token: auth_token,
             twilio,
             twilio_api_base: r.string("TWILIO_API_BASE"),
+            inbound_journal: JournalSetting::parse(r.raw("INBOUND_JOURNAL_PATH")),
+            webhook_alert_every: r.seconds("WEBHOOK_ALERT_SECS"),
+            inbound_down_after: r.seconds("INBOUND_DOWN_SECS"),
             anthropic,
             anthropic_base_url: r.string("ANTHROPIC_BASE_URL"),
             llm_concurrency: r.positive("LLM_CONCURRENCY"),

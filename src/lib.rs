@@ -2,7 +2,8 @@
 //! the actor logic lives in the `actors` crate.
 //!
 //! Layout: `config` (every environment variable), `startup` (wiring and shutdown order),
-//! `http` (webhook, health, ops), `store` (SQLite or PostgreSQL), `queue` (work queue),
+//! `http` (webhook, health, ops), `inbound` (the webhook's durable intake and its
+//! fallbacks), `store` (SQLite or PostgreSQL), `queue` (work queue),
 //! `scheduler` (the periodic jobs), `sla` (the SLA engine's wiring), `channels` (Twilio,
 //! chat models, alert sinks, Asana, CRM), `cli`, `dev_sms`, `inspect` and `simulate`
 //! (commands), `telemetry`.
@@ -16,6 +17,7 @@ pub mod deploy_lint;
 pub mod dev_sms;
 pub mod hitl;
 pub mod http;
+pub mod inbound;
 pub mod inspect;
 pub mod queue;
 pub mod scheduler;

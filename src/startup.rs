@@ -35,8 +35,13 @@ use crate::channels::llm::rules::{OfficeInfo, RulesResponder};
 use crate::channels::llm::system_prompt;
 use crate::channels::log_alerts::LogAlertSink;
 use crate::channels::twilio::TwilioClient;
+use crate::config::JournalSetting;
 use crate::config::Settings;
+use crate::http::rejections::WebhookWatch;
 use crate::http::{self, AppState, WorkerState};
+use crate::inbound::journal::Journal;
+use crate::inbound::rabbit::RabbitFallback;
+use crate::inbound::{self, InboundFallback, InboundIntake};
 use crate::queue::rabbitmq::{DeadLetter, RabbitConfig};
 use crate::queue::{InProcessQueue, RabbitQueue, WorkQueue};
 use crate::scheduler::{self, JobContext, SchedulerHandle};
@@ -103,6 +108,9 @@ pub struct Application {
     sweeps: Option<tokio::task::JoinHandle<()>>,
     scheduler: Option<SchedulerHandle>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
+    /// The intake's helpers: deferred wake-ups, the journal replayer, the RabbitMQ inbound
+    /// drain, the refused-webhook ticker. Aborted after the server stops.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -149,7 +157,7 @@ impl Application {
                 .context("Failed to start the alert router")?;
         let discord = start_discord_sender(&settings, &store, role, &discord_wake)?;
 
-        let queue = build_queue(&settings, &alerts).await?;
+        let (queue, rabbit) = build_queue(&settings, &alerts).await?;
         let sms = build_sms_sender(&settings)?;
         // Every role can open and resolve SLAs through /ops; only the scheduler sweeps.
         let sla = Arc::new(SlaEngine::new(
@@ -180,6 +188,20 @@ impl Application {
         } else {
             (None, None)
         };
+        let (intake, journal) = build_intake(&settings, role, &store, &queue, rabbit.as_ref())?;
+        if let Some(journal) = &journal {
+            // Messages kept while the store was away, before this start: into the store
+            // before anything else reads it (the re-drive below wakes their leads).
+            match journal.replay(&intake).await {
+                Ok(r) if r.stored > 0 => {
+                    tracing::info!(stored = r.stored, "inbound journal replayed at start")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "inbound journal not replayed at start; the replayer keeps trying")
+                }
+            }
+        }
         if role.serves_webhook() && settings.twilio_auth_token.is_none() {
             tracing::warn!(
                 "TWILIO_AUTH_TOKEN is not set: webhook signatures cannot be checked, so only \
@@ -187,6 +209,7 @@ impl Application {
             );
         }
 
+        let alerts_for_webhooks = alerts.clone();
         let state = AppState {
             settings: settings.clone(),
             role,
@@ -197,7 +220,25 @@ impl Application {
             worker,
             accepting: Arc::new(AtomicBool::new(true)),
             discord,
+            intake: intake.clone(),
+            webhooks: Arc::new(WebhookWatch::new(
+                alerts_for_webhooks,
+                settings.webhook_alert_every,
+                settings.inbound_down_after,
+            )),
         };
+        let mut background = vec![intake.spawn_wake_retry()];
+        if let Some(journal) = journal {
+            background.push(journal.spawn_replayer(intake.clone()));
+        }
+        if let (Some(rabbit), true) = (&rabbit, role.runs_actors()) {
+            // The workers write what web processes kept in `<AMQP_QUEUE>.inbound` while the
+            // store was away.
+            background.push(inbound::rabbit::start_drain(rabbit, intake.clone()));
+        }
+        if role.serves_webhook() {
+            background.push(state.webhooks.clone().spawn_ticker());
+        }
         let sweeps = if role.redrives() {
             let sweep = Arc::new(OutboxSweep::new(
                 Arc::new(state.store.clone()),
@@ -245,6 +286,7 @@ impl Application {
             sweeps,
             scheduler,
             heartbeat,
+            background,
         })
     }
 
@@ -273,6 +315,7 @@ impl Application {
             sweeps,
             scheduler,
             heartbeat,
+            background,
         } = self;
         let accepting = state.accepting.clone();
         let app = http::router(state.clone());
@@ -298,6 +341,11 @@ impl Application {
         }
         if let Some(heartbeat) = heartbeat {
             heartbeat.abort();
+        }
+        // The inbound drain stops with the consumers (an entry in hand goes back to the
+        // broker); the rest only retry, and what they hold is durable elsewhere.
+        for task in background {
+            task.abort();
         }
         state.queue.stop_consuming();
         if let Some(consumer) = consumer {
@@ -544,13 +592,15 @@ fn busy_turns(state: &AppState) -> usize {
 
 /// `AMQP_URL` set: RabbitMQ, with its dead letters raised as alerts (a task that reaches
 /// them will not be retried by anything, so it must not pass silently). Unset: in-process.
+/// The concrete RabbitMQ queue is returned beside the trait object: it is also the inbound
+/// fallback (`<AMQP_QUEUE>.inbound`).
 async fn build_queue(
     settings: &Settings,
     alerts: &AlertHandle,
-) -> anyhow::Result<Arc<dyn WorkQueue>> {
+) -> anyhow::Result<(Arc<dyn WorkQueue>, Option<Arc<RabbitQueue>>)> {
     let Some(amqp) = &settings.amqp else {
         tracing::info!("work queue: in-process (AMQP_URL is not set)");
-        return Ok(Arc::new(InProcessQueue::default()));
+        return Ok((Arc::new(InProcessQueue::default()), None));
     };
     let config = RabbitConfig::new(
         amqp.url.expose(),
@@ -566,7 +616,55 @@ async fn build_queue(
     let _watcher = queue.watch_dead_letters(Arc::new(move |dead: DeadLetter| {
         alerts.raise(dead.alert());
     }));
-    Ok(Arc::new(queue))
+    let queue = Arc::new(queue);
+    Ok((queue.clone(), Some(queue)))
+}
+
+/// The webhook's durable intake and its fallbacks, in the order they are tried: RabbitMQ's
+/// inbound queue when the work queue is RabbitMQ, then the local journal when this role
+/// keeps one (`INBOUND_JOURNAL_PATH`; by default only `all` without RabbitMQ, whose one
+/// process both writes and replays it).
+fn build_intake(
+    settings: &Settings,
+    role: Role,
+    store: &SqlStore,
+    queue: &Arc<dyn WorkQueue>,
+    rabbit: Option<&Arc<RabbitQueue>>,
+) -> anyhow::Result<(Arc<InboundIntake>, Option<Arc<Journal>>)> {
+    let mut fallbacks: Vec<Arc<dyn InboundFallback>> = Vec::new();
+    if let Some(rabbit) = rabbit {
+        fallbacks.push(Arc::new(RabbitFallback::new(rabbit.clone())));
+    }
+    let journal_path = match &settings.inbound_journal {
+        JournalSetting::Off => None,
+        JournalSetting::Path(p) => Some(p.clone()),
+        JournalSetting::Default if role == Role::All && rabbit.is_none() => {
+            Some(JournalSetting::DEFAULT_FILE.into())
+        }
+        JournalSetting::Default => None,
+    };
+    let journal = match journal_path {
+        Some(path) => {
+            let journal = Arc::new(
+                Journal::open(&path).context("INBOUND_JOURNAL_PATH: the inbound journal")?,
+            );
+            fallbacks.push(journal.clone());
+            Some(journal)
+        }
+        None => None,
+    };
+    let intake = Arc::new(InboundIntake::new(store.clone(), queue.clone(), fallbacks));
+    if role.serves_webhook() {
+        let names = intake.fallback_names();
+        if names.is_empty() {
+            tracing::warn!(
+                "no inbound fallback: while the store is down, webhooks are answered 503 (and Twilio does not retry a 5xx by default)"
+            );
+        } else {
+            tracing::info!(fallbacks = ?names, "inbound fallbacks, in order, for when the store cannot take a webhook");
+        }
+    }
+    Ok((intake, journal))
 }
 
 fn configured_models(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn ChatModel>>> {

@@ -113,13 +113,39 @@ fn describe() {
         "lead_agent_scheduler_runs_total",
         "Scheduled job runs by job and outcome."
     );
+    describe_counter!(
+        "lead_agent_webhooks_rejected_total",
+        "Webhooks refused, by reason: signature, loopback-only, form, size, type."
+    );
+    describe_counter!(
+        "lead_agent_webhooks_unavailable_total",
+        "Verified webhooks answered 503: neither the store nor a fallback could keep them."
+    );
+    describe_counter!(
+        "lead_agent_inbound_fallback_total",
+        "Verified webhooks kept by a fallback (rabbitmq, journal) because the store could not take them."
+    );
+    describe_counter!(
+        "lead_agent_inbound_drained_total",
+        "Fallback entries written into the store once it answered, by fallback."
+    );
+    describe_counter!(
+        "lead_agent_wake_deferred_total",
+        "Wake-ups the work queue could not take, retried in the background."
+    );
     // Unlabelled counters exist from the start, so a dashboard shows 0 rather than nothing.
     for name in [
         "lead_agent_replies_sent_total",
         "lead_agent_actor_restarts_total",
         "lead_agent_llm_fallbacks_total",
+        "lead_agent_webhooks_unavailable_total",
+        "lead_agent_wake_deferred_total",
     ] {
         metrics::counter!(name).increment(0);
+    }
+    // So is each refusal reason: an alert rule on a rate needs the series to exist.
+    for reason in ["signature", "loopback-only", "form", "size", "type"] {
+        metrics::counter!("lead_agent_webhooks_rejected_total", "reason" => reason).increment(0);
     }
 }
 

@@ -11,6 +11,7 @@ pub mod health;
 pub mod metrics;
 pub mod ops;
 pub mod ops_page;
+pub mod rejections;
 pub mod sla;
 pub mod twilio;
 
@@ -51,6 +52,11 @@ pub struct AppState {
     pub accepting: Arc<AtomicBool>,
     /// The Discord alert sender, in a process that runs it (roles `all`, `scheduler`).
     pub discord: Option<crate::channels::discord::sender::DiscordSender>,
+    /// Where verified webhooks go: the store, else a fallback (`crate::inbound`). The
+    /// drains of the fallbacks write through it too.
+    pub intake: Arc<crate::inbound::InboundIntake>,
+    /// Counts and alerts refused webhooks (`rejections.rs`).
+    pub webhooks: Arc<rejections::WebhookWatch>,
 }
 
 #[derive(Clone)]
@@ -105,6 +111,8 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// A dependency is down; the caller should retry (Twilio does, on a 5xx).
     #[error("{0}")]
     Unavailable(String),
@@ -119,6 +127,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -1,25 +1,28 @@
 //! `POST /twilio/sms`: Twilio's inbound-SMS webhook.
 //!
-//! Owns: the checks in order — content type (415), strict form decoding (400), signature
-//! or, with no auth token configured, a loopback peer (403), required fields (400) — then
-//! one idempotent store write keyed by `MessageSid`, a wake-up for the lead, and an empty
-//! TwiML answer. A rejected request stores nothing; an accepted one is durable before we
-//! answer 200; if the store or queue is down we answer 503 so Twilio retries.
-//! Must not: call the model or send SMS (the lead actor does), or answer 200 for a message
-//! that is not stored.
+//! Owns: the checks in order — body size (413), content type (415), strict form decoding
+//! (400), signature or, with no auth token configured, a loopback peer (403), required
+//! fields (400) — then the hand-over of the verified message to the durable intake
+//! (`crate::inbound`: the store, else a fallback that keeps it until the store answers)
+//! and an empty TwiML answer. A rejected request stores nothing and is counted and, for a
+//! refused signature, alerted with its likely cause (`rejections.rs`); an accepted one is
+//! durable before we answer 200; only when no durable path takes it do we answer 503.
+//! Must not: call the model or send SMS (the lead actor does), answer 200 for a message
+//! that is not durable, or accept a request because the signature matches some URL other
+//! than `PUBLIC_BASE_URL` + path (that only feeds the diagnosis).
 
 use std::net::SocketAddr;
 
-use actors::keywords::{self, Keyword};
-use actors::ports::{LeadId, Store, WakeLead};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, OriginalUri, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::rejections::{Reason, diagnose_signature};
 use super::{ApiError, AppState, is_local};
 use crate::channels::twilio::verify_signature;
-use crate::store::{Accepted, InboundKind, NewInbound};
+use crate::inbound::VerifiedInbound;
 
 /// The empty TwiML reply: "nothing to say now" (an empty body has caused Twilio 11200s).
 pub const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response></Response>"#;
@@ -30,8 +33,31 @@ pub async fn receive_sms(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let watch = &state.webhooks;
+    let signed = headers.contains_key("x-twilio-signature");
+    let refuse = |reason: Reason, detail: &str, error: ApiError| {
+        watch.rejected(reason, signed, detail);
+        Err(error)
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return refuse(
+                Reason::Size,
+                "body over the limit",
+                ApiError::PayloadTooLarge(format!(
+                    "the body is over {} bytes",
+                    super::MAX_WEBHOOK_BYTES
+                )),
+            );
+        }
+        Err(rejection) => {
+            let reason = rejection.body_text();
+            return refuse(Reason::Form, &reason, ApiError::BadRequest(reason.clone()));
+        }
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -40,109 +66,100 @@ pub async fn receive_sms(
         .to_ascii_lowercase()
         .starts_with("application/x-www-form-urlencoded")
     {
-        return Err(ApiError::UnsupportedMediaType(
-            "expected application/x-www-form-urlencoded".into(),
-        ));
+        return refuse(
+            Reason::Type,
+            content_type,
+            ApiError::UnsupportedMediaType("expected application/x-www-form-urlencoded".into()),
+        );
     }
-    let params = parse_form(&body).map_err(ApiError::BadRequest)?;
+    let params = match parse_form(&body) {
+        Ok(p) => p,
+        Err(e) => return refuse(Reason::Form, &e, ApiError::BadRequest(e.clone())),
+    };
 
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     match &state.settings.twilio_auth_token {
         Some(token) => {
             let signature = headers
                 .get("x-twilio-signature")
-                .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| ApiError::Forbidden("missing X-Twilio-Signature".into()))?;
-            let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                .and_then(|v| v.to_str().ok());
             let url = format!("{}{}", state.settings.public_base_url, path);
-            if !verify_signature(token.expose(), &url, &params, signature) {
-                tracing::warn!(%peer, "webhook with a bad signature rejected");
-                return Err(ApiError::Forbidden("invalid X-Twilio-Signature".into()));
+            let valid =
+                signature.is_some_and(|sig| verify_signature(token.expose(), &url, &params, sig));
+            if !valid {
+                let diagnosis =
+                    diagnose_signature(token.expose(), &url, &headers, path, &params, signature);
+                tracing::warn!(%peer, %diagnosis, "webhook refused: signature");
+                let reason = if signature.is_some() {
+                    "invalid X-Twilio-Signature"
+                } else {
+                    "missing X-Twilio-Signature"
+                };
+                return refuse(
+                    Reason::Signature,
+                    &format!("From {peer}: {diagnosis}"),
+                    ApiError::Forbidden(reason.into()),
+                );
             }
         }
         None if is_local(&peer) => {}
         None => {
-            return Err(ApiError::Forbidden(
-                "TWILIO_AUTH_TOKEN is not set: webhooks are accepted from loopback only".into(),
-            ));
+            return refuse(
+                Reason::LoopbackOnly,
+                &format!(
+                    "TWILIO_AUTH_TOKEN is not set, so webhooks are accepted from this machine only, \
+                     and {peer} is not: set TWILIO_AUTH_TOKEN for a service Twilio reaches."
+                ),
+                ApiError::Forbidden(
+                    "TWILIO_AUTH_TOKEN is not set: webhooks are accepted from loopback only".into(),
+                ),
+            );
         }
     }
 
+    let msg = match verified_message(&params) {
+        Ok(m) => m,
+        Err(e) => return refuse(Reason::Form, &e, ApiError::BadRequest(e.clone())),
+    };
+    tracing::Span::current()
+        .record("sid", msg.message_sid.as_str())
+        .record("lead", msg.from.as_str());
+
+    match state.intake.accept(&msg).await {
+        Ok(outcome) => {
+            watch.accepted();
+            tracing::debug!(?outcome, "webhook accepted");
+            Ok(([(header::CONTENT_TYPE, "text/xml")], EMPTY_TWIML).into_response())
+        }
+        Err(e) => {
+            watch.unavailable(&e.to_string());
+            Err(ApiError::Unavailable(e.to_string()))
+        }
+    }
+}
+
+/// The required fields of Twilio's form, checked.
+fn verified_message(params: &[(String, String)]) -> Result<VerifiedInbound, String> {
     let field = |name: &str| {
         params
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let sid =
-        field("MessageSid").ok_or_else(|| ApiError::BadRequest("missing MessageSid".into()))?;
+    let sid = field("MessageSid").ok_or("missing MessageSid")?;
     if !is_message_sid(sid) {
-        return Err(ApiError::BadRequest("malformed MessageSid".into()));
+        return Err("malformed MessageSid".into());
     }
-    let from = field("From").ok_or_else(|| ApiError::BadRequest("missing From".into()))?;
+    let from = field("From").ok_or("missing From")?;
     if from.trim().is_empty() || from.len() > 64 || from.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest("malformed From".into()));
+        return Err("malformed From".into());
     }
-    let text = field("Body").ok_or_else(|| ApiError::BadRequest("missing Body".into()))?;
-    let lead = LeadId::new(from.trim());
-    tracing::Span::current()
-        .record("sid", sid)
-        .record("lead", lead.as_str());
-
-    let kind = inbound_kind(&state, &lead, text).await?;
-    let accepted = state
-        .store
-        .accept_inbound(
-            NewInbound {
-                message_sid: sid,
-                from: &lead,
-                body: text,
-            },
-            kind,
-        )
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-
-    let publish = match accepted {
-        Accepted::New { needs_turn } => needs_turn,
-        // A retry of a message whose wake-up may have been lost with the first attempt's
-        // 503: publish again (wake-ups are idempotent).
-        Accepted::Duplicate { still_pending } => still_pending,
-    };
-    if publish {
-        state
-            .queue
-            .publish(WakeLead { lead: lead.clone() })
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    }
-    tracing::debug!(?accepted, ?kind, "webhook accepted");
-    Ok(([(header::CONTENT_TYPE, "text/xml")], EMPTY_TWIML).into_response())
-}
-
-/// Carrier keywords are handled here, before any turn: an opt-out must take effect even if
-/// the lead's actor is busy. START/YES opt back in only for a lead that had opted out —
-/// for anyone else "yes" is an answer to our question.
-async fn inbound_kind(
-    state: &AppState,
-    lead: &LeadId,
-    text: &str,
-) -> Result<InboundKind, ApiError> {
-    Ok(match keywords::classify(text) {
-        Some(Keyword::OptOut) => InboundKind::OptOut,
-        Some(Keyword::Help) => InboundKind::CarrierHelp,
-        Some(Keyword::OptIn) => {
-            let opted_out = state
-                .store
-                .is_opted_out(lead)
-                .await
-                .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-            if opted_out {
-                InboundKind::OptIn
-            } else {
-                InboundKind::Conversation
-            }
-        }
-        None => InboundKind::Conversation,
+    let body = field("Body").ok_or("missing Body")?;
+    Ok(VerifiedInbound {
+        message_sid: sid.to_string(),
+        from: from.trim().to_string(),
+        body: body.to_string(),
+        received_at: chrono::Utc::now(),
     })
 }
 

@@ -134,6 +134,9 @@ pub struct QueueNames {
     pub dead_letter_exchange: String,
     /// Where tasks go after too many deliveries (or when they do not decode).
     pub dead_letter_queue: String,
+    /// Verified webhooks the store could not take, until a worker writes them in
+    /// (`inbound.rs`). No delivery limit: such a message waits out any outage.
+    pub inbound_queue: String,
 }
 
 impl QueueNames {
@@ -142,17 +145,19 @@ impl QueueNames {
             queue: queue.to_string(),
             dead_letter_exchange: format!("{queue}.dlx"),
             dead_letter_queue: format!("{queue}.dead"),
+            inbound_queue: format!("{queue}.inbound"),
         }
     }
 }
 
-/// Deletes a queue's whole topology — the work queue, its dead-letter queue and exchange —
+/// Deletes a queue's whole topology — the work queue, its inbound queue, its dead-letter
+/// queue and exchange —
 /// on the broker at `url` (an `amqp://` URL lapin accepts as is). For decommissioning a
 /// queue name and for tests' clean-up; tasks still in the queue are lost with it.
 pub async fn delete_topology(url: &str, names: &QueueNames) -> Result<(), lapin::Error> {
     let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await?;
     let channel = conn.create_channel().await?;
-    for queue in [&names.queue, &names.dead_letter_queue] {
+    for queue in [&names.queue, &names.dead_letter_queue, &names.inbound_queue] {
         channel
             .queue_delete(queue.as_str().into(), Default::default())
             .await?;
@@ -364,7 +369,7 @@ async fn declare_topology(
             args,
         )
         .await?;
-    Ok(())
+    inbound::declare(channel, names).await
 }
 
 /// Ready messages in `queue` (a passive declare: creates nothing).
@@ -941,6 +946,9 @@ impl WorkQueue for RabbitQueue {
         self.shared.depth.load(Ordering::SeqCst)
     }
 }
+
+mod inbound;
+pub use inbound::InboundHandler;
 
 #[cfg(test)]
 mod tests;

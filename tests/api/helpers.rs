@@ -19,7 +19,8 @@ pub use crate::support::fake_anthropic::FakeAnthropic;
 pub use crate::support::fake_twilio::FakeTwilio;
 pub use crate::support::proxy::CuttableProxy;
 pub use crate::support::{
-    AUTH_TOKEN, OUR_NUMBER, PUBLIC_URL, encode_form, fake_vendor_env, sms_params, wait_until,
+    AUTH_TOKEN, OUR_NUMBER, PUBLIC_URL, encode_form, fake_vendor_env, scrape_metric, sms_params,
+    wait_until,
 };
 
 // --------------------------------------------------------------------- the app ---------- //
@@ -32,6 +33,8 @@ pub struct TestOptions {
     pub database: Option<String>,
     /// Leave Twilio and Anthropic unconfigured: the embedded defaults of `serve`.
     pub embedded_defaults: bool,
+    /// Keep the in-process queue even in the suite's RabbitMQ pass (`TEST_AMQP_URL`).
+    pub no_broker: bool,
 }
 
 impl Default for TestOptions {
@@ -42,6 +45,7 @@ impl Default for TestOptions {
             llm_latency: Duration::ZERO,
             database: None,
             embedded_defaults: false,
+            no_broker: false,
         }
     }
 }
@@ -56,6 +60,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The app's SLA engine: tests run its sweep at a time of their choosing.
     pub sla: Arc<lead_agent::sla::SlaEngine>,
+    /// The app's shared state: for tests that drive its router directly.
+    pub state: lead_agent::http::AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -92,6 +98,11 @@ pub async fn spawn_app_with_twilio_history(
         ("LLM_SOFT_TIMEOUT_SECS", "2".to_string()),
         ("LLM_HARD_TIMEOUT_SECS", "5".to_string()),
         ("LEAD_TURN_TIMEOUT_SECS", "10".to_string()),
+        // Never the working directory's default file: each app its own journal.
+        (
+            "INBOUND_JOURNAL_PATH",
+            dir.path().join("inbound.jsonl").display().to_string(),
+        ),
     ]);
     if !options.embedded_defaults {
         env.extend(fake_vendor_env(&twilio, &llm));
@@ -99,7 +110,10 @@ pub async fn spawn_app_with_twilio_history(
     // With TEST_AMQP_URL set (as .ci/run's second pass does), the suite runs through the
     // real broker: each app gets a queue of its own, deleted with the app.
     let mut amqp_queue = None;
-    if let (Ok(broker), false) = (std::env::var("TEST_AMQP_URL"), options.embedded_defaults) {
+    if let (Ok(broker), false) = (
+        std::env::var("TEST_AMQP_URL"),
+        options.embedded_defaults || options.no_broker,
+    ) {
         let queue = crate::rabbitmq::unique_queue("suite");
         env.insert("AMQP_URL", broker);
         env.insert("AMQP_QUEUE", queue.clone());
@@ -122,6 +136,7 @@ pub async fn spawn_app_with_twilio_history(
     let store = app.state().store.clone();
     let alerts = app.state().alerts.clone();
     let sla = app.state().sla.clone();
+    let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
@@ -134,6 +149,7 @@ pub async fn spawn_app_with_twilio_history(
         llm,
         http: reqwest::Client::new(),
         sla,
+        state,
         shutdown: Some(tx),
         server: Some(server),
         _dir: dir,
@@ -182,6 +198,13 @@ impl TestApp {
             .conversation(&LeadId::new(lead), 100_000)
             .await
             .unwrap()
+    }
+
+    /// The value of one Prometheus series at the app's `/metrics` (see [`scrape_metric`]).
+    /// The recorder is global to the test process, so compare before and after rather
+    /// than with an absolute number.
+    pub async fn metric(&self, series: &str) -> f64 {
+        scrape_metric(&self.http, &self.base_url, series).await
     }
 
     /// GETs a path of the app and decodes its JSON body.

@@ -21,6 +21,7 @@ mod opt_out;
 mod outbox;
 mod postgres_outage;
 mod rabbitmq;
+mod refused;
 mod scheduler;
 mod simulate;
 mod sla;

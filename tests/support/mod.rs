@@ -99,3 +99,23 @@ pub fn encode_form(params: &[(String, String)]) -> String {
     }
     s.finish()
 }
+
+/// The value of one Prometheus series (`name{labels}` exactly as rendered, or a bare name)
+/// in the `/metrics` of the server at `base_url`; 0 when the series is absent.
+pub async fn scrape_metric(http: &reqwest::Client, base_url: &str, series: &str) -> f64 {
+    let text = http
+        .get(format!("{base_url}/metrics"))
+        .send()
+        .await
+        .expect("the server answers /metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
