@@ -121,7 +121,7 @@ impl AlertRule {
 
     /// An alert from the service or the watchdog whose text names one of `words`
     /// (case-insensitive) — not the EVENT stream (it narrates turns; it is no alarm), nor
-    /// the response-gap watch's generic `pipeline_stalled`/`response_gap` (the backstop
+    /// the response-gap watch's generic `pipeline_*`/`response_gap` (the backstop
     /// for any cause; it says leads wait, not why).
     pub fn naming(what: &str, words: &'static [&'static str], bound: Duration) -> Self {
         Self::new(
@@ -138,7 +138,7 @@ impl AlertRule {
 /// The event stream and the generic stall alerts: seen, but never a fault's own alert.
 fn is_narration(p: &Posted) -> bool {
     p.title.starts_with("EVENT ·")
-        || p.title.contains("pipeline_stalled")
+        || p.title.contains("pipeline_")
         || p.title.contains("response_gap")
 }
 
