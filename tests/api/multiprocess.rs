@@ -58,6 +58,10 @@ impl Cluster {
             ("LLM_HARD_TIMEOUT_SECS", "4".to_string()),
             ("LEAD_TURN_TIMEOUT_SECS", "6".to_string()),
             ("OUTBOX_SWEEP_SECS", "1".to_string()),
+            // A killed worker's claim is in doubt: checked after 2 s, resent only when two
+            // checks 1 s apart find nothing at the fake Twilio (minutes in production).
+            ("OUTBOX_IN_DOUBT_WAIT_SECS", "2".to_string()),
+            ("OUTBOX_RECHECK_SECS", "1".to_string()),
             ("LOG_FORMAT", "json".to_string()),
             ("RUST_LOG", "warn".to_string()),
         ]);
