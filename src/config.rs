@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use actors::alert_router::AlertKind;
+use actors::outbox::InDoubtPolicy;
 
 /// One environment variable the code reads.
 #[derive(Debug, Clone, Copy)]
@@ -268,6 +269,24 @@ pub const ENV_VARS: &[EnvVar] = &[
         Some("60"),
         false,
         "How often the roles that own the clock (all, scheduler) resolve replies whose send was interrupted (asking Twilio) and wake leads whose stored work outlived its wake-up.",
+    ),
+    var(
+        "OUTBOX_IN_DOUBT_WAIT_SECS",
+        Some("300"),
+        false,
+        "How long a reply whose send outcome is unknown (in doubt) is left alone before Twilio's Messages list is first asked about it: Twilio may still be taking the timed-out request, and its list may lag.",
+    ),
+    var(
+        "OUTBOX_RECHECK_SECS",
+        Some("120"),
+        false,
+        "Least time between two checks of one in-doubt reply with Twilio. A reply is sent again only when two consecutive checks this far apart find no message to the lead; found is recorded sent, anything unclear stays in doubt with an alert.",
+    ),
+    var(
+        "TWILIO_TIMEOUT_SECS",
+        Some("15"),
+        false,
+        "Whole-request timeout of Twilio API calls (sending, listing). A send that times out after its request left is in doubt, never retried blindly.",
     ),
     var(
         "CHAT_WINDOW_MESSAGES",
@@ -742,6 +761,10 @@ pub struct Settings {
     pub lead_restart_max: u32,
     pub lead_restart_window: Duration,
     pub outbox_sweep_every: Duration,
+    /// When in-doubt replies are checked with Twilio (`OUTBOX_IN_DOUBT_WAIT_SECS`,
+    /// `OUTBOX_RECHECK_SECS`).
+    pub in_doubt: InDoubtPolicy,
+    pub twilio_timeout: Duration,
     pub shutdown_grace: Duration,
     pub chat_window_messages: usize,
     pub chat_window_bytes: usize,
@@ -1304,6 +1327,11 @@ impl Settings {
             lead_restart_max: r.parse("LEAD_RESTART_MAX"),
             lead_restart_window: r.seconds("LEAD_RESTART_WINDOW_SECS"),
             outbox_sweep_every: r.seconds("OUTBOX_SWEEP_SECS"),
+            in_doubt: InDoubtPolicy {
+                wait: r.seconds("OUTBOX_IN_DOUBT_WAIT_SECS"),
+                recheck: r.seconds("OUTBOX_RECHECK_SECS"),
+            },
+            twilio_timeout: r.seconds("TWILIO_TIMEOUT_SECS"),
             shutdown_grace: r.seconds("SHUTDOWN_GRACE_SECS"),
             chat_window_messages: r.positive("CHAT_WINDOW_MESSAGES"),
             chat_window_bytes: r.positive("CHAT_WINDOW_BYTES"),

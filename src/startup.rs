@@ -242,10 +242,12 @@ impl Application {
         let sweeps = if role.redrives() {
             let sweep = Arc::new(OutboxSweep::new(
                 Arc::new(state.store.clone()),
+                Arc::new(state.store.clone()),
                 sms,
                 state.alerts.clone(),
                 clock,
                 settings.lead_turn_timeout,
+                settings.in_doubt,
             ));
             redrive_pending(&state, &sweep).await?;
             if settings.hitl.enabled {
@@ -522,7 +524,7 @@ fn build_sms_sender(settings: &Settings) -> anyhow::Result<Arc<dyn SmsSender>> {
             Arc::new(TwilioClient::new(
                 t,
                 &settings.twilio_api_base,
-                Duration::from_secs(15),
+                settings.twilio_timeout,
             )?)
         }
         None => {
@@ -743,8 +745,9 @@ fn build_responder(
 }
 
 /// Embedded mode keeps the queue in memory, so a crash loses queued wake-ups; the store does
-/// not. At start, replies interrupted mid-send are resolved with the provider (found: sent;
-/// certainly not sent: queued again; cannot tell: in doubt, alerted), and every lead with
+/// not. At start, replies interrupted mid-send are flagged in doubt (and those in doubt long
+/// enough are checked with the provider: `actors::outbox` — found: sent; absent at two
+/// checks spaced apart: queued again; unclear: in doubt, alerted), and every lead with
 /// stored work is woken again. In `all` every `sending` claim is orphaned (this process
 /// was its only sender); a separate scheduler only takes claims older than a whole turn's
 /// budget, since a live worker may own the newer ones. RabbitMQ keeps its tasks, so there

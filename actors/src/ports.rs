@@ -181,15 +181,84 @@ impl SmsError {
 pub trait SmsSender: Send + Sync + 'static {
     async fn send_sms(&self, to: &LeadId, body: &str) -> Result<SentSms, SmsError>;
 
-    /// Asks the provider whether a message with exactly this body went to `to` since
-    /// `since`: how an in-doubt reply is resolved without texting the lead twice. `Ok(None)`
-    /// must mean "certainly not sent", never "cannot tell" (that is an error).
+    /// Every outbound message the provider holds to `to` created at or after `since`, in
+    /// any status (queued and failed ones too), newest first: what an in-doubt reply is
+    /// resolved from without texting the lead twice (`outbox.rs` decides). An empty list
+    /// must mean "the provider has no such message", never "cannot tell": a list that
+    /// cannot be read back to `since` (a page fails, too much history) is an error.
     async fn find_sent(
         &self,
         to: &LeadId,
-        body: &str,
         since: DateTime<Utc>,
-    ) -> Result<Option<SentSms>, SmsError>;
+    ) -> Result<Vec<ListedMessage>, SmsError>;
+}
+
+/// One outbound message as the provider lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedMessage {
+    pub provider_sid: String,
+    /// The body as the provider stored it: possibly rewritten (Twilio's smart encoding).
+    pub body: String,
+    pub status: ProviderStatus,
+    /// The provider's creation time (Twilio `date_created`); `None` when it gave none that
+    /// could be read, which a caller must treat as "inside any window".
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// A message's status at the provider (Twilio's names). What each means for an in-doubt
+/// reply is the outbox's policy ([`crate::outbox`]), not the adapter's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProviderStatus {
+    Accepted,
+    Scheduled,
+    Queued,
+    Sending,
+    Sent,
+    Delivered,
+    Read,
+    PartiallyDelivered,
+    Undelivered,
+    Failed,
+    Canceled,
+    /// A status this version does not know.
+    Other(String),
+}
+
+impl ProviderStatus {
+    /// Twilio's lowercase name (`queued`, `partially_delivered`, …).
+    pub fn parse(status: &str) -> Self {
+        match status {
+            "accepted" => Self::Accepted,
+            "scheduled" => Self::Scheduled,
+            "queued" => Self::Queued,
+            "sending" => Self::Sending,
+            "sent" => Self::Sent,
+            "delivered" => Self::Delivered,
+            "read" => Self::Read,
+            "partially_delivered" => Self::PartiallyDelivered,
+            "undelivered" => Self::Undelivered,
+            "failed" => Self::Failed,
+            "canceled" => Self::Canceled,
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Scheduled => "scheduled",
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::PartiallyDelivered => "partially_delivered",
+            Self::Undelivered => "undelivered",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::Other(s) => s,
+        }
+    }
 }
 
 /// Store failures are all "try again later" from the actor's point of view: the turn is
@@ -277,7 +346,7 @@ impl LeadLock for ProcessLocalLock {
     async fn release(self: Box<Self>) {}
 }
 
-/// A reply whose send outcome is unknown.
+/// A reply whose send outcome is unknown, with the checks made of it so far.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InDoubtReply {
     pub id: i64,
@@ -285,6 +354,84 @@ pub struct InDoubtReply {
     pub body: String,
     /// When the reply was committed: the provider is asked about messages since then.
     pub created_at: DateTime<Utc>,
+    /// When it went in doubt (this episode: a reply resent and in doubt again starts a new
+    /// one). The wait before the first check counts from here, and the ledger's writes name
+    /// it, so a check made in an earlier episode never counts for this one.
+    pub in_doubt_since: DateTime<Utc>,
+    pub checks: InDoubtChecks,
+}
+
+/// The provider checks of one in-doubt episode that left the reply in doubt, as stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InDoubtChecks {
+    /// Checks recorded so far; also the version a write compares against.
+    pub made: u32,
+    /// Consecutive checks that found it certainly absent.
+    pub absent: u32,
+    pub last_checked_at: Option<DateTime<Utc>>,
+    pub last_result: Option<CheckResult>,
+    /// Already alerted as ambiguous / as uncheckable in this episode: each alerts once.
+    pub alerted_ambiguous: bool,
+    pub alerted_unreachable: bool,
+}
+
+/// What a check that settles nothing found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckResult {
+    /// The provider has no outbound message to the lead in the window.
+    Absent,
+    /// It has one we cannot account for, or ours in a status we do not know.
+    Ambiguous,
+    /// It could not be asked (or its list could not be read to the end of the window).
+    Unreachable,
+}
+
+impl CheckResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Absent => "absent",
+            Self::Ambiguous => "ambiguous",
+            Self::Unreachable => "unreachable",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Absent, Self::Ambiguous, Self::Unreachable]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// Where the outbox sweep keeps in-doubt replies and the checks it made of them, so that a
+/// restarted sweeper neither forgets a check nor repeats one early, and two sweepers never
+/// both count one. Each method is one transaction.
+#[async_trait]
+pub trait InDoubtLedger: Send + Sync + 'static {
+    /// Every reply currently `in_doubt`, oldest first, with this episode's checks.
+    async fn in_doubt_replies(&self) -> Result<Vec<InDoubtReply>, StoreError>;
+
+    /// Replaces `reply.checks` (as read) with `checks`. False, writing nothing, when the
+    /// reply is no longer in doubt in `reply`'s episode or another sweeper recorded a check
+    /// since it was read.
+    async fn record_in_doubt_check(
+        &self,
+        reply: &InDoubtReply,
+        checks: &InDoubtChecks,
+    ) -> Result<bool, StoreError>;
+
+    /// Records `outcome` (sent, failed, or queued again) and forgets the checks, together.
+    /// False, writing nothing, under the same conditions as `record_in_doubt_check`.
+    async fn settle_in_doubt(
+        &self,
+        reply: &InDoubtReply,
+        outcome: &SendOutcome,
+    ) -> Result<bool, StoreError>;
+
+    /// The provider ids recorded on the lead's replies: a listed message with one of these
+    /// is accounted for, so it neither matches an in-doubt reply nor makes it ambiguous.
+    async fn recorded_provider_sids(
+        &self,
+        lead: &LeadId,
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
 }
 
 /// Everything the lead actors need from durable storage. Each method is one transaction.
@@ -338,9 +485,6 @@ pub trait Store: Send + Sync + 'static {
     /// mid-send. Marks them `in_doubt` and returns them.
     async fn flag_stale_sends(&self, cutoff: DateTime<Utc>)
     -> Result<Vec<OutboxReply>, StoreError>;
-
-    /// Every reply currently `in_doubt`, oldest first.
-    async fn in_doubt_replies(&self) -> Result<Vec<InDoubtReply>, StoreError>;
 
     /// Opens a turn record (who processed which lead when); returns its id.
     async fn begin_turn(&self, lead: &LeadId, worker: &str) -> Result<i64, StoreError>;

@@ -252,10 +252,13 @@ impl ChatModel for FakeModel {
     }
 }
 
-/// Records every SMS; can be told to fail.
+/// Records every SMS; can be told to fail. Like a provider, it also keeps a list of the
+/// messages it holds (every accepted send, `delivered`, and whatever a test put there with
+/// [`FakeSms::provider_has`]), which `find_sent` reads.
 #[derive(Default)]
 pub struct FakeSms {
     sent: Mutex<Vec<(LeadId, String)>>,
+    listed: Mutex<Vec<(LeadId, ListedMessage)>>,
     next_errors: Mutex<Vec<SmsError>>,
     lookups_fail: AtomicBool,
 }
@@ -278,6 +281,25 @@ impl FakeSms {
     pub fn fail_lookups(&self, v: bool) {
         self.lookups_fail.store(v, Ordering::SeqCst);
     }
+    /// Puts a message in the provider's list without sending it through us (a send whose
+    /// answer was lost, a body the provider rewrote, someone else's text): its sid.
+    pub fn provider_has(&self, to: &LeadId, body: &str, status: ProviderStatus) -> String {
+        self.list(to, body, status)
+    }
+    fn list(&self, to: &LeadId, body: &str, status: ProviderStatus) -> String {
+        let mut listed = self.listed.lock().unwrap();
+        let provider_sid = format!("SMFAKE{:028}", listed.len() + 1);
+        listed.push((
+            to.clone(),
+            ListedMessage {
+                provider_sid: provider_sid.clone(),
+                body: body.to_string(),
+                status,
+                created_at: Some(Utc::now()),
+            },
+        ));
+        provider_sid
+    }
 }
 
 #[async_trait]
@@ -286,29 +308,32 @@ impl SmsSender for FakeSms {
         if let Some(e) = self.next_errors.lock().unwrap().pop() {
             return Err(e);
         }
-        let mut sent = self.sent.lock().unwrap();
-        sent.push((to.clone(), body.to_string()));
+        self.sent
+            .lock()
+            .unwrap()
+            .push((to.clone(), body.to_string()));
         Ok(SentSms {
-            provider_sid: format!("SMFAKE{:028}", sent.len()),
+            provider_sid: self.list(to, body, ProviderStatus::Delivered),
         })
     }
 
     async fn find_sent(
         &self,
         to: &LeadId,
-        body: &str,
-        _since: chrono::DateTime<Utc>,
-    ) -> Result<Option<SentSms>, SmsError> {
+        since: chrono::DateTime<Utc>,
+    ) -> Result<Vec<ListedMessage>, SmsError> {
         if self.lookups_fail.load(Ordering::SeqCst) {
             return Err(SmsError::Retryable("history unavailable (test)".into()));
         }
         Ok(self
-            .sent()
+            .listed
+            .lock()
+            .unwrap()
             .iter()
-            .position(|(l, b)| l == to && b == body)
-            .map(|i| SentSms {
-                provider_sid: format!("SMFAKE{:028}", i + 1),
-            }))
+            .rev()
+            .filter(|(l, m)| l == to && m.created_at.is_none_or(|t| t >= since))
+            .map(|(_, m)| m.clone())
+            .collect())
     }
 }
 
@@ -323,6 +348,10 @@ struct MemMessage {
     state: String,
     created_at: chrono::DateTime<Utc>,
     claimed_at: Option<chrono::DateTime<Utc>>,
+    /// outbound: the provider's id once sent.
+    provider_sid: Option<String>,
+    /// outbound: when it last went `in_doubt` (the SQL store reads `updated_at`).
+    in_doubt_at: Option<chrono::DateTime<Utc>>,
 }
 
 #[derive(Default)]
@@ -334,6 +363,8 @@ struct MemInner {
     next_id: i64,
     /// HITL holds: (id, lead, body, state).
     holds: Vec<(i64, LeadId, String, String)>,
+    /// The outbox sweep's checks of in-doubt replies: reply id → (episode, checks).
+    in_doubt_checks: HashMap<i64, (chrono::DateTime<Utc>, InDoubtChecks)>,
 }
 
 impl MemInner {
@@ -382,6 +413,8 @@ impl MemStore {
             state: "pending".into(),
             created_at: Utc::now(),
             claimed_at: None,
+            provider_sid: None,
+            in_doubt_at: None,
         });
         true
     }
@@ -440,6 +473,8 @@ impl MemStore {
             state: "queued".into(),
             created_at: Utc::now(),
             claimed_at: None,
+            provider_sid: None,
+            in_doubt_at: None,
         });
         true
     }
@@ -529,6 +564,8 @@ impl Store for MemStore {
             state: "queued".into(),
             created_at: Utc::now(),
             claimed_at: None,
+            provider_sid: None,
+            in_doubt_at: None,
         });
         Ok(Some(id))
     }
@@ -572,7 +609,7 @@ impl Store for MemStore {
     async fn record_send(&self, reply_id: i64, outcome: &SendOutcome) -> Result<(), StoreError> {
         let mut g = self.guard()?;
         if let Some(m) = g.messages.iter_mut().find(|m| m.id == reply_id) {
-            m.state = outcome.state().into();
+            m.set_outcome(outcome);
         }
         Ok(())
     }
@@ -586,6 +623,7 @@ impl Store for MemStore {
         for m in g.messages.iter_mut() {
             if m.state == "sending" && m.claimed_at.is_some_and(|t| t < cutoff) {
                 m.state = "in_doubt".into();
+                m.in_doubt_at = Some(Utc::now());
                 out.push(OutboxReply {
                     id: m.id,
                     lead: m.lead.clone(),
@@ -594,20 +632,6 @@ impl Store for MemStore {
             }
         }
         Ok(out)
-    }
-
-    async fn in_doubt_replies(&self) -> Result<Vec<InDoubtReply>, StoreError> {
-        let g = self.guard()?;
-        Ok(g.messages
-            .iter()
-            .filter(|m| m.state == "in_doubt")
-            .map(|m| InDoubtReply {
-                id: m.id,
-                lead: m.lead.clone(),
-                body: m.body.clone(),
-                created_at: m.created_at,
-            })
-            .collect())
     }
 
     async fn try_lock_lead(&self, lead: &LeadId) -> Result<Option<Box<dyn LeadLock>>, StoreError> {
@@ -634,6 +658,102 @@ impl Store for MemStore {
             t.3 = Some(outcome.to_string());
         }
         Ok(())
+    }
+}
+
+impl MemMessage {
+    fn set_outcome(&mut self, outcome: &SendOutcome) {
+        self.state = outcome.state().into();
+        match outcome {
+            SendOutcome::Sent { provider_sid } => self.provider_sid = Some(provider_sid.clone()),
+            SendOutcome::InDoubt { .. } => self.in_doubt_at = Some(Utc::now()),
+            _ => {}
+        }
+    }
+}
+
+impl MemInner {
+    /// The reply, if it is still in doubt in `reply`'s episode and nobody recorded a check
+    /// since `reply` was read: the compare of the SQL store's compare-and-set.
+    fn unchanged(&self, reply: &InDoubtReply) -> bool {
+        let in_episode = self.messages.iter().any(|m| {
+            m.id == reply.id
+                && m.state == "in_doubt"
+                && m.in_doubt_at.unwrap_or(m.created_at) == reply.in_doubt_since
+        });
+        let stored = match self.in_doubt_checks.get(&reply.id) {
+            Some((since, checks)) if *since == reply.in_doubt_since => checks.clone(),
+            _ => InDoubtChecks::default(),
+        };
+        in_episode && stored.made == reply.checks.made
+    }
+}
+
+#[async_trait]
+impl InDoubtLedger for MemStore {
+    async fn in_doubt_replies(&self) -> Result<Vec<InDoubtReply>, StoreError> {
+        let g = self.guard()?;
+        Ok(g.messages
+            .iter()
+            .filter(|m| m.state == "in_doubt")
+            .map(|m| {
+                let since = m.in_doubt_at.unwrap_or(m.created_at);
+                InDoubtReply {
+                    id: m.id,
+                    lead: m.lead.clone(),
+                    body: m.body.clone(),
+                    created_at: m.created_at,
+                    in_doubt_since: since,
+                    checks: match g.in_doubt_checks.get(&m.id) {
+                        Some((s, c)) if *s == since => c.clone(),
+                        _ => InDoubtChecks::default(),
+                    },
+                }
+            })
+            .collect())
+    }
+
+    async fn record_in_doubt_check(
+        &self,
+        reply: &InDoubtReply,
+        checks: &InDoubtChecks,
+    ) -> Result<bool, StoreError> {
+        let mut g = self.guard()?;
+        if !g.unchanged(reply) {
+            return Ok(false);
+        }
+        g.in_doubt_checks
+            .insert(reply.id, (reply.in_doubt_since, checks.clone()));
+        Ok(true)
+    }
+
+    async fn settle_in_doubt(
+        &self,
+        reply: &InDoubtReply,
+        outcome: &SendOutcome,
+    ) -> Result<bool, StoreError> {
+        let mut g = self.guard()?;
+        if !g.unchanged(reply) {
+            return Ok(false);
+        }
+        g.in_doubt_checks.remove(&reply.id);
+        if let Some(m) = g.messages.iter_mut().find(|m| m.id == reply.id) {
+            m.set_outcome(outcome);
+        }
+        Ok(true)
+    }
+
+    async fn recorded_provider_sids(
+        &self,
+        lead: &LeadId,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        Ok(self
+            .guard()?
+            .messages
+            .iter()
+            .filter(|m| &m.lead == lead)
+            .filter_map(|m| m.provider_sid.clone())
+            .collect())
     }
 }
 

@@ -3,7 +3,7 @@
 //! Owns: "sending" by logging — the reply is already stored in the outbox by the lead actor,
 //! so recording it `sent` with a `DRYRUN…` id is the whole job. Must not: reach any network.
 
-use actors::ports::{LeadId, SentSms, SmsError, SmsSender};
+use actors::ports::{LeadId, ListedMessage, SentSms, SmsError, SmsSender};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -30,15 +30,14 @@ impl SmsSender for DryRunSms {
         Ok(SentSms { provider_sid })
     }
 
-    /// Nothing ever reaches a carrier in a dry run, so nothing was "sent" in the sense that
-    /// matters: an in-doubt reply is safe to log again.
+    /// Nothing ever reaches a carrier in a dry run, so the carrier has nothing: an
+    /// in-doubt reply (only a crash mid-"send" makes one here) is safe to log again.
     async fn find_sent(
         &self,
         _to: &LeadId,
-        _body: &str,
         _since: DateTime<Utc>,
-    ) -> Result<Option<SentSms>, SmsError> {
-        Ok(None)
+    ) -> Result<Vec<ListedMessage>, SmsError> {
+        Ok(Vec::new())
     }
 }
 

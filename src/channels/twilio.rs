@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use actors::ports::{LeadId, SentSms, SmsError, SmsSender};
+use actors::ports::{LeadId, ListedMessage, ProviderStatus, SentSms, SmsError, SmsSender};
 use async_trait::async_trait;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -159,23 +159,22 @@ impl SmsSender for TwilioClient {
         }
     }
 
-    /// `GET …/Messages.json?To=…&DateSent>=…` (Twilio filters by day; a day earlier covers
-    /// midnight), looking for an outbound message with exactly this body.
+    /// `GET …/Messages.json?To=…`, newest first, following `next_page_uri` until a page
+    /// holds only messages created before `since`. No `DateSent` filter: Twilio filters on
+    /// the sending date, and a message it accepted but has not sent yet (queued behind
+    /// others, or scheduled) has none — exactly the message that must be found. The window
+    /// is applied here on `date_created`, and inbound messages are left out.
     async fn find_sent(
         &self,
         to: &LeadId,
-        body: &str,
         since: DateTime<Utc>,
-    ) -> Result<Option<SentSms>, SmsError> {
-        let day = (since - chrono::Duration::days(1))
-            .format("%Y-%m-%d")
-            .to_string();
+    ) -> Result<Vec<ListedMessage>, SmsError> {
         let mut url = reqwest::Url::parse(&self.messages_url)
             .map_err(|e| SmsError::Retryable(format!("bad Messages URL: {e}")))?;
         url.query_pairs_mut()
             .append_pair("To", to.as_str())
-            .append_pair("DateSent>", &day)
-            .append_pair("PageSize", "100");
+            .append_pair("PageSize", &LIST_PAGE_SIZE.to_string());
+        let mut found = Vec::new();
         for _ in 0..MAX_LIST_PAGES {
             let response = self
                 .http
@@ -194,26 +193,36 @@ impl SmsSender for TwilioClient {
                 .json()
                 .await
                 .map_err(|e| SmsError::Retryable(format!("list messages: {e}")))?;
-            if let Some(m) = page
-                .messages
-                .iter()
-                .find(|m| m.body == body && m.direction.starts_with("outbound"))
-            {
-                return Ok(Some(SentSms {
-                    provider_sid: m.sid.clone(),
-                }));
+            let mut reached_older = !page.messages.is_empty();
+            for m in page.messages {
+                // An unreadable date is inside every window: never ruled out by it.
+                let created_at = m
+                    .date_created
+                    .as_deref()
+                    .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+                    .map(|d| d.with_timezone(&Utc));
+                let in_window = created_at.is_none_or(|t| t >= since);
+                reached_older &= !in_window;
+                if in_window && m.direction.starts_with("outbound") {
+                    found.push(ListedMessage {
+                        provider_sid: m.sid,
+                        body: m.body,
+                        status: ProviderStatus::parse(&m.status),
+                        created_at,
+                    });
+                }
             }
             match page.next_page_uri {
-                Some(next) => {
+                Some(next) if !reached_older => {
                     url = reqwest::Url::parse(&format!("{}{next}", self.api_root()))
                         .map_err(|e| SmsError::Retryable(format!("next page: {e}")))?
                 }
-                None => return Ok(None),
+                _ => return Ok(found),
             }
         }
-        // Not in the pages read: too much history to be sure it is absent.
+        // The window goes on past the pages read: too much history to rule anything out.
         Err(SmsError::Retryable(
-            "message history too long to rule the reply out".into(),
+            "message history too long to read back to the reply's creation".into(),
         ))
     }
 }
@@ -221,22 +230,29 @@ impl SmsSender for TwilioClient {
 #[derive(Deserialize)]
 struct MessagePage {
     #[serde(default)]
-    messages: Vec<ListedMessage>,
+    messages: Vec<ListedMessageJson>,
     next_page_uri: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct ListedMessage {
+struct ListedMessageJson {
     sid: String,
     #[serde(default)]
     body: String,
     #[serde(default)]
     direction: String,
+    #[serde(default)]
+    status: String,
+    /// RFC 2822, as Twilio writes it: `Tue, 03 Nov 2026 12:00:00 +0000`.
+    date_created: Option<String>,
 }
 
-/// Pages of the Messages list read when resolving an in-doubt reply: a lead's outbound
-/// messages over a day or two fit in the first page many times over.
-const MAX_LIST_PAGES: usize = 3;
+/// Messages per page of the list; a lead's messages over the window fit in one.
+const LIST_PAGE_SIZE: usize = 100;
+
+/// Pages of the Messages list read when resolving an in-doubt reply: a lead's messages
+/// since one reply fit in the first page many times over.
+const MAX_LIST_PAGES: usize = 5;
 
 impl TwilioClient {
     fn api_root(&self) -> &str {

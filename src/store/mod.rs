@@ -3,7 +3,7 @@
 //! Owns: the schema (`migrations/sqlite`), the webhook's idempotent insert keyed by
 //! `MessageSid`, opt-out state, the outbox states of replies, turn records, and the queries
 //! the start-up re-drive and /ops need. Implements the actors' [`actors::ports::Store`]
-//! (and, in `sla.rs`, [`actors::sla::SlaStore`]).
+//! (and, in `sla.rs`, [`actors::sla::SlaStore`]; in `in_doubt.rs`, [`actors::ports::InDoubtLedger`]).
 //! Must not: hold a transaction across a network call, or decide policy (what to send, when
 //! to retry): it records what the actors and the webhook decided, each change in one
 //! transaction so a crash between two calls never leaves half of one.
@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actors::ports::{
-    ChatLine, Claim, InDoubtReply, LeadId, LeadLock, LeadWork, OutboxReply, PendingInbound,
-    ProcessLocalLock, Role, SendOutcome, Store, StoreError,
+    ChatLine, Claim, LeadId, LeadLock, LeadWork, OutboxReply, PendingInbound, ProcessLocalLock,
+    Role, SendOutcome, Store, StoreError,
 };
 use anyhow::Context;
 use async_trait::async_trait;
@@ -414,6 +414,15 @@ const LEAD_WORK_SQL: &str = "SELECT id, direction, message_sid, body, created_at
    AND ((direction = 'inbound' AND state = 'pending')
         OR (direction = 'outbound' AND state = 'queued'))";
 
+/// Arms a lead's followup timer (`$1` lead, `$2` due, `$3` now) unless the lead is dead or
+/// opted out: in the transaction that records a conversational reply sent (`record_send`,
+/// and `in_doubt.rs` when the provider turns out to have had it).
+const ARM_FOLLOWUP_SQL: &str = "INSERT INTO followups (lead_phone, step, due_at, note, updated_at)
+ SELECT $1, 0, $2, NULL, $3 WHERE EXISTS
+    (SELECT 1 FROM leads WHERE phone = $1 AND dead_at IS NULL AND opted_out = 0)
+ ON CONFLICT (lead_phone) DO UPDATE SET step = 0, due_at = excluded.due_at,
+    note = NULL, updated_at = excluded.updated_at";
+
 /// `$first, $first+1, …`: `n` numbered placeholders (both drivers take `$N`).
 fn in_list(first: usize, n: usize) -> String {
     (first..first + n)
@@ -632,13 +641,7 @@ impl Store for SqlStore {
             {
                 let provider: Option<String> = row.get(1);
                 if provider.as_deref() != Some("followup") {
-                    sqlx::query(
-                        "INSERT INTO followups (lead_phone, step, due_at, note, updated_at)
-                         SELECT $1, 0, $2, NULL, $3 WHERE EXISTS
-                            (SELECT 1 FROM leads WHERE phone = $1 AND dead_at IS NULL AND opted_out = 0)
-                         ON CONFLICT (lead_phone) DO UPDATE SET step = 0, due_at = excluded.due_at,
-                            note = NULL, updated_at = excluded.updated_at",
-                    )
+                    sqlx::query(ARM_FOLLOWUP_SQL)
                     .bind(row.get::<String, _>(0))
                     .bind(at + after)
                     .bind(at)
@@ -672,27 +675,6 @@ impl Store for SqlStore {
                     id: r.get(0),
                     lead: LeadId(r.get(1)),
                     body: r.get(2),
-                })
-                .collect())
-        })
-    }
-
-    async fn in_doubt_replies(&self) -> Result<Vec<InDoubtReply>, StoreError> {
-        with_pool!(self, pool => {
-            let rows = sqlx::query(
-                "SELECT id, lead_phone, body, created_at FROM messages
-                 WHERE state = 'in_doubt' ORDER BY id",
-            )
-            .fetch_all(pool)
-            .await
-            .map_err(store_err("in-doubt replies"))?;
-            Ok(rows
-                .into_iter()
-                .map(|r| InDoubtReply {
-                    id: r.get(0),
-                    lead: LeadId(r.get(1)),
-                    body: r.get(2),
-                    created_at: r.get(3),
                 })
                 .collect())
         })
@@ -836,3 +818,6 @@ pub async fn fresh_postgres_database(admin_url: &str) -> String {
 
 // The brain's per-lead context (issue 5): its own file, so its queries merge cleanly.
 mod lead_context;
+
+// The outbox sweep's in-doubt ledger (issue 11): its own file, so its queries merge cleanly.
+mod in_doubt;

@@ -1,6 +1,6 @@
 //! Store tests against a real SQLite file in a temporary directory.
 
-use actors::ports::{LeadId, SendOutcome, Store};
+use actors::ports::{InDoubtLedger, LeadId, SendOutcome, Store};
 
 use super::*;
 

@@ -48,6 +48,10 @@ impl Cluster {
             ("LLM_HARD_TIMEOUT_SECS", "4".to_string()),
             ("LEAD_TURN_TIMEOUT_SECS", "6".to_string()),
             ("OUTBOX_SWEEP_SECS", "1".to_string()),
+            // A killed worker's claim is in doubt: checked after 2 s, resent only when two
+            // checks 1 s apart find nothing at the fake Twilio (minutes in production).
+            ("OUTBOX_IN_DOUBT_WAIT_SECS", "2".to_string()),
+            ("OUTBOX_RECHECK_SECS", "1".to_string()),
             ("LOG_FORMAT", "json".to_string()),
             ("RUST_LOG", "warn".to_string()),
         ]);
@@ -264,4 +268,44 @@ async fn a_broker_connection_cut_mid_burst_loses_nothing_and_processing_resumes(
     assert!(deferred > 0.0, "the cut was felt by the web process");
     cluster.wait_all_answered(&leads, 120).await;
     cluster.assert_exactly_one_reply_each(&leads);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_while_twilio_holds_its_send_is_recorded_sent_never_resent() {
+    let mut cluster = Cluster::start("inflight").await;
+    let lead = "+13126000001";
+    // Twilio accepts the send (listed `queued`, no `date_sent`) and never answers it.
+    cluster.twilio.hang_sends_to(lead);
+    assert_eq!(
+        cluster.post_sms(lead, "Hi, is the 2BR available?").await,
+        200
+    );
+    wait_until(30, "the send to be in flight at Twilio", || async {
+        cluster.twilio.sends_in_flight() == 1
+    })
+    .await;
+    // The worker whose turn is sending: its turn record names it `host:pid`.
+    let turns = cluster.store.turns(&LeadId::new(lead)).await.unwrap();
+    let pid = turns[0].worker.rsplit(':').next().unwrap().to_string();
+    let victim = ["worker-a", "worker-b"]
+        .into_iter()
+        .find(|w| cluster.processes[w].id().to_string() == pid)
+        .expect("one of the workers runs the turn");
+    cluster.signal(victim, "-KILL");
+    cluster.spawn(victim, "worker").await;
+    wait_until(60, "the in-doubt reply to be found at Twilio", || async {
+        let conv = cluster
+            .store
+            .conversation(&LeadId::new(lead), 10)
+            .await
+            .unwrap();
+        conv.get(1).is_some_and(|m| m.state == "sent")
+    })
+    .await;
+    assert_eq!(
+        cluster.twilio.sent_to(lead),
+        vec!["Reply to: Hi, is the 2BR available?"],
+        "recorded sent, never resent"
+    );
+    assert_eq!(cluster.twilio.sent()[0].status, "queued");
 }

@@ -494,7 +494,8 @@ async fn send_reply(deps: &LeadDeps, reply: &OutboxReply) -> Result<(), TurnErro
                         Severity::Critical,
                         "sms_in_doubt",
                         format!(
-                            "Reply {} to {} may or may not have been sent ({reason}); not resent",
+                            "Reply {} to {} may or may not have been sent ({reason}); not resent until \
+                             Twilio's list settles it",
                             reply.id, reply.lead
                         ),
                     )
