@@ -286,10 +286,10 @@ async fn a_worker_killed_while_twilio_holds_its_send_is_recorded_sent_never_rese
     .await;
     // The worker whose turn is sending: its turn record names it `host:pid`.
     let turns = cluster.store.turns(&LeadId::new(lead)).await.unwrap();
-    let pid = turns[0].worker.rsplit(':').next().unwrap().to_string();
+    let pid: u32 = turns[0].worker.rsplit(':').next().unwrap().parse().unwrap();
     let victim = ["worker-a", "worker-b"]
         .into_iter()
-        .find(|w| cluster.processes[w].id().to_string() == pid)
+        .find(|w| cluster.processes.pid(w) == Some(pid))
         .expect("one of the workers runs the turn");
     cluster.signal(victim, "-KILL");
     cluster.spawn(victim, "worker").await;

@@ -1,6 +1,6 @@
 //! One scenario's service: web, two workers, a scheduler and the watchdog as separate
 //! processes of the real binary, on a fresh database of the suite's PostgreSQL and a queue
-//! of its own on the suite's RabbitMQ node, with fake Twilio (stallable sends), Anthropic
+//! of its own on the suite's RabbitMQ node, with fake Twilio (sends it can hold), Anthropic
 //! and Discord (bot channel) and the watchdog's webhook in this test process.
 //!
 //! The timers are production's mechanisms with CI-sized periods (heartbeats, the
@@ -16,7 +16,7 @@ use lead_agent::store::{SqlStore, fresh_postgres_database};
 use crate::Infra;
 use crate::support::fake_anthropic::FakeAnthropic;
 use crate::support::fake_discord::FakeDiscord;
-use crate::support::fake_twilio::{FakeTwilio, Stalls};
+use crate::support::fake_twilio::FakeTwilio;
 use crate::support::processes::Processes;
 use crate::support::{AUTH_TOKEN, PUBLIC_URL, fake_vendor_env};
 use crate::watch_hook::WatchHook;
@@ -38,7 +38,6 @@ pub const WORKERS: [&str; 2] = ["worker-a", "worker-b"];
 pub struct Cluster {
     pub processes: Processes,
     pub twilio: FakeTwilio,
-    pub stalls: Stalls,
     pub discord: FakeDiscord,
     pub watch_hook: WatchHook,
     pub store: SqlStore,
@@ -61,7 +60,7 @@ impl Cluster {
         watch_interval_secs: u64,
     ) -> Self {
         let database = fresh_postgres_database(&infra.pg.admin_url()).await;
-        let (twilio, stalls) = FakeTwilio::start_with_stalls().await;
+        let twilio = FakeTwilio::start().await;
         let llm = FakeAnthropic::start(MODEL_LATENCY).await;
         let discord = FakeDiscord::start().await;
         let watch_hook = WatchHook::start().await;
@@ -91,13 +90,13 @@ impl Cluster {
             ("SCHEDULE_RESPONSE_GAP_WATCH", "*/5 * * * * *".to_string()),
             ("FIRST_RESPONSE_SLA_SECS", "20".to_string()),
             ("SCHEDULER_LEASE_SECS", "6".to_string()),
-            // Settings of issue 11's other items (branches alerts, outbox), unread until
-            // they are merged: a dead alert poster's channels are taken over in 6 s; an
-            // in-doubt send is checked after 5 s, and again 2 s later before any resend
+            // An in-doubt send is checked after 5 s, and again 2 s later before any resend
             // (minutes in production).
-            ("DISCORD_LEASE_SECS", "6".to_string()),
             ("OUTBOX_IN_DOUBT_WAIT_SECS", "5".to_string()),
             ("OUTBOX_RECHECK_SECS", "2".to_string()),
+            // Issue 11's alerts item (branch alerts), unread until it is merged: a dead
+            // alert poster's channels are taken over in 6 s.
+            ("DISCORD_LEASE_SECS", "6".to_string()),
             ("LOG_FORMAT", "json".to_string()),
             ("RUST_LOG", "info".to_string()),
         ]);
@@ -108,7 +107,6 @@ impl Cluster {
         let mut cluster = Self {
             processes: Processes::new(env!("CARGO_BIN_EXE_lead-agent")),
             twilio,
-            stalls,
             discord,
             watch_hook,
             store: SqlStore::connect(&database).await.unwrap(),

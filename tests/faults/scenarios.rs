@@ -168,14 +168,15 @@ async fn worker_killed_mid_send(infra: &mut Infra, k: &Knobs, s: Scenario) -> Ve
     tokio::time::sleep(LEAD_IN).await;
     // The next send is accepted by Twilio, listed as queued with no date_sent, and never
     // answered: its worker is killed while it waits.
-    c.stalls.stall_next(None);
+    c.twilio.hang_next_sends(1);
     tasks.extend(twilio.spread(rest, LEAD_IN * 2));
     let mut problems = Vec::new();
     let stalled = {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(s) = c.stalls.stalled().first().cloned() {
-                break Some(s);
+            let queued = c.twilio.sent().into_iter().find(|m| m.status == "queued");
+            if let (Some(m), 1..) = (&queued, c.twilio.sends_in_flight()) {
+                break Some(m.clone());
             }
             if Instant::now() > deadline {
                 break None;
