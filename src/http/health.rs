@@ -1,5 +1,5 @@
-//! `/health` (liveness: the process answers) and `/ready` (the store and queue answer, and
-//! we are not shutting down).
+//! `/health` (liveness: the process answers) and `/ready` (the store and queue answer, every
+//! actor under the root supervisor runs, and we are not shutting down).
 //!
 //! Must not: make /health depend on anything outside the process — a database blip must
 //! not get every pod restarted by its liveness probe.
@@ -24,12 +24,29 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let accepting = state.accepting.load(Ordering::SeqCst);
     let store = state.store.ping().await;
     let queue = state.queue.is_ready().await;
-    let ok = accepting && store.is_ok() && queue;
+    // A root child that is down (between its death and its restart, or retried because it
+    // cannot start) is named here, so a probe or a person sees which part is missing.
+    let roots = state.roots.status();
+    let actors: serde_json::Map<String, Value> = roots
+        .iter()
+        .map(|c| {
+            let s = match (c.up, &c.last_failure) {
+                (true, _) => "up".to_string(),
+                (false, Some(why)) => format!("down: {why}"),
+                (false, None) => "down".to_string(),
+            };
+            (c.name.to_string(), Value::String(s))
+        })
+        .collect();
+    let actors_down: Vec<&str> = roots.iter().filter(|c| !c.up).map(|c| c.name).collect();
+    let ok = accepting && store.is_ok() && queue && actors_down.is_empty();
     let body = json!({
         "ready": ok,
         "accepting": accepting,
         "store": store.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
         "queue": if queue { "ok" } else { "unavailable" },
+        "actors": actors,
+        "actors_down": actors_down,
     });
     let status = if ok {
         StatusCode::OK

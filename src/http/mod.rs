@@ -51,6 +51,8 @@ pub struct AppState {
     pub accepting: Arc<AtomicBool>,
     /// The Discord alert sender, in a process that runs it (roles `all`, `scheduler`).
     pub discord: Option<crate::channels::discord::sender::DiscordSender>,
+    /// The root supervisor of this process's long-lived actors: /ready reports its children.
+    pub roots: actors::root::RootHandle,
 }
 
 #[derive(Clone)]
