@@ -2,7 +2,9 @@
 //! were raised, and keeps the most recent ones for operators.
 //!
 //! Owns: the alert kinds (one per channel of the seed's Discord table), truncation to what a
-//! chat message can carry, and the rule that a failure to alert never fails the caller.
+//! chat message can carry, the rule that a failure to alert never fails the caller, and
+//! keeping every alert in the handle until the router has handed it to the sink, so that a
+//! router restarted by the root supervisor loses none.
 //! Must not: block or fail a caller ([`AlertHandle::raise`] is fire-and-forget), raise an
 //! alert about its own delivery failure (that recursion is how alerts about alerts bury the
 //! original problem), or know which chat service is behind the sink.

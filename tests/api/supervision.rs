@@ -178,11 +178,14 @@ async fn a_lead_supervisor_killed_mid_turn_is_restarted_alerted_and_the_lead_ans
 
     let lead = "+13125550912";
     assert_eq!(app.post_sms(lead, "is the 2BR free?").await.0, 200);
-    let asked = app.llm.requests().len();
     wait_until(5, "the lead's model call", || async {
-        app.llm.requests().len() > asked
+        app.llm
+            .requests()
+            .iter()
+            .any(|r| r.to_string().contains("is the 2BR free?"))
     })
     .await;
+    assert!(app.twilio.sent_to(lead).is_empty(), "killed mid-turn");
     let killed = app.roots.child("lead_supervisor").expect("it runs");
     killed.kill();
     wait_until(10, "the restart alert", || async {
