@@ -265,6 +265,18 @@ pub const ENV_VARS: &[EnvVar] = &[
         "Window of the restart intensity limit.",
     ),
     var(
+        "ROOT_RESTART_MAX",
+        Some("5"),
+        false,
+        "Restarts of the process's root actors (alert router, lead supervisor, scheduler), all together, allowed within ROOT_RESTART_WINDOW_SECS; one more and the process shuts down and exits non-zero, so Kubernetes restarts it.",
+    ),
+    var(
+        "ROOT_RESTART_WINDOW_SECS",
+        Some("60"),
+        false,
+        "Window of the root actors' restart intensity limit.",
+    ),
+    var(
         "OUTBOX_SWEEP_SECS",
         Some("60"),
         false,
@@ -760,6 +772,8 @@ pub struct Settings {
     pub lead_memory_budget_bytes: usize,
     pub lead_restart_max: u32,
     pub lead_restart_window: Duration,
+    pub root_restart_max: u32,
+    pub root_restart_window: Duration,
     pub outbox_sweep_every: Duration,
     /// When in-doubt replies are checked with Twilio (`OUTBOX_IN_DOUBT_WAIT_SECS`,
     /// `OUTBOX_RECHECK_SECS`).
@@ -1326,6 +1340,8 @@ impl Settings {
             lead_memory_budget_bytes: r.positive("LEAD_MEMORY_BUDGET_BYTES"),
             lead_restart_max: r.parse("LEAD_RESTART_MAX"),
             lead_restart_window: r.seconds("LEAD_RESTART_WINDOW_SECS"),
+            root_restart_max: r.parse("ROOT_RESTART_MAX"),
+            root_restart_window: r.seconds("ROOT_RESTART_WINDOW_SECS"),
             outbox_sweep_every: r.seconds("OUTBOX_SWEEP_SECS"),
             in_doubt: InDoubtPolicy {
                 wait: r.seconds("OUTBOX_IN_DOUBT_WAIT_SECS"),

@@ -100,6 +100,10 @@ fn describe() {
         "lead_agent_actor_restarts_total",
         "Lead actors restarted by the supervisor."
     );
+    describe_counter!(
+        "lead_agent_root_restarts_total",
+        "Restart attempts of the root supervisor's children (alert router, lead supervisor, scheduler), by child."
+    );
     describe_histogram!(
         "lead_agent_scheduler_lateness_seconds",
         Unit::Seconds,
