@@ -9,6 +9,7 @@ mod helpers;
 use support::fake_discord;
 mod llm_fakes;
 
+mod alerts_outage;
 mod brain;
 mod conversation;
 mod discord;

@@ -6,7 +6,7 @@ use lead_agent::store::fresh_postgres_database;
 
 use crate::helpers::*;
 
-fn admin_url() -> String {
+pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }
