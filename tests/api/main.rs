@@ -17,6 +17,7 @@ mod embedded;
 mod hitl;
 mod model_chain;
 mod multiprocess;
+mod multiprocess_alerts;
 mod ops_page;
 mod opt_out;
 mod outbox;
