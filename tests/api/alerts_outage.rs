@@ -186,9 +186,11 @@ async fn alerts_raised_while_the_store_is_cut_reach_discord_directly_and_those_s
 
     // The store returns: the alerts spooled before the cut are posted from the spool, once.
     o.proxy.restore();
-    wait_until(30, "the spooled alerts delivered and the spool empty", || async {
-        o.discord.created().len() >= 8 && o.direct.spooled_count().await.unwrap() == 0
-    })
+    wait_until(
+        30,
+        "the spooled alerts delivered and the spool empty",
+        || async { o.discord.created().len() >= 8 && o.direct.spooled_count().await.unwrap() == 0 },
+    )
     .await;
     assert_eq!(
         o.discord.texts_in(DEFAULT_CHANNEL),
@@ -203,7 +205,10 @@ async fn alerts_raised_while_the_store_is_cut_reach_discord_directly_and_those_s
         o.sender().await["store_down"] == false
     })
     .await;
-    assert!(o.direct.spool_rows().await.unwrap().is_empty(), "none failed");
+    assert!(
+        o.direct.spool_rows().await.unwrap().is_empty(),
+        "none failed"
+    );
 }
 
 #[tokio::test]
@@ -222,8 +227,7 @@ async fn direct_alerts_still_waiting_when_the_store_returns_go_through_the_spool
     // The store returns before Discord does: the waiting alerts are handed to the spool.
     o.proxy.restore();
     wait_until(30, "the direct alerts handed to the spool", || async {
-        o.sender().await["direct_queued"] == 0
-            && o.direct.spooled_count().await.unwrap_or(0) == 3
+        o.sender().await["direct_queued"] == 0 && o.direct.spooled_count().await.unwrap_or(0) == 3
     })
     .await;
     let direct_attempts = o.discord.requests().len();

@@ -24,7 +24,10 @@ const ERROR_CHANNEL: &str = "777";
 const HITL_CHANNEL: &str = "555";
 
 fn title(body: &Value) -> String {
-    body["embeds"][0]["title"].as_str().unwrap_or("").to_string()
+    body["embeds"][0]["title"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 fn description(body: &Value) -> String {
@@ -119,18 +122,22 @@ async fn a_killed_scheduler_does_not_silence_web_and_workers_and_no_alert_is_pos
             .await
             .unwrap();
     }
-    wait_until(30, "the scheduler to hold the channel and try it", || async {
-        let holder = cluster
-            .store
-            .lease_holder(&lease_name(DEFAULT_CHANNEL))
-            .await
-            .unwrap();
-        holder.is_some_and(|(h, _)| h.starts_with("scheduler:"))
-            && discord
-                .requests()
-                .iter()
-                .any(|r| description(&r.body) == before[0])
-    })
+    wait_until(
+        30,
+        "the scheduler to hold the channel and try it",
+        || async {
+            let holder = cluster
+                .store
+                .lease_holder(&lease_name(DEFAULT_CHANNEL))
+                .await
+                .unwrap();
+            holder.is_some_and(|(h, _)| h.starts_with("scheduler:"))
+                && discord
+                    .requests()
+                    .iter()
+                    .any(|r| description(&r.body) == before[0])
+        },
+    )
     .await;
     assert_eq!(
         sender_of(&cluster, &scheduler).await["leases"],
@@ -148,11 +155,15 @@ async fn a_killed_scheduler_does_not_silence_web_and_workers_and_no_alert_is_pos
     // channel over once the dead one's lease expires, and posts what it was sending.
     cluster.signal("scheduler", "-KILL");
     discord.set_down(None);
-    wait_until(30, "the dead scheduler's channel taken over and posted", || async {
-        before
-            .iter()
-            .all(|t| discord.texts_in(DEFAULT_CHANNEL).contains(t))
-    })
+    wait_until(
+        30,
+        "the dead scheduler's channel taken over and posted",
+        || async {
+            before
+                .iter()
+                .all(|t| discord.texts_in(DEFAULT_CHANNEL).contains(t))
+        },
+    )
     .await;
     let (holder, _) = cluster
         .store
@@ -182,25 +193,32 @@ async fn a_killed_scheduler_does_not_silence_web_and_workers_and_no_alert_is_pos
     decide(&cluster, &signer, &buttons[0]).await;
     // An alert from the web process: an operator rejects a held reply.
     let reject_me = "+13126100002";
-    assert_eq!(cluster.post_sms(reject_me, "can I bring my boa?").await, 200);
+    assert_eq!(
+        cluster.post_sms(reject_me, "can I bring my boa?").await,
+        200
+    );
     let buttons = held_buttons(&discord, "can I bring my boa?").await;
     decide(&cluster, &signer, &buttons[2]).await;
 
-    wait_until(60, "the worker's and the web's alerts at Discord", || async {
-        let rejected_send = discord
-            .created_in(ERROR_CHANNEL)
-            .iter()
-            .any(|b| title(b) == "ERROR · sms_rejected" && description(b).contains(approve_me));
-        let operator = discord
-            .created_in(HITL_CHANNEL)
-            .iter()
-            .any(|b| title(b) == "HITL_FEEDBACK · reply_rejected");
-        let approved = discord
-            .created_in(DEFAULT_CHANNEL)
-            .iter()
-            .any(|b| title(b) == "EVENT · reply_approved");
-        rejected_send && operator && approved
-    })
+    wait_until(
+        60,
+        "the worker's and the web's alerts at Discord",
+        || async {
+            let rejected_send = discord
+                .created_in(ERROR_CHANNEL)
+                .iter()
+                .any(|b| title(b) == "ERROR · sms_rejected" && description(b).contains(approve_me));
+            let operator = discord
+                .created_in(HITL_CHANNEL)
+                .iter()
+                .any(|b| title(b) == "HITL_FEEDBACK · reply_rejected");
+            let approved = discord
+                .created_in(DEFAULT_CHANNEL)
+                .iter()
+                .any(|b| title(b) == "EVENT · reply_approved");
+            rejected_send && operator && approved
+        },
+    )
     .await;
     for i in 0..leads.len() {
         held_buttons(&discord, &format!("burst question {i}")).await;
@@ -224,7 +242,9 @@ async fn a_killed_scheduler_does_not_silence_web_and_workers_and_no_alert_is_pos
     let posted: u64 = {
         let mut sum = 0;
         for url in [&cluster.web_url, &worker] {
-            sum += sender_of(&cluster, url).await["delivered"].as_u64().unwrap();
+            sum += sender_of(&cluster, url).await["delivered"]
+                .as_u64()
+                .unwrap();
         }
         sum
     };

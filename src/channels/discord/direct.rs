@@ -217,6 +217,13 @@ impl DirectQueue {
     pub fn done(&self, seq: u64) {
         self.inner.lock().unwrap().slots.retain(|s| s.seq != seq);
     }
+
+    /// Given up (Discord refused it for good): removed, and counted with the shed ones.
+    pub fn give_up(&self, seq: u64) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.slots.retain(|s| s.seq != seq);
+        inner.shed += 1;
+    }
 }
 
 /// Drains `channel`'s direct alerts: into the spool while the store answers, else to
@@ -254,7 +261,7 @@ pub(super) async fn direct_worker(shared: Arc<Shared>, channel: String) {
             }
             PostOutcome::Refused(reason) => {
                 // Our bug, and no table to keep it in: the log keeps the whole body.
-                direct.done(seq);
+                direct.give_up(seq);
                 metrics::counter!("lead_agent_alerts_shed_total", "kind" => item.kind.key())
                     .increment(1);
                 tracing::error!(
