@@ -28,7 +28,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::channels::crm::{DryRunCrm, FollowUpBoss};
-use crate::channels::discord::sender::{DiscordSender, DiscordSpoolSink};
+use crate::channels::discord::sender::{DiscordInbox, DiscordSender, DiscordSpoolSink};
 use crate::channels::dry_run::DryRunSms;
 use crate::channels::llm::anthropic::AnthropicClient;
 use crate::channels::llm::gemini::GeminiClient;
@@ -152,14 +152,14 @@ impl Application {
             rand::random::<u16>()
         );
 
-        let discord_wake = Arc::new(tokio::sync::Notify::new());
+        let discord_wake = Arc::new(DiscordInbox::new(settings.discord.direct_queue_max));
         let (roots, alerts, give_up) = start_roots(
             &settings,
             alert_sink(&settings, &store, &discord_wake),
             clock.clone(),
         )
         .await?;
-        let discord = start_discord_sender(&settings, &store, role, &discord_wake)?;
+        let discord = start_discord_sender(&settings, &store, &instance, &discord_wake)?;
 
         let (queue, rabbit) = build_queue(&settings, &alerts).await?;
         let sms = build_sms_sender(&settings)?;
@@ -546,11 +546,12 @@ async fn start_worker(
     Ok(WorkerState { registry, pool })
 }
 
-/// Discord (spooled) when a bot token is set, else the log.
+/// Discord (spooled, or posted directly while the store is down) when a bot token is set,
+/// else the log.
 fn alert_sink(
     settings: &Settings,
     store: &SqlStore,
-    wake: &Arc<tokio::sync::Notify>,
+    inbox: &Arc<DiscordInbox>,
 ) -> Arc<dyn AlertSink> {
     if settings.discord.bot_token.is_none() {
         tracing::info!("alerts go to the log (DISCORD_BOT_TOKEN is not set)");
@@ -567,26 +568,28 @@ fn alert_sink(
     Arc::new(DiscordSpoolSink::new(
         store.clone(),
         settings.discord.clone(),
-        wake.clone(),
+        inbox.clone(),
     ))
 }
 
-/// The sender posts the spool; it runs in the roles that own the clock (one per
-/// deployment, so a spooled alert has one poster). A web or worker process only spools.
+/// Every process that has the bot token posts: its own direct queue, and the spool under
+/// per-channel leases named for `instance` (one poster per channel across processes), so a
+/// process that raises alerts never depends on another one being alive to post them.
 fn start_discord_sender(
     settings: &Settings,
     store: &SqlStore,
-    role: Role,
-    wake: &Arc<tokio::sync::Notify>,
+    instance: &str,
+    inbox: &Arc<DiscordInbox>,
 ) -> anyhow::Result<Option<DiscordSender>> {
-    let (Some(token), true) = (&settings.discord.bot_token, role.redrives()) else {
+    let Some(token) = &settings.discord.bot_token else {
         return Ok(None);
     };
     let (sender, _join) = DiscordSender::start(
         store.clone(),
         &settings.discord,
         token.clone(),
-        wake.clone(),
+        inbox.clone(),
+        instance,
     )
     .context("Failed to start the Discord sender")?;
     Ok(Some(sender))

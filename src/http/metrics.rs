@@ -96,6 +96,14 @@ fn describe() {
         "lead_agent_alerts_spooled",
         "Alerts waiting for their channel to come back."
     );
+    describe_gauge!(
+        "lead_agent_alerts_direct_queued",
+        "Alerts this process holds in memory to post directly (the spool is unwritable)."
+    );
+    describe_counter!(
+        "lead_agent_alerts_shed_total",
+        "Alerts given up by the direct queue (full, or refused for good by Discord), by kind."
+    );
     describe_counter!(
         "lead_agent_actor_restarts_total",
         "Lead actors restarted by the supervisor."

@@ -15,13 +15,13 @@ use lead_agent::store::{SqlStore, fresh_postgres_database};
 use crate::helpers::*;
 use crate::rabbitmq::{BROKER_URL, Cleanup, unique_queue};
 
-struct Cluster {
+pub(crate) struct Cluster {
     env: HashMap<&'static str, String>,
-    web_url: String,
+    pub(crate) web_url: String,
     processes: HashMap<&'static str, Child>,
-    twilio: FakeTwilio,
-    store: SqlStore,
-    http: reqwest::Client,
+    pub(crate) twilio: FakeTwilio,
+    pub(crate) store: SqlStore,
+    pub(crate) http: reqwest::Client,
     /// Each process's log (stdout) goes to `<name>.log` here, shown when it fails to start.
     logs: tempfile::TempDir,
     _queue: Cleanup,
@@ -42,6 +42,21 @@ impl Cluster {
 
     /// Like `start`, with every process reaching RabbitMQ through `broker_url`.
     async fn start_with_broker(test: &str, broker_url: String) -> Self {
+        let mut cluster = Self::prepare(test, broker_url, Vec::new()).await;
+        cluster.web_url = cluster.spawn("web", "web").await;
+        cluster.spawn("worker-a", "worker").await;
+        cluster.spawn("worker-b", "worker").await;
+        cluster.spawn("scheduler", "scheduler").await;
+        cluster
+    }
+
+    /// The database, queue, fakes and environment of a cluster, with `extra` variables on
+    /// top, and no process yet: the caller spawns them in the order its test needs.
+    pub(crate) async fn prepare(
+        test: &str,
+        broker_url: String,
+        extra: Vec<(&'static str, String)>,
+    ) -> Self {
         let admin = std::env::var("TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
         let database = fresh_postgres_database(&admin).await;
@@ -66,7 +81,8 @@ impl Cluster {
             ("RUST_LOG", "warn".to_string()),
         ]);
         env.extend(fake_vendor_env(&twilio, &llm));
-        let mut cluster = Self {
+        env.extend(extra);
+        Self {
             env,
             web_url: String::new(),
             processes: HashMap::new(),
@@ -75,16 +91,11 @@ impl Cluster {
             http: reqwest::Client::new(),
             logs: tempfile::tempdir().unwrap(),
             _queue: Cleanup(queue),
-        };
-        cluster.web_url = cluster.spawn("web", "web").await;
-        cluster.spawn("worker-a", "worker").await;
-        cluster.spawn("worker-b", "worker").await;
-        cluster.spawn("scheduler", "scheduler").await;
-        cluster
+        }
     }
 
     /// Starts one process of the binary and waits until it is ready; returns its base URL.
-    async fn spawn(&mut self, name: &'static str, role: &str) -> String {
+    pub(crate) async fn spawn(&mut self, name: &'static str, role: &str) -> String {
         let port = free_port();
         let log_path = self.logs.path().join(format!("{name}.log"));
         let log = std::fs::OpenOptions::new()
@@ -126,7 +137,7 @@ impl Cluster {
         }
     }
 
-    fn signal(&mut self, name: &'static str, signal: &str) {
+    pub(crate) fn signal(&mut self, name: &'static str, signal: &str) {
         let child = self.processes.get_mut(name).expect("known process");
         let status = Command::new("kill")
             .args([signal, &child.id().to_string()])
@@ -136,7 +147,7 @@ impl Cluster {
         child.wait().unwrap();
     }
 
-    async fn post_sms(&self, from: &str, body: &str) -> u16 {
+    pub(crate) async fn post_sms(&self, from: &str, body: &str) -> u16 {
         self.post_sms_with_sid(&new_message_sid(), from, body).await
     }
 
