@@ -265,6 +265,18 @@ pub const ENV_VARS: &[EnvVar] = &[
         "Window of the restart intensity limit.",
     ),
     var(
+        "ROOT_RESTART_MAX",
+        Some("5"),
+        false,
+        "Restarts of the process's root actors (alert router, lead supervisor, scheduler), all together, allowed within ROOT_RESTART_WINDOW_SECS; one more and the process shuts down and exits non-zero, so Kubernetes restarts it.",
+    ),
+    var(
+        "ROOT_RESTART_WINDOW_SECS",
+        Some("60"),
+        false,
+        "Window of the root actors' restart intensity limit.",
+    ),
+    var(
         "OUTBOX_SWEEP_SECS",
         Some("60"),
         false,
@@ -437,6 +449,18 @@ pub const ENV_VARS: &[EnvVar] = &[
         Some("60"),
         false,
         "Longest pause between attempts while Discord is down or failing (5xx, timeouts); the pause starts at 0.25 s and doubles up to this. Spooled alerts wait in the store meanwhile.",
+    ),
+    var(
+        "DISCORD_DIRECT_QUEUE_MAX",
+        Some("500"),
+        false,
+        "Alerts a process keeps in memory to post to Discord directly while the store (the spool) cannot be written; they go to the spool once it answers. When full, the least important are shed first (EVENT info, then other info, then warnings), each counted in `lead_agent_alerts_shed_total` and logged.",
+    ),
+    var(
+        "DISCORD_LEASE_SECS",
+        Some("20"),
+        false,
+        "Every process with DISCORD_BOT_TOKEN posts the spool, one poster per channel at a time: a channel's lease (in the store) is renewed before each post and lasts this long, so a dead poster's channels are taken over by another process within it. A post times out after half of it (at most 10 s).",
     ),
     var(
         "DISCORD_PUBLIC_KEY",
@@ -639,6 +663,10 @@ pub struct DiscordSettings {
     /// `DISCORD_PUBLIC_KEY`, decoded: verifies interaction signatures.
     pub public_key: Option<[u8; 32]>,
     pub retry_max: Duration,
+    /// `DISCORD_DIRECT_QUEUE_MAX`: alerts held in memory while the spool is unwritable.
+    pub direct_queue_max: usize,
+    /// `DISCORD_LEASE_SECS`: how long a process holds a channel between renewals.
+    pub lease: Duration,
 }
 
 impl DiscordSettings {
@@ -760,6 +788,8 @@ pub struct Settings {
     pub lead_memory_budget_bytes: usize,
     pub lead_restart_max: u32,
     pub lead_restart_window: Duration,
+    pub root_restart_max: u32,
+    pub root_restart_window: Duration,
     pub outbox_sweep_every: Duration,
     /// When in-doubt replies are checked with Twilio (`OUTBOX_IN_DOUBT_WAIT_SECS`,
     /// `OUTBOX_RECHECK_SECS`).
@@ -976,7 +1006,13 @@ fn discord_and_hitl(r: &mut Reader<'_>) -> (DiscordSettings, HitlSettings) {
         channels,
         public_key,
         retry_max: r.seconds("DISCORD_RETRY_MAX_SECS"),
+        direct_queue_max: r.positive("DISCORD_DIRECT_QUEUE_MAX"),
+        lease: r.seconds("DISCORD_LEASE_SECS"),
     };
+    if discord.lease < Duration::from_secs(1) {
+        r.problems
+            .push("DISCORD_LEASE_SECS must be at least 1 (a post must fit in half of it)".into());
+    }
     let enabled = match r
         .string("HITL_ENABLED")
         .trim()
@@ -1326,6 +1362,8 @@ impl Settings {
             lead_memory_budget_bytes: r.positive("LEAD_MEMORY_BUDGET_BYTES"),
             lead_restart_max: r.parse("LEAD_RESTART_MAX"),
             lead_restart_window: r.seconds("LEAD_RESTART_WINDOW_SECS"),
+            root_restart_max: r.parse("ROOT_RESTART_MAX"),
+            root_restart_window: r.seconds("ROOT_RESTART_WINDOW_SECS"),
             outbox_sweep_every: r.seconds("OUTBOX_SWEEP_SECS"),
             in_doubt: InDoubtPolicy {
                 wait: r.seconds("OUTBOX_IN_DOUBT_WAIT_SECS"),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use actors::alert_router::{AlertHandle, AlertKind, AlertRouter, AlertSink};
+use actors::alert_router::{AlertHandle, AlertKind, AlertRouterChild, AlertSink};
 use actors::brain::context::CrmNotes;
 use actors::brain::tools::ToolBox;
 use actors::brain::{AgentMode, Brain, PlainChain, Responder, Shadow};
@@ -21,13 +21,14 @@ use actors::lead::LeadDeps;
 use actors::llm_pool::{ChainPolicy, LlmPool, LlmPoolConfig};
 use actors::outbox::{OutboxSweep, SweepReport};
 use actors::ports::{ChatModel, Clock, SmsSender, SystemClock, WakeLead};
-use actors::supervisor::{LeadSupervisor, SupervisorConfig};
+use actors::root::{GiveUp, GiveUpHook, RootConfig, RootHandle, RootSupervisor};
+use actors::supervisor::{LeadSupervisorChild, SupervisorConfig};
 use actors::window::WindowLimits;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::channels::crm::{DryRunCrm, FollowUpBoss};
-use crate::channels::discord::sender::{DiscordSender, DiscordSpoolSink};
+use crate::channels::discord::sender::{DiscordInbox, DiscordSender, DiscordSpoolSink};
 use crate::channels::dry_run::DryRunSms;
 use crate::channels::llm::anthropic::AnthropicClient;
 use crate::channels::llm::gemini::GeminiClient;
@@ -111,6 +112,7 @@ pub struct Application {
     /// The intake's helpers: deferred wake-ups, the journal replayer, the RabbitMQ inbound
     /// drain, the refused-webhook ticker. Aborted after the server stops.
     background: Vec<tokio::task::JoinHandle<()>>,
+    give_up: GiveUpWatch,
 }
 
 impl Application {
@@ -150,12 +152,14 @@ impl Application {
             rand::random::<u16>()
         );
 
-        let discord_wake = Arc::new(tokio::sync::Notify::new());
-        let (alerts, _router) =
-            AlertRouter::start(alert_sink(&settings, &store, &discord_wake), clock.clone())
-                .await
-                .context("Failed to start the alert router")?;
-        let discord = start_discord_sender(&settings, &store, role, &discord_wake)?;
+        let discord_wake = Arc::new(DiscordInbox::new(settings.discord.direct_queue_max));
+        let (roots, alerts, give_up) = start_roots(
+            &settings,
+            alert_sink(&settings, &store, &discord_wake),
+            clock.clone(),
+        )
+        .await?;
+        let discord = start_discord_sender(&settings, &store, &instance, &discord_wake)?;
 
         let (queue, rabbit) = build_queue(&settings, &alerts).await?;
         let sms = build_sms_sender(&settings)?;
@@ -171,6 +175,7 @@ impl Application {
             let worker = start_worker(
                 &settings,
                 &store,
+                &roots,
                 &alerts,
                 clock.clone(),
                 sms.clone(),
@@ -226,6 +231,7 @@ impl Application {
                 settings.webhook_alert_every,
                 settings.inbound_down_after,
             )),
+            roots,
         };
         let mut background = vec![intake.spawn_wake_retry()];
         if let Some(journal) = journal {
@@ -260,14 +266,17 @@ impl Application {
 
         let scheduler = if role.runs_scheduler() && !settings.scheduler.jobs.is_empty() {
             Some(
-                scheduler::start(JobContext {
-                    settings: settings.clone(),
-                    store: state.store.clone(),
-                    queue: state.queue.clone(),
-                    alerts: state.alerts.clone(),
-                    sla: state.sla.clone(),
-                    instance: instance.clone(),
-                })
+                scheduler::start(
+                    JobContext {
+                        settings: settings.clone(),
+                        store: state.store.clone(),
+                        queue: state.queue.clone(),
+                        alerts: state.alerts.clone(),
+                        sla: state.sla.clone(),
+                        instance: instance.clone(),
+                    },
+                    &state.roots,
+                )
                 .await?,
             )
         } else {
@@ -289,6 +298,7 @@ impl Application {
             scheduler,
             heartbeat,
             background,
+            give_up,
         })
     }
 
@@ -306,6 +316,9 @@ impl Application {
     /// connections (in-flight requests finish), no new deliveries, in-flight turns get
     /// `SHUTDOWN_GRACE_SECS` to finish, then the actor tree stops. A turn still running at the
     /// end is cut; its task was never acked, and the re-drive at the next start takes it.
+    ///
+    /// The root supervisor giving up starts the same shutdown, and the run then ends with an
+    /// error, so `serve` exits non-zero and Kubernetes restarts the container.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -318,7 +331,13 @@ impl Application {
             scheduler,
             heartbeat,
             background,
+            give_up,
         } = self;
+        let GiveUpWatch {
+            reason: gave_up,
+            alive,
+        } = give_up;
+        let mut gave_up_signal = gave_up.clone();
         let accepting = state.accepting.clone();
         let app = http::router(state.clone());
         tracing::info!(addr = %listener.local_addr()?, "listening");
@@ -327,7 +346,15 @@ impl Application {
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
-            shutdown.await;
+            let given_up = async move {
+                if gave_up_signal.wait_for(Option::is_some).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                _ = shutdown => {}
+                _ = given_up => {}
+            }
             accepting.store(false, Ordering::SeqCst);
             tracing::info!("shutting down: no new webhooks");
         })
@@ -364,17 +391,90 @@ impl Application {
                 "turns still running at the end of the grace period; the next start re-drives them"
             );
         }
-        if let Some(worker) = &state.worker {
-            worker.registry.supervisor().stop(Some("shutdown".into()));
+        // The lead supervisor, then the alert router (drained: the shutdown's own alerts are
+        // delivered), each stopped for good so that the root restarts neither.
+        state.roots.shutdown().await;
+        drop(alive);
+        if let Some(why) = gave_up.borrow().clone() {
+            anyhow::bail!("the root supervisor gave up: {why}");
         }
         Ok(())
     }
+}
+
+/// How this process takes the root supervisor's give-up: an orderly shutdown (the same path
+/// as SIGTERM) and then a non-zero exit, rather than `std::process::exit(1)` at once —
+/// webhooks in flight still get their answer (a 200 means stored), the scheduler hands its
+/// lease over instead of leaving a standby to wait for it to expire, and RabbitMQ gets its
+/// unsettled tasks back from a closed channel. A root child dying is a failure of that
+/// actor, not of the process's memory, so the rest can still stop cleanly.
+struct GiveUpWatch {
+    /// `Some(why)` once the root gave up.
+    reason: tokio::sync::watch::Receiver<Option<String>>,
+    /// Alive while this application may still run its shutdown; the backstop exits only then.
+    alive: Arc<()>,
+}
+
+/// Past the shutdown grace, how long the give-up's shutdown may take before the backstop ends
+/// the process anyway.
+const GIVE_UP_BACKSTOP: Duration = Duration::from_secs(15);
+
+fn give_up_hook(grace: Duration) -> (GiveUpHook, GiveUpWatch) {
+    let (tx, reason) = tokio::sync::watch::channel(None);
+    let alive = Arc::new(());
+    let app = Arc::downgrade(&alive);
+    let hook: GiveUpHook = Arc::new(move |why: GiveUp| {
+        tracing::error!(child = why.child, reason = %why.reason, "the root supervisor gave up: shutting down, then exiting non-zero so that the container is restarted");
+        let _ = tx.send(Some(why.to_string()));
+        // A shutdown that hangs (what died may be what it waits for) must not leave a process
+        // that neither serves nor exits. A plain thread: the runtime may be what is stuck.
+        let app = app.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(grace + GIVE_UP_BACKSTOP);
+            if app.upgrade().is_some() {
+                tracing::error!(
+                    "the shutdown after the root supervisor gave up did not finish; exiting now"
+                );
+                eprintln!("error: the root supervisor gave up ({why}) and the shutdown hung");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+                let _ = std::io::Write::flush(&mut std::io::stderr());
+                std::process::exit(1);
+            }
+        });
+    });
+    (hook, GiveUpWatch { reason, alive })
+}
+
+/// The root supervisor and its first child, the alert router. Everything raises alerts, so
+/// the handle exists before anything else; alerts raised while no router runs (before the
+/// first, or during a restart) wait in the handle for the next one.
+async fn start_roots(
+    settings: &Settings,
+    sink: Arc<dyn AlertSink>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(RootHandle, AlertHandle, GiveUpWatch)> {
+    let alerts = AlertHandle::new(clock.clone());
+    let (hook, watch) = give_up_hook(settings.shutdown_grace);
+    let roots = RootSupervisor::start(
+        RootConfig::new(settings.root_restart_max, settings.root_restart_window),
+        alerts.clone(),
+        clock,
+        hook,
+    )
+    .await
+    .context("Failed to start the root supervisor")?;
+    roots
+        .add(Arc::new(AlertRouterChild::new(sink, alerts.clone())))
+        .await
+        .context("Failed to start the alert router")?;
+    Ok((roots, alerts, watch))
 }
 
 /// The worker's half: the model chain and pool, the SMS sender and the lead actor tree.
 async fn start_worker(
     settings: &Settings,
     store: &SqlStore,
+    roots: &RootHandle,
     alerts: &AlertHandle,
     clock: Arc<dyn Clock>,
     sms: Arc<dyn SmsSender>,
@@ -428,7 +528,7 @@ async fn start_worker(
         holds,
         responder,
     });
-    let (registry, _tree) = LeadSupervisor::start(
+    let (tree, registry) = LeadSupervisorChild::new(
         deps,
         SupervisorConfig {
             restart_max: settings.lead_restart_max,
@@ -438,17 +538,20 @@ async fn start_worker(
             turn_budget: settings.lead_turn_timeout,
             sweep_every: Some(Duration::from_secs(1)),
         },
-    )
-    .await
-    .context("Failed to start the lead supervisor")?;
+    );
+    roots
+        .add(Arc::new(tree))
+        .await
+        .context("Failed to start the lead supervisor")?;
     Ok(WorkerState { registry, pool })
 }
 
-/// Discord (spooled) when a bot token is set, else the log.
+/// Discord (spooled, or posted directly while the store is down) when a bot token is set,
+/// else the log.
 fn alert_sink(
     settings: &Settings,
     store: &SqlStore,
-    wake: &Arc<tokio::sync::Notify>,
+    inbox: &Arc<DiscordInbox>,
 ) -> Arc<dyn AlertSink> {
     if settings.discord.bot_token.is_none() {
         tracing::info!("alerts go to the log (DISCORD_BOT_TOKEN is not set)");
@@ -465,26 +568,28 @@ fn alert_sink(
     Arc::new(DiscordSpoolSink::new(
         store.clone(),
         settings.discord.clone(),
-        wake.clone(),
+        inbox.clone(),
     ))
 }
 
-/// The sender posts the spool; it runs in the roles that own the clock (one per
-/// deployment, so a spooled alert has one poster). A web or worker process only spools.
+/// Every process that has the bot token posts: its own direct queue, and the spool under
+/// per-channel leases named for `instance` (one poster per channel across processes), so a
+/// process that raises alerts never depends on another one being alive to post them.
 fn start_discord_sender(
     settings: &Settings,
     store: &SqlStore,
-    role: Role,
-    wake: &Arc<tokio::sync::Notify>,
+    instance: &str,
+    inbox: &Arc<DiscordInbox>,
 ) -> anyhow::Result<Option<DiscordSender>> {
-    let (Some(token), true) = (&settings.discord.bot_token, role.redrives()) else {
+    let Some(token) = &settings.discord.bot_token else {
         return Ok(None);
     };
     let (sender, _join) = DiscordSender::start(
         store.clone(),
         &settings.discord,
         token.clone(),
-        wake.clone(),
+        inbox.clone(),
+        instance,
     )
     .context("Failed to start the Discord sender")?;
     Ok(Some(sender))

@@ -2,7 +2,9 @@
 //! were raised, and keeps the most recent ones for operators.
 //!
 //! Owns: the alert kinds (one per channel of the seed's Discord table), truncation to what a
-//! chat message can carry, and the rule that a failure to alert never fails the caller.
+//! chat message can carry, the rule that a failure to alert never fails the caller, and
+//! keeping every alert in the handle until the router has handed it to the sink, so that a
+//! router restarted by the root supervisor loses none.
 //! Must not: block or fail a caller ([`AlertHandle::raise`] is fire-and-forget), raise an
 //! alert about its own delivery failure (that recursion is how alerts about alerts bury the
 //! original problem), or know which chat service is behind the sink.
@@ -12,10 +14,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use serde::Serialize;
 
 use crate::ports::{Clock, LeadId};
+use crate::root::{RootChild, start_failure};
 
 /// The longest alert text delivered; Discord rejects content over 2,000 characters and a
 /// rejected alert is a lost alert, so we cut first (the seed's 1,950 + suffix).
@@ -165,18 +168,93 @@ pub trait AlertSink: Send + Sync + 'static {
 }
 
 pub enum AlertMsg {
-    Raise(Alert),
+    /// An alert and its place in the handle's order (see [`Route`]).
+    Raise(u64, Alert),
 }
 
-/// A cheap, cloneable way to raise alerts. Raising never blocks and never fails.
+/// Most alerts the handle keeps while no router takes them (a router restarting, or a sink
+/// slower than the raisers). Past it the oldest goes to the log: memory stays bounded and the
+/// alert is still seen.
+const UNDELIVERED_KEPT: usize = 10_000;
+
+/// An alert raised and not yet through the sink.
+struct Pending {
+    seq: u64,
+    alert: Alert,
+    /// Routers that died while this alert was in their sink.
+    deaths_in_sink: u8,
+}
+
+/// Where raised alerts go, shared by every clone of the handle and by the router. Every alert
+/// stays here until the router has handed it to the sink, so a router that dies loses
+/// nothing: its successor is given every undelivered alert, in order, before any new one.
+/// An alert that was in the sink when two routers died is the likely cause and goes to the
+/// log instead of killing a third.
+struct Route {
+    router: Option<ActorRef<AlertMsg>>,
+    undelivered: VecDeque<Pending>,
+    next_seq: u64,
+    in_sink: Option<u64>,
+    /// The router is gone for good (shutdown, or the root gave it up): alerts go to the log.
+    abandoned: bool,
+}
+
+fn log_alert(alert: &Alert, why: &str) {
+    tracing::error!(event = %alert.event, kind = alert.kind.key(), lead = ?alert.lead, text = %alert.text, "{why}");
+}
+
+impl Route {
+    fn push(&mut self, alert: Alert) {
+        if self.undelivered.len() == UNDELIVERED_KEPT
+            && let Some(old) = self.undelivered.pop_front()
+        {
+            log_alert(
+                &old.alert,
+                "alert not delivered (too many waiting); kept only in the log",
+            );
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Some(router) = &self.router
+            && router.cast(AlertMsg::Raise(seq, alert.clone())).is_err()
+        {
+            // Dead: this alert and the ones after it wait for the next router.
+            self.router = None;
+        }
+        self.undelivered.push_back(Pending {
+            seq,
+            alert,
+            deaths_in_sink: 0,
+        });
+    }
+}
+
+/// A cheap, cloneable way to raise alerts. Raising never blocks and never fails; it follows
+/// the router across restarts (see [`AlertRouterChild`]).
 #[derive(Clone)]
 pub struct AlertHandle {
-    actor: ActorRef<AlertMsg>,
+    route: Arc<Mutex<Route>>,
     recent: Arc<Mutex<VecDeque<Alert>>>,
     clock: Arc<dyn Clock>,
 }
 
 impl AlertHandle {
+    /// A handle with no router yet: alerts raised now are delivered by the first router
+    /// attached to it.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            route: Arc::new(Mutex::new(Route {
+                router: None,
+                undelivered: VecDeque::new(),
+                next_seq: 0,
+                in_sink: None,
+                abandoned: false,
+            })),
+            recent: Arc::new(Mutex::new(VecDeque::with_capacity(RECENT_ALERTS_KEPT))),
+            clock,
+        }
+    }
+
     pub fn raise(&self, mut alert: Alert) {
         alert.raised_at = self.clock.now();
         alert.text = truncate_alert_text(&alert.text);
@@ -190,9 +268,12 @@ impl AlertHandle {
             }
             Err(_) => tracing::error!("recent-alerts buffer poisoned"),
         }
-        if let Err(e) = self.actor.cast(AlertMsg::Raise(alert)) {
-            tracing::error!(error = %e, "alert router is gone; alert kept only in the log");
+        let mut route = lock(&self.route);
+        if route.abandoned {
+            log_alert(&alert, "alert router is gone; alert kept only in the log");
+            return;
         }
+        route.push(alert);
     }
 
     /// The most recent alerts, oldest first (at most 200): for /ops and tests.
@@ -202,44 +283,119 @@ impl AlertHandle {
             .map(|r| r.iter().cloned().collect())
             .unwrap_or_default()
     }
+
+    /// Alerts raised and not yet handed to the sink.
+    pub fn undelivered(&self) -> usize {
+        lock(&self.route).undelivered.len()
+    }
+
+    /// Points the handle at a (new) router and gives it every undelivered alert first.
+    fn attach(&self, router: ActorRef<AlertMsg>) {
+        let mut route = lock(&self.route);
+        if let Some(seq) = route.in_sink.take()
+            && let Some(front) = route.undelivered.front_mut()
+            && front.seq == seq
+        {
+            front.deaths_in_sink += 1;
+            if front.deaths_in_sink >= 2
+                && let Some(poison) = route.undelivered.pop_front()
+            {
+                log_alert(
+                    &poison.alert,
+                    "alert dropped: two alert routers died delivering it; kept only in the log",
+                );
+            }
+        }
+        for p in &route.undelivered {
+            let _ = router.cast(AlertMsg::Raise(p.seq, p.alert.clone()));
+        }
+        route.router = Some(router);
+        route.abandoned = false;
+    }
+
+    /// The router died; alerts wait in the handle for the next one.
+    fn detach(&self) {
+        lock(&self.route).router = None;
+    }
+
+    /// No router will come back: what waits goes to the log, and so does every later alert.
+    fn abandon(&self) {
+        let mut route = lock(&self.route);
+        route.router = None;
+        route.abandoned = true;
+        for p in route.undelivered.drain(..) {
+            log_alert(&p.alert, "alert router is gone; alert kept only in the log");
+        }
+    }
+
+    fn begin_delivery(&self, seq: u64) {
+        lock(&self.route).in_sink = Some(seq);
+    }
+
+    fn delivered(&self, seq: u64) {
+        let mut route = lock(&self.route);
+        route.in_sink = None;
+        while route.undelivered.front().is_some_and(|p| p.seq <= seq) {
+            route.undelivered.pop_front();
+        }
+    }
+}
+
+/// The route holds plain data only, so a panic elsewhere cannot leave it inconsistent.
+fn lock(route: &Mutex<Route>) -> std::sync::MutexGuard<'_, Route> {
+    route
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub struct AlertRouter;
 
+pub struct AlertRouterArgs {
+    sink: Arc<dyn AlertSink>,
+    handle: AlertHandle,
+}
+
 pub struct AlertRouterState {
     sink: Arc<dyn AlertSink>,
+    handle: AlertHandle,
 }
 
 impl AlertRouter {
-    /// Spawns the router (unlinked: a router crash must not take the lead tree with it, and
-    /// the handle's log fallback keeps alerts visible meanwhile).
+    /// Spawns a router on its own, unsupervised (actor tests and benches). The service runs
+    /// it under the root supervisor instead ([`AlertRouterChild`]).
     pub async fn start(
         sink: Arc<dyn AlertSink>,
         clock: Arc<dyn Clock>,
     ) -> Result<(AlertHandle, ractor::concurrency::JoinHandle<()>), ractor::SpawnErr> {
-        let (actor, join) = Actor::spawn(None, AlertRouter, sink).await?;
-        Ok((
-            AlertHandle {
-                actor,
-                recent: Arc::new(Mutex::new(VecDeque::with_capacity(RECENT_ALERTS_KEPT))),
-                clock,
+        let handle = AlertHandle::new(clock);
+        let (actor, join) = Actor::spawn(
+            None,
+            AlertRouter,
+            AlertRouterArgs {
+                sink,
+                handle: handle.clone(),
             },
-            join,
-        ))
+        )
+        .await?;
+        handle.attach(actor);
+        Ok((handle, join))
     }
 }
 
 impl Actor for AlertRouter {
     type Msg = AlertMsg;
     type State = AlertRouterState;
-    type Arguments = Arc<dyn AlertSink>;
+    type Arguments = AlertRouterArgs;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        sink: Self::Arguments,
+        args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(AlertRouterState { sink })
+        Ok(AlertRouterState {
+            sink: args.sink,
+            handle: args.handle,
+        })
     }
 
     async fn handle(
@@ -249,14 +405,69 @@ impl Actor for AlertRouter {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            AlertMsg::Raise(alert) => {
+            AlertMsg::Raise(seq, alert) => {
                 // One at a time, in order: the sink sees alerts in the order they were raised.
+                state.handle.begin_delivery(seq);
                 if let Err(e) = state.sink.deliver(&alert).await {
                     tracing::error!(error = %e, event = %alert.event, "alert not delivered");
                 }
+                state.handle.delivered(seq);
             }
         }
         Ok(())
+    }
+}
+
+/// The router as a child of the root supervisor: each start attaches the handle to the new
+/// router, so every clone of the handle in the process follows the restart.
+pub struct AlertRouterChild {
+    sink: Arc<dyn AlertSink>,
+    handle: AlertHandle,
+}
+
+impl AlertRouterChild {
+    pub const NAME: &'static str = "alert_router";
+
+    pub fn new(sink: Arc<dyn AlertSink>, handle: AlertHandle) -> Self {
+        Self { sink, handle }
+    }
+}
+
+#[async_trait]
+impl RootChild for AlertRouterChild {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    async fn start(&self, root: ActorCell) -> Result<ActorCell, ActorProcessingErr> {
+        let (actor, _join) = Actor::spawn_linked(
+            None,
+            AlertRouter,
+            AlertRouterArgs {
+                sink: self.sink.clone(),
+                handle: self.handle.clone(),
+            },
+            root,
+        )
+        .await
+        .map_err(start_failure)?;
+        self.handle.attach(actor.clone());
+        Ok(actor.get_cell())
+    }
+
+    fn gone(&self, for_good: bool) {
+        if for_good {
+            self.handle.abandon();
+        } else {
+            self.handle.detach();
+        }
+    }
+
+    /// Drained, not stopped: the alerts of the shutdown itself are delivered first.
+    async fn stop(&self, cell: ActorCell, timeout: std::time::Duration) {
+        if cell.drain_and_wait(Some(timeout)).await.is_err() {
+            cell.kill();
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! The actor crate: how one lead's conversation is run, supervised and bounded, with no
 //! knowledge of HTTP, SQL or AMQP.
 //!
-//! Owns: the lead actors and their supervisor, the chat window, the LLM pool, the SLA engine, the alert
-//! router, and the traits ([`ports`]) through which they reach the world.
+//! Owns: the root supervisor, the lead actors and their supervisor, the chat window, the LLM pool, the
+//! SLA engine, the alert router, and the traits ([`ports`]) through which they reach the world.
 //! Must not: depend on axum, sqlx, lapin or reqwest. `src/` implements the ports; tests here
 //! use the in-memory fakes in [`testing`] and a [`ports::ManualClock`].
 
@@ -12,12 +12,14 @@ pub mod breaker;
 pub mod conversation;
 pub mod followup;
 pub mod hitl;
+pub mod intensity;
 pub mod keywords;
 pub mod lead;
 pub mod llm_pool;
 pub mod outbox;
 pub mod phone_zone;
 pub mod ports;
+pub mod root;
 pub mod sla;
 pub mod supervisor;
 pub mod testing;

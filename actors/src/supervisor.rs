@@ -12,20 +12,22 @@
 //! or lose a task: a task in the mailbox of an actor that dies is handed back to the queue
 //! by [`Delivery`]'s drop.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use ractor::{
-    Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SupervisionEvent,
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort,
+    SupervisionEvent,
 };
 
 use crate::alert_router::{Alert, AlertKind, Severity};
+use crate::intensity::RestartIntensity;
 use crate::lead::{LeadActivity, LeadActor, LeadArgs, LeadDeps, LeadMsg, LeadSlot};
 use crate::ports::{Delivery, LeadId};
+use crate::root::{RootChild, start_failure};
 
 #[derive(Clone, Copy, Debug)]
 pub struct SupervisorConfig {
@@ -66,14 +68,34 @@ pub struct SupervisorSnapshot {
 
 type Registry = Arc<DashMap<LeadId, Arc<LeadSlot>>>;
 
-/// The routing front of the tree. Cloneable; lock-free for a lead whose actor is live.
+/// The routing front of the tree. Cloneable; lock-free for a lead whose actor is live. It
+/// follows the supervisor across restarts by the root supervisor ([`LeadSupervisorChild`]):
+/// while none runs, a task is handed back to the queue.
 #[derive(Clone)]
 pub struct LeadRegistry {
     slots: Registry,
-    supervisor: ActorRef<SupervisorMsg>,
+    supervisor: Arc<RwLock<Option<ActorRef<SupervisorMsg>>>>,
 }
 
 impl LeadRegistry {
+    fn detached() -> Self {
+        Self {
+            slots: Arc::new(DashMap::new()),
+            supervisor: Arc::new(RwLock::new(None)),
+        }
+    }
+
+    fn attach(&self, supervisor: ActorRef<SupervisorMsg>) {
+        *self.supervisor.write().unwrap_or_else(|p| p.into_inner()) = Some(supervisor);
+    }
+
+    /// The supervisor died or stopped, and its lead actors with it (ractor kills a dead
+    /// actor's children): none of the slots is live any more.
+    fn detach(&self) {
+        *self.supervisor.write().unwrap_or_else(|p| p.into_inner()) = None;
+        self.slots.clear();
+    }
+
     pub fn dispatch(&self, delivery: Delivery) {
         let lead = delivery.task.lead.clone();
         let slot = self.slots.get(&lead).map(|s| s.value().clone());
@@ -90,7 +112,11 @@ impl LeadRegistry {
             },
             None => delivery,
         };
-        if let Err(e) = self.supervisor.cast(SupervisorMsg::Dispatch(delivery)) {
+        let Some(supervisor) = self.supervisor() else {
+            tracing::warn!(lead = %lead, "lead supervisor is down (restarting); task handed back");
+            return; // the delivery is dropped here, which hands it back to the queue
+        };
+        if let Err(e) = supervisor.cast(SupervisorMsg::Dispatch(delivery)) {
             // The delivery inside the error is dropped here, which hands it back to the queue.
             tracing::error!(lead = %lead, error = %e, "lead supervisor unreachable; task handed back");
         }
@@ -112,12 +138,17 @@ impl LeadRegistry {
         self.slots.contains_key(lead)
     }
 
-    pub fn supervisor(&self) -> &ActorRef<SupervisorMsg> {
-        &self.supervisor
+    /// The running supervisor, if one runs.
+    pub fn supervisor(&self) -> Option<ActorRef<SupervisorMsg>> {
+        self.supervisor
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub async fn snapshot(&self) -> Option<SupervisorSnapshot> {
-        ractor::call!(self.supervisor, SupervisorMsg::Snapshot).ok()
+        let supervisor = self.supervisor()?;
+        ractor::call!(supervisor, SupervisorMsg::Snapshot).ok()
     }
 }
 
@@ -134,29 +165,89 @@ pub struct SupervisorState {
     config: SupervisorConfig,
     slots: Registry,
     by_actor: HashMap<ActorId, LeadId>,
-    failures: HashMap<LeadId, VecDeque<DateTime<Utc>>>,
+    failures: HashMap<LeadId, RestartIntensity>,
     parked: HashSet<LeadId>,
     killed_for_time: HashSet<ActorId>,
     stats: SupervisorSnapshot,
 }
 
 impl LeadSupervisor {
+    /// Spawns a tree on its own, unsupervised (actor tests). The service runs it under the
+    /// root supervisor instead ([`LeadSupervisorChild`]).
     pub async fn start(
         deps: Arc<LeadDeps>,
         config: SupervisorConfig,
     ) -> Result<(LeadRegistry, ractor::concurrency::JoinHandle<()>), ractor::SpawnErr> {
-        let slots: Registry = Arc::new(DashMap::new());
+        let registry = LeadRegistry::detached();
         let (supervisor, join) = Actor::spawn(
             Some(format!("lead-supervisor-{}", uuid_like())),
             LeadSupervisor,
             SupervisorArgs {
                 deps,
                 config,
-                slots: slots.clone(),
+                slots: registry.slots.clone(),
             },
         )
         .await?;
-        Ok((LeadRegistry { slots, supervisor }, join))
+        registry.attach(supervisor);
+        Ok((registry, join))
+    }
+}
+
+/// The lead supervisor as a child of the root supervisor. A restart starts an empty tree:
+/// the dead one's lead actors died with it, their unsettled tasks were handed back by
+/// [`Delivery`]'s drop, and each lead's actor is activated again by its next task.
+pub struct LeadSupervisorChild {
+    deps: Arc<LeadDeps>,
+    config: SupervisorConfig,
+    registry: LeadRegistry,
+}
+
+impl LeadSupervisorChild {
+    pub const NAME: &'static str = "lead_supervisor";
+
+    /// The child, and the registry that follows it across restarts.
+    pub fn new(deps: Arc<LeadDeps>, config: SupervisorConfig) -> (Self, LeadRegistry) {
+        let registry = LeadRegistry::detached();
+        (
+            Self {
+                deps,
+                config,
+                registry: registry.clone(),
+            },
+            registry,
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl RootChild for LeadSupervisorChild {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    async fn start(&self, root: ActorCell) -> Result<ActorCell, ActorProcessingErr> {
+        // A dead incarnation's slots were cleared when it went; clear again in case a
+        // supervisor is started without having been seen to go.
+        self.registry.slots.clear();
+        let (supervisor, _join) = Actor::spawn_linked(
+            Some(format!("lead-supervisor-{}", uuid_like())),
+            LeadSupervisor,
+            SupervisorArgs {
+                deps: self.deps.clone(),
+                config: self.config,
+                slots: self.registry.slots.clone(),
+            },
+            root,
+        )
+        .await
+        .map_err(start_failure)?;
+        self.registry.attach(supervisor.clone());
+        Ok(supervisor.get_cell())
+    }
+
+    fn gone(&self, _for_good: bool) {
+        self.registry.detach();
     }
 }
 
@@ -207,14 +298,13 @@ impl SupervisorState {
     /// Records a failure; true if the lead is now over its restart intensity and parked.
     fn record_failure(&mut self, lead: &LeadId) -> bool {
         let now = self.deps.clock.now();
-        let window =
-            chrono::Duration::from_std(self.config.restart_window).unwrap_or(chrono::Duration::MAX);
-        let list = self.failures.entry(lead.clone()).or_default();
-        list.push_back(now);
-        while list.front().is_some_and(|t| now - *t > window) {
-            list.pop_front();
-        }
-        if list.len() as u32 > self.config.restart_max {
+        let (max, window) = (self.config.restart_max, self.config.restart_window);
+        let over = self
+            .failures
+            .entry(lead.clone())
+            .or_insert_with(|| RestartIntensity::new(max, window))
+            .record(now);
+        if over {
             self.failures.remove(lead);
             self.parked.insert(lead.clone());
             true

@@ -1,5 +1,5 @@
 //! `POST /discord/interactions`: Discord's callbacks for the HITL buttons and the edit
-//! modal; `GET /ops/discord`: the alert sender's state.
+//! modal; `GET /ops/discord`: this process's alert sender.
 //!
 //! Owns: the Ed25519 check of every interaction (`X-Signature-Ed25519` over
 //! `X-Signature-Timestamp` + the raw body, with `DISCORD_PUBLIC_KEY`) — a missing or bad
@@ -227,14 +227,22 @@ pub async fn interactions(
     })
 }
 
-/// The Discord sender's state (`null` where this process runs none).
+/// The Discord sender's state: whether this process posts (`posts`), which channels it
+/// holds (`leases`), what waits in its direct queue. Answered from memory, so it works while
+/// the store is down.
 pub async fn status(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-) -> Result<Json<Option<SenderStatus>>, ApiError> {
+) -> Result<Json<SenderStatus>, ApiError> {
     super::ops::authorize(&state, &peer, &headers)?;
-    Ok(Json(state.discord.as_ref().map(|d| d.status())))
+    Ok(Json(
+        state
+            .discord
+            .as_ref()
+            .map(|d| d.status())
+            .unwrap_or_default(),
+    ))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! `/health` (liveness: the process answers) and `/ready` (this process can do its role's
-//! work, and we are not shutting down).
+//! work, every actor under the root supervisor runs, and we are not shutting down).
 //!
 //! Readiness is per role. A web process is ready while it can take a webhook durably: the
 //! store answers, or a fallback that keeps webhooks until it does (RabbitMQ's inbound
@@ -30,6 +30,21 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let accepting = state.accepting.load(Ordering::SeqCst);
     let store = state.store.ping().await;
     let queue = state.queue.is_ready().await;
+    // A root child that is down (between its death and its restart, or retried because it
+    // cannot start) is named here, so a probe or a person sees which part is missing.
+    let roots = state.roots.status();
+    let actors: serde_json::Map<String, Value> = roots
+        .iter()
+        .map(|c| {
+            let s = match (c.up, &c.last_failure) {
+                (true, _) => "up".to_string(),
+                (false, Some(why)) => format!("down: {why}"),
+                (false, None) => "down".to_string(),
+            };
+            (c.name.to_string(), Value::String(s))
+        })
+        .collect();
+    let actors_down: Vec<&str> = roots.iter().filter(|c| !c.up).map(|c| c.name).collect();
     let fallback = if store.is_err() {
         state.intake.ready_fallback().await
     } else {
@@ -41,6 +56,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         (Err(_), None) => "unavailable".to_string(),
     };
     let ok = accepting
+        && actors_down.is_empty()
         && match state.role {
             // The webhook stores, or keeps the message for later; a wake-up the queue
             // cannot take is deferred (`crate::inbound::wake`).
@@ -56,6 +72,8 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         "queue": if queue { "ok" } else { "unavailable" },
         "inbound": inbound,
         "deferred_wakes": state.intake.deferred_wakes(),
+        "actors": actors,
+        "actors_down": actors_down,
     });
     let status = if ok {
         StatusCode::OK

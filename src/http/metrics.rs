@@ -96,9 +96,21 @@ fn describe() {
         "lead_agent_alerts_spooled",
         "Alerts waiting for their channel to come back."
     );
+    describe_gauge!(
+        "lead_agent_alerts_direct_queued",
+        "Alerts this process holds in memory to post directly (the spool is unwritable)."
+    );
+    describe_counter!(
+        "lead_agent_alerts_shed_total",
+        "Alerts given up by the direct queue (full, or refused for good by Discord), by kind."
+    );
     describe_counter!(
         "lead_agent_actor_restarts_total",
         "Lead actors restarted by the supervisor."
+    );
+    describe_counter!(
+        "lead_agent_root_restarts_total",
+        "Restart attempts of the root supervisor's children (alert router, lead supervisor, scheduler), by child."
     );
     describe_histogram!(
         "lead_agent_scheduler_lateness_seconds",

@@ -57,6 +57,8 @@ pub struct AppState {
     pub intake: Arc<crate::inbound::InboundIntake>,
     /// Counts and alerts refused webhooks (`rejections.rs`).
     pub webhooks: Arc<rejections::WebhookWatch>,
+    /// The root supervisor of this process's long-lived actors: /ready reports its children.
+    pub roots: actors::root::RootHandle,
 }
 
 #[derive(Clone)]

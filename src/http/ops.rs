@@ -118,6 +118,7 @@ pub async fn status(
         "role": state.role.name(),
         "queue_depth": state.queue.depth(),
         "worker": worker,
+        "roots": state.roots.status(),
     })))
 }
 

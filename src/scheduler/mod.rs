@@ -3,7 +3,9 @@
 //! `OWNER_TZ`, once across all scheduler replicas, and records how late each tick fired.
 //!
 //! Owns: the `SchedulerActor` (ractor), which holds the leader lease, the per-job running
-//! flags and the tokio-cron-scheduler trigger; the missed-tick policy; lateness metrics.
+//! flags and the tokio-cron-scheduler trigger, and runs under the root supervisor
+//! (`SchedulerChild`: a scheduler that dies is restarted); the missed-tick policy; lateness
+//! metrics.
 //! Must not: keep a timer that matters in memory — every lead's timer is a row
 //! (`followups`), every tick is a claimed row (`job_ticks`); a restart loses nothing but
 //! the ticks that fell while no scheduler ran, and those are counted and handled by policy.
@@ -11,14 +13,15 @@
 
 pub mod jobs;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actors::alert_router::AlertHandle;
+use actors::root::{RootChild, RootHandle, start_failure};
 use anyhow::Context;
 use chrono::{DateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::config::{JobSetting, MissedTicks, Settings, parse_cron};
@@ -79,39 +82,103 @@ pub struct SchedulerState {
     /// OWNER_TZ's UTC offset when the trigger's jobs were built: tokio-cron-scheduler fixes
     /// a job's offset at creation, so a DST change re-arms them (see `rearm_if_offset_moved`).
     armed_offset: i32,
+    /// Where the root child finds `trigger` to shut it down if this incarnation dies.
+    trigger_slot: TriggerSlot,
 }
 
 pub struct SchedulerActor;
 
+/// The cron trigger of the running incarnation. A scheduler that fails or is killed never
+/// reaches `post_stop`, so its trigger would keep polling for a dead actor: the root child
+/// shuts it down when the incarnation is gone.
+type TriggerSlot = Arc<Mutex<Option<JobScheduler>>>;
+
+pub struct SchedulerArgs {
+    ctx: JobContext,
+    trigger: TriggerSlot,
+}
+
+fn shut_down_trigger(slot: &TriggerSlot) {
+    let trigger = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(mut trigger) = trigger {
+        tokio::spawn(async move {
+            let _ = trigger.shutdown().await;
+        });
+    }
+}
+
+/// The scheduler actor as a child of the root supervisor. Every incarnation runs as the same
+/// `instance`, so a restarted scheduler renews the lease its predecessor held rather than
+/// waiting for it to expire.
+pub struct SchedulerChild {
+    ctx: JobContext,
+    trigger: TriggerSlot,
+}
+
+impl SchedulerChild {
+    pub const NAME: &'static str = "scheduler";
+}
+
+#[async_trait::async_trait]
+impl RootChild for SchedulerChild {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    async fn start(&self, root: ActorCell) -> Result<ActorCell, ActorProcessingErr> {
+        let args = SchedulerArgs {
+            ctx: self.ctx.clone(),
+            trigger: self.trigger.clone(),
+        };
+        match Actor::spawn_linked(None, SchedulerActor, args, root).await {
+            Ok((actor, _join)) => Ok(actor.get_cell()),
+            Err(e) => {
+                // pre_start may have armed a trigger before it failed.
+                shut_down_trigger(&self.trigger);
+                Err(start_failure(e))
+            }
+        }
+    }
+
+    fn gone(&self, _for_good: bool) {
+        shut_down_trigger(&self.trigger);
+    }
+}
+
 /// The running scheduler; stop it at shutdown to hand the lease over at once.
 pub struct SchedulerHandle {
-    actor: ActorRef<SchedulerMsg>,
-    join: tokio::task::JoinHandle<()>,
+    roots: RootHandle,
     store: SqlStore,
     instance: String,
 }
 
 impl SchedulerHandle {
+    /// Stops the scheduler for good (the root does not restart it) and releases the lease,
+    /// whether or not a scheduler incarnation was running at that moment.
     pub async fn stop(self) {
-        self.actor.stop(Some("shutdown".into()));
-        let _ = self.join.await;
+        self.roots.stop_child(SchedulerChild::NAME).await;
         if let Err(e) = self.store.release_lease(LEASE, &self.instance).await {
             tracing::warn!(error = %e, "could not release the scheduler lease; it expires on its own");
         }
     }
 }
 
-/// Starts the scheduler actor: registers the jobs (so `inspect scheduled` shows them at
-/// once), takes the lease if free, and arms the cron trigger.
-pub async fn start(ctx: JobContext) -> anyhow::Result<SchedulerHandle> {
+/// Starts the scheduler actor under the root supervisor: registers the jobs (so `inspect
+/// scheduled` shows them at once), takes the lease if free, and arms the cron trigger. A
+/// scheduler that cannot start (its store refuses) is retried by the root like one that
+/// died.
+pub async fn start(ctx: JobContext, roots: &RootHandle) -> anyhow::Result<SchedulerHandle> {
     let store = ctx.store.clone();
     let instance = ctx.instance.clone();
-    let (actor, join) = Actor::spawn(None, SchedulerActor, ctx)
+    roots
+        .add(Arc::new(SchedulerChild {
+            ctx,
+            trigger: Arc::default(),
+        }))
         .await
         .context("Failed to start the scheduler actor")?;
     Ok(SchedulerHandle {
-        actor,
-        join,
+        roots: roots.clone(),
         store,
         instance,
     })
@@ -310,6 +377,7 @@ impl SchedulerActor {
         let _ = state.trigger.shutdown().await;
         match arm_trigger(myself, &state.jobs, state.tz).await {
             Ok(t) => {
+                *state.trigger_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(t.clone());
                 state.trigger = t;
                 state.armed_offset = offset;
             }
@@ -321,13 +389,17 @@ impl SchedulerActor {
 impl Actor for SchedulerActor {
     type Msg = SchedulerMsg;
     type State = SchedulerState;
-    type Arguments = JobContext;
+    type Arguments = SchedulerArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<Self::Msg>,
-        ctx: JobContext,
+        args: SchedulerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let SchedulerArgs {
+            ctx,
+            trigger: trigger_slot,
+        } = args;
         let tz = ctx.settings.scheduler.time_zone;
         let mut jobs = Vec::new();
         for setting in &ctx.settings.scheduler.jobs {
@@ -340,6 +412,7 @@ impl Actor for SchedulerActor {
             });
         }
         let trigger = arm_trigger(&myself, &jobs, tz).await?;
+        *trigger_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(trigger.clone());
         let state = SchedulerState {
             ctx,
             jobs,
@@ -347,6 +420,7 @@ impl Actor for SchedulerActor {
             tz,
             trigger,
             armed_offset: offset_now(tz),
+            trigger_slot,
         };
         Self::register_all(&state).await?;
         Ok(state)
@@ -369,6 +443,11 @@ impl Actor for SchedulerActor {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        state
+            .trigger_slot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let _ = state.trigger.shutdown().await;
         Ok(())
     }

@@ -1,8 +1,9 @@
 //! The alert spool: alerts owed to a chat channel, kept in the store until the channel has
 //! them (`alert_spool`, migration 0050).
 //!
-//! Owns: the spool's queries — append, the oldest owed alert of a channel, the channels
-//! owing anything, and the outcomes (delivered: deleted; refused for good: `failed`).
+//! Owns: the spool's queries — append (idempotent per alert: keyed by its nonce, migration
+//! 0072), the oldest owed alert of a channel, the channels owing anything, and the
+//! outcomes (delivered: deleted; refused for good: `failed`).
 //! Must not: decide when to post or retry (the Discord sender does), or drop a row that
 //! was not delivered.
 
@@ -10,7 +11,7 @@ use actors::ports::StoreError;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{Pool, SqlStore, now, store_err};
+use super::{Pool, SqlStore, store_err};
 
 /// One alert owed to a channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,26 +23,40 @@ pub struct SpooledAlert {
     pub payload: String,
     pub attempts: i64,
     pub created_at: DateTime<Utc>,
+    /// The Discord nonce chosen when the alert was raised; `None` for rows spooled before
+    /// migration 0072 (the sender derives theirs from id + created_at, as it always did).
+    pub nonce: Option<String>,
+}
+
+/// An alert to append to the spool.
+#[derive(Clone, Copy, Debug)]
+pub struct NewSpooledAlert<'a> {
+    pub channel_id: &'a str,
+    pub kind: &'a str,
+    /// The JSON body to post.
+    pub payload: &'a str,
+    /// Chosen when the alert was raised and kept on every path it takes.
+    pub nonce: &'a str,
+    /// When it was raised (a direct alert handed over later keeps its time).
+    pub created_at: DateTime<Utc>,
 }
 
 impl SqlStore {
-    /// Appends an alert for `channel_id`; returns its id (the channel's order).
-    pub async fn spool_alert(
-        &self,
-        channel_id: &str,
-        kind: &str,
-        payload: &str,
-    ) -> Result<i64, StoreError> {
+    /// Appends an alert; returns its id (the channel's order), or `None` when an alert with
+    /// this nonce is spooled already (a hand-over repeated after a lost commit answer).
+    pub async fn spool_alert(&self, alert: NewSpooledAlert<'_>) -> Result<Option<i64>, StoreError> {
         with_pool!(self, pool => {
             sqlx::query_scalar(
-                "INSERT INTO alert_spool (channel_id, kind, payload, state, created_at)
-                 VALUES ($1, $2, $3, 'queued', $4) RETURNING id",
+                "INSERT INTO alert_spool (channel_id, kind, payload, state, created_at, nonce)
+                 VALUES ($1, $2, $3, 'queued', $4, $5)
+                 ON CONFLICT (nonce) DO NOTHING RETURNING id",
             )
-            .bind(channel_id)
-            .bind(kind)
-            .bind(payload)
-            .bind(now())
-            .fetch_one(pool)
+            .bind(alert.channel_id)
+            .bind(alert.kind)
+            .bind(alert.payload)
+            .bind(alert.created_at)
+            .bind(alert.nonce)
+            .fetch_optional(pool)
             .await
             .map_err(store_err("spool alert"))
         })
@@ -51,7 +66,7 @@ impl SqlStore {
     pub async fn next_spooled(&self, channel_id: &str) -> Result<Option<SpooledAlert>, StoreError> {
         with_pool!(self, pool => {
             let row = sqlx::query(
-                "SELECT id, channel_id, kind, payload, attempts, created_at FROM alert_spool
+                "SELECT id, channel_id, kind, payload, attempts, created_at, nonce FROM alert_spool
                  WHERE channel_id = $1 AND state = 'queued' ORDER BY id LIMIT 1",
             )
             .bind(channel_id)
@@ -65,6 +80,7 @@ impl SqlStore {
                 payload: r.get(3),
                 attempts: r.get(4),
                 created_at: r.get(5),
+                nonce: r.get(6),
             }))
         })
     }

@@ -772,7 +772,7 @@ mod alert_spool;
 mod busy;
 mod hitl;
 
-pub use alert_spool::SpooledAlert;
+pub use alert_spool::{NewSpooledAlert, SpooledAlert};
 pub use hitl::{EscalatedHold, HoldDecision, HoldView};
 mod scheduler;
 mod sla;

@@ -420,8 +420,19 @@ impl SqlStore {
         holder: &str,
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        self.try_lease_at(name, holder, now(), until).await
+    }
+
+    /// [`Self::try_lease`] as of `t` (the caller's clock: the Discord sender's channel
+    /// leases are tested on a manual one).
+    pub async fn try_lease_at(
+        &self,
+        name: &str,
+        holder: &str,
+        t: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         with_pool!(self, pool => {
-            let t = now();
             sqlx::query(
                 "INSERT INTO leases (name, holder, expires_at, acquired_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (name) DO NOTHING",

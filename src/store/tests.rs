@@ -60,6 +60,40 @@ async fn a_repeated_message_sid_stores_nothing_new() {
 }
 
 #[tokio::test]
+async fn an_alert_handed_to_the_spool_twice_is_spooled_once_with_its_nonce_and_raise_time() {
+    let (s, _d) = store().await;
+    let raised = chrono::DateTime::parse_from_rfc3339("2026-11-27T08:00:00.123Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let alert = NewSpooledAlert {
+        channel_id: "900",
+        kind: "ERROR",
+        payload: "{}",
+        nonce: "lb-test-1",
+        created_at: raised,
+    };
+    let id = s.spool_alert(alert).await.unwrap();
+    assert!(id.is_some());
+    assert_eq!(
+        s.spool_alert(alert).await.unwrap(),
+        None,
+        "same nonce: stored once"
+    );
+    let other = s
+        .spool_alert(NewSpooledAlert {
+            nonce: "lb-test-2",
+            ..alert
+        })
+        .await
+        .unwrap();
+    assert!(other > id, "a channel's order is the spool's");
+    assert_eq!(s.spooled_count().await.unwrap(), 2);
+    let first = s.next_spooled("900").await.unwrap().unwrap();
+    assert_eq!(first.nonce.as_deref(), Some("lb-test-1"));
+    assert_eq!(first.created_at, raised);
+}
+
+#[tokio::test]
 async fn a_reply_is_committed_with_its_answers_and_sent_once() {
     let (s, _d) = store().await;
     let lead = LeadId::new("+13125550100");

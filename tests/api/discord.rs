@@ -67,8 +67,21 @@ async fn every_alert_kind_reaches_its_own_channel_or_the_default_one() {
             .for_lead(&LeadId::new("+13125550142")),
         );
     }
+    // Only the probes: the app's own scheduler may alert meanwhile (a worker heartbeat not
+    // yet written on a loaded machine), and that must not end the wait early.
+    let probes = || {
+        discord
+            .created()
+            .into_iter()
+            .filter(|c| {
+                c.body["embeds"][0]["title"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("· probe"))
+            })
+            .count()
+    };
     wait_until(15, "one message per kind", || async {
-        discord.created().len() >= AlertKind::ALL.len()
+        probes() >= AlertKind::ALL.len()
     })
     .await;
     for (i, kind) in AlertKind::ALL.iter().enumerate() {
@@ -87,11 +100,7 @@ async fn every_alert_kind_reaches_its_own_channel_or_the_default_one() {
         assert_eq!(embed["color"], 0xE67E22, "warning colour");
         assert_eq!(embed["fields"][0]["value"], "+13125550142");
     }
-    assert_eq!(
-        discord.created().len(),
-        AlertKind::ALL.len(),
-        "each exactly once"
-    );
+    assert_eq!(probes(), AlertKind::ALL.len(), "each exactly once");
     let requests = discord.requests();
     assert!(
         requests.iter().all(|r| r.status == 200),

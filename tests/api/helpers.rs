@@ -62,6 +62,9 @@ pub struct TestApp {
     pub sla: Arc<lead_agent::sla::SlaEngine>,
     /// The app's shared state: for tests that drive its router directly.
     pub state: lead_agent::http::AppState,
+    /// The app's root supervisor: tests kill its children as a crash would.
+    pub roots: actors::root::RootHandle,
+    pub database_url: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -94,7 +97,7 @@ pub async fn spawn_app_with_twilio_history(
     let mut env: HashMap<&str, String> = HashMap::from([
         ("PORT", "0".to_string()),
         ("BIND_ADDRESS", "127.0.0.1".to_string()),
-        ("DATABASE_URL", database_url),
+        ("DATABASE_URL", database_url.clone()),
         ("LLM_SOFT_TIMEOUT_SECS", "2".to_string()),
         ("LLM_HARD_TIMEOUT_SECS", "5".to_string()),
         ("LEAD_TURN_TIMEOUT_SECS", "10".to_string()),
@@ -137,6 +140,7 @@ pub async fn spawn_app_with_twilio_history(
     let alerts = app.state().alerts.clone();
     let sla = app.state().sla.clone();
     let state = app.state().clone();
+    let roots = app.state().roots.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
@@ -150,6 +154,8 @@ pub async fn spawn_app_with_twilio_history(
         http: reqwest::Client::new(),
         sla,
         state,
+        roots,
+        database_url,
         shutdown: Some(tx),
         server: Some(server),
         _dir: dir,

@@ -113,7 +113,7 @@ impl Hitl {
     }
 }
 
-fn click(custom_id: &str) -> Value {
+pub(crate) fn click(custom_id: &str) -> Value {
     json!({
         "type": 3, "id": "1", "application_id": "2", "token": "tok", "version": 1,
         "member": {"user": {"id": "3", "username": "operator"}},

@@ -9,6 +9,7 @@ mod helpers;
 use support::fake_discord;
 mod llm_fakes;
 
+mod alerts_outage;
 mod brain;
 mod conversation;
 mod discord;
@@ -16,6 +17,7 @@ mod embedded;
 mod hitl;
 mod model_chain;
 mod multiprocess;
+mod multiprocess_alerts;
 mod ops_page;
 mod opt_out;
 mod outbox;

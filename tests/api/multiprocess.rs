@@ -15,13 +15,13 @@ use crate::helpers::*;
 use crate::rabbitmq::{BROKER_URL, Cleanup, unique_queue};
 use crate::support::processes::Processes;
 
-struct Cluster {
+pub(crate) struct Cluster {
     env: HashMap<&'static str, String>,
-    web_url: String,
+    pub(crate) web_url: String,
     processes: Processes,
-    twilio: FakeTwilio,
-    store: SqlStore,
-    http: reqwest::Client,
+    pub(crate) twilio: FakeTwilio,
+    pub(crate) store: SqlStore,
+    pub(crate) http: reqwest::Client,
     _queue: Cleanup,
 }
 
@@ -32,6 +32,21 @@ impl Cluster {
 
     /// Like `start`, with every process reaching RabbitMQ through `broker_url`.
     async fn start_with_broker(test: &str, broker_url: String) -> Self {
+        let mut cluster = Self::prepare(test, broker_url, Vec::new()).await;
+        cluster.web_url = cluster.spawn("web", "web").await;
+        cluster.spawn("worker-a", "worker").await;
+        cluster.spawn("worker-b", "worker").await;
+        cluster.spawn("scheduler", "scheduler").await;
+        cluster
+    }
+
+    /// The database, queue, fakes and environment of a cluster, with `extra` variables on
+    /// top, and no process yet: the caller spawns them in the order its test needs.
+    pub(crate) async fn prepare(
+        test: &str,
+        broker_url: String,
+        extra: Vec<(&'static str, String)>,
+    ) -> Self {
         let admin = std::env::var("TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
         let database = fresh_postgres_database(&admin).await;
@@ -56,7 +71,8 @@ impl Cluster {
             ("RUST_LOG", "warn".to_string()),
         ]);
         env.extend(fake_vendor_env(&twilio, &llm));
-        let mut cluster = Self {
+        env.extend(extra);
+        Self {
             env,
             web_url: String::new(),
             processes: Processes::new(env!("CARGO_BIN_EXE_lead-agent")),
@@ -64,27 +80,22 @@ impl Cluster {
             store: SqlStore::connect(&database).await.unwrap(),
             http: reqwest::Client::new(),
             _queue: Cleanup(queue),
-        };
-        cluster.web_url = cluster.spawn("web", "web").await;
-        cluster.spawn("worker-a", "worker").await;
-        cluster.spawn("worker-b", "worker").await;
-        cluster.spawn("scheduler", "scheduler").await;
-        cluster
+        }
     }
 
     /// Starts one process of the binary and waits until it is ready; returns its base URL.
-    async fn spawn(&mut self, name: &'static str, role: &str) -> String {
+    pub(crate) async fn spawn(&mut self, name: &'static str, role: &str) -> String {
         let env = self.env.iter().map(|(k, v)| (*k, v.as_str()));
         self.processes
             .start_ready(name, &["serve", "--role", role], env)
             .await
     }
 
-    fn signal(&mut self, name: &'static str, signal: &str) {
+    pub(crate) fn signal(&mut self, name: &'static str, signal: &str) {
         self.processes.signal(name, signal);
     }
 
-    async fn post_sms(&self, from: &str, body: &str) -> u16 {
+    pub(crate) async fn post_sms(&self, from: &str, body: &str) -> u16 {
         self.post_sms_with_sid(&new_message_sid(), from, body).await
     }
 

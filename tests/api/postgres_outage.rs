@@ -11,7 +11,7 @@ use lead_agent::store::fresh_postgres_database;
 use crate::helpers::*;
 use crate::rabbitmq::{BROKER_URL, Cleanup, unique_queue};
 
-fn admin_url() -> String {
+pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }

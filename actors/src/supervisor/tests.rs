@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::*;
+use crate::alert_router::AlertHandle;
 use crate::lead::LeadDeps;
 use crate::llm_pool::{LlmPool, LlmPoolConfig};
 use crate::ports::{ChatModel, Clock, ManualClock};
@@ -50,13 +51,21 @@ pub(crate) async fn hitl_tree(model: FakeModel) -> TestTree {
     tree_built(model, config(), window, true).await
 }
 
-async fn tree_built(
+/// The ports a tree runs on, in memory, and the deps built from them.
+pub(crate) struct TestPorts {
+    pub deps: Arc<LeadDeps>,
+    pub store: Arc<MemStore>,
+    pub sms: Arc<FakeSms>,
+    pub model: Arc<FakeModel>,
+    pub clock: ManualClock,
+}
+
+pub(crate) fn test_ports(
     model: FakeModel,
-    config: SupervisorConfig,
     window: WindowLimits,
     hitl: bool,
-) -> TestTree {
-    let (alerts, sink) = test_alerts().await;
+    alerts: AlertHandle,
+) -> TestPorts {
     let model = Arc::new(model);
     let clock = ManualClock::new(Utc::now());
     let store = Arc::new(MemStore::default());
@@ -83,17 +92,34 @@ async fn tree_built(
         retry_delay: Duration::from_millis(10),
         holds: hitl.then(|| store.clone() as Arc<dyn crate::hitl::ReplyHolds>),
     });
-    let (registry, _join) = LeadSupervisor::start(deps, config).await.unwrap();
+    TestPorts {
+        deps,
+        store,
+        sms,
+        model,
+        clock,
+    }
+}
+
+async fn tree_built(
+    model: FakeModel,
+    config: SupervisorConfig,
+    window: WindowLimits,
+    hitl: bool,
+) -> TestTree {
+    let (alerts, sink) = test_alerts().await;
+    let ports = test_ports(model, window, hitl, alerts);
+    let (registry, _join) = LeadSupervisor::start(ports.deps, config).await.unwrap();
     let router = registry.clone();
     let acker = TestAcker::redelivering(move |d| router.dispatch(d));
     TestTree {
         registry,
-        store,
-        sms,
-        model,
+        store: ports.store,
+        sms: ports.sms,
+        model: ports.model,
         sink,
         acker,
-        clock,
+        clock: ports.clock,
     }
 }
 
@@ -161,7 +187,11 @@ async fn a_turn_past_its_time_budget_is_killed_and_the_task_handed_back() {
     t.inbound(&lead(4), "SM1", "Hi");
     wait_for(|| t.model.in_flight() == 1).await;
     t.clock.advance(Duration::from_secs(91));
-    t.registry.supervisor().cast(SupervisorMsg::Sweep).unwrap();
+    t.registry
+        .supervisor()
+        .unwrap()
+        .cast(SupervisorMsg::Sweep)
+        .unwrap();
     wait_for(|| {
         t.sink
             .events()
@@ -179,7 +209,11 @@ async fn an_idle_actor_is_stopped_and_reactivated_on_demand() {
     t.inbound(&lead(5), "SM1", "Hi");
     wait_for(|| t.acker.acks() == 1).await;
     t.clock.advance(Duration::from_secs(901));
-    t.registry.supervisor().cast(SupervisorMsg::Sweep).unwrap();
+    t.registry
+        .supervisor()
+        .unwrap()
+        .cast(SupervisorMsg::Sweep)
+        .unwrap();
     wait_for(|| !t.registry.is_active(&lead(5))).await;
     t.inbound(&lead(5), "SM2", "Still there?");
     wait_for(|| t.sms.sent_to(&lead(5)).len() == 2).await;

@@ -1,5 +1,8 @@
 //! Discord: how an alert looks in a channel (embeds within Discord's documented limits, the
-//! HITL buttons) and the spooling sink + sender that get it there ([`sender`]).
+//! HITL buttons) and the paths that get it there: the spooling sink and the sender
+//! ([`sender`]), the direct queue for when the store is down ([`direct`]), the channel lease
+//! that keeps one poster per channel across processes ([`lease`]) and the rate-limited REST
+//! client they share ([`rest`]).
 //!
 //! Owns: the message body we post (`POST /channels/{id}/messages`) and the limits it must
 //! respect (REFERENCE.md: content 2,000; ≤ 10 embeds; title 256, description 4,096, ≤ 25
@@ -9,6 +12,9 @@
 //! text to 1,950 characters first); this module only makes sure whatever it builds is a
 //! body Discord accepts, because a rejected alert is a lost alert.
 
+pub mod direct;
+pub mod lease;
+pub mod rest;
 pub mod sender;
 
 use actors::alert_router::{Alert, Severity, truncate_alert_text};

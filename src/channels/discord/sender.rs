@@ -1,59 +1,149 @@
-//! The Discord alert path: a sink that spools each alert to the store and a sender that
-//! posts the spool to Discord, in order per channel, at the pace Discord allows.
+//! The Discord alert path: a sink that spools each alert to the store (or, when the store is
+//! down, queues it for posting directly), and a sender — in every process holding the bot
+//! token — that posts the spool, one poster per channel across processes, and the direct
+//! queue of its own process.
 //!
 //! Owns: the choice of channel per alert kind (own channel, else the default, else the
-//! log), the durable spool write, and delivery: one worker per channel posting its oldest
-//! owed alert first; Discord's rate limits read from the `X-RateLimit-*` headers per
-//! channel bucket, a 429's `retry_after` (per bucket or global) honoured, at most 50
-//! requests a second overall; 5xx, timeouts and connection failures retried with capped
-//! backoff while the alert stays spooled; a nonce on every post so a retry of a post that
-//! did arrive is deduplicated by Discord; a 401 stops the sender (one log error) and a
-//! 403/404 stops that channel, their alerts staying spooled for after the fix.
-//! Must not: block or fail the raiser (the sink only writes a row), raise an alert about
-//! its own failures (they are logged: alerting about alerts is a loop), or post one
-//! spooled row twice on purpose (a row is deleted only once Discord has it).
+//! log); each alert's nonce, chosen once when the sink gets it and kept on every path
+//! ([`new_nonce`]; rows from before migration 0072 keep their derived one, [`nonce_for`]);
+//! the durable spool write and the fallback to the direct queue (`direct.rs`) when it fails,
+//! with the order per channel kept across the switch; the "store is down" state (set by a
+//! failed spool write or read, cleared by a probe every second) that sends alerts straight
+//! to the direct queue instead of each waiting out the store's timeout; and delivery of the
+//! spool: a dispatcher that runs one worker per channel that owes something, each worker
+//! under the channel's lease (`lease.rs`), posting the oldest row first and deleting it only
+//! after Discord's 2xx, through the shared rate-limited client (`rest.rs`).
+//! Must not: block or fail the raiser (the sink writes a row or queues in memory), raise an
+//! alert about its own failures (they are logged: alerting about alerts is a loop), or post
+//! one spooled row twice on purpose (a row is deleted only once Discord has it, and only the
+//! lease holder posts a channel).
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actors::alert_router::{Alert, AlertError, AlertSink, Severity};
+use actors::ports::{Clock, SystemClock};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 use crate::channels::log_alerts::LogAlertSink;
 use crate::config::{DiscordSettings, Secret};
-use crate::store::{SpooledAlert, SqlStore};
+use crate::store::{NewSpooledAlert, SpooledAlert, SqlStore};
 
 use super::alert_message;
+use super::direct::{DirectItem, DirectQueue, direct_worker};
+use super::lease::{ChannelLease, request_timeout};
+use super::rest::{DiscordRest, PostOutcome};
 
-/// Discord's global limit per bot (REFERENCE.md). The headers tell us per-bucket limits; the
-/// global one is only reported by a 429, so we keep under it ourselves.
-const GLOBAL_PER_SECOND: usize = 50;
 /// How often the sender looks at the spool without being woken (rows written by other
-/// processes, a worker that exited just as a row arrived).
+/// processes, a worker that exited just as a row arrived), and how often a process that
+/// found the store down asks it again.
 const POLL_EVERY: Duration = Duration::from_secs(1);
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the sink hands the sender of its process: doorbells and the direct queue.
+pub struct DiscordInbox {
+    /// Rung when a row is spooled.
+    pub(super) spooled: Notify,
+    /// Rung when an alert is queued for posting directly.
+    pub(super) direct_bell: Notify,
+    /// Rung (to every sleeper) when the store answers again.
+    pub(super) store_back: Notify,
+    pub(super) direct: DirectQueue,
+    store_down: AtomicBool,
+}
+
+impl DiscordInbox {
+    /// `direct_max`: `DISCORD_DIRECT_QUEUE_MAX`.
+    pub fn new(direct_max: usize) -> Self {
+        Self {
+            spooled: Notify::new(),
+            direct_bell: Notify::new(),
+            store_back: Notify::new(),
+            direct: DirectQueue::new(direct_max),
+            store_down: AtomicBool::new(false),
+        }
+    }
+
+    pub(super) fn store_down(&self) -> bool {
+        self.store_down.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn mark_store_down(&self, why: &str) {
+        if !self.store_down.swap(true, Ordering::SeqCst) {
+            tracing::warn!(
+                error = why,
+                "alert spool unwritable: alerts go to Discord directly from this process until the store answers"
+            );
+        }
+    }
+
+    fn mark_store_up(&self) {
+        if self.store_down.swap(false, Ordering::SeqCst) {
+            tracing::info!(
+                waiting = self.direct.len(),
+                "the store answers again: alerts are spooled, and the ones waiting to go directly are handed to the spool"
+            );
+            self.store_back.notify_waiters();
+            self.direct_bell.notify_one();
+        }
+    }
+}
+
+/// A fresh nonce for an alert raised at `raised_at`: the raise time and 64 random bits, so
+/// distinct across alerts, processes and databases; ≤ 25 characters as Discord wants.
+pub fn new_nonce(raised_at: DateTime<Utc>) -> String {
+    format!(
+        "lb{}-{}",
+        base36(raised_at.timestamp_millis().max(0) as u64),
+        base36(rand::random::<u64>())
+    )
+}
+
+/// The nonce of a spooled row: the one chosen at raise, or — for a row spooled before
+/// migration 0072 — the one it has always been posted with (`la<id>-<created ms>`).
+pub fn nonce_for(row: &SpooledAlert) -> String {
+    row.nonce.clone().unwrap_or_else(|| {
+        format!(
+            "la{}-{}",
+            base36(row.id.max(0) as u64),
+            base36(row.created_at.timestamp_millis().max(0) as u64)
+        )
+    })
+}
+
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ascii")
+}
 
 /// The sink the alert router delivers to when Discord is configured: a kind with a channel
-/// is spooled (and the sender woken); a kind without one, or a spool write that fails, goes
-/// to the log.
+/// is spooled (and the sender woken) — or, while the store is down, queued for posting
+/// directly; a kind without one goes to the log.
 pub struct DiscordSpoolSink {
     store: SqlStore,
     channels: DiscordSettings,
-    wake: Arc<Notify>,
+    inbox: Arc<DiscordInbox>,
 }
 
 impl DiscordSpoolSink {
-    pub fn new(store: SqlStore, channels: DiscordSettings, wake: Arc<Notify>) -> Self {
+    pub fn new(store: SqlStore, channels: DiscordSettings, inbox: Arc<DiscordInbox>) -> Self {
         Self {
             store,
             channels,
-            wake,
+            inbox,
         }
     }
 }
@@ -69,36 +159,76 @@ impl AlertSink for DiscordSpoolSink {
             // token halts the sender) the log is where an operator still sees them.
             let _ = LogAlertSink.deliver(alert).await;
         }
-        let payload = alert_message(alert).to_string();
-        match self
-            .store
-            .spool_alert(channel, alert.kind.key(), &payload)
-            .await
-        {
-            Ok(_) => {
-                self.wake.notify_one();
-                Ok(())
-            }
-            Err(e) => {
-                // The store is the spool; without it the log is all that is left.
-                let _ = LogAlertSink.deliver(alert).await;
-                Err(AlertError(format!("could not spool the alert: {e}")))
+        let raised_at = if alert.raised_at.timestamp() > 0 {
+            alert.raised_at
+        } else {
+            Utc::now()
+        };
+        let item = DirectItem {
+            channel: channel.to_string(),
+            kind: alert.kind,
+            severity: alert.severity,
+            event: alert.event.clone(),
+            payload: alert_message(alert).to_string(),
+            nonce: new_nonce(raised_at),
+            raised_at,
+        };
+        // Behind alerts of this channel still waiting to go directly, so its order holds;
+        // and without waiting out the store's timeout once it is known to be down.
+        if !self.inbox.store_down() && !self.inbox.direct.holds(channel) {
+            let spooled = self
+                .store
+                .spool_alert(NewSpooledAlert {
+                    channel_id: channel,
+                    kind: alert.kind.key(),
+                    payload: &item.payload,
+                    nonce: &item.nonce,
+                    created_at: raised_at,
+                })
+                .await;
+            match spooled {
+                Ok(_) => {
+                    self.inbox.spooled.notify_one();
+                    return Ok(());
+                }
+                Err(e) => self.inbox.mark_store_down(&e.to_string()),
             }
         }
+        // In memory only until the store or Discord takes it: the log keeps it too.
+        if alert.severity != Severity::Critical {
+            let _ = LogAlertSink.deliver(alert).await;
+        }
+        self.inbox.direct.push(item);
+        self.inbox.direct_bell.notify_one();
+        Ok(())
     }
 }
 
 /// What the sender is doing, for /ops and tests.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct SenderStatus {
+    /// Whether this process posts alerts to Discord (it does whenever it has the bot token).
+    pub posts: bool,
+    /// This process's name in the channel leases.
+    pub holder: Option<String>,
+    /// Channels whose lease this process holds now: it is their one poster.
+    pub leases: Vec<String>,
     /// Set when a 401 stopped the sender: the token must be fixed (and the process
     /// restarted); the spool keeps everything meanwhile.
     pub halted: Option<String>,
     /// Channels stopped by a 403/404 (missing access, unknown channel), with the reason.
-    pub halted_channels: HashMap<String, String>,
+    pub halted_channels: std::collections::HashMap<String, String>,
+    /// Whether this process found the store down: its alerts go to Discord directly.
+    pub store_down: bool,
+    /// Alerts waiting in this process's direct queue.
+    pub direct_queued: usize,
+    /// Alerts this process posted directly.
+    pub direct_delivered: u64,
+    /// Alerts shed from the direct queue (it was full), or refused for good on it.
+    pub direct_shed: u64,
     /// Alerts still owed, as of the sender's last look at the spool.
     pub spooled: i64,
-    /// Posts Discord accepted.
+    /// Posts Discord accepted (from the spool and directly).
     pub delivered: u64,
     /// HTTP requests made (accepted or not).
     pub requests: u64,
@@ -106,31 +236,41 @@ pub struct SenderStatus {
     pub passes: u64,
 }
 
-#[derive(Default)]
-struct Bucket {
-    remaining: Option<u64>,
-    reset_at: Option<Instant>,
-    /// `X-RateLimit-Bucket`, for the logs.
-    id: Option<String>,
-}
-
-struct Shared {
-    store: SqlStore,
-    http: reqwest::Client,
-    api_base: String,
-    token: Secret,
-    retry_max: Duration,
-    wake: Arc<Notify>,
-    halted: Mutex<Option<String>>,
-    halted_channels: Mutex<HashMap<String, String>>,
+/// What the sender's tasks share.
+pub(super) struct Shared {
+    pub(super) store: SqlStore,
+    pub(super) rest: DiscordRest,
+    pub(super) inbox: Arc<DiscordInbox>,
+    holder: String,
+    lease_length: Duration,
+    clock: Arc<dyn Clock>,
+    /// Channels with a spool worker in this process.
     active: Mutex<HashSet<String>>,
-    buckets: Mutex<HashMap<String, Bucket>>,
-    global_until: Mutex<Option<Instant>>,
-    recent_requests: Mutex<VecDeque<Instant>>,
+    /// Channels with a direct worker in this process.
+    active_direct: Mutex<HashSet<String>>,
+    /// Channels whose lease a spool worker of this process holds.
+    leased: Mutex<BTreeSet<String>>,
+    /// Rows Discord has but whose delete failed (the store went away): deleted, never
+    /// posted again, when the store answers.
+    undeleted: Mutex<HashSet<i64>>,
     spooled: AtomicU64,
     delivered: AtomicU64,
-    requests: AtomicU64,
+    direct_delivered: AtomicU64,
     passes: AtomicU64,
+}
+
+impl Shared {
+    pub(super) fn note_direct_delivered(&self) {
+        self.delivered.fetch_add(1, Ordering::SeqCst);
+        self.direct_delivered.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(super) fn direct_worker_done(&self, channel: &str) {
+        self.active_direct.lock().unwrap().remove(channel);
+        // An alert queued between the worker's last look and the removal above would wait
+        // for the next poll; ringing the dispatcher makes it look now.
+        self.inbox.direct_bell.notify_one();
+    }
 }
 
 /// A handle on the running sender.
@@ -139,72 +279,40 @@ pub struct DiscordSender {
     shared: Arc<Shared>,
 }
 
-enum PostOutcome {
-    Delivered,
-    RateLimited {
-        wait: Duration,
-        global: bool,
-    },
-    /// 401: the token is wrong.
-    Unauthorized(String),
-    /// 403/404: this channel cannot be posted to.
-    ChannelBlocked(String),
-    /// Another 4xx: this body will never be accepted.
-    Refused(String),
-    /// 5xx, timeout, connection failure: try again later.
-    Transient(String),
-}
-
-/// The nonce of a spooled row: stable across retries of that row, distinct between rows and
-/// between databases (the row's creation time is in it); ≤ 25 characters as Discord wants.
-pub fn nonce_for(row: &SpooledAlert) -> String {
-    fn base36(mut n: u64) -> String {
-        const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-        let mut out = Vec::new();
-        loop {
-            out.push(DIGITS[(n % 36) as usize]);
-            n /= 36;
-            if n == 0 {
-                break;
-            }
-        }
-        out.reverse();
-        String::from_utf8(out).expect("ascii")
-    }
-    format!(
-        "la{}-{}",
-        base36(row.id.max(0) as u64),
-        base36(row.created_at.timestamp_millis().max(0) as u64)
-    )
-}
-
 impl DiscordSender {
-    /// Starts the sender over the spool in `store`. `wake` is the sink's doorbell.
+    /// Starts the sender: the spool's dispatcher (channel workers under leases named for
+    /// `holder`), the direct queue's, and the store probe.
     pub fn start(
         store: SqlStore,
         settings: &DiscordSettings,
         token: Secret,
-        wake: Arc<Notify>,
+        inbox: Arc<DiscordInbox>,
+        holder: &str,
     ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
-        let http = crate::channels::http_client(REQUEST_TIMEOUT)?;
+        let rest = DiscordRest::new(
+            &settings.api_base,
+            token,
+            settings.retry_max,
+            request_timeout(settings.lease),
+        )?;
         let shared = Arc::new(Shared {
             store,
-            http,
-            api_base: settings.api_base.clone(),
-            token,
-            retry_max: settings.retry_max.max(FIRST_BACKOFF),
-            wake,
-            halted: Mutex::new(None),
-            halted_channels: Mutex::default(),
+            rest,
+            inbox,
+            holder: holder.to_string(),
+            lease_length: settings.lease,
+            clock: Arc::new(SystemClock),
             active: Mutex::default(),
-            buckets: Mutex::default(),
-            global_until: Mutex::new(None),
-            recent_requests: Mutex::default(),
+            active_direct: Mutex::default(),
+            leased: Mutex::default(),
+            undeleted: Mutex::default(),
             spooled: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
-            requests: AtomicU64::new(0),
+            direct_delivered: AtomicU64::new(0),
             passes: AtomicU64::new(0),
         });
+        tokio::spawn(dispatch_direct(shared.clone()));
+        tokio::spawn(probe_store(shared.clone()));
         let join = tokio::spawn(dispatch(shared.clone()));
         Ok((Self { shared }, join))
     }
@@ -212,113 +320,158 @@ impl DiscordSender {
     pub fn status(&self) -> SenderStatus {
         let s = &self.shared;
         SenderStatus {
-            halted: s.halted.lock().unwrap().clone(),
-            halted_channels: s.halted_channels.lock().unwrap().clone(),
+            posts: true,
+            holder: Some(s.holder.clone()),
+            leases: s.leased.lock().unwrap().iter().cloned().collect(),
+            halted: s.rest.halted(),
+            halted_channels: s.rest.halted_channels(),
+            store_down: s.inbox.store_down(),
+            direct_queued: s.inbox.direct.len(),
+            direct_delivered: s.direct_delivered.load(Ordering::SeqCst),
+            direct_shed: s.inbox.direct.shed(),
             spooled: s.spooled.load(Ordering::SeqCst) as i64,
             delivered: s.delivered.load(Ordering::SeqCst),
-            requests: s.requests.load(Ordering::SeqCst),
+            requests: s.rest.requests(),
             passes: s.passes.load(Ordering::SeqCst),
         }
     }
 }
 
 /// Looks at the spool whenever woken (or every second) and makes sure each channel that is
-/// owed something has a worker.
+/// owed something has a worker here — which then competes for the channel's lease. While
+/// the store is known to be down it only counts passes: the probe says when to look again.
 async fn dispatch(shared: Arc<Shared>) {
     loop {
-        if shared.halted.lock().unwrap().is_none() {
+        if !shared.inbox.store_down() {
+            retry_deletes(&shared).await;
             match shared.store.spooled_channels().await {
                 Ok(channels) => {
                     for channel in channels {
-                        if shared
-                            .halted_channels
-                            .lock()
-                            .unwrap()
-                            .contains_key(&channel)
-                        {
+                        if shared.rest.stopped(&channel) {
                             continue;
                         }
                         if shared.active.lock().unwrap().insert(channel.clone()) {
-                            tokio::spawn(channel_worker(shared.clone(), channel));
+                            tokio::spawn(spool_worker(shared.clone(), channel));
                         }
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "alert spool unreadable; retrying"),
+                Err(e) => shared.inbox.mark_store_down(&e.to_string()),
+            }
+            if let Ok(n) = shared.store.spooled_count().await {
+                shared.spooled.store(n.max(0) as u64, Ordering::SeqCst);
+                metrics::gauge!("lead_agent_alerts_spooled").set(n as f64);
             }
         }
-        if let Ok(n) = shared.store.spooled_count().await {
-            shared.spooled.store(n.max(0) as u64, Ordering::SeqCst);
-            metrics::gauge!("lead_agent_alerts_spooled").set(n as f64);
-        }
         shared.passes.fetch_add(1, Ordering::SeqCst);
-        let _ = tokio::time::timeout(POLL_EVERY, shared.wake.notified()).await;
+        tokio::select! {
+            _ = tokio::time::sleep(POLL_EVERY) => {}
+            _ = shared.inbox.spooled.notified() => {}
+            _ = shared.inbox.store_back.notified() => {}
+        }
     }
 }
 
-/// Posts one channel's spool, oldest first, until it is empty or the channel (or the whole
-/// sender) is stopped. The only writer of its channel, so order holds.
-async fn channel_worker(shared: Arc<Shared>, channel: String) {
+/// Deletes rows Discord already has whose delete failed; they are never posted again.
+async fn retry_deletes(shared: &Shared) {
+    let ids: Vec<i64> = shared.undeleted.lock().unwrap().iter().copied().collect();
+    for id in ids {
+        if shared.store.spooled_delivered(id).await.is_ok() {
+            shared.undeleted.lock().unwrap().remove(&id);
+        }
+    }
+}
+
+/// Makes sure each channel with direct alerts has a worker here.
+async fn dispatch_direct(shared: Arc<Shared>) {
+    loop {
+        for channel in shared.inbox.direct.channels() {
+            if shared.active_direct.lock().unwrap().insert(channel.clone()) {
+                tokio::spawn(direct_worker(shared.clone(), channel));
+            }
+        }
+        metrics::gauge!("lead_agent_alerts_direct_queued").set(shared.inbox.direct.len() as f64);
+        let _ = tokio::time::timeout(POLL_EVERY, shared.inbox.direct_bell.notified()).await;
+    }
+}
+
+/// While the store is down, asks it every second whether it answers again.
+async fn probe_store(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(POLL_EVERY).await;
+        if shared.inbox.store_down() && shared.store.ping().await.is_ok() {
+            shared.inbox.mark_store_up();
+        }
+    }
+}
+
+/// Posts one channel's spool, oldest first, while this process holds the channel's lease,
+/// until it is empty or the channel (or the whole sender) is stopped. The lease makes it the
+/// only poster of its channel across processes, so order holds.
+async fn spool_worker(shared: Arc<Shared>, channel: String) {
+    let mut lease = ChannelLease::new(
+        shared.store.clone(),
+        &channel,
+        &shared.holder,
+        shared.lease_length,
+        shared.clock.clone(),
+    );
     let mut failures: u32 = 0;
     loop {
-        if shared.halted.lock().unwrap().is_some() {
+        if shared.rest.stopped(&channel) {
             break;
+        }
+        match lease.hold().await {
+            Ok(true) => {
+                shared.leased.lock().unwrap().insert(channel.clone());
+            }
+            Ok(false) => break, // another process posts this channel
+            Err(e) => {
+                shared.inbox.mark_store_down(&e.to_string());
+                break;
+            }
         }
         let row = match shared.store.next_spooled(&channel).await {
             Ok(Some(row)) => row,
             Ok(None) => break,
             Err(e) => {
-                tracing::warn!(channel, error = %e, "alert spool unreadable; the next pass retries");
+                shared.inbox.mark_store_down(&e.to_string());
                 break;
             }
         };
-        wait_for_capacity(&shared, &channel).await;
-        match post(&shared, &row).await {
+        if shared.undeleted.lock().unwrap().contains(&row.id) {
+            // Discord has it already; only its delete was lost.
+            if shared.store.spooled_delivered(row.id).await.is_ok() {
+                shared.undeleted.lock().unwrap().remove(&row.id);
+                continue;
+            }
+            break;
+        }
+        shared.rest.wait_for_capacity(&channel).await;
+        // Renewed right before the post, which times out within half the lease: the post
+        // ends while this process still holds the channel.
+        if !matches!(lease.hold().await, Ok(true)) {
+            break;
+        }
+        match shared
+            .rest
+            .post(&channel, &row.payload, &nonce_for(&row))
+            .await
+        {
             PostOutcome::Delivered => {
                 failures = 0;
                 shared.delivered.fetch_add(1, Ordering::SeqCst);
                 if let Err(e) = shared.store.spooled_delivered(row.id).await {
-                    // Discord has it; if the delete is lost the retry carries the same nonce
-                    // and Discord answers with the message it already has.
+                    // Remembered so it is deleted, not posted, when the store answers; if
+                    // this process dies first, the next holder reposts it with the same
+                    // nonce and Discord answers with the message it already has.
                     tracing::warn!(channel, id = row.id, error = %e, "delivered alert not removed from the spool");
+                    shared.undeleted.lock().unwrap().insert(row.id);
+                    shared.inbox.mark_store_down(&e.to_string());
                     break;
                 }
             }
-            PostOutcome::RateLimited { wait, global } => {
-                tracing::info!(channel, ?wait, global, "Discord rate limit; waiting");
-                let until = Instant::now() + wait;
-                if global {
-                    *shared.global_until.lock().unwrap() = Some(until);
-                } else {
-                    let mut buckets = shared.buckets.lock().unwrap();
-                    let b = buckets.entry(channel.clone()).or_default();
-                    b.remaining = Some(0);
-                    b.reset_at = Some(until);
-                }
-            }
-            PostOutcome::Unauthorized(reason) => {
-                let mut halted = shared.halted.lock().unwrap();
-                if halted.is_none() {
-                    tracing::error!(
-                        reason,
-                        "Discord refused the bot token (401): alert posting stopped; alerts stay spooled until DISCORD_BOT_TOKEN is fixed and the process restarted"
-                    );
-                    *halted = Some(reason);
-                }
-                break;
-            }
-            PostOutcome::ChannelBlocked(reason) => {
-                tracing::error!(
-                    channel,
-                    reason,
-                    "Discord refuses posts to this channel: posting to it stopped; its alerts stay spooled until access is fixed and the process restarted"
-                );
-                shared
-                    .halted_channels
-                    .lock()
-                    .unwrap()
-                    .insert(channel.clone(), reason);
-                break;
-            }
+            PostOutcome::RateLimited { .. } => {}
+            PostOutcome::Unauthorized(_) | PostOutcome::ChannelBlocked(_) => break,
             PostOutcome::Refused(reason) => {
                 tracing::error!(
                     channel,
@@ -331,7 +484,7 @@ async fn channel_worker(shared: Arc<Shared>, channel: String) {
             PostOutcome::Transient(reason) => {
                 failures += 1;
                 let _ = shared.store.spooled_attempt_failed(row.id, &reason).await;
-                let delay = backoff(failures, shared.retry_max);
+                let delay = shared.rest.backoff(failures);
                 tracing::warn!(
                     channel,
                     id = row.id,
@@ -340,156 +493,27 @@ async fn channel_worker(shared: Arc<Shared>, channel: String) {
                     reason,
                     "Discord post failed; the alert stays spooled and is retried"
                 );
-                tokio::time::sleep(delay).await;
+                if !lease.sleep_holding(delay).await {
+                    break;
+                }
             }
         }
     }
+    lease.release().await;
+    shared.leased.lock().unwrap().remove(&channel);
     shared.active.lock().unwrap().remove(&channel);
     // A row spooled between our last read and the removal above would wait for the next
     // poll; ringing the dispatcher makes it look now.
-    shared.wake.notify_one();
-}
-
-/// 0.25 s doubling per consecutive failure, capped.
-fn backoff(failures: u32, max: Duration) -> Duration {
-    let exp = failures.saturating_sub(1).min(16);
-    (FIRST_BACKOFF * 2u32.pow(exp)).min(max)
-}
-
-/// Waits out a global 429, the channel bucket's reset when it has no requests left, and
-/// our own cap of 50 requests in any second.
-async fn wait_for_capacity(shared: &Shared, channel: &str) {
-    loop {
-        let now = Instant::now();
-        let global = shared.global_until.lock().unwrap().filter(|t| *t > now);
-        let bucket = {
-            let buckets = shared.buckets.lock().unwrap();
-            buckets
-                .get(channel)
-                .and_then(|b| match (b.remaining, b.reset_at) {
-                    (Some(0), Some(t)) if t > now => Some(t),
-                    _ => None,
-                })
-        };
-        let own = {
-            let mut recent = shared.recent_requests.lock().unwrap();
-            while recent
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
-            {
-                recent.pop_front();
-            }
-            if recent.len() >= GLOBAL_PER_SECOND {
-                recent.front().map(|t| *t + Duration::from_secs(1))
-            } else {
-                recent.push_back(now);
-                None
-            }
-        };
-        match [global, bucket, own].into_iter().flatten().max() {
-            None => return,
-            Some(until) => tokio::time::sleep_until(until).await,
-        }
-    }
-}
-
-fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
-    resp.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
-async fn post(shared: &Shared, row: &SpooledAlert) -> PostOutcome {
-    let mut body: serde_json::Value = match serde_json::from_str(&row.payload) {
-        Ok(v) => v,
-        Err(e) => return PostOutcome::Refused(format!("spooled payload is not JSON: {e}")),
-    };
-    body["nonce"] = serde_json::Value::String(nonce_for(row));
-    body["enforce_nonce"] = serde_json::Value::Bool(true);
-    let url = format!("{}/channels/{}/messages", shared.api_base, row.channel_id);
-    shared.requests.fetch_add(1, Ordering::SeqCst);
-    let sent = shared
-        .http
-        .post(&url)
-        .header("Authorization", format!("Bot {}", shared.token.expose()))
-        .header(
-            "User-Agent",
-            concat!(
-                "DiscordBot (https://github.com/lead-agent, ",
-                env!("CARGO_PKG_VERSION"),
-                ")"
-            ),
-        )
-        .json(&body)
-        .send()
-        .await;
-    let resp = match sent {
-        Ok(r) => r,
-        Err(e) if e.is_timeout() => return PostOutcome::Transient(format!("timed out: {e}")),
-        Err(e) => return PostOutcome::Transient(format!("request failed: {e}")),
-    };
-    note_bucket(shared, &row.channel_id, &resp);
-    let status = resp.status().as_u16();
-    if resp.status().is_success() {
-        return PostOutcome::Delivered;
-    }
-    let global_header =
-        header(&resp, "x-ratelimit-global").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let retry_after_header =
-        header(&resp, "retry-after").and_then(|v| v.trim().parse::<f64>().ok());
-    let text = resp.text().await.unwrap_or_default();
-    let short = text.chars().take(300).collect::<String>();
-    match status {
-        429 => {
-            let parsed: Option<serde_json::Value> = serde_json::from_str(&text).ok();
-            let secs = parsed
-                .as_ref()
-                .and_then(|v| v["retry_after"].as_f64())
-                .or(retry_after_header)
-                .unwrap_or(1.0);
-            let global = global_header
-                || parsed
-                    .as_ref()
-                    .and_then(|v| v["global"].as_bool())
-                    .unwrap_or(false);
-            // Bounded so a garbled header cannot park a channel for a day.
-            let wait = Duration::from_secs_f64(secs.clamp(0.0, 3600.0));
-            PostOutcome::RateLimited { wait, global }
-        }
-        401 => PostOutcome::Unauthorized(format!("401: {short}")),
-        403 | 404 => PostOutcome::ChannelBlocked(format!("{status}: {short}")),
-        408 | 500..=599 => PostOutcome::Transient(format!("{status}: {short}")),
-        _ => PostOutcome::Refused(format!("{status}: {short}")),
-    }
-}
-
-/// Records what the response says about the channel's bucket: requests left and when it
-/// resets (`X-RateLimit-Reset-After`, seconds, fractional).
-fn note_bucket(shared: &Shared, channel: &str, resp: &reqwest::Response) {
-    let remaining = header(resp, "x-ratelimit-remaining").and_then(|v| v.parse::<u64>().ok());
-    let reset_after = header(resp, "x-ratelimit-reset-after").and_then(|v| v.parse::<f64>().ok());
-    let id = header(resp, "x-ratelimit-bucket").map(str::to_string);
-    if remaining.is_none() && reset_after.is_none() {
-        return;
-    }
-    let mut buckets = shared.buckets.lock().unwrap();
-    let b = buckets.entry(channel.to_string()).or_default();
-    if remaining.is_some() {
-        b.remaining = remaining;
-    }
-    if let Some(secs) = reset_after.filter(|s| s.is_finite() && *s >= 0.0) {
-        b.reset_at = Some(Instant::now() + Duration::from_secs_f64(secs.min(3600.0)));
-    }
-    if id.is_some() {
-        b.id = id;
-    }
+    shared.inbox.spooled.notify_one();
 }
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
+    use chrono::TimeZone;
 
     use super::*;
 
-    fn row(id: i64) -> SpooledAlert {
+    fn row(id: i64, nonce: Option<&str>) -> SpooledAlert {
         SpooledAlert {
             id,
             channel_id: "1".into(),
@@ -497,22 +521,24 @@ mod tests {
             payload: "{}".into(),
             attempts: 0,
             created_at: Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap(),
+            nonce: nonce.map(str::to_string),
         }
     }
 
     #[test]
-    fn a_nonce_is_stable_per_row_distinct_between_rows_and_short_enough() {
-        assert_eq!(nonce_for(&row(7)), nonce_for(&row(7)));
-        assert_ne!(nonce_for(&row(7)), nonce_for(&row(8)));
-        assert!(nonce_for(&row(i64::MAX)).len() <= 25);
+    fn a_legacy_rows_nonce_is_stable_per_row_distinct_between_rows_and_short_enough() {
+        assert_eq!(nonce_for(&row(7, None)), nonce_for(&row(7, None)));
+        assert_ne!(nonce_for(&row(7, None)), nonce_for(&row(8, None)));
+        assert!(nonce_for(&row(i64::MAX, None)).len() <= 25);
     }
 
     #[test]
-    fn backoff_doubles_from_a_quarter_second_up_to_the_cap() {
-        let max = Duration::from_secs(60);
-        assert_eq!(backoff(1, max), Duration::from_millis(250));
-        assert_eq!(backoff(2, max), Duration::from_millis(500));
-        assert_eq!(backoff(3, max), Duration::from_secs(1));
-        assert_eq!(backoff(30, max), max);
+    fn a_nonce_chosen_at_raise_is_kept_by_the_spool_distinct_per_alert_and_short_enough() {
+        let at = Utc.with_ymd_and_hms(2099, 12, 31, 23, 59, 59).unwrap();
+        let nonces: HashSet<String> = (0..1000).map(|_| new_nonce(at)).collect();
+        assert_eq!(nonces.len(), 1000);
+        assert!(nonces.iter().all(|n| n.len() <= 25), "{nonces:?}");
+        let n = new_nonce(at);
+        assert_eq!(nonce_for(&row(7, Some(&n))), n);
     }
 }
