@@ -94,8 +94,7 @@ impl Cluster {
             // (minutes in production).
             ("OUTBOX_IN_DOUBT_WAIT_SECS", "5".to_string()),
             ("OUTBOX_RECHECK_SECS", "2".to_string()),
-            // Issue 11's alerts item (branch alerts), unread until it is merged: a dead
-            // alert poster's channels are taken over in 6 s.
+            // A dead alert poster's channels are taken over by another process in 6 s.
             ("DISCORD_LEASE_SECS", "6".to_string()),
             ("LOG_FORMAT", "json".to_string()),
             ("RUST_LOG", "info".to_string()),

@@ -178,15 +178,26 @@ pub async fn alert_outcome(cluster: &Cluster, rule: &AlertRule, fault: Instant) 
             return AlertOutcome::Missing {
                 what: rule.what.clone(),
                 bound: rule.bound,
-                seen: posts
-                    .iter()
-                    .filter(|p| p.at >= fault && !p.title.starts_with("EVENT ·"))
-                    .map(|p| p.title.clone())
-                    .collect(),
+                seen: summarize(posts.iter().filter(|p| p.at >= fault)),
             };
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Each title once, with its count when repeated ("ERROR · response_gap ×8").
+fn summarize<'a>(posts: impl Iterator<Item = &'a Posted>) -> Vec<String> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for p in posts {
+        match counts.iter_mut().find(|(t, _)| *t == p.title) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((p.title.clone(), 1)),
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(t, n)| if n > 1 { format!("{t} ×{n}") } else { t })
+        .collect()
 }
 
 /// One scenario's result: one row of the table.
