@@ -4,8 +4,9 @@
 //! Layout: `config` (every environment variable), `startup` (wiring and shutdown order),
 //! `http` (webhook, health, ops), `store` (SQLite or PostgreSQL), `queue` (work queue),
 //! `scheduler` (the periodic jobs), `sla` (the SLA engine's wiring), `channels` (Twilio,
-//! chat models, alert sinks, Asana, CRM), `cli`, `dev_sms`, `inspect` and `simulate`
-//! (commands), `telemetry`.
+//! chat models, alert sinks, Asana, CRM), `probe` (the service seen from outside: /ops
+//! reads and the synthetic SMS), `watch` (the watchdog process), `cli`, `dev_sms`,
+//! `inspect` and `simulate` (commands), `telemetry`.
 
 pub mod catalog;
 pub mod channels;
@@ -17,6 +18,7 @@ pub mod dev_sms;
 pub mod hitl;
 pub mod http;
 pub mod inspect;
+pub mod probe;
 pub mod queue;
 pub mod scheduler;
 pub mod simulate;
@@ -25,3 +27,4 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod verify;
+pub mod watch;

@@ -227,14 +227,29 @@ pub async fn interactions(
     })
 }
 
-/// The Discord sender's state (`null` where this process runs none).
+/// The Discord sender's state (`"sender": false` where this process runs none), with the
+/// spool's size and oldest entry read from the store now (`spool_error` when it cannot be
+/// read): any role's answer shows whether alerts are getting out.
 pub async fn status(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-) -> Result<Json<Option<SenderStatus>>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     super::ops::authorize(&state, &peer, &headers)?;
-    Ok(Json(state.discord.as_ref().map(|d| d.status())))
+    let sender: Option<SenderStatus> = state.discord.as_ref().map(|d| d.status());
+    let mut body = match serde_json::to_value(&sender) {
+        Ok(Value::Object(fields)) => Value::Object(fields),
+        _ => json!({}),
+    };
+    body["sender"] = json!(sender.is_some());
+    match state.store.spool_summary().await {
+        Ok((spooled, oldest)) => {
+            body["spooled"] = json!(spooled);
+            body["oldest_spooled_at"] = json!(oldest.map(|t| t.to_rfc3339()));
+        }
+        Err(e) => body["spool_error"] = json!(e.to_string()),
+    }
+    Ok(Json(body))
 }
 
 #[cfg(test)]

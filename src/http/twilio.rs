@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState, is_local};
 use crate::channels::twilio::verify_signature;
+use crate::probe::SYNTHETIC_PARAM;
 use crate::store::{Accepted, InboundKind, NewInbound};
 
 /// The empty TwiML reply: "nothing to say now" (an empty body has caused Twilio 11200s).
@@ -96,6 +97,7 @@ pub async fn receive_sms(
                 message_sid: sid,
                 from: &lead,
                 body: text,
+                synthetic: field(SYNTHETIC_PARAM) == Some("1"),
             },
             kind,
         )
