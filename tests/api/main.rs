@@ -26,4 +26,5 @@ mod simulate;
 mod sla;
 mod supervision;
 mod verify;
+mod watch;
 mod webhook;

@@ -15,11 +15,12 @@ use lead_agent::store::{SqlStore, fresh_postgres_database};
 use crate::helpers::*;
 use crate::rabbitmq::{BROKER_URL, Cleanup, unique_queue};
 
-struct Cluster {
+/// Also the watch tests' service (`watch.rs`): the roles as separate processes.
+pub(crate) struct Cluster {
     env: HashMap<&'static str, String>,
-    web_url: String,
+    pub(crate) web_url: String,
     processes: HashMap<&'static str, Child>,
-    twilio: FakeTwilio,
+    pub(crate) twilio: FakeTwilio,
     store: SqlStore,
     http: reqwest::Client,
     /// Each process's log (stdout) goes to `<name>.log` here, shown when it fails to start.
@@ -27,7 +28,7 @@ struct Cluster {
     _queue: Cleanup,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -40,8 +41,17 @@ impl Cluster {
         Self::start_with_broker(test, BROKER_URL.to_string()).await
     }
 
+    /// Like `start`, with these variables added to every process's environment.
+    pub(crate) async fn start_with_env(test: &str, extra: &[(&'static str, String)]) -> Self {
+        Self::start_with(test, BROKER_URL.to_string(), extra).await
+    }
+
     /// Like `start`, with every process reaching RabbitMQ through `broker_url`.
     async fn start_with_broker(test: &str, broker_url: String) -> Self {
+        Self::start_with(test, broker_url, &[]).await
+    }
+
+    async fn start_with(test: &str, broker_url: String, extra: &[(&'static str, String)]) -> Self {
         let admin = std::env::var("TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
         let database = fresh_postgres_database(&admin).await;
@@ -62,6 +72,7 @@ impl Cluster {
             ("RUST_LOG", "warn".to_string()),
         ]);
         env.extend(fake_vendor_env(&twilio, &llm));
+        env.extend(extra.iter().cloned());
         let mut cluster = Self {
             env,
             web_url: String::new(),
@@ -80,7 +91,7 @@ impl Cluster {
     }
 
     /// Starts one process of the binary and waits until it is ready; returns its base URL.
-    async fn spawn(&mut self, name: &'static str, role: &str) -> String {
+    pub(crate) async fn spawn(&mut self, name: &'static str, role: &str) -> String {
         let port = free_port();
         let log_path = self.logs.path().join(format!("{name}.log"));
         let log = std::fs::OpenOptions::new()
@@ -122,7 +133,7 @@ impl Cluster {
         }
     }
 
-    fn signal(&mut self, name: &'static str, signal: &str) {
+    pub(crate) fn signal(&mut self, name: &'static str, signal: &str) {
         let child = self.processes.get_mut(name).expect("known process");
         let status = Command::new("kill")
             .args([signal, &child.id().to_string()])
