@@ -73,7 +73,15 @@ fn ops_failure(error: String) -> Observation {
 
 /// Workers and scheduler from `GET /ops/heartbeats`: a heartbeat of each (an `all`
 /// process counts as both) younger than [`STALE_PERIODS`] of the service's period.
-pub fn evaluate_heartbeats(beats: &Value) -> (Observation, Observation) {
+/// `back_for`: how long ago the service answered again after an outage, or the watch
+/// started. Within the stale window of that, a missing heartbeat is not judged: restarted
+/// processes have not had their chance to beat yet (a worker beats once it consumes), an
+/// outage was alerted already, and a watch just started cannot tell how long the
+/// processes have been up.
+pub fn evaluate_heartbeats(
+    beats: &Value,
+    back_for: Option<Duration>,
+) -> (Observation, Observation) {
     let Some(list) = beats.as_array() else {
         let why = "/ops/heartbeats is not a JSON array".to_string();
         return (Observation::Fail(why.clone()), Observation::Fail(why));
@@ -100,6 +108,21 @@ pub fn evaluate_heartbeats(beats: &Value) -> (Observation, Observation) {
             .iter()
             .filter_map(|b| b["age_ms"].as_i64().map(|a| (a, b)))
             .min_by_key(|(a, _)| *a);
+        // The period is the service's, whichever role reported it.
+        let window = list
+            .iter()
+            .map(stale_after)
+            .max()
+            .unwrap_or(FALLBACK_FRESH_MS);
+        if fresh.is_empty()
+            && let Some(back) = back_for
+            && back.as_millis() as u64 <= window
+        {
+            return Observation::Unknown(format!(
+                "the service answered again {} ago; waiting for a {what} heartbeat",
+                human(back.as_millis() as i64)
+            ));
+        }
         match (fresh.is_empty(), newest) {
             (false, Some((age, _))) => Observation::Pass(format!(
                 "{} fresh {what} heartbeat(s), newest {} old",
@@ -254,8 +277,13 @@ impl Prober {
         Observation::Fail(last)
     }
 
-    /// One interval cycle: every check but the end-to-end one.
-    pub async fn cycle(&self, now: DateTime<Utc>) -> Vec<(Check, Observation)> {
+    /// One interval cycle: every check but the end-to-end one. `back_for`: see
+    /// [`evaluate_heartbeats`].
+    pub async fn cycle(
+        &self,
+        now: DateTime<Utc>,
+        back_for: Option<Duration>,
+    ) -> Vec<(Check, Observation)> {
         let ready = self.ready().await;
         if !matches!(ready, Observation::Pass(_)) {
             let unknown = || Observation::Unknown(NOT_READY.into());
@@ -272,7 +300,7 @@ impl Prober {
             self.get("/ops/discord"),
         );
         let (workers, scheduler_beat) = match beats {
-            Ok(b) => evaluate_heartbeats(&b),
+            Ok(b) => evaluate_heartbeats(&b, back_for),
             Err(e) => (ops_failure(e.clone()), ops_failure(e)),
         };
         let lateness = match jobs {
@@ -352,9 +380,9 @@ mod tests {
                 {"instance": "scheduler:s", "role": "scheduler", "age_ms": scheduler_age, "heartbeat_every_ms": 1000},
             ])
         };
-        let (w, s) = evaluate_heartbeats(&beats(2900, 3000));
+        let (w, s) = evaluate_heartbeats(&beats(2900, 3000), None);
         assert!(is_pass(&w) && is_pass(&s), "{w:?} {s:?}");
-        let (w, s) = evaluate_heartbeats(&beats(500, 3100));
+        let (w, s) = evaluate_heartbeats(&beats(500, 3100), None);
         assert!(is_pass(&w));
         let text = fail_text(s);
         assert!(
@@ -363,24 +391,43 @@ mod tests {
         );
         // The default period (15 s) gives 45 s.
         let slow = json!([{"instance": "w", "role": "worker", "age_ms": 44_000, "heartbeat_every_ms": 15_000}]);
-        assert!(is_pass(&evaluate_heartbeats(&slow).0));
+        assert!(is_pass(&evaluate_heartbeats(&slow, None).0));
+    }
+
+    #[test]
+    fn right_after_the_service_is_back_a_stale_heartbeat_waits_one_stale_window() {
+        // The service was down 7 s: its last heartbeat is 7 s old, the new process has not
+        // beaten yet.
+        let beats = json!([{"instance": "all:old", "role": "all", "age_ms": 7000, "heartbeat_every_ms": 2000}]);
+        let (w, s) = evaluate_heartbeats(&beats, Some(Duration::from_secs(1)));
+        assert!(matches!(w, Observation::Unknown(_)) && matches!(s, Observation::Unknown(_)));
+        // Past the window (3 × 2 s) it is judged again.
+        let (w, _) = evaluate_heartbeats(&beats, Some(Duration::from_secs(7)));
+        assert!(fail_text(w).contains("no worker heartbeat"));
+        // A fresh one passes whatever the grace.
+        let fresh = json!([{"instance": "all:new", "role": "all", "age_ms": 100, "heartbeat_every_ms": 2000}]);
+        assert!(is_pass(
+            &evaluate_heartbeats(&fresh, Some(Duration::ZERO)).0
+        ));
     }
 
     #[test]
     fn an_all_in_one_process_is_both_and_a_missing_role_fails_by_name() {
         let all =
             json!([{"instance": "all:x", "role": "all", "age_ms": 10, "heartbeat_every_ms": 1000}]);
-        let (w, s) = evaluate_heartbeats(&all);
+        let (w, s) = evaluate_heartbeats(&all, None);
         assert!(is_pass(&w) && is_pass(&s));
         let only_workers =
             json!([{"instance": "w", "role": "worker", "age_ms": 10, "heartbeat_every_ms": 1000}]);
-        let (w, s) = evaluate_heartbeats(&only_workers);
+        let (w, s) = evaluate_heartbeats(&only_workers, None);
         assert!(is_pass(&w));
         assert!(fail_text(s).contains("no scheduler has ever sent a heartbeat"));
         // An older service without the period: verify's 60 s.
         let old = json!([{"instance": "w", "role": "worker", "age_ms": 59_000}]);
-        assert!(is_pass(&evaluate_heartbeats(&old).0));
-        assert!(!is_pass(&evaluate_heartbeats(&json!({"not": "a list"})).0));
+        assert!(is_pass(&evaluate_heartbeats(&old, None).0));
+        assert!(!is_pass(
+            &evaluate_heartbeats(&json!({"not": "a list"}), None).0
+        ));
     }
 
     #[test]

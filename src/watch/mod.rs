@@ -37,6 +37,9 @@ pub struct WatchState {
     started: Instant,
     /// When the last interval cycle ended.
     last_cycle: Mutex<Option<Instant>>,
+    /// Since when the service is known to answer: the watch's start, then each `ready`
+    /// recovery (heartbeats get one stale window from there, `checks::evaluate_heartbeats`).
+    back_since: Mutex<Option<Instant>>,
     cycles: std::sync::atomic::AtomicU64,
 }
 
@@ -48,8 +51,24 @@ impl WatchState {
                 .expect("incidents lock")
                 .observe(check, observation, Utc::now());
         if let Some(notice) = notice {
+            if matches!(
+                notice,
+                incidents::Notice::Recovered {
+                    check: Check::Ready,
+                    ..
+                }
+            ) {
+                *self.back_since.lock().expect("back lock") = Some(Instant::now());
+            }
             self.notifier.send(notice);
         }
+    }
+
+    fn back_for(&self) -> Option<std::time::Duration> {
+        self.back_since
+            .lock()
+            .expect("back lock")
+            .map(|t| t.elapsed())
     }
 
     fn is_failing(&self, check: Check) -> bool {
@@ -113,6 +132,7 @@ pub async fn run(
         notifier,
         started: Instant::now(),
         last_cycle: Mutex::new(None),
+        back_since: Mutex::new(Some(Instant::now())),
         cycles: Default::default(),
     });
     state.notifier.probe().await;
@@ -135,7 +155,7 @@ async fn interval_loop(state: Arc<WatchState>, prober: Prober) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        for (check, observation) in prober.cycle(Utc::now()).await {
+        for (check, observation) in prober.cycle(Utc::now(), state.back_for()).await {
             state.record(check, observation);
         }
         // A target Discord refused at the last contact is asked again each cycle while
