@@ -22,6 +22,24 @@ use crate::dev_sms::new_message_sid;
 /// The form parameter that marks a webhook as a probe (value `1`).
 pub const SYNTHETIC_PARAM: &str = "LeadAgentSynthetic";
 
+/// A request error in words: what failed and why (the causes reqwest's own message
+/// leaves out, e.g. "Connection refused"), without the URL, which may carry a credential
+/// (a Discord webhook's token).
+pub fn describe_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// GETs `base` + `path` as JSON, with `token` as a bearer token when given. The error says
 /// what went wrong in words an operator can act on.
 pub async fn get_json(
@@ -37,7 +55,7 @@ pub async fn get_json(
     let response = request
         .send()
         .await
-        .map_err(|e| format!("GET {path} failed: {e}"))?;
+        .map_err(|e| format!("GET {path} failed: {}", describe_error(e)))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("GET {path} answered {status}"));
@@ -111,7 +129,7 @@ pub async fn send_and_await_reply(
         );
     }
     match request.send().await {
-        Err(e) => return Err(format!("POST /twilio/sms failed: {e}")),
+        Err(e) => return Err(format!("POST /twilio/sms failed: {}", describe_error(e))),
         Ok(r) if !r.status().is_success() => {
             return Err(format!("POST /twilio/sms answered {}", r.status()));
         }

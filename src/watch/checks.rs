@@ -271,7 +271,7 @@ impl Prober {
                         .collect();
                     last = format!("{} answered {status} ({})", url, why.join(", "));
                 }
-                Err(e) => last = format!("no answer from {url}: {}", e.without_url()),
+                Err(e) => last = format!("no answer from {url}: {}", probe::describe_error(e)),
             }
         }
         Observation::Fail(last)

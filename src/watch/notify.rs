@@ -26,6 +26,7 @@ use super::checks::human;
 use super::incidents::Notice;
 use super::settings::{AlertTarget, WatchSettings};
 use crate::channels::discord::{alert_message, enforce_limits};
+use crate::probe::describe_error;
 
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// A 429's `retry_after` is honoured up to this (Discord's are seconds; a huge one is a
@@ -381,8 +382,8 @@ impl Poster {
         {
             Err(e) => Outcome::Retry {
                 after: None,
-                // `without_url`: the webhook URL is the credential.
-                why: format!("Discord unreachable: {}", e.without_url()),
+                // Never the URL: the webhook URL is the credential.
+                why: format!("Discord unreachable: {}", describe_error(e)),
             },
             Ok(r) => {
                 let status = r.status().as_u16();
@@ -395,7 +396,7 @@ impl Poster {
 
     async fn probe(&self) -> Result<(), String> {
         match self.request(reqwest::Method::GET, None).send().await {
-            Err(e) => Err(format!("Discord unreachable: {}", e.without_url())),
+            Err(e) => Err(format!("Discord unreachable: {}", describe_error(e))),
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) => Err(format!("Discord answered {}", r.status())),
         }

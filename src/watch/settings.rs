@@ -154,7 +154,10 @@ impl WatchSettings {
             .or_else(|| r.raw("PUBLIC_BASE_URL"))
             .map(|u| u.trim().trim_end_matches('/').to_string())
             .unwrap_or_else(|| url.clone());
-        if let Some(p) = url_problem("PUBLIC_BASE_URL (--public-url)", &public_url) {
+        // Without a URL at all, that problem is the one to read.
+        if !public_url.is_empty()
+            && let Some(p) = url_problem("PUBLIC_BASE_URL (--public-url)", &public_url)
+        {
             r.problems.push(p);
         }
         let interval = r.seconds("WATCH_INTERVAL_SECS");
