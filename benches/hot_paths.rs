@@ -122,6 +122,7 @@ fn webhook_parse_and_store(c: &mut Criterion) {
                             message_sid: field("MessageSid"),
                             from: &lead,
                             body: text,
+                            synthetic: false,
                         },
                         InboundKind::Conversation,
                     )
@@ -151,6 +152,7 @@ fn webhook_parse_and_store(c: &mut Criterion) {
                                     message_sid: &format!("MM{n:032x}"),
                                     from: &lead,
                                     body: "Hi, is the 2BR on Lake St still available?",
+                                    synthetic: false,
                                 },
                                 InboundKind::Conversation,
                             )

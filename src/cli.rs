@@ -1,7 +1,8 @@
 //! The command line: `serve` runs the service; `sms` is the dev helper that plays Twilio
 //! against a running server; `migrate` prepares the database and exits; `inspect scheduled`
 //! shows a running server's scheduled jobs; `config` checks the manifests against the code
-//! and prints the effective configuration; `verify` runs the post-deploy checklist.
+//! and prints the effective configuration; `verify` runs the post-deploy checklist; `watch`
+//! is the watchdog that runs beside the service and alerts Discord by its own path.
 //!
 //! Must not: hold service logic — each command calls into `startup`, `store` or `dev_sms`.
 
@@ -42,6 +43,24 @@ pub enum Command {
     /// Look into a running server.
     #[command(subcommand)]
     Inspect(InspectCommand),
+    /// The watchdog: probe a running service over HTTP (readiness, heartbeats, scheduler
+    /// lateness, the alert spool, a synthetic SMS) and alert Discord by its own path, once
+    /// per incident and once on recovery. Runs as its own process.
+    Watch(WatchArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct WatchArgs {
+    /// The service's base URL (default: WATCH_URL), e.g. http://34.1.2.3:5012.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The URL Twilio calls, which the synthetic SMS is signed against (default:
+    /// PUBLIC_BASE_URL, else --url).
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Our number (Twilio's `To`) in the synthetic SMS.
+    #[arg(long)]
+    pub to: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -60,6 +79,9 @@ pub enum ConfigCommand {
     EnvYaml {
         #[arg(long, default_value_t = 12)]
         indent: usize,
+        /// The watch container's entries instead (deploy/k8s/watch.yaml).
+        #[arg(long)]
+        watch: bool,
     },
 }
 

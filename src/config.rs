@@ -600,6 +600,55 @@ pub const ENV_VARS: &[EnvVar] = &[
         false,
         "Log filter (tracing-subscriber EnvFilter syntax).",
     ),
+    // --- `lead-agent watch`, the watchdog outside the blast radius (issue 11) ---
+    var(
+        "WATCH_URL",
+        None,
+        false,
+        "The watch: the service's base URL it probes (`watch --url` overrides it). Best the address Twilio reaches (the LoadBalancer's), so the path in front of the service is probed too.",
+    ),
+    var(
+        "WATCH_INTERVAL_SECS",
+        Some("60"),
+        false,
+        "The watch: how often it checks /ready, worker and scheduler heartbeats, scheduler lateness and the alert spool.",
+    ),
+    var(
+        "WATCH_E2E_SECS",
+        Some("300"),
+        false,
+        "The watch: how often it texts the service a signed synthetic SMS from WATCH_TEST_PHONE and expects the reply; `off` disables the check.",
+    ),
+    var(
+        "WATCH_E2E_TIMEOUT_SECS",
+        Some("120"),
+        false,
+        "The watch: how long the reply to its synthetic SMS may take before the end-to-end check fails.",
+    ),
+    var(
+        "WATCH_TEST_PHONE",
+        None,
+        false,
+        "The watch: the E.164 number its synthetic SMS comes from. With Twilio configured the reply really goes there: use a phone the team owns. Required unless WATCH_E2E_SECS is `off`.",
+    ),
+    var(
+        "WATCH_SCHEDULER_LATE_SECS",
+        Some("120"),
+        false,
+        "The watch: a scheduled job whose next fire time is this far past, or whose last run was this late, means no scheduler is firing (a standby takes over within SCHEDULER_LEASE_SECS + a third of it).",
+    ),
+    var(
+        "WATCH_SPOOL_AGE_SECS",
+        Some("300"),
+        false,
+        "The watch: an alert spooled longer than this means alerts are not reaching Discord.",
+    ),
+    var(
+        "DISCORD_WEBHOOK",
+        None,
+        true,
+        "The watch: a Discord channel webhook URL (`https://discord.com/api/webhooks/{id}/{token}`, the seed's variable) it posts its own alerts to, no bot needed. Unset: the bot (DISCORD_BOT_TOKEN) posts them to DISCORD_CHANNEL_ERROR, else DISCORD_DEFAULT_CHANNEL.",
+    ),
 ];
 
 /// Reads one variable; empty counts as unset. Panics on a name missing from [`ENV_VARS`]:
@@ -845,22 +894,32 @@ pub enum LogFormat {
 pub struct ConfigError(pub Vec<String>);
 
 /// Collects values and problems; each getter records a problem instead of failing fast.
-struct Reader<'a> {
+/// Also the watch's reader (`watch::settings`), which reads its own variables only.
+pub(crate) struct Reader<'a> {
     get: &'a dyn Fn(&str) -> Option<String>,
-    problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(get: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self {
+            get,
+            problems: Vec::new(),
+        }
+    }
 }
 
 impl Reader<'_> {
-    fn raw(&self, name: &str) -> Option<String> {
+    pub(crate) fn raw(&self, name: &str) -> Option<String> {
         (self.get)(name)
     }
 
-    fn string(&self, name: &str) -> String {
+    pub(crate) fn string(&self, name: &str) -> String {
         self.raw(name)
             .unwrap_or_else(|| default_of(name).to_string())
     }
 
-    fn parse<T: std::str::FromStr>(&mut self, name: &str) -> T
+    pub(crate) fn parse<T: std::str::FromStr>(&mut self, name: &str) -> T
     where
         T::Err: fmt::Display,
     {
@@ -889,7 +948,20 @@ impl Reader<'_> {
         v
     }
 
-    fn seconds(&mut self, name: &str) -> Duration {
+    /// `LOG_FORMAT`.
+    pub(crate) fn log_format(&mut self) -> LogFormat {
+        match self.string("LOG_FORMAT").as_str() {
+            "json" => LogFormat::Json,
+            "pretty" => LogFormat::Pretty,
+            other => {
+                self.problems
+                    .push(format!("LOG_FORMAT={other:?} must be `pretty` or `json`"));
+                LogFormat::Pretty
+            }
+        }
+    }
+
+    pub(crate) fn seconds(&mut self, name: &str) -> Duration {
         let secs: f64 = self.parse(name);
         if !(secs.is_finite() && secs > 0.0) {
             self.problems
@@ -951,7 +1023,7 @@ fn amqp_settings(r: &mut Reader<'_>) -> Option<AmqpSettings> {
 }
 
 /// A Discord id (snowflake) is a decimal number.
-fn is_snowflake(s: &str) -> bool {
+pub(crate) fn is_snowflake(s: &str) -> bool {
     !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
@@ -1326,15 +1398,7 @@ impl Settings {
         }
         let brain = brain_settings(&mut r);
 
-        let log_format = match r.string("LOG_FORMAT").as_str() {
-            "json" => LogFormat::Json,
-            "pretty" => LogFormat::Pretty,
-            other => {
-                r.problems
-                    .push(format!("LOG_FORMAT={other:?} must be `pretty` or `json`"));
-                LogFormat::Pretty
-            }
-        };
+        let log_format = r.log_format();
 
         let (discord, hitl) = discord_and_hitl(&mut r);
 
@@ -1588,11 +1652,18 @@ mod tests {
 
     #[test]
     fn every_declared_variable_is_wired_into_the_deployment() {
-        let manifest = include_str!("../deploy/k8s/deployment.yaml");
+        let service = include_str!("../deploy/k8s/deployment.yaml");
+        let watch = include_str!("../deploy/k8s/watch.yaml");
         for v in ENV_VARS {
+            // What only the watch reads is declared in the watch's Deployment alone.
+            let (manifest, file) = if crate::watch::settings::WATCH_ONLY.contains(&v.name) {
+                (watch, "watch.yaml")
+            } else {
+                (service, "deployment.yaml")
+            };
             assert!(
                 manifest.contains(&format!("name: {}", v.name)),
-                "deploy/k8s/deployment.yaml does not declare {}",
+                "deploy/k8s/{file} does not declare {}",
                 v.name
             );
         }

@@ -19,6 +19,7 @@ use anyhow::Context;
 use serde_yaml_ng::Value;
 
 use crate::config::{ENV_VARS, EnvVar, read_var};
+use crate::watch;
 
 /// One manifest document, with the file it came from (for messages).
 #[derive(Debug, Clone)]
@@ -138,11 +139,30 @@ fn seconds_of(v: &Value) -> Option<f64> {
         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
+/// True for a container running `lead-agent watch`: it reads the watch's variables
+/// ([`watch::settings::VARS`]), not the service's.
+pub fn runs_watch(container: &Value) -> bool {
+    container["args"][0].as_str() == Some("watch")
+}
+
+/// The variables a container must declare: the watch's own list for a watch container;
+/// for the service's, every variable but those only the watch reads.
+fn expected_vars(vars: &[EnvVar], watch: bool) -> Vec<&EnvVar> {
+    vars.iter()
+        .filter(|v| {
+            if watch {
+                watch::settings::VARS.contains(&v.name)
+            } else {
+                !watch::settings::WATCH_ONLY.contains(&v.name)
+            }
+        })
+        .collect()
+}
+
 /// Every mismatch between `vars` (the code) and `manifests`, one readable line each;
 /// empty means the manifests are consistent with the code.
 pub fn check(vars: &[EnvVar], manifests: &[Manifest]) -> Vec<String> {
     let mut problems = Vec::new();
-    let declared: BTreeMap<&str, &EnvVar> = vars.iter().map(|v| (v.name, v)).collect();
     let deployments: Vec<&Manifest> = manifests
         .iter()
         .filter(|m| m.kind() == "Deployment")
@@ -179,15 +199,28 @@ pub fn check(vars: &[EnvVar], manifests: &[Manifest]) -> Vec<String> {
                 c["name"].as_str().unwrap_or("?")
             );
             let env = container_env(c);
+            let watch = runs_watch(c);
+            let expected = expected_vars(vars, watch);
+            let declared: BTreeMap<&str, &EnvVar> = expected.iter().map(|v| (v.name, *v)).collect();
             let mut seen = BTreeSet::new();
             for (name, source) in &env {
                 if !seen.insert(name.as_str()) {
                     problems.push(format!("{at}: {name} is declared twice"));
                 }
                 let Some(var) = declared.get(name.as_str()) else {
-                    problems.push(format!(
-                        "{at}: {name} is declared in the manifest but the code does not read it (not in config::ENV_VARS)"
-                    ));
+                    problems.push(if !vars.iter().any(|v| v.name == name) {
+                        format!(
+                            "{at}: {name} is declared in the manifest but the code does not read it (not in config::ENV_VARS)"
+                        )
+                    } else if watch {
+                        format!(
+                            "{at}: {name} is declared but the watch does not read it (not in watch::settings::VARS)"
+                        )
+                    } else {
+                        format!(
+                            "{at}: {name} is read only by the watch (watch::settings::WATCH_ONLY): declare it in the watch's Deployment, not here"
+                        )
+                    });
                     continue;
                 };
                 match source {
@@ -224,11 +257,16 @@ pub fn check(vars: &[EnvVar], manifests: &[Manifest]) -> Vec<String> {
                     _ => {}
                 }
             }
-            for var in vars {
+            for var in &expected {
                 if !seen.contains(var.name) {
                     problems.push(format!(
-                        "{at}: {} is read by the code (config::ENV_VARS) but not declared in this container",
-                        var.name
+                        "{at}: {} is read by the {} but not declared in this container",
+                        var.name,
+                        if watch {
+                            "watch (watch::settings::VARS)"
+                        } else {
+                            "code (config::ENV_VARS)"
+                        }
                     ));
                 }
             }
@@ -245,7 +283,10 @@ pub fn check(vars: &[EnvVar], manifests: &[Manifest]) -> Vec<String> {
                 }
             }
         }
-        check_grace(d, &config_maps, &mut problems);
+        // The watch keeps no work to finish: SHUTDOWN_GRACE_SECS is the service's.
+        if !list_runs_watch(d) {
+            check_grace(d, &config_maps, &mut problems);
+        }
     }
 
     check_service_and_budgets(manifests, &deployments, &mut problems);
@@ -283,6 +324,12 @@ pub fn check(vars: &[EnvVar], manifests: &[Manifest]) -> Vec<String> {
         }
     }
     problems
+}
+
+/// Every container of the Deployment runs the watch.
+fn list_runs_watch(d: &Manifest) -> bool {
+    let list = containers(d);
+    !list.is_empty() && list.iter().all(|c| runs_watch(c))
 }
 
 fn labels_match(selector: &Value, labels: &Value) -> bool {
@@ -416,8 +463,9 @@ pub fn run_check(dir: &Path) -> anyhow::Result<()> {
             .filter(|m| m.kind() == "Deployment")
             .count();
         println!(
-            "config check: OK — {} variables declared in every container of {deployments} Deployment(s) in {}",
-            ENV_VARS.len(),
+            "config check: OK — {} variables declared in every service container, {} in every watch container, of {deployments} Deployment(s) in {}",
+            expected_vars(ENV_VARS, false).len(),
+            expected_vars(ENV_VARS, true).len(),
             dir.display()
         );
         Ok(())
@@ -460,13 +508,35 @@ pub fn run_print() -> anyhow::Result<()> {
 /// optional (an unset variable takes its default). `config env-yaml` prints it, so a new
 /// variable is added to every container by pasting, not by hand-typing six lines thrice.
 pub fn env_yaml(vars: &[EnvVar], indent: usize) -> String {
+    env_yaml_from(
+        &expected_vars(vars, false),
+        indent,
+        "lead-agent-config",
+        "lead-agent-secrets",
+    )
+}
+
+/// The watch container's entries (`config env-yaml --watch`): its own variables, from its
+/// own ConfigMap and Secret (`lead-agent-watch-config`, `lead-agent-watch-secrets`), so a
+/// mistake in the service's configuration — a wrong PUBLIC_BASE_URL above all — is not
+/// copied into the watchdog that must catch it.
+pub fn env_yaml_watch(vars: &[EnvVar], indent: usize) -> String {
+    env_yaml_from(
+        &expected_vars(vars, true),
+        indent,
+        "lead-agent-watch-config",
+        "lead-agent-watch-secrets",
+    )
+}
+
+fn env_yaml_from(vars: &[&EnvVar], indent: usize, config_map: &str, secret: &str) -> String {
     let pad = " ".repeat(indent);
     let mut out = String::new();
     for v in vars {
         let (kind, object) = if v.secret {
-            ("secretKeyRef", "lead-agent-secrets")
+            ("secretKeyRef", secret)
         } else {
-            ("configMapKeyRef", "lead-agent-config")
+            ("configMapKeyRef", config_map)
         };
         out.push_str(&format!(
             "{pad}- name: {n}\n{pad}  valueFrom:\n{pad}    {kind}:\n{pad}      name: {object}\n{pad}      key: {n}\n{pad}      optional: true\n",
@@ -560,9 +630,10 @@ mod tests {
             doc: "test",
         });
         let problems = check(&vars, &shipped());
+        // Every service container; the watch reads its own list, which does not have it.
         let deployments = shipped()
             .iter()
-            .filter(|m| m.kind() == "Deployment")
+            .filter(|m| m.kind() == "Deployment" && !list_runs_watch(m))
             .count();
         assert_eq!(problems.len(), deployments, "{problems:?}");
         assert!(
@@ -641,7 +712,10 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
-        for d in manifests.iter().filter(|m| m.kind() == "Deployment") {
+        for d in manifests
+            .iter()
+            .filter(|m| m.kind() == "Deployment" && !list_runs_watch(m))
+        {
             let pod =
                 seconds_of(&d.doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])
                     .unwrap();
@@ -659,7 +733,10 @@ mod tests {
                             && !c["resources"][bound]["cpu"].is_null()
                     );
                 }
-                assert_eq!(container_env(c).len(), ENV_VARS.len());
+                assert_eq!(
+                    container_env(c).len(),
+                    expected_vars(ENV_VARS, runs_watch(c)).len()
+                );
             }
         }
         // And the check enforces it: a longer service grace, a missing probe, a missing limit.
@@ -727,13 +804,83 @@ mod tests {
 
     #[test]
     fn env_yaml_declares_every_variable_with_the_right_source() {
-        let text = format!("env:\n{}", env_yaml(ENV_VARS, 2));
-        let doc: Value = serde_yaml_ng::from_str(&text).unwrap();
-        let env = container_env(&doc);
-        assert_eq!(env.len(), ENV_VARS.len());
-        for (v, (name, source)) in ENV_VARS.iter().zip(env) {
-            assert_eq!(v.name, name);
-            assert_eq!(v.secret, matches!(source, Source::Secret { .. }), "{name}");
+        for watch in [false, true] {
+            let entries = if watch {
+                env_yaml_watch(ENV_VARS, 2)
+            } else {
+                env_yaml(ENV_VARS, 2)
+            };
+            let doc: Value = serde_yaml_ng::from_str(&format!("env:\n{entries}")).unwrap();
+            let env = container_env(&doc);
+            let expected = expected_vars(ENV_VARS, watch);
+            assert_eq!(env.len(), expected.len());
+            for (v, (name, source)) in expected.iter().zip(env) {
+                assert_eq!(v.name, name);
+                assert_eq!(v.secret, matches!(source, Source::Secret { .. }), "{name}");
+                let object = match source {
+                    Source::Secret { name, .. } | Source::ConfigMap { name, .. } => name,
+                    other => panic!("{other:?}"),
+                };
+                assert_eq!(object.contains("watch"), watch, "{name}: {object}");
+            }
         }
+        let watch_names: Vec<String> = container_env(
+            &serde_yaml_ng::from_str(&format!("env:\n{}", env_yaml_watch(ENV_VARS, 2))).unwrap(),
+        )
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+        assert_eq!(watch_names, watch::settings::VARS);
+    }
+
+    #[test]
+    fn a_watch_container_is_held_to_the_watchs_own_variables_and_the_service_to_the_rest() {
+        let manifests = shipped();
+        let watch_deployment = manifests
+            .iter()
+            .find(|m| m.kind() == "Deployment" && m.name() == "lead-agent-watch")
+            .expect("deploy/k8s/watch.yaml ships the watch's Deployment");
+        assert_eq!(watch_deployment.doc["spec"]["replicas"].as_u64(), Some(1));
+        let c = containers(watch_deployment)[0];
+        assert!(runs_watch(c));
+        let names: BTreeSet<String> = container_env(c).into_iter().map(|(n, _)| n).collect();
+        assert!(!names.contains("DATABASE_URL") && !names.contains("AMQP_URL"));
+
+        // A service variable in the watch, a watch variable in the service, a watch
+        // variable missing from the watch: each named.
+        let mut broken = shipped();
+        let watch_env = first_container(deployment(&mut broken, "lead-agent-watch"))["env"]
+            .as_sequence_mut()
+            .unwrap();
+        watch_env.retain(|e| e["name"] != "DISCORD_WEBHOOK");
+        watch_env.push(
+            serde_yaml_ng::from_str(
+                "{name: DATABASE_URL, valueFrom: {secretKeyRef: {name: lead-agent-secrets, key: DATABASE_URL}}}",
+            )
+            .unwrap(),
+        );
+        first_container(deployment(&mut broken, "lead-agent-web"))["env"]
+            .as_sequence_mut()
+            .unwrap()
+            .push(
+                serde_yaml_ng::from_str(
+                    "{name: WATCH_URL, valueFrom: {configMapKeyRef: {name: lead-agent-watch-config, key: WATCH_URL}}}",
+                )
+                .unwrap(),
+            );
+        let problems = check(ENV_VARS, &broken).join("\n");
+        assert!(
+            problems.contains("lead-agent-watch container watch: DATABASE_URL is declared but the watch does not read it"),
+            "{problems}"
+        );
+        assert!(
+            problems
+                .contains("lead-agent-watch container watch: DISCORD_WEBHOOK is read by the watch"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("lead-agent-web container web: WATCH_URL is read only by the watch"),
+            "{problems}"
+        );
     }
 }

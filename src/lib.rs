@@ -5,8 +5,9 @@
 //! `http` (webhook, health, ops), `inbound` (the webhook's durable intake and its
 //! fallbacks), `store` (SQLite or PostgreSQL), `queue` (work queue),
 //! `scheduler` (the periodic jobs), `sla` (the SLA engine's wiring), `channels` (Twilio,
-//! chat models, alert sinks, Asana, CRM), `cli`, `dev_sms`, `inspect` and `simulate`
-//! (commands), `telemetry`.
+//! chat models, alert sinks, Asana, CRM), `probe` (the service seen from outside: /ops
+//! reads and the synthetic SMS), `watch` (the watchdog process), `cli`, `dev_sms`,
+//! `inspect` and `simulate` (commands), `telemetry`.
 
 pub mod catalog;
 pub mod channels;
@@ -19,6 +20,7 @@ pub mod hitl;
 pub mod http;
 pub mod inbound;
 pub mod inspect;
+pub mod probe;
 pub mod queue;
 pub mod scheduler;
 pub mod simulate;
@@ -27,3 +29,4 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod verify;
+pub mod watch;

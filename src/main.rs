@@ -38,14 +38,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Config(ConfigCommand::Check { manifests }) => config_check::run_check(&manifests),
         Command::Config(ConfigCommand::Print) => config_check::run_print(),
-        Command::Config(ConfigCommand::EnvYaml { indent }) => {
-            print!(
-                "{}",
-                config_check::env_yaml(lead_agent::config::ENV_VARS, indent)
-            );
+        Command::Config(ConfigCommand::EnvYaml { indent, watch }) => {
+            let vars = lead_agent::config::ENV_VARS;
+            if watch {
+                print!("{}", config_check::env_yaml_watch(vars, indent));
+            } else {
+                print!("{}", config_check::env_yaml(vars, indent));
+            }
             Ok(())
         }
         Command::Verify(args) => run_verify(args).await,
+        Command::Watch(args) => {
+            let flags = lead_agent::watch::settings::WatchFlags {
+                url: args.url,
+                public_url: args.public_url,
+                to: args.to,
+            };
+            lead_agent::watch::run(flags, shutdown_signal()).await
+        }
     }
 }
 

@@ -21,9 +21,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::channels::twilio::compute_signature;
 use crate::config::read_var;
-use crate::dev_sms::new_message_sid;
+use crate::probe;
 
 /// A worker heartbeat older than this means the worker is not consuming.
 pub const HEARTBEAT_FRESH_MS: i64 = 60_000;
@@ -390,22 +389,7 @@ async fn get_json(
     options: &VerifyOptions,
     path: &str,
 ) -> Result<Value, String> {
-    let mut request = http.get(format!("{}{path}", options.url));
-    if let Some(token) = &options.ops_token {
-        request = request.bearer_auth(token);
-    }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| format!("GET {path} failed: {e}"))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("GET {path} answered {status}"));
-    }
-    response
-        .json()
-        .await
-        .map_err(|e| format!("GET {path} is not JSON: {e}"))
+    probe::get_json(http, &options.url, path, options.ops_token.as_deref()).await
 }
 
 async fn check_health(http: &reqwest::Client, options: &VerifyOptions) -> StepResult {
@@ -558,123 +542,27 @@ async fn check_workers(http: &reqwest::Client, options: &VerifyOptions) -> StepR
     }
 }
 
-#[derive(Deserialize)]
-struct Message {
-    id: i64,
-    state: String,
-    message_sid: Option<String>,
-    reply_id: Option<i64>,
-    provider: Option<String>,
-}
-
-/// Step 7: what Twilio does for an inbound SMS — a signed webhook from the test number —
-/// then the conversation until the reply to that very message is sent.
+/// Step 7: what Twilio does for an inbound SMS — a signed webhook from the test number,
+/// marked synthetic — then the conversation until the reply to that very message is sent.
 async fn check_end_to_end(http: &reqwest::Client, options: &VerifyOptions) -> StepResult {
-    let name = STEPS[6];
-    let sid = new_message_sid();
     let text = format!(
         "lead-agent verify {}: is the 2BR still available?",
         Utc::now().format("%Y-%m-%d %H:%M:%S")
     );
-    let params: Vec<(String, String)> = [
-        ("MessageSid", sid.as_str()),
-        ("SmsMessageSid", sid.as_str()),
-        ("AccountSid", "ACverify000000000000000000000000000"),
-        ("From", options.test_phone.as_str()),
-        ("To", options.to.as_str()),
-        ("Body", text.as_str()),
-        ("NumMedia", "0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let mut request = http
-        .post(format!("{}/twilio/sms", options.url))
-        .form(&params);
-    if let Some(token) = &options.twilio_auth_token {
-        let public = options.public_url.as_deref().unwrap_or(&options.url);
-        let signed = format!("{}/twilio/sms", public.trim_end_matches('/'));
-        request = request.header(
-            "X-Twilio-Signature",
-            compute_signature(token, &signed, &params),
-        );
-    }
-    match request.send().await {
-        Err(e) => return step(name, Status::Fail, format!("POST /twilio/sms failed: {e}")),
-        Ok(r) if !r.status().is_success() => {
-            return step(
-                name,
-                Status::Fail,
-                format!("POST /twilio/sms answered {}", r.status()),
-            );
-        }
-        Ok(_) => {}
-    }
-    let Ok(mut url) = reqwest::Url::parse(&format!("{}/ops/leads", options.url)) else {
-        return step(name, Status::Fail, "--url is not a URL");
+    let sms = probe::SyntheticSms {
+        url: &options.url,
+        public_url: options.public_url.as_deref().unwrap_or(&options.url),
+        twilio_auth_token: options.twilio_auth_token.as_deref(),
+        ops_token: options.ops_token.as_deref(),
+        from: &options.test_phone,
+        to: &options.to,
+        text: &text,
+        wait: options.wait,
     };
-    if let Ok(mut segments) = url.path_segments_mut() {
-        segments.push(&options.test_phone).push("messages");
+    match probe::send_and_await_reply(http, &sms).await {
+        Ok(detail) => step(STEPS[6], Status::Pass, detail),
+        Err(why) => step(STEPS[6], Status::Fail, why),
     }
-    let path = url.path().to_string();
-    let started = tokio::time::Instant::now();
-    let mut last = String::from("no answer yet");
-    while started.elapsed() < options.wait {
-        match get_json(http, options, &path).await {
-            Err(e) => last = e,
-            Ok(v) => {
-                let messages: Vec<Message> = serde_json::from_value(v).unwrap_or_default();
-                let inbound = messages
-                    .iter()
-                    .find(|m| m.message_sid.as_deref() == Some(sid.as_str()));
-                match inbound.map(|m| (m.state.as_str(), m.reply_id)) {
-                    None => last = "the webhook was accepted but the message is not stored".into(),
-                    Some(("no_reply", _)) => {
-                        return step(
-                            name,
-                            Status::Fail,
-                            format!(
-                                "{} has opted out (STOP): text START from it, or use another --test-phone",
-                                options.test_phone
-                            ),
-                        );
-                    }
-                    Some(("answered", Some(reply_id))) => {
-                        if let Some(reply) = messages.iter().find(|m| m.id == reply_id) {
-                            match reply.state.as_str() {
-                                "sent" => {
-                                    return step(
-                                        name,
-                                        Status::Pass,
-                                        format!(
-                                            "reply sent in {:.1} s by {}",
-                                            started.elapsed().as_secs_f64(),
-                                            reply.provider.as_deref().unwrap_or("?")
-                                        ),
-                                    );
-                                }
-                                "queued" | "sending" => last = format!("reply {}", reply.state),
-                                other => {
-                                    return step(
-                                        name,
-                                        Status::Fail,
-                                        format!("the reply was not sent: {other}"),
-                                    );
-                                }
-                            }
-                        }
-                    }
-                    Some((state, _)) => last = format!("message {state}"),
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    step(
-        name,
-        Status::Fail,
-        format!("no reply sent within {} s ({last})", options.wait.as_secs()),
-    )
 }
 
 // ------------------------------------------------------------------- record ---------- //

@@ -9,6 +9,7 @@
 //! is recorded (a fast store write) and the send happens in the background.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -227,22 +228,32 @@ pub async fn interactions(
     })
 }
 
-/// The Discord sender's state: whether this process posts (`posts`), which channels it
-/// holds (`leases`), what waits in its direct queue. Answered from memory, so it works while
-/// the store is down.
+/// The Discord sender's state from memory — whether this process posts (`posts`), which
+/// channels it holds (`leases`), what waits in its direct queue — so it answers while the
+/// store is down; plus the spool's size and oldest entry read from the store now
+/// (`spool_error` when it cannot be read within a second): any role's answer shows
+/// whether alerts are getting out.
 pub async fn status(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-) -> Result<Json<SenderStatus>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     super::ops::authorize(&state, &peer, &headers)?;
-    Ok(Json(
-        state
-            .discord
-            .as_ref()
-            .map(|d| d.status())
-            .unwrap_or_default(),
-    ))
+    let sender: Option<SenderStatus> = state.discord.as_ref().map(|d| d.status());
+    let mut body = match serde_json::to_value(sender.clone().unwrap_or_default()) {
+        Ok(Value::Object(fields)) => Value::Object(fields),
+        _ => json!({}),
+    };
+    body["sender"] = json!(sender.is_some());
+    match tokio::time::timeout(Duration::from_secs(1), state.store.spool_summary()).await {
+        Ok(Ok((spooled, oldest))) => {
+            body["spooled"] = json!(spooled);
+            body["oldest_spooled_at"] = json!(oldest.map(|t| t.to_rfc3339()));
+        }
+        Ok(Err(e)) => body["spool_error"] = json!(e.to_string()),
+        Err(_) => body["spool_error"] = json!("the store did not answer within 1 s"),
+    }
+    Ok(Json(body))
 }
 
 #[cfg(test)]

@@ -23,14 +23,28 @@ use crate::store::{HeartbeatView, JobView, MessageView, TurnView};
 /// OPS_TOKEN as a bearer token when set; loopback peers only when not. Every operator
 /// endpoint goes through it (`/ops/*`, `/metrics`, the `/ops` page's header path).
 pub fn authorize(state: &AppState, peer: &SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
-    match &state.settings.ops_token {
+    authorize_token(
+        state.settings.ops_token.as_ref().map(|t| t.expose()),
+        peer,
+        headers,
+    )
+}
+
+/// The rule of [`authorize`] for any process holding an `OPS_TOKEN` (the watch's `/status`
+/// too).
+pub fn authorize_token(
+    token: Option<&str>,
+    peer: &SocketAddr,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    match token {
         Some(token) => {
             let given = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .unwrap_or("");
-            if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
+            if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
                 Ok(())
             } else {
                 Err(ApiError::Unauthorized(
@@ -139,19 +153,39 @@ pub async fn scheduled(
     Ok(Json(jobs))
 }
 
+/// One heartbeat as `/ops/heartbeats` answers it.
+#[derive(serde::Serialize)]
+pub struct HeartbeatAnswer {
+    #[serde(flatten)]
+    beat: HeartbeatView,
+    /// `HEARTBEAT_SECS` (in ms) as this process has it: how often the writers beat (every
+    /// role reads the same configuration), so an outside observer (`lead-agent watch`)
+    /// judges staleness by the service's own period instead of a guess.
+    heartbeat_every_ms: u64,
+}
+
 /// Heartbeats of worker and scheduler processes, newest first.
 pub async fn heartbeats(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-) -> Result<Json<Vec<HeartbeatView>>, ApiError> {
+) -> Result<Json<Vec<HeartbeatAnswer>>, ApiError> {
     authorize(&state, &peer, &headers)?;
     let beats = state
         .store
         .heartbeats()
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok(Json(beats))
+    let every = state.settings.scheduler.heartbeat_every.as_millis() as u64;
+    Ok(Json(
+        beats
+            .into_iter()
+            .map(|beat| HeartbeatAnswer {
+                beat,
+                heartbeat_every_ms: every,
+            })
+            .collect(),
+    ))
 }
 
 #[derive(serde::Deserialize)]

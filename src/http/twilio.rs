@@ -23,6 +23,7 @@ use super::rejections::{Reason, diagnose_signature};
 use super::{ApiError, AppState, is_local};
 use crate::channels::twilio::verify_signature;
 use crate::inbound::VerifiedInbound;
+use crate::probe::SYNTHETIC_PARAM;
 
 /// The empty TwiML reply: "nothing to say now" (an empty body has caused Twilio 11200s).
 pub const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response></Response>"#;
@@ -160,6 +161,9 @@ fn verified_message(params: &[(String, String)]) -> Result<VerifiedInbound, Stri
         from: from.trim().to_string(),
         body: body.to_string(),
         received_at: chrono::Utc::now(),
+        // Our own probes (`watch`, `verify`) mark their leads; the signature covers the
+        // parameter, so a forger would need the auth token.
+        synthetic: field(SYNTHETIC_PARAM) == Some("1"),
     })
 }
 

@@ -238,6 +238,7 @@ mod tests {
             from: "+13125550100".into(),
             body: format!("message {n}"),
             received_at: Utc::now(),
+            synthetic: false,
         }
     }
 

@@ -52,6 +52,10 @@ pub struct VerifiedInbound {
     pub body: String,
     /// When the webhook took it: shown in logs when a drain writes it late.
     pub received_at: DateTime<Utc>,
+    /// Sent by our own probe (`lead-agent watch`/`verify`): the lead is stored synthetic,
+    /// left out of reports, followups and SLAs.
+    #[serde(default)]
+    pub synthetic: bool,
 }
 
 impl VerifiedInbound {
@@ -189,6 +193,7 @@ impl InboundIntake {
                     message_sid: &msg.message_sid,
                     from: &lead,
                     body: &msg.body,
+                    synthetic: msg.synthetic,
                 },
                 kind,
             )
@@ -249,9 +254,19 @@ mod tests {
             from: "+13125550100".into(),
             body: "Hi — is the 2BR “still” free? 😀".into(),
             received_at: Utc::now(),
+            synthetic: true,
         };
         let wire = serde_json::to_string(&msg).unwrap();
         assert_eq!(serde_json::from_str::<VerifiedInbound>(&wire).unwrap(), msg);
         assert!(!wire.contains('\n'), "one JSON line per message: {wire}");
+        // An entry written before the field existed still reads (a fallback outlives a
+        // deploy).
+        let old =
+            r#"{"message_sid":"SM1","from":"+1","body":"b","received_at":"2026-12-01T00:00:00Z"}"#;
+        assert!(
+            !serde_json::from_str::<VerifiedInbound>(old)
+                .unwrap()
+                .synthetic
+        );
     }
 }

@@ -46,6 +46,7 @@ pub(super) struct InboundItem {
     pub from: String,
     pub body: String,
     pub kind: InboundKind,
+    pub synthetic: bool,
 }
 
 struct Request {
@@ -211,6 +212,27 @@ async fn write_batch(pool: &Pool, items: &[InboundItem]) -> Result<Vec<Accepted>
             q = q.bind(*phone);
         }
         q.execute(&mut *tx).await.map_err(in_batch("insert leads"))?;
+
+        // Synthetic (the watch's probes): rare, so real traffic pays nothing for it. Once
+        // marked, a lead stays marked: the watch's number never becomes a real lead.
+        let mut synthetic: Vec<&str> = items
+            .iter()
+            .filter(|i| i.synthetic)
+            .map(|i| i.from.as_str())
+            .collect();
+        synthetic.sort_unstable();
+        synthetic.dedup();
+        if !synthetic.is_empty() {
+            let sql = format!(
+                "UPDATE leads SET synthetic = 1 WHERE synthetic = 0 AND phone IN ({})",
+                in_list(1, synthetic.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(cached);
+            for phone in &synthetic {
+                q = q.bind(*phone);
+            }
+            q.execute(&mut *tx).await.map_err(in_batch("mark synthetic"))?;
+        }
 
         let sql = format!(
             "INSERT INTO messages (lead_phone, direction, body, message_sid, state, detail, created_at, updated_at)
@@ -379,6 +401,7 @@ mod tests {
             from: from.into(),
             body: body.into(),
             kind,
+            synthetic: false,
         }
     }
 
@@ -400,6 +423,7 @@ mod tests {
                             message_sid: &sid,
                             from: &lead,
                             body: "Is the 2BR available?",
+                            synthetic: false,
                         },
                         InboundKind::Conversation,
                     )

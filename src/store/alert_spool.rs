@@ -158,4 +158,21 @@ impl SqlStore {
             Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
         })
     }
+
+    /// Alerts still owed to any channel and when the oldest of them was raised: read at
+    /// request time for `GET /ops/discord`, so an outside observer (`lead-agent watch`)
+    /// sees alerts that are not getting out, whichever process is meant to post them.
+    pub async fn spool_summary(&self) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+        let spooled = self.spooled_count().await?;
+        with_pool!(self, pool => {
+            // The first row appended is the oldest: ids are the spool's order.
+            let oldest: Option<DateTime<Utc>> = sqlx::query_scalar(
+                "SELECT created_at FROM alert_spool WHERE state = 'queued' ORDER BY id LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await
+            .map_err(store_err("oldest spooled alert"))?;
+            Ok((spooled, oldest))
+        })
+    }
 }

@@ -212,6 +212,7 @@ mod tests {
                     message_sid: "SM00000000000000000000000000000001",
                     from: lead,
                     body: "Hi",
+                    synthetic: false,
                 },
                 InboundKind::Conversation,
             )

@@ -81,6 +81,7 @@ mod tests {
                     message_sid: "SM00000000000000000000000000000001",
                     from: &lead,
                     body: "hi",
+                    synthetic: false,
                 },
                 crate::store::InboundKind::Conversation,
             )

@@ -42,6 +42,9 @@ pub struct NewInbound<'a> {
     pub message_sid: &'a str,
     pub from: &'a LeadId,
     pub body: &'a str,
+    /// Sent by `lead-agent watch` or `verify` (the signed `LeadAgentSynthetic=1`): marks
+    /// the lead synthetic, so reports, followups and SLAs leave it out.
+    pub synthetic: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,6 +271,7 @@ impl SqlStore {
                 from: msg.from.as_str().to_owned(),
                 body: msg.body.to_owned(),
                 kind,
+                synthetic: msg.synthetic,
             })
             .await
     }
@@ -419,7 +423,8 @@ const LEAD_WORK_SQL: &str = "SELECT id, direction, message_sid, body, created_at
 /// and `in_doubt.rs` when the provider turns out to have had it).
 const ARM_FOLLOWUP_SQL: &str = "INSERT INTO followups (lead_phone, step, due_at, note, updated_at)
  SELECT $1, 0, $2, NULL, $3 WHERE EXISTS
-    (SELECT 1 FROM leads WHERE phone = $1 AND dead_at IS NULL AND opted_out = 0)
+    (SELECT 1 FROM leads WHERE phone = $1 AND dead_at IS NULL AND opted_out = 0
+        AND synthetic = 0)
  ON CONFLICT (lead_phone) DO UPDATE SET step = 0, due_at = excluded.due_at,
     note = NULL, updated_at = excluded.updated_at";
 

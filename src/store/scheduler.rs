@@ -168,6 +168,18 @@ impl SqlStore {
         })
     }
 
+    /// Whether the lead is synthetic (the watch's or verify's probe number).
+    pub async fn is_synthetic(&self, lead: &LeadId) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let flag: Option<i64> = sqlx::query_scalar("SELECT synthetic FROM leads WHERE phone = $1")
+                .bind(lead.as_str())
+                .fetch_optional(pool)
+                .await
+                .map_err(store_err("lead synthetic"))?;
+            Ok(flag.is_some_and(|f| f != 0))
+        })
+    }
+
     /// This process is alive (and, for a worker, consuming).
     pub async fn heartbeat(
         &self,
@@ -504,7 +516,7 @@ impl SqlStore {
             let rows = sqlx::query(
                 "SELECT f.lead_phone, f.step, f.due_at, l.opted_out, l.dead_at, l.time_zone
                  FROM followups f JOIN leads l ON l.phone = f.lead_phone
-                 WHERE f.due_at <= $1 ORDER BY f.due_at LIMIT $2",
+                 WHERE f.due_at <= $1 AND l.synthetic = 0 ORDER BY f.due_at LIMIT $2",
             )
             .bind(at)
             .bind(limit)
@@ -731,34 +743,40 @@ impl SqlStore {
             let count = |sql: &'static str| {
                 sqlx::query_scalar::<_, i64>(sql).bind(from).bind(to).fetch_one(pool)
             };
-            let leads_in = count("SELECT COUNT(*) FROM leads WHERE created_at >= $1 AND created_at < $2")
+            // Synthetic leads (the watch's and verify's probes) are not business: every
+            // count leaves them out.
+            let leads_in = count("SELECT COUNT(*) FROM leads WHERE synthetic = 0 AND created_at >= $1 AND created_at < $2")
                 .await
                 .map_err(store_err("report leads"))?;
             let messages_in = count(
-                "SELECT COUNT(*) FROM messages WHERE direction = 'inbound' AND created_at >= $1 AND created_at < $2",
+                "SELECT COUNT(*) FROM messages WHERE direction = 'inbound' AND created_at >= $1 AND created_at < $2
+                 AND lead_phone NOT IN (SELECT phone FROM leads WHERE synthetic = 1)",
             )
             .await
             .map_err(store_err("report inbound"))?;
             let replies_failed = count(
                 "SELECT COUNT(*) FROM messages WHERE direction = 'outbound' AND state IN ('failed', 'in_doubt')
-                 AND updated_at >= $1 AND updated_at < $2",
+                 AND updated_at >= $1 AND updated_at < $2
+                 AND lead_phone NOT IN (SELECT phone FROM leads WHERE synthetic = 1)",
             )
             .await
             .map_err(store_err("report failed"))?;
-            let dead_leads = count("SELECT COUNT(*) FROM leads WHERE dead_at >= $1 AND dead_at < $2")
+            let dead_leads = count("SELECT COUNT(*) FROM leads WHERE synthetic = 0 AND dead_at >= $1 AND dead_at < $2")
                 .await
                 .map_err(store_err("report dead"))?;
-            let opted_out = count("SELECT COUNT(*) FROM leads WHERE opted_out_at >= $1 AND opted_out_at < $2")
+            let opted_out = count("SELECT COUNT(*) FROM leads WHERE synthetic = 0 AND opted_out_at >= $1 AND opted_out_at < $2")
                 .await
                 .map_err(store_err("report opted out"))?;
             let first_response_redrives = count(
-                "SELECT COUNT(*) FROM messages WHERE redriven_at >= $1 AND redriven_at < $2",
+                "SELECT COUNT(*) FROM messages WHERE redriven_at >= $1 AND redriven_at < $2
+                 AND lead_phone NOT IN (SELECT phone FROM leads WHERE synthetic = 1)",
             )
             .await
             .map_err(store_err("report redrives"))?;
             let rows = sqlx::query(
                 "SELECT COALESCE(provider, 'unknown'), COUNT(*) FROM messages
                  WHERE direction = 'outbound' AND state = 'sent' AND updated_at >= $1 AND updated_at < $2
+                 AND lead_phone NOT IN (SELECT phone FROM leads WHERE synthetic = 1)
                  GROUP BY COALESCE(provider, 'unknown')",
             )
             .bind(from)
@@ -767,7 +785,8 @@ impl SqlStore {
             .await
             .map_err(store_err("report providers"))?;
             let waiting_now: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM messages WHERE state = 'pending' AND direction = 'inbound'",
+                "SELECT COUNT(*) FROM messages WHERE state = 'pending' AND direction = 'inbound'
+                 AND lead_phone NOT IN (SELECT phone FROM leads WHERE synthetic = 1)",
             )
             .fetch_one(pool)
             .await
@@ -800,7 +819,8 @@ impl SqlStore {
     ) -> Result<i64, StoreError> {
         with_pool!(self, pool => {
             let docs: Vec<String> = sqlx::query_scalar(
-                "SELECT context FROM lead_context WHERE updated_at >= $1",
+                "SELECT context FROM lead_context WHERE updated_at >= $1
+                 AND lead_phone NOT IN (SELECT phone FROM leads WHERE synthetic = 1)",
             )
             .bind(from)
             .fetch_all(pool)

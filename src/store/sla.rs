@@ -165,7 +165,8 @@ impl SlaStore for SqlStore {
     async fn open_slas(&self) -> Result<Vec<SlaState>, StoreError> {
         with_pool!(self, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM slas WHERE resolved_at IS NULL ORDER BY started_at"
+                "SELECT {COLUMNS} FROM slas WHERE resolved_at IS NULL
+                 AND lead_phone NOT IN (SELECT phone FROM leads WHERE synthetic = 1) ORDER BY started_at"
             )))
             .fetch_all(pool)
             .await

@@ -16,6 +16,7 @@ fn inbound<'a>(sid: &'a str, from: &'a LeadId, body: &'a str) -> NewInbound<'a> 
         message_sid: sid,
         from,
         body,
+        synthetic: false,
     }
 }
 

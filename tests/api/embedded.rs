@@ -92,6 +92,7 @@ async fn crashed_database(lead: &LeadId) -> (String, tempfile::TempDir) {
                     message_sid: sid,
                     from: lead,
                     body,
+                    synthetic: false,
                 },
                 InboundKind::Conversation,
             )

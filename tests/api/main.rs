@@ -29,4 +29,5 @@ mod simulate;
 mod sla;
 mod supervision;
 mod verify;
+mod watch;
 mod webhook;

@@ -15,6 +15,7 @@ use crate::helpers::*;
 use crate::rabbitmq::{BROKER_URL, Cleanup, unique_queue};
 use crate::support::processes::Processes;
 
+/// Also the watch tests' service (`watch.rs`): the roles as separate processes.
 pub(crate) struct Cluster {
     env: HashMap<&'static str, String>,
     pub(crate) web_url: String,
@@ -30,13 +31,25 @@ impl Cluster {
         Self::start_with_broker(test, BROKER_URL.to_string()).await
     }
 
+    /// Like `start`, with these variables added to every process's environment.
+    pub(crate) async fn start_with_env(test: &str, extra: &[(&'static str, String)]) -> Self {
+        let mut cluster = Self::prepare(test, BROKER_URL.to_string(), extra.to_vec()).await;
+        cluster.spawn_all().await;
+        cluster
+    }
+
+    /// Web, two workers and a scheduler, in that order.
+    async fn spawn_all(&mut self) {
+        self.web_url = self.spawn("web", "web").await;
+        self.spawn("worker-a", "worker").await;
+        self.spawn("worker-b", "worker").await;
+        self.spawn("scheduler", "scheduler").await;
+    }
+
     /// Like `start`, with every process reaching RabbitMQ through `broker_url`.
     async fn start_with_broker(test: &str, broker_url: String) -> Self {
         let mut cluster = Self::prepare(test, broker_url, Vec::new()).await;
-        cluster.web_url = cluster.spawn("web", "web").await;
-        cluster.spawn("worker-a", "worker").await;
-        cluster.spawn("worker-b", "worker").await;
-        cluster.spawn("scheduler", "scheduler").await;
+        cluster.spawn_all().await;
         cluster
     }
 

@@ -374,6 +374,7 @@ async fn a_message_whose_turn_was_lost_is_answered_after_the_watch_redrives_it()
                 message_sid: "SMlostturn0000000000000000000000",
                 from: &lead,
                 body: "Hello? Is anyone there?",
+                synthetic: false,
             },
             InboundKind::Conversation,
         )

@@ -1,7 +1,8 @@
 //! One scenario's service: web, two workers, a scheduler and the watchdog as separate
 //! processes of the real binary, on a fresh database of the suite's PostgreSQL and a queue
 //! of its own on the suite's RabbitMQ node, with fake Twilio (sends it can hold), Anthropic
-//! and Discord (bot channel) and the watchdog's webhook in this test process.
+//! and Discord (the service's bot channel and the watchdog's channel webhook) in this test
+//! process.
 //!
 //! The timers are production's mechanisms with CI-sized periods (heartbeats, the
 //! response-gap watch, the scheduler lease, the outbox sweep), so a scenario sees a fault's
@@ -19,7 +20,6 @@ use crate::support::fake_discord::FakeDiscord;
 use crate::support::fake_twilio::FakeTwilio;
 use crate::support::processes::Processes;
 use crate::support::{AUTH_TOKEN, PUBLIC_URL, fake_vendor_env};
-use crate::watch_hook::WatchHook;
 
 /// Where every alert of the service goes (`DISCORD_DEFAULT_CHANNEL`).
 pub const ALERT_CHANNEL: &str = "4242";
@@ -39,7 +39,6 @@ pub struct Cluster {
     pub processes: Processes,
     pub twilio: FakeTwilio,
     pub discord: FakeDiscord,
-    pub watch_hook: WatchHook,
     pub store: SqlStore,
     pub web_url: String,
     /// `Err` with the watchdog's exit and log when it is not running.
@@ -63,7 +62,6 @@ impl Cluster {
         let twilio = FakeTwilio::start().await;
         let llm = FakeAnthropic::start(MODEL_LATENCY).await;
         let discord = FakeDiscord::start().await;
-        let watch_hook = WatchHook::start().await;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -107,7 +105,6 @@ impl Cluster {
             processes: Processes::new(env!("CARGO_BIN_EXE_lead-agent")),
             twilio,
             discord,
-            watch_hook,
             store: SqlStore::connect(&database).await.unwrap(),
             web_url: String::new(),
             watch: Ok(()),
@@ -156,11 +153,12 @@ impl Cluster {
     async fn start_watch(&mut self) {
         let web = self.web_url.clone();
         let env = [
+            ("BIND_ADDRESS", "127.0.0.1".to_string()),
             ("WATCH_URL", web.clone()),
             ("WATCH_INTERVAL_SECS", self.watch_interval_secs.to_string()),
             ("WATCH_E2E_SECS", (self.watch_interval_secs * 6).to_string()),
             ("WATCH_TEST_PHONE", WATCH_PHONE.to_string()),
-            ("DISCORD_WEBHOOK", self.watch_hook.url.clone()),
+            ("DISCORD_WEBHOOK", self.discord.webhook_url()),
             // To sign its synthetic SMS as Twilio would.
             ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_string()),
             ("PUBLIC_BASE_URL", PUBLIC_URL.to_string()),

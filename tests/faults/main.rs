@@ -32,7 +32,6 @@ mod postgres;
 mod rabbitmq;
 mod scenarios;
 mod verdict;
-mod watch_hook;
 
 use std::time::Duration;
 

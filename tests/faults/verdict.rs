@@ -21,6 +21,7 @@ use actors::ports::LeadId;
 
 use crate::cluster::{ALERT_CHANNEL, Cluster};
 use crate::inbound::Delivery;
+use crate::support::fake_discord::WEBHOOK_CHANNEL;
 
 /// After the outbox settles, how long to keep watching for a late second reply.
 const QUIET: Duration = Duration::from_secs(2);
@@ -43,43 +44,42 @@ pub struct Posted {
     pub at: Instant,
 }
 
-/// Every alert posted so far, in arrival order.
+/// Every alert posted so far, in arrival order: the service's through the bot API, the
+/// watchdog's through its channel webhook (both at the one fake Discord).
 pub fn posted(cluster: &Cluster) -> Vec<Posted> {
     let mut seen = HashSet::new();
-    let mut all: Vec<Posted> = cluster
+    cluster
         .discord
         .requests()
         .into_iter()
-        .filter(|r| r.status == 200 && r.channel == ALERT_CHANNEL)
-        .filter(|r| match r.body["nonce"].as_str() {
-            Some(n) => seen.insert(n.to_string()),
-            None => true,
+        .filter_map(|r| {
+            let source = match r.channel.as_str() {
+                ALERT_CHANNEL => Source::Bot,
+                WEBHOOK_CHANNEL => Source::Watchdog,
+                _ => return None,
+            };
+            let created = (200..300).contains(&r.status)
+                && r.body["nonce"]
+                    .as_str()
+                    .is_none_or(|n| seen.insert((r.channel.clone(), n.to_string())));
+            created.then(|| {
+                let title = r.body["embeds"][0]["title"]
+                    .as_str()
+                    .or(r.body["content"].as_str())
+                    .unwrap_or("")
+                    .to_string();
+                Posted {
+                    source,
+                    title: match source {
+                        Source::Bot => title,
+                        Source::Watchdog => format!("watch: {title}"),
+                    },
+                    text: message_text(&r.body),
+                    at: r.at,
+                }
+            })
         })
-        .map(|r| Posted {
-            source: Source::Bot,
-            title: r.body["embeds"][0]["title"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-            text: message_text(&r.body),
-            at: r.at,
-        })
-        .collect();
-    all.extend(cluster.watch_hook.posts().into_iter().map(|p| {
-        let title = p.body["embeds"][0]["title"]
-            .as_str()
-            .or(p.body["content"].as_str())
-            .unwrap_or("")
-            .to_string();
-        Posted {
-            source: Source::Watchdog,
-            title: format!("watch: {title}"),
-            text: message_text(&p.body),
-            at: p.at,
-        }
-    }));
-    all.sort_by_key(|p| p.at);
-    all
+        .collect()
 }
 
 fn message_text(body: &serde_json::Value) -> String {

@@ -3,12 +3,15 @@
 //! the message limits (400 "Invalid Form Body" past them), nonce deduplication with
 //! `enforce_nonce`, `X-RateLimit-*` headers on every answer, and scripted failures (429
 //! with `retry_after`, 5xx, an outage, a post that is created but whose answer is lost).
+//! Also a channel webhook, `POST /api/webhooks/{id}/{token}` (`?wait=true` answers the
+//! message, else 204; a wrong token is 404 Unknown Webhook) and its `GET`, with the same
+//! limits and scripted failures: its posts are recorded in the channel `webhook:{id}`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -18,6 +21,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 pub const BOT_TOKEN: &str = "test-discord-token";
+pub const WEBHOOK_ID: &str = "4242";
+pub const WEBHOOK_TOKEN: &str = "test-webhook-token";
+/// The channel a webhook's posts are recorded in.
+pub const WEBHOOK_CHANNEL: &str = "webhook:4242";
 
 /// A scripted answer for the next request.
 #[derive(Clone, Debug)]
@@ -65,6 +72,10 @@ impl FakeDiscord {
         let state = Arc::new(FakeState::default());
         let router = Router::new()
             .route("/api/v10/channels/{channel}/messages", post(create_message))
+            .route(
+                "/api/webhooks/{id}/{token}",
+                post(execute_webhook).get(get_webhook),
+            )
             .with_state(state.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -84,6 +95,19 @@ impl FakeDiscord {
             ("DISCORD_API_BASE", self.url.clone()),
             ("DISCORD_RETRY_MAX_SECS", "0.5".to_string()),
         ]
+    }
+
+    /// The channel webhook's URL (what `DISCORD_WEBHOOK` holds).
+    pub fn webhook_url(&self) -> String {
+        format!(
+            "{}/webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}",
+            self.url.trim_end_matches("/v10")
+        )
+    }
+
+    /// Messages the channel webhook created, in order.
+    pub fn webhook_posts(&self) -> Vec<Value> {
+        self.created_in(WEBHOOK_CHANNEL)
     }
 
     pub fn script(&self, answers: &[Scripted]) {
@@ -199,6 +223,66 @@ fn answer(state: &FakeState, channel: &str, headers: &HeaderMap, body: &Value) -
         )
             .into_response();
     }
+    deliver(state, channel, body)
+}
+
+fn unknown_webhook() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"message": "Unknown Webhook", "code": 10015})),
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct WebhookQuery {
+    #[serde(default)]
+    wait: bool,
+}
+
+/// Execute Webhook: no auth header, the token in the path is the credential.
+async fn execute_webhook(
+    State(state): State<Arc<FakeState>>,
+    Path((id, token)): Path<(String, String)>,
+    Query(query): Query<WebhookQuery>,
+    Json(body): Json<Value>,
+) -> Response {
+    let channel = format!("webhook:{id}");
+    let answer = if id != WEBHOOK_ID || token != WEBHOOK_TOKEN {
+        unknown_webhook()
+    } else {
+        let answer = deliver(&state, &channel, &body);
+        if answer.status().is_success() && !query.wait {
+            StatusCode::NO_CONTENT.into_response()
+        } else {
+            answer
+        }
+    };
+    state.requests.lock().unwrap().push(Request {
+        channel,
+        body,
+        status: answer.status().as_u16(),
+        at: Instant::now(),
+    });
+    answer
+}
+
+/// Get Webhook with Token: whether it exists, without posting.
+async fn get_webhook(
+    State(state): State<Arc<FakeState>>,
+    Path((id, token)): Path<(String, String)>,
+) -> Response {
+    if id != WEBHOOK_ID || token != WEBHOOK_TOKEN {
+        return unknown_webhook();
+    }
+    if let Some(status) = *state.down.lock().unwrap() {
+        return StatusCode::from_u16(status).unwrap().into_response();
+    }
+    Json(json!({"id": id, "type": 1, "channel_id": "4243", "name": "alerts"})).into_response()
+}
+
+/// The answer to an authenticated post: an outage, the limits, the script, or created.
+fn deliver(state: &FakeState, channel: &str, body: &Value) -> Response {
     if let Some(status) = *state.down.lock().unwrap() {
         return (
             StatusCode::from_u16(status).unwrap(),

@@ -416,7 +416,8 @@ pub trait SlaStore: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<Option<SlaState>, StoreError>;
 
-    /// Every SLA not yet resolved.
+    /// Every SLA not yet resolved, of real leads: a synthetic lead (the watchdog's probe
+    /// number) is never nagged about or escalated.
     async fn open_slas(&self) -> Result<Vec<SlaState>, StoreError>;
 
     /// SLAs that breached at or after `since`, resolved or not, oldest breach first.
