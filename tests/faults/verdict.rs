@@ -104,6 +104,8 @@ pub struct AlertRule {
     pub what: String,
     pub bound: Duration,
     matches: Box<dyn Fn(&Posted) -> bool + Send + Sync>,
+    /// Words that name the fault's cause: an alert that names none is shown as such.
+    cause: &'static [&'static str],
 }
 
 impl AlertRule {
@@ -116,23 +118,34 @@ impl AlertRule {
             what: what.into(),
             bound,
             matches: Box::new(matches),
+            cause: &[],
         }
     }
 
-    /// An alert from the service or the watchdog whose text names one of `words`
-    /// (case-insensitive) — not the EVENT stream (it narrates turns; it is no alarm), nor
-    /// the response-gap watch's generic `pipeline_*`/`response_gap` (the backstop
-    /// for any cause; it says leads wait, not why).
-    pub fn naming(what: &str, words: &'static [&'static str], bound: Duration) -> Self {
-        Self::new(
-            format!("{what} (an alert naming one of {words:?})"),
+    /// An outage's alert: from the service or the watchdog, naming the cause (one of
+    /// `cause`, case-insensitive), or the watchdog's `watch_*_down` from outside the blast
+    /// radius (someone knows, though it may name a consequence: stale heartbeats, not the
+    /// store). Never the EVENT stream (it narrates turns; it is no alarm), nor the
+    /// response-gap watch's generic `pipeline_*`/`response_gap` (the backstop for any
+    /// cause; it says leads wait, not why). The table says when the alert names no cause.
+    pub fn outage(what: &str, cause: &'static [&'static str], bound: Duration) -> Self {
+        let mut rule = Self::new(
+            format!("{what} (an alert naming one of {cause:?}, or the watchdog's watch_*_down)"),
             bound,
             move |p| {
-                let text = p.text.to_lowercase();
-                !is_narration(p) && words.iter().any(|w| text.contains(w))
+                !is_narration(p)
+                    && (names(p, cause)
+                        || (p.source == Source::Watchdog && p.title.ends_with("_down")))
             },
-        )
+        );
+        rule.cause = cause;
+        rule
     }
+}
+
+fn names(p: &Posted, words: &[&str]) -> bool {
+    let text = p.text.to_lowercase();
+    words.iter().any(|w| text.contains(w))
 }
 
 /// The event stream and the generic stall alerts: seen, but never a fault's own alert.
@@ -168,8 +181,13 @@ pub async fn alert_outcome(cluster: &Cluster, rule: &AlertRule, fault: Instant) 
     loop {
         let posts = posted(cluster);
         if let Some(p) = posts.iter().find(|p| p.at >= fault && (rule.matches)(p)) {
+            let unnamed = !rule.cause.is_empty() && !names(p, rule.cause);
             return AlertOutcome::Arrived {
-                title: p.title.clone(),
+                title: if unnamed {
+                    format!("{} (names no cause)", p.title)
+                } else {
+                    p.title.clone()
+                },
                 latency: p.at - fault,
                 bound: rule.bound,
             };
