@@ -16,6 +16,9 @@ fn own_channel(i: usize) -> String {
 
 async fn app_with(discord: &FakeDiscord, extra: Vec<(&'static str, String)>) -> TestApp {
     let mut env = discord.env();
+    // These tests count the alerts they raise; the scheduler's own (`no_workers`, when a
+    // loaded machine delays the worker's first heartbeat) would land among them.
+    env.push(("SCHEDULE_HEARTBEAT", "off".into()));
     env.extend(extra);
     spawn_app_with(TestOptions {
         env,

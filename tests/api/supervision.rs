@@ -222,7 +222,10 @@ async fn a_lead_supervisor_killed_mid_turn_is_restarted_alerted_and_the_lead_ans
         .filter(|m| m.direction == "outbound")
         .count();
     assert_eq!(replies, 1, "one reply committed for the lead");
-    assert_eq!(ready(&app).await.0, 200);
+    wait_until(15, "/ready after the restart", || async {
+        ready(&app).await.0 == 200
+    })
+    .await;
     app.stop().await;
 }
 
@@ -236,7 +239,11 @@ async fn while_a_root_child_is_down_ready_answers_503_naming_it_and_200_once_it_
         ..TestOptions::default()
     })
     .await;
-    assert_eq!(ready(&app).await.0, 200);
+    // On RabbitMQ the consumer connects in the background: ready within the bound.
+    wait_until(15, "/ready before the fault", || async {
+        ready(&app).await.0 == 200
+    })
+    .await;
     // The scheduler dies while its store refuses it: every restart attempt fails until the
     // store takes it again.
     refuse_scheduler_start(&app.database_url, true).await;
@@ -312,7 +319,10 @@ async fn alerts_raised_while_the_alert_router_restarts_reach_ops_alerts_and_webh
             .await
             .contains(&"raised_during_restart".to_string())
     );
-    assert_eq!(ready(&app).await.0, 200);
+    wait_until(15, "/ready after the restart", || async {
+        ready(&app).await.0 == 200
+    })
+    .await;
     wait_until(10, "every alert through the new router", || async {
         app.alerts.undelivered() == 0
     })
