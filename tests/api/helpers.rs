@@ -19,24 +19,11 @@ pub use crate::support::fake_anthropic::FakeAnthropic;
 pub use crate::support::fake_twilio::FakeTwilio;
 pub use crate::support::proxy::CuttableProxy;
 pub use crate::support::{
-    AUTH_TOKEN, OUR_NUMBER, PUBLIC_URL, encode_form, scrape_metric, sms_params, wait_until,
+    AUTH_TOKEN, OUR_NUMBER, PUBLIC_URL, encode_form, fake_vendor_env, scrape_metric, sms_params,
+    wait_until,
 };
 
 // --------------------------------------------------------------------- the app ---------- //
-
-/// The settings that point the app at the fake Twilio and Anthropic, with webhook
-/// signatures checked against [`PUBLIC_URL`].
-pub fn fake_vendor_env(twilio: &FakeTwilio, llm: &FakeAnthropic) -> [(&'static str, String); 7] {
-    [
-        ("PUBLIC_BASE_URL", PUBLIC_URL.to_string()),
-        ("TWILIO_ACCOUNT_SID", "ACtest".to_string()),
-        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_string()),
-        ("TWILIO_FROM_NUMBER", OUR_NUMBER.to_string()),
-        ("TWILIO_API_BASE", twilio.url.clone()),
-        ("ANTHROPIC_API_KEY", "test-anthropic-key".to_string()),
-        ("ANTHROPIC_BASE_URL", llm.url.clone()),
-    ]
-}
 
 pub struct TestOptions {
     pub env: Vec<(&'static str, String)>,

@@ -4,7 +4,6 @@
 //! with exactly one reply.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use actors::ports::LeadId;
@@ -14,26 +13,17 @@ use lead_agent::store::{SqlStore, fresh_postgres_database};
 
 use crate::helpers::*;
 use crate::rabbitmq::{BROKER_URL, Cleanup, unique_queue};
+use crate::support::processes::Processes;
 
 /// Also the watch tests' service (`watch.rs`): the roles as separate processes.
 pub(crate) struct Cluster {
     env: HashMap<&'static str, String>,
     pub(crate) web_url: String,
-    processes: HashMap<&'static str, Child>,
+    processes: Processes,
     pub(crate) twilio: FakeTwilio,
     pub(crate) store: SqlStore,
     pub(crate) http: reqwest::Client,
-    /// Each process's log (stdout) goes to `<name>.log` here, shown when it fails to start.
-    logs: tempfile::TempDir,
     _queue: Cleanup,
-}
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Cluster {
@@ -98,66 +88,24 @@ impl Cluster {
         Self {
             env,
             web_url: String::new(),
-            processes: HashMap::new(),
+            processes: Processes::new(env!("CARGO_BIN_EXE_lead-agent")),
             twilio,
             store: SqlStore::connect(&database).await.unwrap(),
             http: reqwest::Client::new(),
-            logs: tempfile::tempdir().unwrap(),
             _queue: Cleanup(queue),
         }
     }
 
     /// Starts one process of the binary and waits until it is ready; returns its base URL.
     pub(crate) async fn spawn(&mut self, name: &'static str, role: &str) -> String {
-        let port = free_port();
-        let log_path = self.logs.path().join(format!("{name}.log"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_lead-agent"))
-            .args(["serve", "--role", role])
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("PORT", port.to_string())
-            .stdout(log)
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the binary starts");
-        self.processes.insert(name, child);
-        let url = format!("http://127.0.0.1:{port}");
-        // Not `wait_until`: a process that exits or never gets ready must say why (its
-        // /ready answer and its log), or a failure on a loaded CI machine is a mystery.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let last = match self.http.get(format!("{url}/ready")).send().await {
-                Ok(r) if r.status() == 200 => return url,
-                Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
-                Err(e) => format!("no answer: {e}"),
-            };
-            let exited = self.processes.get_mut(name).unwrap().try_wait().unwrap();
-            if exited.is_some() || tokio::time::Instant::now() > deadline {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(30).collect();
-                panic!(
-                    "{name} ({role}) not ready: exit status {exited:?}, last /ready: {last}\n\
-                     last log lines, newest first:\n{}",
-                    tail.join("\n")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let env = self.env.iter().map(|(k, v)| (*k, v.as_str()));
+        self.processes
+            .start_ready(name, &["serve", "--role", role], env)
+            .await
     }
 
     pub(crate) fn signal(&mut self, name: &'static str, signal: &str) {
-        let child = self.processes.get_mut(name).expect("known process");
-        let status = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        child.wait().unwrap();
+        self.processes.signal(name, signal);
     }
 
     pub(crate) async fn post_sms(&self, from: &str, body: &str) -> u16 {
@@ -232,15 +180,6 @@ impl Cluster {
             }
         }
         by_worker
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for child in self.processes.values_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -371,10 +310,10 @@ async fn a_worker_killed_while_twilio_holds_its_send_is_recorded_sent_never_rese
     .await;
     // The worker whose turn is sending: its turn record names it `host:pid`.
     let turns = cluster.store.turns(&LeadId::new(lead)).await.unwrap();
-    let pid = turns[0].worker.rsplit(':').next().unwrap().to_string();
+    let pid: u32 = turns[0].worker.rsplit(':').next().unwrap().parse().unwrap();
     let victim = ["worker-a", "worker-b"]
         .into_iter()
-        .find(|w| cluster.processes[w].id().to_string() == pid)
+        .find(|w| cluster.processes.pid(w) == Some(pid))
         .expect("one of the workers runs the turn");
     cluster.signal(victim, "-KILL");
     cluster.spawn(victim, "worker").await;

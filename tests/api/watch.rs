@@ -17,8 +17,9 @@ use serde_json::{Value, json};
 
 use crate::fake_discord::FakeDiscord;
 use crate::helpers::*;
-use crate::multiprocess::{Cluster, free_port};
+use crate::multiprocess::Cluster;
 use crate::scheduler::quiet_window_in;
+use crate::support::processes::free_port;
 
 /// The watch's synthetic SMS come from here (312: Chicago, for quiet hours).
 const TEST_PHONE: &str = "+13125550190";

@@ -1,10 +1,11 @@
 //! Test support shared by the test binaries (`tests/api`, `tests/faults`): fake Twilio,
 //! Anthropic and Discord servers on loopback, a TCP proxy that stages network partitions,
-//! the bounded poll every wait goes through, and Twilio's webhook form.
+//! the service's roles as real processes (`processes`), the bounded poll every wait goes
+//! through, and Twilio's webhook form.
 //!
 //! One set of fakes: each binary includes this module (`#[path = "../support/mod.rs"]`)
-//! rather than keeping its own copies. Must not: start the application (each binary has
-//! its own harness for that) or talk to anything off loopback.
+//! rather than keeping its own copies. Must not: configure the application (each binary
+//! has its own harness for that) or talk to anything off loopback.
 
 // Each binary uses a part of this module; the rest is dead code there, not a mistake.
 #![allow(dead_code)]
@@ -12,6 +13,7 @@
 pub mod fake_anthropic;
 pub mod fake_discord;
 pub mod fake_twilio;
+pub mod processes;
 pub mod proxy;
 
 use std::time::Duration;
@@ -71,6 +73,23 @@ pub fn sms_params(sid: &str, from: &str, body: &str) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+/// The settings that point the service at the fake Twilio and Anthropic, with webhook
+/// signatures checked against [`PUBLIC_URL`].
+pub fn fake_vendor_env(
+    twilio: &fake_twilio::FakeTwilio,
+    llm: &fake_anthropic::FakeAnthropic,
+) -> [(&'static str, String); 7] {
+    [
+        ("PUBLIC_BASE_URL", PUBLIC_URL.to_string()),
+        ("TWILIO_ACCOUNT_SID", "ACtest".to_string()),
+        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_string()),
+        ("TWILIO_FROM_NUMBER", OUR_NUMBER.to_string()),
+        ("TWILIO_API_BASE", twilio.url.clone()),
+        ("ANTHROPIC_API_KEY", "test-anthropic-key".to_string()),
+        ("ANTHROPIC_BASE_URL", llm.url.clone()),
+    ]
 }
 
 pub fn encode_form(params: &[(String, String)]) -> String {
