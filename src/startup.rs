@@ -193,7 +193,8 @@ impl Application {
         } else {
             (None, None)
         };
-        let (intake, journal) = build_intake(&settings, role, &store, &queue, rabbit.as_ref())?;
+        let (intake, journal) =
+            build_intake(&settings, role, &store, &queue, rabbit.as_ref(), &alerts)?;
         if let Some(journal) = &journal {
             // Messages kept while the store was away, before this start: into the store
             // before anything else reads it (the re-drive below wakes their leads).
@@ -737,6 +738,7 @@ fn build_intake(
     store: &SqlStore,
     queue: &Arc<dyn WorkQueue>,
     rabbit: Option<&Arc<RabbitQueue>>,
+    alerts: &AlertHandle,
 ) -> anyhow::Result<(Arc<InboundIntake>, Option<Arc<Journal>>)> {
     let mut fallbacks: Vec<Arc<dyn InboundFallback>> = Vec::new();
     if let Some(rabbit) = rabbit {
@@ -760,7 +762,13 @@ fn build_intake(
         }
         None => None,
     };
-    let intake = Arc::new(InboundIntake::new(store.clone(), queue.clone(), fallbacks));
+    let intake = Arc::new(InboundIntake::new(
+        store.clone(),
+        queue.clone(),
+        fallbacks,
+        alerts.clone(),
+        settings.webhook_alert_every,
+    ));
     if role.serves_webhook() {
         let names = intake.fallback_names();
         if names.is_empty() {

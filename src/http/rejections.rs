@@ -6,7 +6,7 @@
 //! signature, loopback-only, form, size, type) and of every 503
 //! (`lead_agent_webhooks_unavailable_total`); the alerts about them — UNAUTHORIZED for a
 //! refused signature (the first at once, then at most one summary with the count per
-//! `WEBHOOK_ALERT_SECS`), ERROR `inbound_unavailable` for 503s (same pacing), ERROR
+//! `WEBHOOK_ALERT_SECS`, paced per [`Cause`] so one cause cannot hold back another's first), ERROR `inbound_unavailable` for 503s (same pacing), ERROR
 //! `inbound_down` when signed webhooks have been refused for `INBOUND_DOWN_SECS` with none
 //! accepted, and `inbound_recovered` at the next accepted one; and the diagnosis of a bad
 //! signature: it is checked again against the URL the request itself names (Host,
@@ -17,6 +17,7 @@
 //! fire-and-forget), or alert once per request (an attacker's flood is one summary per
 //! period).
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -82,6 +83,23 @@ pub fn claimed_url(headers: &HeaderMap, path_and_query: &str) -> Option<String> 
     Some(format!("{proto}://{authority}{path_and_query}"))
 }
 
+/// What a refusal's diagnosis found. Each cause is paced on its own: a refusal with one
+/// cause (a probe posting without forwarded headers, a scanner) must not hold back the
+/// first alert of another (Twilio's own requests refused for a wrong `PUBLIC_BASE_URL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// The signature matches the URL the request names: `PUBLIC_BASE_URL` is wrong.
+    WrongUrl,
+    /// The signature matches no URL we can think of: a wrong token, or not Twilio.
+    NoMatch,
+    /// No `X-Twilio-Signature` at all.
+    Missing,
+    /// `TWILIO_AUTH_TOKEN` unset and the peer is not on this machine.
+    NoToken,
+    /// Not an authentication refusal (form, size, type): counted, not alerted.
+    Other,
+}
+
 /// Explains a refused signature. Tries the URL the request names, and that URL with the
 /// other scheme (a load balancer that terminates TLS without X-Forwarded-Proto makes an
 /// https request look like http). Never used to accept.
@@ -92,11 +110,14 @@ pub fn diagnose_signature(
     path_and_query: &str,
     params: &[(String, String)],
     signature: Option<&str>,
-) -> String {
+) -> (Cause, String) {
     let Some(signature) = signature else {
-        return format!(
-            "The request carries no X-Twilio-Signature: it is not from Twilio (or a proxy in \
-             front of us strips the header). Checked against {configured_url}."
+        return (
+            Cause::Missing,
+            format!(
+                "The request carries no X-Twilio-Signature: it is not from Twilio (or a proxy \
+                 in front of us strips the header). Checked against {configured_url}."
+            ),
         );
     };
     let claimed = claimed_url(headers, path_and_query);
@@ -115,18 +136,24 @@ pub fn diagnose_signature(
     for url in candidates.iter().filter(|u| u.as_str() != configured_url) {
         if verify_signature(token, url, params, signature) {
             let base = url.strip_suffix(path_and_query).unwrap_or(url);
-            return format!(
-                "Twilio signs {url}; PUBLIC_BASE_URL is {configured_base}. Set PUBLIC_BASE_URL to \
-                 {base} (the URL Twilio is configured to call, without the path): until then every \
-                 inbound SMS is refused."
+            return (
+                Cause::WrongUrl,
+                format!(
+                    "Twilio signs {url}; PUBLIC_BASE_URL is {configured_base}. Set \
+                     PUBLIC_BASE_URL to {base} (the URL Twilio is configured to call, without \
+                     the path): until then every inbound SMS is refused."
+                ),
             );
         }
     }
-    format!(
-        "The signature matches neither PUBLIC_BASE_URL ({configured_url}) nor the URL the request \
-         names ({}): a wrong TWILIO_AUTH_TOKEN (rotated? the secondary token?), a Twilio webhook \
-         rule signing with another key, or a request that is not from Twilio.",
-        claimed.as_deref().unwrap_or("no Host header")
+    (
+        Cause::NoMatch,
+        format!(
+            "The signature matches neither PUBLIC_BASE_URL ({configured_url}) nor the URL the \
+             request names ({}): a wrong TWILIO_AUTH_TOKEN (rotated? the secondary token?), a \
+             Twilio webhook rule signing with another key, or a request that is not from Twilio.",
+            claimed.as_deref().unwrap_or("no Host header")
+        ),
     )
 }
 
@@ -166,7 +193,8 @@ impl Paced {
 
 #[derive(Default)]
 struct State {
-    unauthorized: Paced,
+    /// One pace per cause (see [`Cause`]).
+    unauthorized: HashMap<Cause, Paced>,
     unavailable: Paced,
     /// The first signed webhook refused since the last one accepted.
     refused_since: Option<Instant>,
@@ -198,10 +226,10 @@ impl WebhookWatch {
 
     /// A refused webhook. `signed`: it carried an X-Twilio-Signature (Twilio's, as far as we
     /// can tell); `detail`: what the alert says about it (the diagnosis for signatures).
-    pub fn rejected(&self, reason: Reason, signed: bool, detail: &str) {
+    pub fn rejected(&self, reason: Reason, cause: Cause, signed: bool, detail: &str) {
         metrics::counter!("lead_agent_webhooks_rejected_total", "reason" => reason.label())
             .increment(1);
-        let raise = self.rejected_at(Instant::now(), reason, signed, detail);
+        let raise = self.rejected_at(Instant::now(), reason, cause, signed, detail);
         self.raise(raise);
     }
 
@@ -242,7 +270,14 @@ impl WebhookWatch {
         }
     }
 
-    fn rejected_at(&self, now: Instant, reason: Reason, signed: bool, detail: &str) -> Raise {
+    fn rejected_at(
+        &self,
+        now: Instant,
+        reason: Reason,
+        cause: Cause,
+        signed: bool,
+        detail: &str,
+    ) -> Raise {
         let mut out = Vec::new();
         let Ok(mut s) = self.state.lock() else {
             return out;
@@ -253,7 +288,12 @@ impl WebhookWatch {
             s.last_cause = detail.to_string();
         }
         if matches!(reason, Reason::Signature | Reason::LoopbackOnly)
-            && let Some(count) = s.unauthorized.note(now, self.every, detail.to_string())
+            && cause != Cause::Other
+            && let Some(count) =
+                s.unauthorized
+                    .entry(cause)
+                    .or_default()
+                    .note(now, self.every, detail.to_string())
         {
             out.push(unauthorized_alert(count, self.every, detail, false));
         }
@@ -306,9 +346,15 @@ impl WebhookWatch {
         let Ok(mut s) = self.state.lock() else {
             return out;
         };
-        if let Some(count) = s.unauthorized.due(now, self.every) {
-            let detail = s.unauthorized.last_detail.clone();
-            out.push(unauthorized_alert(count, self.every, &detail, true));
+        for paced in s.unauthorized.values_mut() {
+            if let Some(count) = paced.due(now, self.every) {
+                out.push(unauthorized_alert(
+                    count,
+                    self.every,
+                    &paced.last_detail,
+                    true,
+                ));
+            }
         }
         if let Some(count) = s.unavailable.due(now, self.every) {
             let detail = s.unavailable.last_detail.clone();
@@ -396,7 +442,7 @@ mod tests {
         let signed = compute_signature(token, "https://leads.example.com/twilio/sms", &params());
         let configured = "https://leads.exmaple.com/twilio/sms";
         assert!(!verify_signature(token, configured, &params(), &signed));
-        let d = diagnose_signature(
+        let (cause, d) = diagnose_signature(
             token,
             configured,
             &headers,
@@ -410,6 +456,7 @@ mod tests {
             ),
             "{d}"
         );
+        assert_eq!(cause, Cause::WrongUrl);
     }
 
     #[test]
@@ -418,7 +465,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("host", HeaderValue::from_static("leads.example.com"));
         let signed = compute_signature(token, "https://leads.example.com/twilio/sms", &params());
-        let d = diagnose_signature(
+        let (_, d) = diagnose_signature(
             token,
             "http://leads.example.com/twilio/sms",
             &headers,
@@ -436,7 +483,7 @@ mod tests {
     fn a_signature_matching_nothing_points_at_the_token_and_a_missing_one_says_so() {
         let mut headers = HeaderMap::new();
         headers.insert("host", HeaderValue::from_static("127.0.0.1:5012"));
-        let d = diagnose_signature(
+        let (cause, d) = diagnose_signature(
             "tok",
             "https://a.example/twilio/sms",
             &headers,
@@ -444,11 +491,12 @@ mod tests {
             &params(),
             Some("bogus"),
         );
+        assert_eq!(cause, Cause::NoMatch);
         assert!(
             d.contains("wrong TWILIO_AUTH_TOKEN") && d.contains("http://127.0.0.1:5012/twilio/sms"),
             "{d}"
         );
-        let d = diagnose_signature(
+        let (cause, d) = diagnose_signature(
             "tok",
             "https://a.example/twilio/sms",
             &headers,
@@ -456,6 +504,7 @@ mod tests {
             &params(),
             None,
         );
+        assert_eq!(cause, Cause::Missing);
         assert!(d.contains("no X-Twilio-Signature"), "{d}");
     }
 
@@ -504,13 +553,13 @@ mod tests {
     async fn signature_refusals_alert_at_once_then_one_summary_per_period_with_the_count() {
         let (w, _sink) = watch(300, 180).await;
         let t0 = Instant::now();
-        let first = w.rejected_at(t0, Reason::Signature, true, "cause A");
+        let first = w.rejected_at(t0, Reason::Signature, Cause::NoMatch, true, "cause A");
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].kind, AlertKind::Unauthorized);
         for i in 1..20 {
             let at = t0 + Duration::from_secs(i);
             assert!(
-                w.rejected_at(at, Reason::Signature, true, "cause B")
+                w.rejected_at(at, Reason::Signature, Cause::NoMatch, true, "cause B")
                     .is_empty()
             );
         }
@@ -539,8 +588,54 @@ mod tests {
         );
         // Form errors are counted, not alerted.
         assert!(
-            w.rejected_at(t0 + Duration::from_secs(901), Reason::Form, false, "x")
-                .is_empty()
+            w.rejected_at(
+                t0 + Duration::from_secs(901),
+                Reason::Form,
+                Cause::Other,
+                false,
+                "x"
+            )
+            .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn each_cause_has_its_own_first_alert() {
+        // A probe posting without forwarded headers is refused first (no match); Twilio's
+        // own requests refused for a wrong URL must still be alerted at once.
+        let (w, _sink) = watch(300, 180).await;
+        let t0 = Instant::now();
+        assert_eq!(
+            w.rejected_at(t0, Reason::Signature, Cause::NoMatch, true, "probe")
+                .len(),
+            1
+        );
+        let wrong_url = w.rejected_at(
+            t0 + Duration::from_secs(1),
+            Reason::Signature,
+            Cause::WrongUrl,
+            true,
+            "Twilio signs X; PUBLIC_BASE_URL is Y",
+        );
+        assert_eq!(wrong_url.len(), 1);
+        assert!(wrong_url[0].text.contains("Twilio signs X"));
+        assert!(
+            w.rejected_at(
+                t0 + Duration::from_secs(2),
+                Reason::Signature,
+                Cause::WrongUrl,
+                true,
+                "again"
+            )
+            .is_empty(),
+            "the same cause waits for its summary"
+        );
+        let due = w.tick_at(t0 + Duration::from_secs(301));
+        assert_eq!(
+            due.iter()
+                .filter(|a| a.kind == AlertKind::Unauthorized)
+                .count(),
+            1
         );
     }
 
@@ -551,6 +646,7 @@ mod tests {
         w.rejected_at(
             t0,
             Reason::Signature,
+            Cause::NoMatch,
             true,
             "Twilio signs X; PUBLIC_BASE_URL is Y",
         );
@@ -581,7 +677,13 @@ mod tests {
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].event, "inbound_recovered");
         // An accepted webhook in time means it was never down.
-        w.rejected_at(t0 + Duration::from_secs(500), Reason::Signature, true, "x");
+        w.rejected_at(
+            t0 + Duration::from_secs(500),
+            Reason::Signature,
+            Cause::NoMatch,
+            true,
+            "x",
+        );
         w.accepted_at(t0 + Duration::from_secs(501));
         assert!(
             !w.tick_at(t0 + Duration::from_secs(900))
@@ -592,6 +694,7 @@ mod tests {
         w.rejected_at(
             t0 + Duration::from_secs(1000),
             Reason::Signature,
+            Cause::NoMatch,
             false,
             "no signature",
         );

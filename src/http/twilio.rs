@@ -19,7 +19,7 @@ use axum::extract::{ConnectInfo, OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::rejections::{Reason, diagnose_signature};
+use super::rejections::{Cause, Reason, diagnose_signature};
 use super::{ApiError, AppState, is_local};
 use crate::channels::twilio::verify_signature;
 use crate::inbound::VerifiedInbound;
@@ -38,9 +38,12 @@ pub async fn receive_sms(
 ) -> Result<Response, ApiError> {
     let watch = &state.webhooks;
     let signed = headers.contains_key("x-twilio-signature");
-    let refuse = |reason: Reason, detail: &str, error: ApiError| {
-        watch.rejected(reason, signed, detail);
+    let refuse_with = |reason: Reason, cause: Cause, detail: &str, error: ApiError| {
+        watch.rejected(reason, cause, signed, detail);
         Err(error)
+    };
+    let refuse = |reason: Reason, detail: &str, error: ApiError| {
+        refuse_with(reason, Cause::Other, detail, error)
     };
     let body = match body {
         Ok(b) => b,
@@ -88,7 +91,7 @@ pub async fn receive_sms(
             let valid =
                 signature.is_some_and(|sig| verify_signature(token.expose(), &url, &params, sig));
             if !valid {
-                let diagnosis =
+                let (cause, diagnosis) =
                     diagnose_signature(token.expose(), &url, &headers, path, &params, signature);
                 tracing::warn!(%peer, %diagnosis, "webhook refused: signature");
                 let reason = if signature.is_some() {
@@ -96,8 +99,9 @@ pub async fn receive_sms(
                 } else {
                     "missing X-Twilio-Signature"
                 };
-                return refuse(
+                return refuse_with(
                     Reason::Signature,
+                    cause,
                     &format!("From {peer}: {diagnosis}"),
                     ApiError::Forbidden(reason.into()),
                 );
@@ -105,8 +109,9 @@ pub async fn receive_sms(
         }
         None if is_local(&peer) => {}
         None => {
-            return refuse(
+            return refuse_with(
                 Reason::LoopbackOnly,
+                Cause::NoToken,
                 &format!(
                     "TWILIO_AUTH_TOKEN is not set, so webhooks are accepted from this machine only, \
                      and {peer} is not: set TWILIO_AUTH_TOKEN for a service Twilio reaches."

@@ -20,6 +20,7 @@
 //! fallback entry only after the store has committed it.
 
 pub mod journal;
+pub mod outage;
 pub mod rabbit;
 pub mod wake;
 
@@ -32,8 +33,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use actors::alert_router::AlertHandle;
+
 use crate::queue::WorkQueue;
 use crate::store::{Accepted, InboundKind, NewInbound, SqlStore};
+use outage::OutageAlert;
 use wake::DeferredWakes;
 
 /// After the store failed a write, the webhook goes straight to the fallback for this long
@@ -100,20 +104,30 @@ pub struct InboundIntake {
     fallbacks: Vec<Arc<dyn InboundFallback>>,
     wakes: Arc<DeferredWakes>,
     store_suspect_until: Mutex<Option<Instant>>,
+    /// `store_unavailable` / `store_recovered`: a survived outage is still alerted, by cause.
+    store_outage: OutageAlert,
+    /// `queue_unavailable` / `queue_recovered`, shared with the deferred wake-ups.
+    queue_outage: Arc<OutageAlert>,
 }
 
 impl InboundIntake {
+    /// `alert_every`: the pacing of the outage alerts (`WEBHOOK_ALERT_SECS`).
     pub fn new(
         store: SqlStore,
         queue: Arc<dyn WorkQueue>,
         fallbacks: Vec<Arc<dyn InboundFallback>>,
+        alerts: AlertHandle,
+        alert_every: Duration,
     ) -> Self {
+        let queue_outage = Arc::new(OutageAlert::new(alerts.clone(), alert_every, "queue"));
         Self {
-            wakes: Arc::new(DeferredWakes::new(queue.clone())),
+            wakes: Arc::new(DeferredWakes::new(queue.clone(), queue_outage.clone())),
             store,
             queue,
             fallbacks,
             store_suspect_until: Mutex::new(None),
+            store_outage: OutageAlert::new(alerts, alert_every, "store"),
+            queue_outage,
         }
     }
 
@@ -164,6 +178,12 @@ impl InboundIntake {
                     metrics::counter!("lead_agent_inbound_fallback_total", "path" => f.name())
                         .increment(1);
                     tracing::warn!(sid = %msg.message_sid, path = f.name(), "inbound message kept by the fallback until the store answers");
+                    self.store_outage.failed(&format!(
+                        "The store cannot take inbound messages ({store_error}). Webhooks are \
+                         kept by the {} fallback and written into the store when it answers; \
+                         no lead is answered until then.",
+                        f.name()
+                    ));
                     return Ok(Intake::Kept(f.name()));
                 }
                 Err(e) => refused.push(format!("{}: {e}", f.name())),
@@ -198,15 +218,26 @@ impl InboundIntake {
                 kind,
             )
             .await?;
+        self.store_outage.worked();
         let publish = match accepted {
             Accepted::New { needs_turn } => needs_turn,
             // A retry of a message whose wake-up may have been lost: publish again
             // (wake-ups are idempotent).
             Accepted::Duplicate { still_pending } => still_pending,
         };
-        if publish && let Err(e) = self.queue.publish(WakeLead { lead: lead.clone() }).await {
-            tracing::warn!(%lead, error = %e, "wake-up not queued; retrying it in the background");
-            self.wakes.defer(lead);
+        if publish {
+            match self.queue.publish(WakeLead { lead: lead.clone() }).await {
+                Ok(()) => self.queue_outage.worked(),
+                Err(e) => {
+                    tracing::warn!(%lead, error = %e, "wake-up not queued; retrying it in the background");
+                    self.queue_outage.failed(&format!(
+                        "The work queue refused a wake-up ({e}). The message is stored; its \
+                         wake-up is retried in the background, and no lead is answered until \
+                         the queue takes it."
+                    ));
+                    self.wakes.defer(lead);
+                }
+            }
         }
         Ok(accepted)
     }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use actors::ports::{LeadId, WakeLead};
 use tokio::sync::Notify;
 
+use super::outage::OutageAlert;
 use crate::queue::WorkQueue;
 
 /// How often the loop tries again while the queue refuses.
@@ -21,14 +22,17 @@ const RETRY_EVERY: Duration = Duration::from_millis(500);
 
 pub struct DeferredWakes {
     queue: Arc<dyn WorkQueue>,
+    /// Told when a flush gets wake-ups out again (the recovery alert).
+    outage: Arc<OutageAlert>,
     leads: Mutex<BTreeSet<LeadId>>,
     wake: Notify,
 }
 
 impl DeferredWakes {
-    pub fn new(queue: Arc<dyn WorkQueue>) -> Self {
+    pub fn new(queue: Arc<dyn WorkQueue>, outage: Arc<OutageAlert>) -> Self {
         Self {
             queue,
+            outage,
             leads: Mutex::new(BTreeSet::new()),
             wake: Notify::new(),
         }
@@ -74,6 +78,8 @@ impl DeferredWakes {
             && let Ok(mut leads) = self.leads.lock()
         {
             leads.extend(refused);
+        } else if sent > 0 {
+            self.outage.worked();
         }
         sent
     }
@@ -139,7 +145,13 @@ mod tests {
     async fn deferred_wakes_wait_for_the_queue_and_go_out_once_each() {
         let queue = Arc::new(FlakyQueue::default());
         queue.down.store(true, Ordering::SeqCst);
-        let wakes = DeferredWakes::new(queue.clone());
+        let sink = Arc::new(actors::testing::RecordingAlertSink::default());
+        let (alerts, _join) =
+            actors::alert_router::AlertRouter::start(sink, Arc::new(actors::ports::SystemClock))
+                .await
+                .unwrap();
+        let outage = Arc::new(OutageAlert::new(alerts, Duration::from_secs(300), "queue"));
+        let wakes = DeferredWakes::new(queue.clone(), outage);
         wakes.defer(LeadId::new("+13125550101"));
         wakes.defer(LeadId::new("+13125550102"));
         wakes.defer(LeadId::new("+13125550101"));

@@ -290,6 +290,20 @@ async fn a_broker_connection_cut_mid_burst_loses_nothing_and_processing_resumes(
     )
     .await;
     assert!(deferred > 0.0, "the cut was felt by the web process");
+    // And said, by its cause: the web process's alert, at its /ops/alerts.
+    let web_alerts: Vec<serde_json::Value> = cluster
+        .http
+        .get(format!("{}/ops/alerts", cluster.web_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        web_alerts.iter().any(|a| a["event"] == "queue_unavailable"),
+        "{web_alerts:?}"
+    );
     cluster.wait_all_answered(&leads, 120).await;
     cluster.assert_exactly_one_reply_each(&leads);
 }

@@ -108,8 +108,36 @@ async fn while_postgres_is_down_webhooks_are_kept_in_the_journal_and_answered_on
             >= kept_before + 5.0
     );
 
+    // Survived is not silent: the outage is alerted by its cause, once, and its end too.
+    wait_until(
+        15,
+        "the store_unavailable alert naming the fallback",
+        || async {
+            let alerts = app.alerts().await;
+            alerts
+                .iter()
+                .filter(|a| a["event"] == "store_unavailable")
+                .count()
+                == 1
+                && alerts.iter().any(|a| {
+                    a["event"] == "store_unavailable"
+                        && a["text"]
+                            .as_str()
+                            .is_some_and(|t| t.contains("journal fallback"))
+                })
+        },
+    )
+    .await;
+
     proxy.restore();
     assert_each_answered_once(&app, &leads).await;
+    wait_until(15, "the store_recovered alert", || async {
+        app.alert_events()
+            .await
+            .iter()
+            .any(|e| e == "store_recovered")
+    })
+    .await;
     app.stop().await;
 }
 

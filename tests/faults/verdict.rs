@@ -123,20 +123,17 @@ impl AlertRule {
     }
 
     /// An outage's alert: from the service or the watchdog, naming the cause (one of
-    /// `cause`, case-insensitive), or the watchdog's `watch_*_down` from outside the blast
-    /// radius (someone knows, though it may name a consequence: stale heartbeats, not the
-    /// store). Never the EVENT stream (it narrates turns; it is no alarm), nor the
-    /// response-gap watch's generic `pipeline_*`/`response_gap` (the backstop for any
-    /// cause; it says leads wait, not why). The table says when the alert names no cause.
+    /// `cause`, case-insensitive) — the service survives a store or broker outage, and
+    /// says so by cause (`store_unavailable`, `queue_unavailable`). The watchdog's
+    /// `watch_*_down` about a consequence (stale heartbeats) is seen but is not enough.
+    /// Never the EVENT stream (it narrates turns; it is no alarm), nor the response-gap
+    /// watch's generic `pipeline_*`/`response_gap` (the backstop for any cause; it says
+    /// leads wait, not why).
     pub fn outage(what: &str, cause: &'static [&'static str], bound: Duration) -> Self {
         let mut rule = Self::new(
-            format!("{what} (an alert naming one of {cause:?}, or the watchdog's watch_*_down)"),
+            format!("{what} (an alert naming one of {cause:?})"),
             bound,
-            move |p| {
-                !is_narration(p)
-                    && (names(p, cause)
-                        || (p.source == Source::Watchdog && p.title.ends_with("_down")))
-            },
+            move |p| !is_narration(p) && names(p, cause),
         );
         rule.cause = cause;
         rule
