@@ -359,7 +359,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "SHUTDOWN_GRACE_SECS",
         Some("25"),
         false,
-        "After SIGTERM, how long running turns get to finish before the rest are handed back to the queue (keep it under Kubernetes' terminationGracePeriodSeconds, 30).",
+        "After SIGTERM and the listener's drain (HTTP_SHUTDOWN_SECS), how long running turns get to finish before the rest are handed back to the queue. The sum with a preStop sleep and 3 s must fit in Kubernetes' terminationGracePeriodSeconds (`config check`).",
     ),
     var(
         "OFFICE_NAME",
