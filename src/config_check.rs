@@ -485,7 +485,9 @@ fn check_grace(d: &Manifest, config_maps: &BTreeMap<&str, &Manifest>, problems: 
     };
     let needed = pre_stop + http + turns + GRACE_MARGIN_SECS;
     let sum = if watch {
-        format!("preStop ({pre_stop}) + HTTP_SHUTDOWN_SECS ({http}) + {GRACE_MARGIN_SECS} = {needed}")
+        format!(
+            "preStop ({pre_stop}) + HTTP_SHUTDOWN_SECS ({http}) + {GRACE_MARGIN_SECS} = {needed}"
+        )
     } else {
         format!(
             "preStop ({pre_stop}) + HTTP_SHUTDOWN_SECS ({http}) + SHUTDOWN_GRACE_SECS ({turns}) + {GRACE_MARGIN_SECS} = {needed}"
@@ -863,7 +865,10 @@ mod tests {
         first_container(deployment(&mut broken, "lead-agent-web"))["lifecycle"]["preStop"] =
             serde_yaml_ng::from_str("{httpGet: {path: /drain, port: 5012}}").unwrap();
         let problems = check(ENV_VARS, &broken).join("\n");
-        assert!(problems.contains("preStop hook is not a sleep"), "{problems}");
+        assert!(
+            problems.contains("preStop hook is not a sleep"),
+            "{problems}"
+        );
     }
 
     #[test]

@@ -151,7 +151,11 @@ impl Conn {
 /// What the cap decided for a new connection.
 pub enum Admission {
     /// A slot; `evicted` is true when another connection was closed to free it.
-    Admitted { conn: Arc<Conn>, slot: Slot, evicted: bool },
+    Admitted {
+        conn: Arc<Conn>,
+        slot: Slot,
+        evicted: bool,
+    },
     /// Every slot holds a request in progress.
     Full,
 }
@@ -318,7 +322,10 @@ mod tests {
     fn a_new_connection_owes_its_head_at_once_and_a_kept_alive_one_gets_the_idle_time() {
         let t0 = Instant::now();
         let conn = Conn::new(0, t0);
-        assert_eq!(conn.deadline(HEADER, IDLE), Some((t0 + HEADER, Expiry::Header)));
+        assert_eq!(
+            conn.deadline(HEADER, IDLE),
+            Some((t0 + HEADER, Expiry::Header))
+        );
         conn.busy();
         assert_eq!(conn.deadline(HEADER, IDLE), None, "a request in progress");
         conn.awaiting();

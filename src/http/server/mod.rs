@@ -187,8 +187,7 @@ impl Claim {
         let wanted = limits.max_connections as u64;
         let cap = loop {
             let claimed = CLAIMED.load(Ordering::SeqCst);
-            let cap = match fit_connection_cap(wanted, limits.max_connections_set, soft, claimed)
-            {
+            let cap = match fit_connection_cap(wanted, limits.max_connections_set, soft, claimed) {
                 Ok(cap) => cap,
                 Err(why) => bail!(why),
             };
@@ -293,11 +292,7 @@ pub async fn serve(
         );
         tasks.shutdown().await;
     }
-    tracing::info!(
-        connections_at_stop = open,
-        drained,
-        "HTTP listener stopped"
-    );
+    tracing::info!(connections_at_stop = open, drained, "HTTP listener stopped");
     drop(claim);
     Ok(())
 }
@@ -437,10 +432,15 @@ mod tests {
     #[test]
     fn a_cap_that_fits_is_kept_a_default_that_does_not_is_clamped_and_a_set_one_is_refused() {
         assert_eq!(fit_connection_cap(1024, true, 1_048_576, 0), Ok(1024));
-        assert_eq!(fit_connection_cap(1024, false, 1024, 0), Ok(1024 - FD_RESERVE));
+        assert_eq!(
+            fit_connection_cap(1024, false, 1024, 0),
+            Ok(1024 - FD_RESERVE)
+        );
         let err = fit_connection_cap(1024, true, 1024, 0).unwrap_err();
         assert!(
-            err.contains("HTTP_MAX_CONNECTIONS=1024") && err.contains("1024") && err.contains("768"),
+            err.contains("HTTP_MAX_CONNECTIONS=1024")
+                && err.contains("1024")
+                && err.contains("768"),
             "{err}"
         );
         // A second listener of the process counts the first one's claim.

@@ -282,16 +282,28 @@ mod tests {
 
     #[test]
     fn twilios_webhook_within_its_limit_and_the_probes_are_never_shed() {
-        assert!(never_shed(&request(Method::POST, "/twilio/sms", Some("420"))));
+        assert!(never_shed(&request(
+            Method::POST,
+            "/twilio/sms",
+            Some("420")
+        )));
         assert!(never_shed(&request(Method::GET, "/health", None)));
         assert!(never_shed(&request(Method::GET, "/ready", None)));
         let over = (crate::http::MAX_WEBHOOK_BYTES + 1).to_string();
-        assert!(!never_shed(&request(Method::POST, "/twilio/sms", Some(&over))));
+        assert!(!never_shed(&request(
+            Method::POST,
+            "/twilio/sms",
+            Some(&over)
+        )));
         assert!(
             !never_shed(&request(Method::POST, "/twilio/sms", None)),
             "a body of unknown length may not fit"
         );
         assert!(!never_shed(&request(Method::GET, "/ops/status", None)));
-        assert!(!never_shed(&request(Method::POST, "/discord/interactions", Some("10"))));
+        assert!(!never_shed(&request(
+            Method::POST,
+            "/discord/interactions",
+            Some("10")
+        )));
     }
 }
