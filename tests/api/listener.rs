@@ -441,3 +441,38 @@ async fn sigterm_with_a_half_open_and_a_trickling_connection_exits_within_the_dr
         "the unfinished webhook stored nothing"
     );
 }
+
+#[tokio::test]
+async fn a_connection_cap_set_above_the_file_descriptor_limit_stops_the_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("lead-agent.db").display());
+    let journal = dir.path().join("inbound.jsonl").display().to_string();
+    let mut processes = Processes::new(env!("CARGO_BIN_EXE_lead-agent"));
+    // Far above any hard RLIMIT_NOFILE a machine gives a process.
+    let env = [
+        ("BIND_ADDRESS", "127.0.0.1"),
+        ("DATABASE_URL", database.as_str()),
+        ("INBOUND_JOURNAL_PATH", journal.as_str()),
+        ("HTTP_MAX_CONNECTIONS", "1000000000"),
+    ];
+    processes.start("serve", &["serve"], env);
+    let started = tokio::time::Instant::now();
+    let exit = loop {
+        if let Some(status) = processes.exit_status("serve") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "still running with a cap that cannot fit\n{}",
+            processes.log_tail("serve", 20)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!exit.success());
+    let log = std::fs::read_to_string(processes.log_path("serve")).unwrap();
+    assert!(
+        log.contains("HTTP_MAX_CONNECTIONS=1000000000 does not fit")
+            && log.contains("file-descriptor limit"),
+        "{log}"
+    );
+}
