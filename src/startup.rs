@@ -314,7 +314,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops in order: readiness off and no new
-    /// connections (in-flight requests finish), no new deliveries, in-flight turns get
+    /// connections (in-flight requests get `HTTP_SHUTDOWN_SECS`, then what is left of the
+    /// connections is dropped), no new deliveries, in-flight turns get
     /// `SHUTDOWN_GRACE_SECS` to finish, then the actor tree stops. A turn still running at the
     /// end is cut; its task was never acked, and the re-drive at the next start takes it.
     ///
@@ -342,11 +343,9 @@ impl Application {
         let accepting = state.accepting.clone();
         let app = http::router(state.clone());
         tracing::info!(addr = %listener.local_addr()?, "listening");
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        // Returns within HTTP_SHUTDOWN_SECS of the signal, open connections or not, so the
+        // ordered stop below always runs inside the pod's grace period.
+        http::server::serve(listener, app, &state.settings.http, async move {
             let given_up = async move {
                 if gave_up_signal.wait_for(Option::is_some).await.is_err() {
                     std::future::pending::<()>().await;
@@ -399,6 +398,7 @@ impl Application {
         if let Some(why) = gave_up.borrow().clone() {
             anyhow::bail!("the root supervisor gave up: {why}");
         }
+        tracing::info!(left, "stopped in order");
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod ops;
 pub mod ops_page;
 pub mod rejections;
+pub mod server;
 pub mod sla;
 pub mod twilio;
 

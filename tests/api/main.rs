@@ -15,6 +15,7 @@ mod conversation;
 mod discord;
 mod embedded;
 mod hitl;
+mod listener;
 mod model_chain;
 mod multiprocess;
 mod multiprocess_alerts;
