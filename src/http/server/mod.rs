@@ -165,7 +165,7 @@ pub fn fit_connection_cap(
 }
 
 /// The soft `RLIMIT_NOFILE`, raised to the hard limit first.
-fn descriptor_limit() -> u64 {
+pub fn descriptor_limit() -> u64 {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(soft) => soft,
         Err(e) => {
