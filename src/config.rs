@@ -70,6 +70,49 @@ pub const ENV_VARS: &[EnvVar] = &[
         false,
         "`true` (like `serve --insecure`): start on a non-loopback BIND_ADDRESS or OPS_BIND_ADDRESS without TWILIO_AUTH_TOKEN and OPS_TOKEN — anyone who reaches the port may post webhooks and read /ops. For a throwaway test host only.",
     ),
+    // --- The listener's limits (`http::server`, issue 12): every HTTP port of the binary ---
+    var(
+        "HTTP_HEADER_TIMEOUT_SECS",
+        Some("10"),
+        false,
+        "A request head must be complete this long after its first byte (after the connection opens, for its first request); otherwise the connection is closed without an answer. Slow-loris clients are cut here.",
+    ),
+    var(
+        "HTTP_BODY_TIMEOUT_SECS",
+        Some("5"),
+        false,
+        "A request body must be complete this long after its head, however it trickles; otherwise 408 and the connection is closed (a webhook cut so stores nothing). At most HTTP_REQUEST_TIMEOUT_SECS.",
+    ),
+    var(
+        "HTTP_IDLE_TIMEOUT_SECS",
+        Some("60"),
+        false,
+        "A kept-alive connection with no next request this long after its last response is closed. Behind a proxy or load balancer that reuses connections, keep it above the proxy's own idle timeout.",
+    ),
+    var(
+        "HTTP_REQUEST_TIMEOUT_SECS",
+        Some("10"),
+        false,
+        "A request is answered within this long of its head: past it, 503 at once, and the handler finishes in the background (a webhook whose store write was slow is still stored and answered). Under Twilio's 15 s read timeout, above the webhook's store-then-fallback path (3 s + 5 s).",
+    ),
+    var(
+        "HTTP_MAX_CONNECTIONS",
+        Some("1024"),
+        false,
+        "Open connections per listener. When reached, the connection that has waited longest for a request head (idle, or a slow client) is closed to make room; when all have a request in progress, the newcomer gets 503 and is closed. Must fit under the file-descriptor limit (raised to the hard limit at start) with 256 to spare: a set value that does not stops the start, the default is lowered with a warning.",
+    ),
+    var(
+        "HTTP_MAX_IN_FLIGHT",
+        Some("128"),
+        false,
+        "Requests handled at once per listener; more are answered 503 at once and counted (`lead_agent_http_shed_total`) — never Twilio's webhook within its body limit, nor /health and /ready.",
+    ),
+    var(
+        "HTTP_SHUTDOWN_SECS",
+        Some("10"),
+        false,
+        "After SIGTERM, how long requests in progress get to finish; then every connection left is dropped and the ordered stop runs. HTTP_SHUTDOWN_SECS + SHUTDOWN_GRACE_SECS + a preStop sleep + 3 s must fit in terminationGracePeriodSeconds (`config check`).",
+    ),
     var(
         "DATABASE_URL",
         Some("sqlite://lead-agent.db"),
@@ -339,7 +382,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "SHUTDOWN_GRACE_SECS",
         Some("25"),
         false,
-        "After SIGTERM, how long running turns get to finish before the rest are handed back to the queue (keep it under Kubernetes' terminationGracePeriodSeconds, 30).",
+        "After SIGTERM and the listener's drain (HTTP_SHUTDOWN_SECS), how long running turns get to finish before the rest are handed back to the queue. The sum with a preStop sleep and 3 s must fit in Kubernetes' terminationGracePeriodSeconds (`config check`).",
     ),
     var(
         "OFFICE_NAME",
@@ -851,6 +894,8 @@ pub struct Settings {
     /// `ALLOW_INSECURE` (or `serve --insecure`): start exposed without the tokens
     /// (`crate::exposure`).
     pub allow_insecure: bool,
+    /// `HTTP_*`: the listener's timeouts and caps.
+    pub http: crate::http::server::HttpLimits,
     pub database_url: Secret,
     pub readonly_database_url: Option<Secret>,
     pub amqp: Option<AmqpSettings>,
@@ -1488,6 +1533,7 @@ impl Settings {
             ops_port,
             ops_bind_address,
             allow_insecure,
+            http: crate::http::server::HttpLimits::read(&mut r),
             database_url: Secret::new(database_url),
             readonly_database_url: readonly_database_url.map(Secret::new),
             amqp,

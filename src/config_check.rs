@@ -8,7 +8,8 @@
 //! `secretKeyRef`, never a literal or a ConfigMap; a reference's key is the variable's own
 //! name and points at a ConfigMap/Secret the directory defines; every key those define is
 //! read by the containers; every container has resources, `/health` and `/ready` probes;
-//! the pod's grace period outlasts `SHUTDOWN_GRACE_SECS`; replicated roles have a
+//! the pod's grace period holds the shutdown budget (preStop sleep + `HTTP_SHUTDOWN_SECS` +
+//! `SHUTDOWN_GRACE_SECS` + a margin; the watch: no turns); replicated roles have a
 //! disruption budget. What the network can reach (the Ingress, the Services, the ops port,
 //! the binds and the tokens they need) is checked by [`crate::deploy_lint::check_exposure`],
 //! which this runs too. Also the redacted view of the effective configuration (`config
@@ -286,10 +287,7 @@ pub fn check(vars: &[EnvVar], manifests: &[Manifest]) -> Vec<String> {
                 }
             }
         }
-        // The watch keeps no work to finish: SHUTDOWN_GRACE_SECS is the service's.
-        if !list_runs_watch(d) {
-            check_grace(d, &config_maps, &mut problems);
-        }
+        check_grace(d, &config_maps, &mut problems);
     }
 
     check_budgets(manifests, &deployments, &mut problems);
@@ -367,39 +365,95 @@ fn check_budgets(manifests: &[Manifest], deployments: &[&Manifest], problems: &m
     }
 }
 
-/// Kubernetes kills a pod `terminationGracePeriodSeconds` after SIGTERM; the service needs
-/// `SHUTDOWN_GRACE_SECS` to let turns finish, plus a few seconds to stop the HTTP server
-/// and hand the rest back. So the pod's grace must exceed the service's by a margin.
+/// Kubernetes kills a pod `terminationGracePeriodSeconds` after it starts terminating, and
+/// that clock includes the preStop hook. After the hook, SIGTERM: the listener drains for at
+/// most `HTTP_SHUTDOWN_SECS`, then running turns get `SHUTDOWN_GRACE_SECS`, then the actor tree
+/// stops (this margin). So the pod's grace must hold their sum; the watch has no turns.
 pub const GRACE_MARGIN_SECS: f64 = 3.0;
 
-fn check_grace(d: &Manifest, config_maps: &BTreeMap<&str, &Manifest>, problems: &mut Vec<String>) {
+/// The value of `var` the pod will see: the largest a container reads from a ConfigMap of the
+/// directory, else the default.
+fn configured_seconds(d: &Manifest, config_maps: &BTreeMap<&str, &Manifest>, var: &str) -> f64 {
     let default: f64 = ENV_VARS
         .iter()
-        .find(|v| v.name == "SHUTDOWN_GRACE_SECS")
+        .find(|v| v.name == var)
         .and_then(|v| v.default)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0.0);
-    // The value the pod will see: the ConfigMap's when a container reads it from one.
-    let mut service_grace = default;
+    let mut seen: Option<f64> = None;
     for c in containers(d) {
         for (name, source) in container_env(c) {
-            if name == "SHUTDOWN_GRACE_SECS"
+            if name == var
                 && let Source::ConfigMap { name: object, key } = source
                 && let Some(v) = config_maps
                     .get(object.as_str())
                     .and_then(|m| seconds_of(&m.doc["data"][key.as_str()]))
             {
-                service_grace = service_grace.max(v);
+                seen = Some(seen.map_or(v, |s| s.max(v)));
             }
         }
     }
+    seen.unwrap_or(default)
+}
+
+/// The longest preStop hook of the pod's containers, in seconds: `sleep N` as an exec
+/// command, or the `sleep` action. A hook of another kind has no known length: a problem.
+fn pre_stop_seconds(d: &Manifest, problems: &mut Vec<String>) -> f64 {
+    let mut longest: f64 = 0.0;
+    for c in containers(d) {
+        let hook = &c["lifecycle"]["preStop"];
+        if hook.is_null() {
+            continue;
+        }
+        let command: Vec<&str> = hook["exec"]["command"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let secs = match command.as_slice() {
+            ["sleep", n] | ["/bin/sleep", n] => n.parse::<f64>().ok(),
+            _ => seconds_of(&hook["sleep"]["seconds"]),
+        };
+        match secs {
+            Some(s) => longest = longest.max(s),
+            None => problems.push(format!(
+                "deployment/{} container {}: its preStop hook is not a sleep, so its length cannot be counted in the shutdown budget",
+                d.name(),
+                c["name"].as_str().unwrap_or("?")
+            )),
+        }
+    }
+    longest
+}
+
+fn check_grace(d: &Manifest, config_maps: &BTreeMap<&str, &Manifest>, problems: &mut Vec<String>) {
+    let pre_stop = pre_stop_seconds(d, problems);
+    let http = configured_seconds(d, config_maps, "HTTP_SHUTDOWN_SECS");
+    let watch = list_runs_watch(d);
+    // The watch keeps no work to finish: SHUTDOWN_GRACE_SECS is the service's.
+    let turns = if watch {
+        0.0
+    } else {
+        configured_seconds(d, config_maps, "SHUTDOWN_GRACE_SECS")
+    };
+    let needed = pre_stop + http + turns + GRACE_MARGIN_SECS;
+    let sum = if watch {
+        format!(
+            "preStop ({pre_stop}) + HTTP_SHUTDOWN_SECS ({http}) + {GRACE_MARGIN_SECS} = {needed}"
+        )
+    } else {
+        format!(
+            "preStop ({pre_stop}) + HTTP_SHUTDOWN_SECS ({http}) + SHUTDOWN_GRACE_SECS ({turns}) + {GRACE_MARGIN_SECS} = {needed}"
+        )
+    };
     match seconds_of(&d.doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]) {
         None => problems.push(format!(
-            "deployment/{}: terminationGracePeriodSeconds is not set (the service needs SHUTDOWN_GRACE_SECS = {service_grace} s + {GRACE_MARGIN_SECS} s)",
+            "deployment/{}: terminationGracePeriodSeconds is not set (the shutdown needs {sum} s)",
             d.name()
         )),
-        Some(pod) if pod < service_grace + GRACE_MARGIN_SECS => problems.push(format!(
-            "deployment/{}: terminationGracePeriodSeconds ({pod}) must be at least SHUTDOWN_GRACE_SECS ({service_grace}) + {GRACE_MARGIN_SECS}: Kubernetes would kill turns the service is still finishing",
+        Some(pod) if pod < needed => problems.push(format!(
+            "deployment/{}: terminationGracePeriodSeconds ({pod}) must be at least {sum}: Kubernetes would kill the process before its ordered stop ends",
             d.name()
         )),
         Some(_) => {}
@@ -651,21 +705,16 @@ mod tests {
     }
 
     #[test]
-    fn every_container_carries_probes_limits_and_a_grace_period_above_the_shutdown_grace() {
+    fn every_container_carries_probes_limits_and_a_grace_period_that_holds_the_shutdown_budget() {
         let manifests = shipped();
-        let service_grace: f64 = manifests
-            .iter()
-            .find(|m| m.kind() == "ConfigMap")
-            .and_then(|m| seconds_of(&m.doc["data"]["SHUTDOWN_GRACE_SECS"]))
-            .expect("the example ConfigMap sets SHUTDOWN_GRACE_SECS");
-        let default: f64 = ENV_VARS
-            .iter()
-            .find(|v| v.name == "SHUTDOWN_GRACE_SECS")
-            .unwrap()
-            .default
-            .unwrap()
-            .parse()
-            .unwrap();
+        let config = |var: &str| -> f64 {
+            manifests
+                .iter()
+                .find(|m| m.kind() == "ConfigMap" && m.name() == "lead-agent-config")
+                .and_then(|m| seconds_of(&m.doc["data"][var]))
+                .unwrap_or_else(|| panic!("the example ConfigMap sets {var}"))
+        };
+        let (http, turns) = (config("HTTP_SHUTDOWN_SECS"), config("SHUTDOWN_GRACE_SECS"));
         for d in manifests
             .iter()
             .filter(|m| m.kind() == "Deployment" && !list_runs_watch(m))
@@ -673,8 +722,9 @@ mod tests {
             let pod =
                 seconds_of(&d.doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])
                     .unwrap();
+            let pre_stop = pre_stop_seconds(d, &mut Vec::new());
             assert!(
-                pod >= service_grace.max(default) + GRACE_MARGIN_SECS,
+                pod >= pre_stop + http + turns + GRACE_MARGIN_SECS,
                 "{}: {pod}",
                 d.name()
             );
@@ -693,11 +743,22 @@ mod tests {
                 );
             }
         }
+        // The web pod sleeps in preStop while the Service stops routing to it.
+        assert_eq!(
+            pre_stop_seconds(
+                manifests
+                    .iter()
+                    .find(|m| m.kind() == "Deployment" && m.name() == "lead-agent-web")
+                    .unwrap(),
+                &mut Vec::new()
+            ),
+            5.0
+        );
         // And the check enforces it: a longer service grace, a missing probe, a missing limit.
         let mut broken = shipped();
         broken
             .iter_mut()
-            .find(|m| m.kind() == "ConfigMap")
+            .find(|m| m.kind() == "ConfigMap" && m.name() == "lead-agent-config")
             .unwrap()
             .doc["data"]["SHUTDOWN_GRACE_SECS"] = "40".into();
         let c = first_container(deployment(&mut broken, "lead-agent-scheduler"));
@@ -709,7 +770,7 @@ mod tests {
         let problems = check(ENV_VARS, &broken).join("\n");
         assert!(
             problems.contains(
-                "terminationGracePeriodSeconds (30) must be at least SHUTDOWN_GRACE_SECS (40)"
+                "deployment/lead-agent-scheduler: terminationGracePeriodSeconds (40) must be at least preStop (0) + HTTP_SHUTDOWN_SECS (10) + SHUTDOWN_GRACE_SECS (40) + 3 = 53"
             ),
             "{problems}"
         );
@@ -719,6 +780,47 @@ mod tests {
         );
         assert!(
             problems.contains("resources.limits.memory is not set"),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn the_listeners_drain_and_the_pre_stop_sleep_count_in_the_budget_of_every_deployment() {
+        // The web pod: a longer preStop or a longer HTTP drain no longer fits its 45 s.
+        let mut broken = shipped();
+        broken
+            .iter_mut()
+            .find(|m| m.kind() == "ConfigMap" && m.name() == "lead-agent-config")
+            .unwrap()
+            .doc["data"]["HTTP_SHUTDOWN_SECS"] = "20".into();
+        let problems = check(ENV_VARS, &broken).join("\n");
+        assert!(
+            problems.contains(
+                "deployment/lead-agent-web: terminationGracePeriodSeconds (45) must be at least preStop (5) + HTTP_SHUTDOWN_SECS (20) + SHUTDOWN_GRACE_SECS (25) + 3 = 53"
+            ),
+            "{problems}"
+        );
+        // The watch: its own drain in its own 10 s.
+        let mut broken = shipped();
+        broken
+            .iter_mut()
+            .find(|m| m.kind() == "ConfigMap" && m.name() == "lead-agent-watch-config")
+            .unwrap()
+            .doc["data"]["HTTP_SHUTDOWN_SECS"] = "10".into();
+        let problems = check(ENV_VARS, &broken).join("\n");
+        assert!(
+            problems.contains(
+                "deployment/lead-agent-watch: terminationGracePeriodSeconds (10) must be at least preStop (0) + HTTP_SHUTDOWN_SECS (10) + 3 = 13"
+            ),
+            "{problems}"
+        );
+        // A preStop hook of unknown length is named.
+        let mut broken = shipped();
+        first_container(deployment(&mut broken, "lead-agent-web"))["lifecycle"]["preStop"] =
+            serde_yaml_ng::from_str("{httpGet: {path: /drain, port: 5012}}").unwrap();
+        let problems = check(ENV_VARS, &broken).join("\n");
+        assert!(
+            problems.contains("preStop hook is not a sleep"),
             "{problems}"
         );
     }

@@ -332,7 +332,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops in order: readiness off and no new
-    /// connections (in-flight requests finish), no new deliveries, in-flight turns get
+    /// connections (in-flight requests get `HTTP_SHUTDOWN_SECS`, then what is left of the
+    /// connections is dropped), no new deliveries, in-flight turns get
     /// `SHUTDOWN_GRACE_SECS` to finish, then the actor tree stops. A turn still running at the
     /// end is cut; its task was never acked, and the re-drive at the next start takes it.
     ///
@@ -386,19 +387,20 @@ impl Application {
             let public = http::public_router(state.clone());
             let ops = http::ops_router(state.clone());
             tracing::info!(addr = %listener.local_addr()?, ops_addr = %ops_listener.local_addr()?, "listening");
-            let public = axum::serve(
-                listener,
-                public.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stopped());
-            let ops = axum::serve(
-                ops_listener,
-                ops.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stopped());
+            // Each returns within HTTP_SHUTDOWN_SECS of the signal, open connections or not,
+            // so the ordered stop below always runs inside the pod's grace period.
+            let limits = &state.settings.http;
             tokio::try_join!(
-                async { public.await.context("the public HTTP listener failed") },
-                async { ops.await.context("the ops HTTP listener failed") },
+                async {
+                    http::server::serve(listener, public, limits, stopped())
+                        .await
+                        .context("the public HTTP listener failed")
+                },
+                async {
+                    http::server::serve(ops_listener, ops, limits, stopped())
+                        .await
+                        .context("the ops HTTP listener failed")
+                },
             )?;
         }
 
@@ -439,6 +441,7 @@ impl Application {
         if let Some(why) = gave_up.borrow().clone() {
             anyhow::bail!("the root supervisor gave up: {why}");
         }
+        tracing::info!(left, "stopped in order");
         Ok(())
     }
 }

@@ -145,6 +145,7 @@ fn describe() {
         "lead_agent_wake_deferred_total",
         "Wake-ups the work queue could not take, retried in the background."
     );
+    super::server::describe_metrics();
     // Unlabelled counters exist from the start, so a dashboard shows 0 rather than nothing.
     for name in [
         "lead_agent_replies_sent_total",

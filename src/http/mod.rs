@@ -16,6 +16,7 @@ pub mod ops;
 pub mod ops_guard;
 pub mod ops_page;
 pub mod rejections;
+pub mod server;
 pub mod sla;
 pub mod twilio;
 

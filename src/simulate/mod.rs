@@ -15,6 +15,7 @@
 
 pub mod fakes;
 pub mod report;
+pub mod slowloris;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -124,6 +125,25 @@ pub struct SimulateArgs {
     /// The lead-agent binary to start (default: this one).
     #[arg(long, hide = true)]
     pub binary: Option<PathBuf>,
+    /// Run the slow-loris test instead of the batch drop: hold this many connections that
+    /// trickle a request head (reopened when the service cuts them) while `/health` and
+    /// signed webhooks are measured, before the attack and during it (`slowloris.rs`).
+    #[arg(long)]
+    pub slow_loris: Option<usize>,
+    /// `--slow-loris`: seconds each phase (before, during) measures.
+    #[arg(long, default_value_t = 20)]
+    pub phase_secs: u64,
+    /// `--slow-loris`: requests per second of each kind (`/health`, a signed webhook), each
+    /// on a new connection, as the kubelet's probes and Twilio make them.
+    #[arg(long, default_value_t = 10.0)]
+    pub probe_rate: f64,
+    /// `--slow-loris`: each slow connection sends one more byte of its head this often.
+    #[arg(long, default_value_t = 1000)]
+    pub trickle_ms: u64,
+    /// More environment for the service this run starts, `NAME=VALUE` (repeatable), e.g.
+    /// `--service-env HTTP_MAX_CONNECTIONS=512`.
+    #[arg(long = "service-env", value_name = "NAME=VALUE")]
+    pub service_env: Vec<String>,
 }
 
 impl SimulateArgs {
@@ -147,6 +167,15 @@ impl SimulateArgs {
         }
         if self.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
             problems.push("--rate must be a positive number of webhooks per second".into());
+        }
+        if self.slow_loris == Some(0) {
+            problems.push("--slow-loris must be at least 1".into());
+        }
+        if !(self.probe_rate.is_finite() && self.probe_rate > 0.0) || self.phase_secs == 0 {
+            problems.push("--probe-rate and --phase-secs must be positive".into());
+        }
+        if self.service_env.iter().any(|e| !e.contains('=')) {
+            problems.push("--service-env takes NAME=VALUE".into());
         }
         if self.url.is_some() && self.history > 0 {
             problems
@@ -190,11 +219,15 @@ struct ServiceProcess {
     child: Child,
     log: PathBuf,
     memory: ProcessMemory,
+    /// Its ops listener (`/metrics`).
+    ops_url: String,
 }
 
 /// What the load generator talks to, and what must be cleaned up afterwards.
 struct Target {
     web_url: String,
+    /// The web process's ops listener (`/metrics`).
+    ops_url: String,
     /// Signing key and the URL Twilio would sign; `None`: post unsigned (loopback).
     signing: Option<(String, String)>,
     processes: Vec<ServiceProcess>,
@@ -345,6 +378,7 @@ async fn spawn_serve(
             pid,
             ..ProcessMemory::default()
         },
+        ops_url: format!("http://127.0.0.1:{ops_port}"),
     };
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -431,6 +465,7 @@ async fn start_target(
             )
         });
         return Ok(Target {
+            ops_url: crate::probe::ops_url_for(&url, crate::config::local_ops_port()),
             web_url: url,
             signing,
             processes: Vec::new(),
@@ -462,6 +497,7 @@ async fn start_target(
     let token = new_message_sid(); // 34 random characters: as good a secret as any here
     let mut target = Target {
         web_url: String::new(),
+        ops_url: String::new(),
         signing: None,
         processes: Vec::new(),
         foreign: Vec::new(),
@@ -484,6 +520,13 @@ async fn start_target(
         ("RUST_LOG", "warn".into()),
     ];
     env.extend(budget_env(args));
+    for pair in &args.service_env {
+        if let Some((name, value)) = pair.split_once('=') {
+            // A command-line tool's few names, for the life of the run.
+            let name: &'static str = Box::leak(name.trim().to_string().into_boxed_str());
+            env.push((name, value.to_string()));
+        }
+    }
 
     let result: anyhow::Result<()> = async {
         match args.backend {
@@ -495,6 +538,7 @@ async fn start_target(
                 env.push(("DATABASE_URL", database_url));
                 env.push(("LLM_CONCURRENCY", args.concurrency.to_string()));
                 let (p, url) = spawn_serve(&binary, &dir, "serve", "all", &env, http).await?;
+                target.ops_url = p.ops_url.clone();
                 target.processes.push(p);
                 target.web_url = url;
             }
@@ -524,6 +568,7 @@ async fn start_target(
                     target.processes.push(p);
                 }
                 let (p, url) = spawn_serve(&binary, &dir, "web", "web", &env, http).await?;
+                target.ops_url = p.ops_url.clone();
                 target.processes.push(p);
                 target.web_url = url;
             }
@@ -966,6 +1011,9 @@ fn build_report(
 
 /// `lead-agent simulate`: run, print the summary, write the JSON and the plot.
 pub async fn main(args: SimulateArgs) -> anyhow::Result<()> {
+    if args.slow_loris.is_some() {
+        return slowloris::main(&args).await;
+    }
     let report = run(&args).await?;
     print!("{}", report.summary());
     if let Some(path) = &args.json {

@@ -142,13 +142,9 @@ pub async fn run(
     if let Some(every) = settings.e2e_every {
         tokio::spawn(e2e_loop(state.clone(), prober, every));
     }
-    axum::serve(
-        listener,
-        server::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("the watch's HTTP server failed")
+    crate::http::server::serve(listener, server::router(state), &settings.http, shutdown)
+        .await
+        .context("the watch's HTTP server failed")
 }
 
 async fn interval_loop(state: Arc<WatchState>, prober: Prober) {

@@ -15,6 +15,13 @@ use crate::config::{ConfigError, LogFormat, Reader, Secret, is_e164, is_snowflak
 pub const VARS: &[&str] = &[
     "PORT",
     "BIND_ADDRESS",
+    "HTTP_HEADER_TIMEOUT_SECS",
+    "HTTP_BODY_TIMEOUT_SECS",
+    "HTTP_IDLE_TIMEOUT_SECS",
+    "HTTP_REQUEST_TIMEOUT_SECS",
+    "HTTP_MAX_CONNECTIONS",
+    "HTTP_MAX_IN_FLIGHT",
+    "HTTP_SHUTDOWN_SECS",
     "PUBLIC_BASE_URL",
     "TWILIO_AUTH_TOKEN",
     "DISCORD_BOT_TOKEN",
@@ -95,6 +102,8 @@ pub struct WatchSettings {
     /// Longest pause between attempts while Discord cannot be reached.
     pub retry_max: Duration,
     pub bind: SocketAddr,
+    /// `HTTP_*`: its listener's limits, the service's own variables.
+    pub http: crate::http::server::HttpLimits,
     pub log_format: LogFormat,
 }
 
@@ -210,6 +219,7 @@ impl WatchSettings {
             twilio_auth_token: r.raw("TWILIO_AUTH_TOKEN").map(Secret::new),
             retry_max: r.seconds("DISCORD_RETRY_MAX_SECS"),
             bind: SocketAddr::new(bind_address, port),
+            http: crate::http::server::HttpLimits::read(&mut r),
             log_format: r.log_format(),
             url,
             ops_url,

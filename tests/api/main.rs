@@ -16,6 +16,7 @@ mod discord;
 mod embedded;
 mod exposure;
 mod hitl;
+mod listener;
 mod model_chain;
 mod multiprocess;
 mod multiprocess_alerts;

@@ -159,3 +159,49 @@ async fn a_tiny_burst_on_postgres_and_rabbitmq_with_two_workers_is_answered_once
         .collect();
     assert_eq!(names, ["worker-1", "worker-2", "web"], "{v:#}");
 }
+
+#[tokio::test]
+async fn the_slow_loris_mode_measures_both_phases_and_the_service_cuts_its_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("slowloris.json");
+    let json_s = json.display().to_string();
+    let args = simulate_args(&[
+        "--slow-loris",
+        "20",
+        "--phase-secs",
+        "3",
+        "--probe-rate",
+        "4",
+        "--trickle-ms",
+        "200",
+        "--service-env",
+        "HTTP_HEADER_TIMEOUT_SECS=1",
+        "--json",
+        &json_s,
+    ]);
+    lead_agent::simulate::main(args)
+        .await
+        .expect("the slow-loris run succeeds");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for phase in ["before", "during"] {
+        for probe in ["health", "webhook"] {
+            let p = &v[phase][probe];
+            assert_eq!(p["sent"], 12, "{phase} {probe}: {v:#}");
+            assert_eq!(
+                p["ok"], 12,
+                "every probe answered 200, {phase} {probe}: {v:#}"
+            );
+        }
+    }
+    assert_eq!(v["during"]["attack_open_max"], 20, "{v:#}");
+    assert!(v["attack"]["cut"].as_u64().unwrap() > 0, "{v:#}");
+    assert!(
+        v["attack"]["opened"].as_u64().unwrap() > 20,
+        "cut connections are reopened: {v:#}"
+    );
+    // Its connections lived about the header timeout, not the whole run.
+    assert!(
+        v["attack"]["lifetime_p50_secs"].as_f64().unwrap() < 3.0,
+        "{v:#}"
+    );
+}
