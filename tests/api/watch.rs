@@ -399,10 +399,11 @@ async fn discord_down_delays_the_watchs_alert_and_loses_it_never() {
         discord.requests().iter().any(|r| r.status == 503)
     })
     .await;
-    assert!(
-        watch.logs().contains("THE WATCH CANNOT ALERT"),
-        "loud in the log"
-    );
+    // The watch logs the failure once the answer is back: bounded poll, not a race.
+    wait_until(10, "THE WATCH CANNOT ALERT, loud in the log", || async {
+        watch.logs().contains("THE WATCH CANNOT ALERT")
+    })
+    .await;
     assert_eq!(watch.status().await["alerts"]["pending"], 1);
     // The checks go on meanwhile.
     watch.wait_cycles(2).await;
