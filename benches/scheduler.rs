@@ -50,6 +50,7 @@ async fn lateness_under_burst() {
     let s = settings(&[
         ("PORT", "0".into()),
         ("BIND_ADDRESS", "127.0.0.1".into()),
+        ("OPS_PORT", "0".into()),
         ("DATABASE_URL", db),
         ("LLM_CONCURRENCY", cap.to_string()),
         ("SCHEDULE_HEARTBEAT", "* * * * * *".into()),

@@ -51,9 +51,15 @@ pub enum Command {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct WatchArgs {
-    /// The service's base URL (default: WATCH_URL), e.g. http://34.1.2.3:5012.
+    /// The service's public base URL (default: WATCH_URL), e.g. https://leads.example.com:
+    /// /ready and the synthetic SMS.
     #[arg(long)]
     pub url: Option<String>,
+    /// The service's ops listener (default: WATCH_OPS_URL, else --url's host on port
+    /// 5013), e.g. http://lead-agent-ops:5013: /ops/heartbeats, /ops/scheduled,
+    /// /ops/discord and the synthetic SMS's reply.
+    #[arg(long)]
+    pub ops_url: Option<String>,
     /// The URL Twilio calls, which the synthetic SMS is signed against (default:
     /// PUBLIC_BASE_URL, else --url).
     #[arg(long)]
@@ -87,9 +93,15 @@ pub enum ConfigCommand {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct VerifyArgs {
-    /// Base URL of the deployed service (the LoadBalancer's), e.g. http://34.1.2.3:5012.
+    /// Public base URL of the deployed service (the Ingress's), e.g.
+    /// https://leads.example.com: /health and the synthetic SMS.
     #[arg(long)]
     pub url: String,
+    /// The service's ops listener, e.g. http://127.0.0.1:5013 through `kubectl port-forward
+    /// svc/lead-agent-ops 5013`: /ops/scheduled, /ops/heartbeats, the reply, --record.
+    /// Default: --url's scheme and host on port OPS_PORT (5013).
+    #[arg(long)]
+    pub ops_url: Option<String>,
     /// The URL Twilio calls, which webhook signatures cover (default: --url).
     #[arg(long)]
     pub public_url: Option<String>,
@@ -104,9 +116,10 @@ pub struct VerifyArgs {
     /// Label selector of the service's pods.
     #[arg(long, default_value = "app=lead-agent")]
     pub selector: String,
-    /// The LoadBalancer Service.
-    #[arg(long, default_value = "lead-agent")]
-    pub service: String,
+    /// The Ingress in front of the webhook, whose external address is checked (`--service`
+    /// is accepted for it too: before the Ingress it was the LoadBalancer Service).
+    #[arg(long, alias = "service", default_value = "lead-agent")]
+    pub ingress: String,
     /// The number the synthetic SMS comes from; its reply really goes out when Twilio is
     /// configured, so use a phone the team owns.
     #[arg(long, default_value = "+13125550199")]
@@ -137,7 +150,7 @@ pub enum InspectCommand {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct InspectScheduledArgs {
-    /// The server to ask (any role). Default: http://127.0.0.1:$PORT.
+    /// The server's ops listener (any role). Default: http://127.0.0.1:$OPS_PORT.
     #[arg(long)]
     pub url: Option<String>,
     /// Print a JSON list of objects instead of a table.
@@ -151,6 +164,11 @@ pub struct ServeArgs {
     /// and the queue with other processes: they need PostgreSQL and RabbitMQ.
     #[arg(long, value_enum, default_value_t = Role::All)]
     pub role: Role,
+    /// Start even on a non-loopback BIND_ADDRESS or OPS_BIND_ADDRESS without
+    /// TWILIO_AUTH_TOKEN and OPS_TOKEN (as ALLOW_INSECURE=true): anyone who reaches the port
+    /// may post webhooks and read /ops. For a throwaway test host only.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -161,9 +179,13 @@ pub struct SmsArgs {
     /// Our number (Twilio's `To`).
     #[arg(long, default_value = "+13125550000")]
     pub to: String,
-    /// Where the server listens.
+    /// Where the server listens (its public listener).
     #[arg(long, default_value = "http://127.0.0.1:5012")]
     pub url: String,
+    /// Its ops listener, where the reply is read. Default: --url's scheme and host on port
+    /// OPS_PORT (5013).
+    #[arg(long)]
+    pub ops_url: Option<String>,
     /// The URL to sign (what Twilio would be configured with). Defaults to PUBLIC_BASE_URL,
     /// else --url.
     #[arg(long)]

@@ -40,12 +40,35 @@ const fn var(
 
 /// Every variable, in README order.
 pub const ENV_VARS: &[EnvVar] = &[
-    var("PORT", Some("5012"), false, "HTTP port (the seed's 5012)."),
+    var(
+        "PORT",
+        Some("5012"),
+        false,
+        "Port of the public listener (the seed's 5012): `/twilio/sms`, `/discord/interactions`, `/health`, `/ready` — nothing else.",
+    ),
     var(
         "BIND_ADDRESS",
-        Some("0.0.0.0"),
+        Some("127.0.0.1"),
         false,
-        "Address the HTTP server binds.",
+        "Address the public listener binds. A non-loopback one (a container's `0.0.0.0`) needs TWILIO_AUTH_TOKEN and OPS_TOKEN, or `serve --insecure` / ALLOW_INSECURE.",
+    ),
+    var(
+        "OPS_PORT",
+        Some("5013"),
+        false,
+        "Port of the ops listener, which every role serves: `/ops`, `/ops/*`, `/metrics` (and `/health`, `/ready` for probes). Never routed by the public Service or Ingress.",
+    ),
+    var(
+        "OPS_BIND_ADDRESS",
+        Some("127.0.0.1"),
+        false,
+        "Address the ops listener binds: loopback by default (reach it with `kubectl port-forward`); `0.0.0.0` in a pod, for the kubelet's probes, Prometheus and the internal Service `lead-agent-ops`. Non-loopback needs OPS_TOKEN (web and all: TWILIO_AUTH_TOKEN too), or ALLOW_INSECURE.",
+    ),
+    var(
+        "ALLOW_INSECURE",
+        Some("false"),
+        false,
+        "`true` (like `serve --insecure`): start on a non-loopback BIND_ADDRESS or OPS_BIND_ADDRESS without TWILIO_AUTH_TOKEN and OPS_TOKEN — anyone who reaches the port may post webhooks and read /ops. For a throwaway test host only.",
     ),
     // --- The listener's limits (`http::server`, issue 12): every HTTP port of the binary ---
     var(
@@ -536,6 +559,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "Bearer token for /ops endpoints. Unset: /ops answers loopback peers only.",
     ),
     var(
+        "OPS_SESSION_SECS",
+        Some("43200"),
+        false,
+        "How long the /ops page's browser cookie (traded once for `/ops?token=`) is honoured: it carries its issue time and the server refuses it after this many seconds.",
+    ),
+    var(
         "OWNER_PHONE",
         None,
         false,
@@ -648,7 +677,13 @@ pub const ENV_VARS: &[EnvVar] = &[
         "WATCH_URL",
         None,
         false,
-        "The watch: the service's base URL it probes (`watch --url` overrides it). Best the address Twilio reaches (the LoadBalancer's), so the path in front of the service is probed too.",
+        "The watch: the service's public base URL (`watch --url` overrides it), where it asks /ready and posts the synthetic SMS. Best the address Twilio reaches (the Ingress's https URL), so the path in front of the service is probed too.",
+    ),
+    var(
+        "WATCH_OPS_URL",
+        None,
+        false,
+        "The watch: the service's ops listener (`watch --ops-url` overrides it), where it reads /ops/heartbeats, /ops/scheduled, /ops/discord and the synthetic SMS's reply; in the cluster the internal Service, `http://lead-agent-ops:5013`. Unset: WATCH_URL's scheme and host on port 5013 (the default OPS_PORT).",
     ),
     var(
         "WATCH_INTERVAL_SECS",
@@ -853,8 +888,14 @@ pub struct AmqpSettings {
 pub struct Settings {
     pub port: u16,
     pub bind_address: IpAddr,
-    /// `HTTP_*`: the listener's timeouts and caps.
+    /// `HTTP_*`: the listeners' timeouts and caps.
     pub http: crate::http::server::HttpLimits,
+    /// The ops listener (`/ops`, `/ops/*`, `/metrics`): `OPS_PORT`, `OPS_BIND_ADDRESS`.
+    pub ops_port: u16,
+    pub ops_bind_address: IpAddr,
+    /// `ALLOW_INSECURE` (or `serve --insecure`): start exposed without the tokens
+    /// (`crate::exposure`).
+    pub allow_insecure: bool,
     pub database_url: Secret,
     pub readonly_database_url: Option<Secret>,
     pub amqp: Option<AmqpSettings>,
@@ -894,6 +935,8 @@ pub struct Settings {
     pub chat_window_bytes: usize,
     pub office_name: String,
     pub ops_token: Option<Secret>,
+    /// `OPS_SESSION_SECS`: the /ops page's cookie is refused this long after it was issued.
+    pub ops_session: Duration,
     /// Where SLA escalations are texted; `None`: alert only.
     pub owner_phone: Option<String>,
     /// Asana for SLA staff nags; `None`: the dry-run ticket log.
@@ -1006,6 +1049,19 @@ impl Reader<'_> {
         }
     }
 
+    /// A `true`/`false` variable (`1`/`0`, `yes`/`no` too).
+    pub(crate) fn flag(&mut self, name: &str) -> bool {
+        match self.string(name).trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" | "" => false,
+            other => {
+                self.problems
+                    .push(format!("{name}={other:?} must be true or false"));
+                false
+            }
+        }
+    }
+
     pub(crate) fn seconds(&mut self, name: &str) -> Duration {
         let secs: f64 = self.parse(name);
         if !(secs.is_finite() && secs > 0.0) {
@@ -1015,6 +1071,22 @@ impl Reader<'_> {
         }
         Duration::from_secs_f64(secs)
     }
+}
+
+/// `OPS_PORT`'s default: where tools look for the ops listener when told only the public
+/// URL (`crate::probe::ops_url_for`).
+pub fn default_ops_port() -> u16 {
+    default_of("OPS_PORT")
+        .parse()
+        .expect("OPS_PORT's default is a port")
+}
+
+/// `OPS_PORT` as this machine's environment has it, else its default: the tools that run
+/// beside a local service (`sms`, `inspect`, `verify`) find its ops listener there.
+pub fn local_ops_port() -> u16 {
+    read_var("OPS_PORT")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(default_ops_port)
 }
 
 fn default_of(name: &str) -> &'static str {
@@ -1363,6 +1435,14 @@ impl Settings {
         };
         let port: u16 = r.parse("PORT");
         let bind_address: IpAddr = r.parse("BIND_ADDRESS");
+        let ops_port: u16 = r.parse("OPS_PORT");
+        let ops_bind_address: IpAddr = r.parse("OPS_BIND_ADDRESS");
+        if ops_port == port && port != 0 {
+            r.problems.push(format!(
+                "OPS_PORT and PORT are both {port}: the ops listener needs a port of its own"
+            ));
+        }
+        let allow_insecure = r.flag("ALLOW_INSECURE");
         let public_base_url = r
             .raw("PUBLIC_BASE_URL")
             .unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
@@ -1451,6 +1531,9 @@ impl Settings {
             port,
             bind_address,
             http: crate::http::server::HttpLimits::read(&mut r),
+            ops_port,
+            ops_bind_address,
+            allow_insecure,
             database_url: Secret::new(database_url),
             readonly_database_url: readonly_database_url.map(Secret::new),
             amqp,
@@ -1485,6 +1568,7 @@ impl Settings {
             chat_window_bytes: r.positive("CHAT_WINDOW_BYTES"),
             office_name: r.string("OFFICE_NAME"),
             ops_token: r.raw("OPS_TOKEN").map(Secret::new),
+            ops_session: r.seconds("OPS_SESSION_SECS"),
             owner_phone,
             asana_access_token: r.raw("ASANA_ACCESS_TOKEN").map(Secret::new),
             asana_api_base,
@@ -1644,6 +1728,36 @@ mod tests {
         let s = Settings::from_map(&map).unwrap();
         assert_eq!(s.owner_phone.as_deref(), Some("+13125550123"));
         assert!(!format!("{s:?}").contains("asana-secret"));
+    }
+
+    #[test]
+    fn both_listeners_default_to_loopback_on_their_own_ports() {
+        let s = Settings::from_map(&HashMap::new()).unwrap();
+        assert_eq!(s.bind_address.to_string(), "127.0.0.1");
+        assert_eq!(s.ops_bind_address.to_string(), "127.0.0.1");
+        assert_eq!((s.port, s.ops_port), (5012, 5013));
+        assert_eq!(default_ops_port(), 5013);
+        assert!(!s.allow_insecure);
+        assert_eq!(s.ops_session, Duration::from_secs(43200));
+        let err = Settings::from_map(&HashMap::from([
+            ("PORT", "6000"),
+            ("OPS_PORT", "6000"),
+            ("ALLOW_INSECURE", "perhaps"),
+            ("OPS_SESSION_SECS", "0"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        for name in ["OPS_PORT and PORT", "ALLOW_INSECURE", "OPS_SESSION_SECS"] {
+            assert!(err.contains(name), "{name}: {err}");
+        }
+        let s = Settings::from_map(&HashMap::from([("PORT", "0"), ("OPS_PORT", "0")])).unwrap();
+        assert_eq!(
+            (s.port, s.ops_port),
+            (0, 0),
+            "two ephemeral ports are two ports"
+        );
+        let s = Settings::from_map(&HashMap::from([("ALLOW_INSECURE", "true")])).unwrap();
+        assert!(s.allow_insecure);
     }
 
     #[test]

@@ -9,8 +9,11 @@
 //! name and points at a ConfigMap/Secret the directory defines; every key those define is
 //! read by the containers; every container has resources, `/health` and `/ready` probes;
 //! the pod's grace period holds the shutdown budget (preStop sleep + `HTTP_SHUTDOWN_SECS` +
-//! `SHUTDOWN_GRACE_SECS` + a margin; the watch: no turns). Also the redacted view of the
-//! effective configuration (`config print`).
+//! `SHUTDOWN_GRACE_SECS` + a margin; the watch: no turns); replicated roles have a
+//! disruption budget. What the network can reach (the Ingress, the Services, the ops port,
+//! the binds and the tokens they need) is checked by [`crate::deploy_lint::check_exposure`],
+//! which this runs too. Also the redacted view of the effective configuration (`config
+//! print`).
 //! Must not: talk to a cluster (it checks files), or print a secret's value.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -287,7 +290,8 @@ pub fn check(vars: &[EnvVar], manifests: &[Manifest]) -> Vec<String> {
         check_grace(d, &config_maps, &mut problems);
     }
 
-    check_service_and_budgets(manifests, &deployments, &mut problems);
+    check_budgets(manifests, &deployments, &mut problems);
+    problems.extend(crate::deploy_lint::check_exposure(manifests));
 
     // A Secret mounted as a volume is read whole, as files.
     let mounted: BTreeSet<&str> = deployments
@@ -325,71 +329,21 @@ pub fn check(vars: &[EnvVar], manifests: &[Manifest]) -> Vec<String> {
 }
 
 /// Every container of the Deployment runs the watch.
-fn list_runs_watch(d: &Manifest) -> bool {
+pub(crate) fn list_runs_watch(d: &Manifest) -> bool {
     let list = containers(d);
     !list.is_empty() && list.iter().all(|c| runs_watch(c))
 }
 
-fn labels_match(selector: &Value, labels: &Value) -> bool {
+pub(crate) fn labels_match(selector: &Value, labels: &Value) -> bool {
     selector
         .as_mapping()
         .is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| labels.get(k) == Some(v)))
 }
 
-/// The LoadBalancer Service on 5012 reaches pods that serve the webhook, and every
-/// Deployment with more than one replica has a PodDisruptionBudget selecting its pods.
-fn check_service_and_budgets(
-    manifests: &[Manifest],
-    deployments: &[&Manifest],
-    problems: &mut Vec<String>,
-) {
-    let services: Vec<&Manifest> = manifests.iter().filter(|m| m.kind() == "Service").collect();
-    let lb = services.iter().find(|s| {
-        s.doc["spec"]["type"].as_str() == Some("LoadBalancer")
-            && s.doc["spec"]["ports"]
-                .as_sequence()
-                .is_some_and(|p| p.iter().any(|p| p["port"].as_u64() == Some(5012)))
-    });
-    match lb {
-        None => {
-            problems.push("no Service of type LoadBalancer on port 5012 (Twilio's address)".into())
-        }
-        Some(service) => {
-            let selector = &service.doc["spec"]["selector"];
-            let targets: Vec<&&Manifest> = deployments
-                .iter()
-                .filter(|d| {
-                    labels_match(selector, &d.doc["spec"]["template"]["metadata"]["labels"])
-                })
-                .collect();
-            if targets.is_empty() {
-                problems.push(format!(
-                    "service/{} selects no Deployment's pods",
-                    service.name()
-                ));
-            }
-            for d in targets {
-                let serves_webhook = containers(d).iter().all(|c| {
-                    let args: Vec<&str> = c["args"]
-                        .as_sequence()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .collect();
-                    !args
-                        .windows(2)
-                        .any(|w| w[0] == "--role" && !matches!(w[1], "web" | "all"))
-                });
-                if !serves_webhook {
-                    problems.push(format!(
-                        "service/{} routes Twilio to deployment/{}, whose role does not serve /twilio/sms",
-                        service.name(),
-                        d.name()
-                    ));
-                }
-            }
-        }
-    }
+/// Every Deployment with more than one replica has a PodDisruptionBudget selecting its
+/// pods. (Who can reach the pods — Ingress, Services, binds — is
+/// [`crate::deploy_lint::check_exposure`].)
+fn check_budgets(manifests: &[Manifest], deployments: &[&Manifest], problems: &mut Vec<String>) {
     let budgets: Vec<&Manifest> = manifests
         .iter()
         .filter(|m| m.kind() == "PodDisruptionBudget")
@@ -872,20 +826,10 @@ mod tests {
     }
 
     #[test]
-    fn the_load_balancer_reaches_web_pods_and_replicated_roles_have_a_disruption_budget() {
+    fn replicated_roles_have_a_disruption_budget() {
         let mut manifests = shipped();
-        let service = manifests
-            .iter_mut()
-            .find(|m| m.kind() == "Service")
-            .unwrap();
-        assert_eq!(service.doc["spec"]["type"], "LoadBalancer");
-        service.doc["spec"]["selector"]["role"] = "worker".into();
         manifests.retain(|m| m.kind() != "PodDisruptionBudget");
         let problems = check(ENV_VARS, &manifests).join("\n");
-        assert!(
-            problems.contains("whose role does not serve /twilio/sms"),
-            "{problems}"
-        );
         assert!(
             problems.contains(
                 "deployment/lead-agent-web has more than one replica but no PodDisruptionBudget"

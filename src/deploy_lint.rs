@@ -1,18 +1,30 @@
 //! Checks of the deploy files that no engine runs here: `deploy/Dockerfile` (no Docker
-//! daemon on the development machines) and `cloudbuild.yaml` (no Cloud Build project).
-//! They are kept correct by review and by these checks of their essentials, which
-//! `lead-agent config check` runs next to the manifest checks (so `.ci/run` guards them).
+//! daemon on the development machines), `cloudbuild.yaml` (no Cloud Build project) and
+//! what the manifests expose (no cluster). They are kept correct by review and by these
+//! checks of their essentials, which `lead-agent config check` runs next to the manifest
+//! checks (so `.ci/run` guards them).
 //!
 //! Owns: what "essential" means for each file — the Dockerfile: multi-stage, a locked
 //! release build, a runtime stage that is not the toolchain image, copies the one binary,
-//! runs as a non-root user, exposes 5012 and has a HEALTHCHECK of /health; the pipeline:
-//! Tests → Build → Push → Deploy → Verify in that order with nothing bypassing the order,
-//! images tagged and deployed by `$COMMIT_SHA`, rollout status and undo, verify then undo.
+//! runs as a non-root user, binds 0.0.0.0 and never insecure, exposes 5012 and has a
+//! HEALTHCHECK of /health; the pipeline: Tests → Build → Push → Deploy → Verify in that
+//! order with nothing bypassing the order, images tagged and deployed by `$COMMIT_SHA`,
+//! rollout status and undo, verify then undo; the manifests' exposure
+//! ([`check_exposure`]): TLS in front of the webhook, nothing but the public paths routed,
+//! the ops port on no public Service, every container reachable by its probes and holding
+//! the tokens its binds need.
 //! Must not: pretend to build or run anything.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::Path;
 
 use serde_yaml_ng::Value;
+
+use crate::config::ENV_VARS;
+use crate::config_check::{
+    Manifest, Source, container_env, containers, labels_match, list_runs_watch, runs_watch,
+};
 
 /// One Dockerfile instruction: the keyword (upper case) and its arguments, with line
 /// continuations joined and comments dropped.
@@ -105,6 +117,24 @@ pub fn check_dockerfile(text: &str) -> Vec<String> {
                 .any(|p| p.trim_end_matches("/tcp") == "5012")
     }) {
         problems.push("Dockerfile: the runtime stage does not EXPOSE 5012".into());
+    }
+    // `docker run` must be reachable from outside the container (the default bind is
+    // loopback), and never exposed without its tokens by the image itself.
+    let env_of = |name: &str| {
+        runtime.iter().rev().find_map(|(k, a)| {
+            (k == "ENV").then(|| {
+                a.split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
+            })?
+        })
+    };
+    if env_of("BIND_ADDRESS").as_deref() != Some("0.0.0.0") {
+        problems.push("Dockerfile: the runtime stage does not set ENV BIND_ADDRESS=0.0.0.0 (the default, 127.0.0.1, is unreachable from outside the container)".into());
+    }
+    if env_of("ALLOW_INSECURE").is_some_and(|v| !v.eq_ignore_ascii_case("false")) {
+        problems.push(
+            "Dockerfile: the image sets ALLOW_INSECURE: every container of it would run exposed without its tokens".into(),
+        );
     }
     if !runtime
         .iter()
@@ -222,6 +252,342 @@ pub fn check_cloudbuild(text: &str) -> Vec<String> {
     problems
 }
 
+// ------------------------------------------------------------ exposure ---------- //
+
+/// The paths the public listener serves: the only ones an Ingress may route.
+pub const PUBLIC_PATHS: [&str; 4] = ["/twilio/sms", "/discord/interactions", "/health", "/ready"];
+
+/// The value a container gives `name`: a literal, or its ConfigMap's; `None` when unset
+/// (the default applies) or from a Secret.
+fn value_of(
+    container: &Value,
+    name: &str,
+    config_maps: &BTreeMap<&str, &Manifest>,
+) -> Option<String> {
+    let entry = container["env"]
+        .as_sequence()?
+        .iter()
+        .find(|e| e["name"].as_str() == Some(name))?;
+    if let Some(v) = entry["value"].as_str() {
+        return Some(v.to_string());
+    }
+    let r = &entry["valueFrom"]["configMapKeyRef"];
+    config_maps.get(r["name"].as_str()?)?.doc["data"][r["key"].as_str()?]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn default_of(name: &str) -> String {
+    ENV_VARS
+        .iter()
+        .find(|v| v.name == name)
+        .and_then(|v| v.default)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The `--role` of a `serve` container (`all` without one).
+fn role_of(container: &Value) -> String {
+    let args: Vec<&str> = container["args"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    args.windows(2)
+        .find(|w| w[0] == "--role")
+        .map_or("all", |w| w[1])
+        .to_string()
+}
+
+/// The containerPort a container names `name` (`http`, `ops`).
+fn named_port(container: &Value, name: &str) -> Option<u64> {
+    container["ports"]
+        .as_sequence()?
+        .iter()
+        .find(|p| p["name"].as_str() == Some(name))?["containerPort"]
+        .as_u64()
+}
+
+/// True when `port` (a number or a port name) means the container port `number` named `name`.
+fn is_port(port: &Value, name: &str, number: u64) -> bool {
+    port.as_str() == Some(name)
+        || port.as_u64() == Some(number)
+        || port.as_str().and_then(|p| p.parse::<u64>().ok()) == Some(number)
+}
+
+/// Who can reach what, from the manifests: the internet reaches only the webhook, through
+/// TLS, and the ops listener never; every service container binds where its probes and
+/// Services can reach it, holds the tokens those binds need (`crate::exposure`), and is
+/// never insecure. One readable line per problem.
+pub fn check_exposure(manifests: &[Manifest]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let of_kind =
+        |kind: &str| -> Vec<&Manifest> { manifests.iter().filter(|m| m.kind() == kind).collect() };
+    let config_maps: BTreeMap<&str, &Manifest> = of_kind("ConfigMap")
+        .into_iter()
+        .map(|m| (m.name(), m))
+        .collect();
+    let secrets: BTreeMap<&str, &Manifest> = of_kind("Secret")
+        .into_iter()
+        .map(|m| (m.name(), m))
+        .collect();
+    let secret_has = |object: &str, key: &str| {
+        secrets
+            .get(object)
+            .is_some_and(|m| !m.doc["stringData"][key].is_null() || !m.doc["data"][key].is_null())
+    };
+    let deployments: Vec<&Manifest> = of_kind("Deployment")
+        .into_iter()
+        .filter(|d| !list_runs_watch(d))
+        .collect();
+    let mut ops_ports = std::collections::BTreeSet::new();
+    let mut public_ports = std::collections::BTreeSet::new();
+
+    for d in &deployments {
+        for c in containers(d) {
+            if runs_watch(c) {
+                continue;
+            }
+            let at = format!(
+                "deployment/{} container {}",
+                d.name(),
+                c["name"].as_str().unwrap_or("?")
+            );
+            let value =
+                |name: &str| value_of(c, name, &config_maps).unwrap_or_else(|| default_of(name));
+            let role = role_of(c);
+            let serves_webhook = matches!(role.as_str(), "web" | "all");
+            if value("ALLOW_INSECURE").trim().eq_ignore_ascii_case("true") {
+                problems.push(format!(
+                    "{at}: ALLOW_INSECURE is true: the deployed service would run exposed without its tokens"
+                ));
+            }
+            let ops_port: u64 = value("OPS_PORT").trim().parse().unwrap_or(0);
+            let public_port: u64 = value("PORT").trim().parse().unwrap_or(0);
+            ops_ports.insert(ops_port);
+            public_ports.insert(public_port);
+            if named_port(c, "ops") != Some(ops_port) {
+                problems.push(format!(
+                    "{at}: declares no containerPort named ops = OPS_PORT ({ops_port})"
+                ));
+            }
+            if named_port(c, "http") != Some(public_port) {
+                problems.push(format!(
+                    "{at}: declares no containerPort named http = PORT ({public_port})"
+                ));
+            }
+            for probe in ["livenessProbe", "readinessProbe"] {
+                if !is_port(&c[probe]["httpGet"]["port"], "ops", ops_port) {
+                    problems.push(format!(
+                        "{at}: {probe} must ask the ops port ({ops_port}): internet traffic on the public one must not fail it"
+                    ));
+                }
+            }
+            let scrape =
+                &d.doc["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"];
+            if !scrape.is_null() && !is_port(scrape, "ops", ops_port) {
+                problems.push(format!(
+                    "deployment/{}: prometheus.io/port must be the ops port ({ops_port}): /metrics is only there",
+                    d.name()
+                ));
+            }
+            // Where the kubelet, the Services and Prometheus can reach it.
+            let mut binds = vec![("OPS_BIND_ADDRESS", value("OPS_BIND_ADDRESS"))];
+            if serves_webhook {
+                binds.push(("BIND_ADDRESS", value("BIND_ADDRESS")));
+            }
+            let mut exposed = false;
+            for (name, v) in binds {
+                match v.trim().parse::<IpAddr>() {
+                    Ok(ip) if ip.is_loopback() => problems.push(format!(
+                        "{at}: {name} is {ip}: the kubelet's probes and the Services cannot reach a loopback listener; set 0.0.0.0"
+                    )),
+                    Ok(_) => exposed = true,
+                    Err(_) => problems.push(format!("{at}: {name}={v:?} is not an address")),
+                }
+            }
+            if exposed {
+                let env = container_env(c);
+                for token in crate::exposure::required(serves_webhook) {
+                    let from_secret = env.iter().any(|(n, source)| {
+                        n == token
+                            && matches!(source, Source::Secret { name, key } if secret_has(name, key))
+                    });
+                    if !from_secret {
+                        problems.push(format!(
+                            "{at}: binds beyond loopback but {token} does not come from a Secret that defines it: serve refuses to start without it"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    // Services: none public but through the Ingress; the ops port on none the Ingress uses.
+    let services = of_kind("Service");
+    let service = |name: &str| services.iter().find(|s| s.name() == name).copied();
+    let targets_ops = |p: &Value| {
+        ops_ports
+            .iter()
+            .any(|n| is_port(&p["targetPort"], "ops", *n) || is_port(&p["port"], "ops", *n))
+    };
+    for s in &services {
+        let kind = s.doc["spec"]["type"].as_str().unwrap_or("ClusterIP");
+        if matches!(kind, "LoadBalancer" | "NodePort") {
+            problems.push(format!(
+                "service/{} is a {kind}: the internet reaches the pods only through the Ingress (TLS)",
+                s.name()
+            ));
+        }
+    }
+
+    let ingresses = of_kind("Ingress");
+    if ingresses.is_empty() {
+        problems.push(
+            "no Ingress in front of the webhook: Twilio needs an https address (ingress.yaml)"
+                .into(),
+        );
+    }
+    let certificates = of_kind("ManagedCertificate");
+    for ing in &ingresses {
+        let at = format!("ingress/{}", ing.name());
+        let spec = &ing.doc["spec"];
+        let hosts: Vec<&str> = spec["rules"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["host"].as_str())
+            .collect();
+        let managed: Vec<&str> =
+            ing.doc["metadata"]["annotations"]["networking.gke.io/managed-certificates"]
+                .as_str()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .collect();
+        let tls = spec["tls"].as_sequence().is_some_and(|t| !t.is_empty());
+        if managed.is_empty() && !tls {
+            problems.push(format!(
+                "{at}: no TLS (no networking.gke.io/managed-certificates annotation, no spec.tls): the webhook would be plain HTTP"
+            ));
+        }
+        let mut domains = Vec::new();
+        for name in &managed {
+            match certificates.iter().find(|c| c.name() == *name) {
+                None => problems.push(format!(
+                    "{at}: the ManagedCertificate {name} is not defined in the directory"
+                )),
+                Some(c) => domains.extend(
+                    c.doc["spec"]["domains"]
+                        .as_sequence()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str),
+                ),
+            }
+        }
+        if !managed.is_empty() {
+            for host in &hosts {
+                if !domains.contains(host) {
+                    problems.push(format!(
+                        "{at}: the host {host} is not among its managed certificates' domains"
+                    ));
+                }
+            }
+        }
+        if hosts.is_empty() {
+            problems.push(format!(
+                "{at}: no rule names a host (the certificate's domain)"
+            ));
+        }
+        if !spec["defaultBackend"].is_null() {
+            problems.push(format!(
+                "{at}: has a defaultBackend, which routes every path (/ops and /metrics too)"
+            ));
+        }
+        for rule in spec["rules"].as_sequence().into_iter().flatten() {
+            for p in rule["http"]["paths"].as_sequence().into_iter().flatten() {
+                let path = p["path"].as_str().unwrap_or("/");
+                if !PUBLIC_PATHS.contains(&path) {
+                    problems.push(format!(
+                        "{at}: routes {path}, which is not one of the public listener's paths {PUBLIC_PATHS:?} (/ops and /metrics must never be routed)"
+                    ));
+                }
+                let backend = &p["backend"]["service"];
+                let name = backend["name"].as_str().unwrap_or("?");
+                let Some(svc) = service(name) else {
+                    problems.push(format!(
+                        "{at}: routes {path} to service/{name}, which is not defined"
+                    ));
+                    continue;
+                };
+                let ports = svc.doc["spec"]["ports"]
+                    .as_sequence()
+                    .cloned()
+                    .unwrap_or_default();
+                if ports.iter().any(targets_ops) {
+                    problems.push(format!(
+                        "service/{name} is behind {at} but exposes the ops port: /ops would be one path away from the internet"
+                    ));
+                }
+                let wanted = &backend["port"];
+                let used = ports.iter().find(|sp| {
+                    (wanted["name"].is_string() && sp["name"] == wanted["name"])
+                        || (!wanted["number"].is_null() && sp["port"] == wanted["number"])
+                });
+                let public = used.is_some_and(|sp| {
+                    public_ports
+                        .iter()
+                        .any(|n| is_port(&sp["targetPort"], "http", *n))
+                });
+                if !public {
+                    problems.push(format!(
+                        "{at}: routes {path} to a port of service/{name} that is not the public listener's"
+                    ));
+                }
+                // Twilio's requests must land on pods that take them.
+                let selector = &svc.doc["spec"]["selector"];
+                let targets: Vec<&&Manifest> = deployments
+                    .iter()
+                    .filter(|d| {
+                        labels_match(selector, &d.doc["spec"]["template"]["metadata"]["labels"])
+                    })
+                    .collect();
+                if targets.is_empty() {
+                    problems.push(format!("service/{name} selects no Deployment's pods"));
+                }
+                for d in targets {
+                    if !containers(d)
+                        .iter()
+                        .all(|c| matches!(role_of(c).as_str(), "web" | "all"))
+                    {
+                        problems.push(format!(
+                            "service/{name} routes Twilio to deployment/{}, whose role does not serve /twilio/sms",
+                            d.name()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    for cm in of_kind("ConfigMap") {
+        if let Some(url) = cm.doc["data"]["PUBLIC_BASE_URL"].as_str()
+            && !url.trim().to_ascii_lowercase().starts_with("https://")
+        {
+            problems.push(format!(
+                "ConfigMap {}: PUBLIC_BASE_URL={url:?} is not https: Twilio's webhooks (and the /ops cookie) would travel in clear",
+                cm.name()
+            ));
+        }
+    }
+    problems.sort();
+    problems.dedup();
+    problems
+}
+
 /// The Dockerfile and pipeline of the repository whose manifests are in `manifests`
 /// (`<repo>/deploy/k8s`), when they are there: `config check --manifests` pointed at a
 /// directory outside a checkout checks the manifests only.
@@ -264,6 +630,12 @@ mod tests {
                 "toolchain image",
             ),
             ("EXPOSE 5012", "EXPOSE 8080", "EXPOSE 5012"),
+            ("ENV BIND_ADDRESS=0.0.0.0", "", "BIND_ADDRESS=0.0.0.0"),
+            (
+                "ENV BIND_ADDRESS=0.0.0.0",
+                "ENV BIND_ADDRESS=0.0.0.0 ALLOW_INSECURE=true",
+                "ALLOW_INSECURE",
+            ),
         ];
         for (from, to, expected) in cases {
             assert!(DOCKERFILE.contains(from), "fixture drifted: {from}");
@@ -333,6 +705,232 @@ mod tests {
                 .iter()
                 .any(|p| p.contains("fail the build when verification fails")),
             "{problems:?}"
+        );
+    }
+
+    // ---------------------------------------------------------------- exposure ----- //
+
+    fn shipped() -> Vec<Manifest> {
+        crate::config_check::load_manifests(
+            &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/k8s"),
+        )
+        .unwrap()
+    }
+
+    fn find<'a>(manifests: &'a mut [Manifest], kind: &str, name: &str) -> &'a mut Value {
+        &mut manifests
+            .iter_mut()
+            .find(|m| m.kind() == kind && m.name() == name)
+            .unwrap_or_else(|| panic!("{kind}/{name} is shipped"))
+            .doc
+    }
+
+    fn problems_of(manifests: &[Manifest]) -> String {
+        check_exposure(manifests).join("\n")
+    }
+
+    #[test]
+    fn the_shipped_manifests_expose_only_the_webhook_through_tls_and_the_ops_port_nowhere() {
+        let manifests = shipped();
+        assert_eq!(check_exposure(&manifests), Vec::<String>::new());
+        let mut m = manifests.clone();
+        let ingress = find(&mut m, "Ingress", "lead-agent").clone();
+        let paths: Vec<&str> = ingress["spec"]["rules"][0]["http"]["paths"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|p| p["path"].as_str().unwrap())
+            .collect();
+        assert!(paths.contains(&"/twilio/sms") && paths.contains(&"/discord/interactions"));
+        assert!(
+            paths
+                .iter()
+                .all(|p| !p.starts_with("/ops") && !p.starts_with("/metrics"))
+        );
+        let public = find(&mut m, "Service", "lead-agent").clone();
+        assert_eq!(public["spec"]["type"], "ClusterIP");
+        assert_eq!(public["spec"]["ports"].as_sequence().unwrap().len(), 1);
+        assert_eq!(public["spec"]["ports"][0]["targetPort"], "http");
+        let ops = find(&mut m, "Service", "lead-agent-ops").clone();
+        assert_eq!(ops["spec"]["type"], "ClusterIP");
+        assert_eq!(ops["spec"]["ports"][0]["targetPort"], "ops");
+    }
+
+    #[test]
+    fn an_ingress_that_routes_ops_metrics_or_everything_is_named() {
+        for (path, kind) in [("/ops", "Prefix"), ("/metrics", "Exact"), ("/", "Prefix")] {
+            let mut m = shipped();
+            let paths = find(&mut m, "Ingress", "lead-agent")["spec"]["rules"][0]["http"]["paths"]
+                .as_sequence_mut()
+                .unwrap();
+            let mut extra = paths[0].clone();
+            extra["path"] = path.into();
+            extra["pathType"] = kind.into();
+            paths.push(extra);
+            let problems = problems_of(&m);
+            assert!(
+                problems.contains(&format!(
+                    "routes {path}, which is not one of the public listener's paths"
+                )),
+                "{path}: {problems}"
+            );
+        }
+        let mut m = shipped();
+        find(&mut m, "Ingress", "lead-agent")["spec"]["defaultBackend"] =
+            serde_yaml_ng::from_str("{service: {name: lead-agent-ops, port: {name: ops}}}")
+                .unwrap();
+        assert!(
+            problems_of(&m).contains("has a defaultBackend"),
+            "{}",
+            problems_of(&m)
+        );
+        // A path sent to the ops Service: not the public listener's port, and the ops port
+        // behind the Ingress.
+        let mut m = shipped();
+        find(&mut m, "Ingress", "lead-agent")["spec"]["rules"][0]["http"]["paths"][0]["backend"] =
+            serde_yaml_ng::from_str("{service: {name: lead-agent-ops, port: {name: ops}}}")
+                .unwrap();
+        let problems = problems_of(&m);
+        assert!(
+            problems.contains(
+                "service/lead-agent-ops is behind ingress/lead-agent but exposes the ops port"
+            ),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("that is not the public listener's"),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn the_ops_port_in_the_public_service_a_load_balancer_or_no_tls_is_named() {
+        let mut m = shipped();
+        let public = find(&mut m, "Service", "lead-agent");
+        public["spec"]["ports"]
+            .as_sequence_mut()
+            .unwrap()
+            .push(serde_yaml_ng::from_str("{name: ops, port: 5013, targetPort: ops}").unwrap());
+        public["spec"]["type"] = "LoadBalancer".into();
+        let problems = problems_of(&m);
+        assert!(
+            problems.contains(
+                "service/lead-agent is behind ingress/lead-agent but exposes the ops port"
+            ),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("service/lead-agent is a LoadBalancer"),
+            "{problems}"
+        );
+
+        let mut m = shipped();
+        find(&mut m, "Ingress", "lead-agent")["metadata"]["annotations"]
+            .as_mapping_mut()
+            .unwrap()
+            .remove("networking.gke.io/managed-certificates");
+        find(&mut m, "ConfigMap", "lead-agent-config")["data"]["PUBLIC_BASE_URL"] =
+            "http://leads.example.com".into();
+        let problems = problems_of(&m);
+        assert!(
+            problems.contains("ingress/lead-agent: no TLS"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("PUBLIC_BASE_URL=\"http://leads.example.com\" is not https"),
+            "{problems}"
+        );
+        let mut m = shipped();
+        find(&mut m, "ManagedCertificate", "lead-agent")["spec"]["domains"] =
+            serde_yaml_ng::from_str("[other.example.com]").unwrap();
+        assert!(
+            problems_of(&m).contains(
+                "the host leads.example.com is not among its managed certificates' domains"
+            ),
+            "{}",
+            problems_of(&m)
+        );
+        let mut m = shipped();
+        m.retain(|x| x.kind() != "Ingress");
+        assert!(problems_of(&m).contains("no Ingress in front of the webhook"));
+    }
+
+    #[test]
+    fn the_ingress_reaches_web_pods_only() {
+        let mut m = shipped();
+        find(&mut m, "Service", "lead-agent")["spec"]["selector"]["role"] = "worker".into();
+        assert!(
+            problems_of(&m).contains("routes Twilio to deployment/lead-agent-worker, whose role does not serve /twilio/sms"),
+            "{}",
+            problems_of(&m)
+        );
+    }
+
+    fn env_entry<'a>(container: &'a mut Value, name: &str) -> &'a mut Value {
+        container["env"]
+            .as_sequence_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is declared"))
+    }
+
+    #[test]
+    fn a_container_exposed_without_its_tokens_insecure_or_unreachable_is_named() {
+        // The Secret without OPS_TOKEN: every exposed service container is named.
+        let mut m = shipped();
+        find(&mut m, "Secret", "lead-agent-secrets")["stringData"]
+            .as_mapping_mut()
+            .unwrap()
+            .remove("OPS_TOKEN");
+        let problems = problems_of(&m);
+        for c in [
+            "lead-agent-web container web",
+            "lead-agent-worker container worker",
+            "lead-agent-scheduler container scheduler",
+        ] {
+            assert!(
+                problems.contains(&format!("deployment/{c}: binds beyond loopback but OPS_TOKEN does not come from a Secret")),
+                "{c}: {problems}"
+            );
+        }
+        assert!(
+            !problems.contains("watch"),
+            "the watch is not a service container: {problems}"
+        );
+
+        let mut m = shipped();
+        let web = &mut find(&mut m, "Deployment", "lead-agent-web")["spec"]["template"]["spec"]["containers"]
+            [0];
+        *env_entry(web, "ALLOW_INSECURE") =
+            serde_yaml_ng::from_str("{name: ALLOW_INSECURE, value: \"true\"}").unwrap();
+        *env_entry(web, "BIND_ADDRESS") =
+            serde_yaml_ng::from_str("{name: BIND_ADDRESS, value: \"127.0.0.1\"}").unwrap();
+        web["readinessProbe"]["httpGet"]["port"] = 5012.into();
+        web["env"]
+            .as_sequence_mut()
+            .unwrap()
+            .retain(|e| e["name"] != "TWILIO_AUTH_TOKEN");
+        let problems = problems_of(&m);
+        for needle in [
+            "lead-agent-web container web: ALLOW_INSECURE is true",
+            "lead-agent-web container web: BIND_ADDRESS is 127.0.0.1",
+            "lead-agent-web container web: readinessProbe must ask the ops port (5013)",
+            "lead-agent-web container web: binds beyond loopback but TWILIO_AUTH_TOKEN",
+        ] {
+            assert!(problems.contains(needle), "{needle}: {problems}");
+        }
+        // A worker needs no Twilio token: only OPS_TOKEN is its.
+        let mut m = shipped();
+        find(&mut m, "Deployment", "lead-agent-worker")["spec"]["template"]["spec"]["containers"]
+            [0]["env"]
+            .as_sequence_mut()
+            .unwrap()
+            .retain(|e| e["name"] != "TWILIO_AUTH_TOKEN");
+        assert!(
+            !problems_of(&m).contains("TWILIO_AUTH_TOKEN"),
+            "{}",
+            problems_of(&m)
         );
     }
 }

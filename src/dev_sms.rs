@@ -1,6 +1,6 @@
 //! The dev helper behind `lead-agent sms`: plays Twilio against a running server — signs
-//! and posts an inbound webhook, then follows the conversation at /ops until the reply to
-//! that message has gone out, and prints it.
+//! and posts an inbound webhook to its public listener, then follows the conversation at
+//! /ops on its ops listener until the reply to that message has gone out, and prints it.
 //!
 //! Must not: be needed in production; it uses only the public HTTP interface.
 
@@ -64,9 +64,13 @@ pub async fn run(args: SmsArgs) -> anyhow::Result<()> {
     }
     println!("> {} ({sid}): {}", args.from, args.text);
 
-    let mut url = reqwest::Url::parse(&format!("{base}/ops/leads"))?;
+    let ops = match &args.ops_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => crate::probe::ops_url_for(base, crate::config::local_ops_port()),
+    };
+    let mut url = reqwest::Url::parse(&format!("{ops}/ops/leads"))?;
     url.path_segments_mut()
-        .map_err(|_| anyhow::anyhow!("--url cannot be a base URL"))?
+        .map_err(|_| anyhow::anyhow!("--ops-url cannot be a base URL"))?
         .push(&args.from)
         .push("messages");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.wait_secs);
@@ -78,7 +82,9 @@ pub async fn run(args: SmsArgs) -> anyhow::Result<()> {
         let messages: Vec<MessageView> = req
             .send()
             .await
-            .context("Failed to read the conversation")?
+            .with_context(|| {
+                format!("Failed to read the conversation at {ops} (the ops listener; --ops-url)")
+            })?
             .error_for_status()
             .context("Failed to read the conversation")?
             .json()

@@ -155,10 +155,9 @@ pub fn render_table(jobs: &[JobView]) -> String {
 }
 
 pub async fn run_scheduled(args: InspectScheduledArgs) -> anyhow::Result<()> {
-    let url = args.url.unwrap_or_else(|| {
-        let port = crate::config::read_var("PORT").unwrap_or_else(|| "5012".into());
-        format!("http://127.0.0.1:{port}")
-    });
+    let url = args
+        .url
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", crate::config::local_ops_port()));
     let token = crate::config::read_var("OPS_TOKEN");
     let jobs = fetch_scheduled(&url, token.as_deref()).await?;
     let mut out = std::io::stdout().lock();

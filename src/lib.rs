@@ -2,7 +2,8 @@
 //! the actor logic lives in the `actors` crate.
 //!
 //! Layout: `config` (every environment variable), `startup` (wiring and shutdown order),
-//! `http` (webhook, health, ops), `inbound` (the webhook's durable intake and its
+//! `http` (the public listener: webhooks, health; the ops listener: /ops, /metrics),
+//! `exposure` (no exposed listener without its secrets), `inbound` (the webhook's durable intake and its
 //! fallbacks), `store` (SQLite or PostgreSQL), `queue` (work queue),
 //! `scheduler` (the periodic jobs), `sla` (the SLA engine's wiring), `channels` (Twilio,
 //! chat models, alert sinks, Asana, CRM), `probe` (the service seen from outside: /ops
@@ -16,6 +17,7 @@ pub mod config;
 pub mod config_check;
 pub mod deploy_lint;
 pub mod dev_sms;
+pub mod exposure;
 pub mod hitl;
 pub mod http;
 pub mod inbound;

@@ -21,7 +21,8 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let settings = Settings::from_env()?;
+            let mut settings = Settings::from_env()?;
+            settings.allow_insecure |= args.insecure;
             telemetry::init(settings.log_format);
             let app = Application::build_role(settings, args.role, Overrides::default()).await?;
             app.run_until_stopped(shutdown_signal()).await
@@ -51,6 +52,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Watch(args) => {
             let flags = lead_agent::watch::settings::WatchFlags {
                 url: args.url,
+                ops_url: args.ops_url,
                 public_url: args.public_url,
                 to: args.to,
             };
@@ -62,11 +64,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
     let mut options = verify::VerifyOptions::for_url(&args.url);
     options.public_url = args.public_url;
+    if let Some(ops_url) = &args.ops_url {
+        options.ops_url = ops_url.trim_end_matches('/').to_string();
+    }
     options.kube_context = args.kube_context;
     options.namespace = args.namespace;
     options.kubectl = args.kubectl;
     options.selector = args.selector;
-    options.service = args.service;
+    options.ingress = args.ingress;
     options.test_phone = args.test_phone;
     options.to = args.to;
     options.wait = std::time::Duration::from_secs(args.wait_secs);

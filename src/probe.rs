@@ -1,7 +1,8 @@
-//! Probing a running service from the outside, over its public HTTP interface only: the
-//! operator GETs of `/ops/*` (with `OPS_TOKEN` as a bearer token) and the synthetic inbound
-//! SMS — a webhook signed as Twilio signs it, from a test number, followed at
-//! `/ops/leads/{phone}/messages` until the reply to that very message is sent.
+//! Probing a running service from the outside, over HTTP only: the operator GETs of
+//! `/ops/*` on its ops listener (with `OPS_TOKEN` as a bearer token) and the synthetic
+//! inbound SMS — a webhook signed as Twilio signs it, from a test number, posted to its
+//! public listener and followed at `/ops/leads/{phone}/messages` until the reply to that
+//! very message is sent.
 //! `lead-agent verify` (its end-to-end step) and `lead-agent watch` (its end-to-end check)
 //! both go through here.
 //!
@@ -66,11 +67,29 @@ pub async fn get_json(
         .map_err(|e| format!("GET {path} is not JSON: {e}"))
 }
 
+/// The ops listener of the service at `url` when nobody said where it is: the same scheme
+/// and host on `port` (`OPS_PORT`). Right for a local `serve`, or both ports forwarded
+/// with `kubectl port-forward`; a deployed service's ops listener is not public, so
+/// `--ops-url` names it there. `url` itself when it does not parse.
+pub fn ops_url_for(url: &str, port: u16) -> String {
+    let url = url.trim_end_matches('/');
+    let Ok(mut u) = reqwest::Url::parse(url) else {
+        return url.to_string();
+    };
+    if u.set_port(Some(port)).is_err() {
+        return url.to_string();
+    }
+    u.set_path("");
+    u.as_str().trim_end_matches('/').to_string()
+}
+
 /// One synthetic SMS and how long to wait for its reply.
 #[derive(Debug, Clone)]
 pub struct SyntheticSms<'a> {
-    /// The service's base URL (where the webhook is posted and /ops read).
+    /// The service's public base URL, where the webhook is posted.
     pub url: &'a str,
+    /// Its ops listener, where the conversation is read.
+    pub ops_url: &'a str,
     /// The URL Twilio calls, which the signature covers (`PUBLIC_BASE_URL`).
     pub public_url: &'a str,
     /// Signs the webhook; without it the service accepts loopback peers only.
@@ -135,8 +154,8 @@ pub async fn send_and_await_reply(
         }
         Ok(_) => {}
     }
-    let Ok(mut url) = reqwest::Url::parse(&format!("{}/ops/leads", sms.url)) else {
-        return Err(format!("{} is not a URL", sms.url));
+    let Ok(mut url) = reqwest::Url::parse(&format!("{}/ops/leads", sms.ops_url)) else {
+        return Err(format!("{} is not a URL", sms.ops_url));
     };
     if let Ok(mut segments) = url.path_segments_mut() {
         segments.push(sms.from).push("messages");
@@ -145,7 +164,7 @@ pub async fn send_and_await_reply(
     let started = tokio::time::Instant::now();
     let mut last = String::from("no answer yet");
     while started.elapsed() < sms.wait {
-        match get_json(http, sms.url, &path, sms.ops_token).await {
+        match get_json(http, sms.ops_url, &path, sms.ops_token).await {
             Err(e) => last = e,
             Ok(v) => {
                 let messages: Vec<Message> = serde_json::from_value(v).unwrap_or_default();
@@ -229,6 +248,20 @@ mod tests {
             !crate::channels::twilio::verify_signature("tok", url, &without, &signed),
             "dropping (or adding) the mark breaks the signature"
         );
+    }
+
+    #[test]
+    fn the_ops_url_is_the_same_host_on_the_ops_port() {
+        assert_eq!(
+            ops_url_for("http://127.0.0.1:5012/", 5013),
+            "http://127.0.0.1:5013"
+        );
+        assert_eq!(
+            ops_url_for("https://leads.example.com", 5013),
+            "https://leads.example.com:5013"
+        );
+        assert_eq!(ops_url_for("http://[::1]:1/x", 7), "http://[::1]:7");
+        assert_eq!(ops_url_for("not a url", 7), "not a url");
     }
 
     #[test]

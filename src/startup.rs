@@ -1,7 +1,8 @@
 //! Startup: builds the whole application from [`Settings`] in one readable place — store,
 //! alert router, model chain and pool, SMS sender, the lead actor tree, the work queue
 //! (in-process, or RabbitMQ with its dead-letter alerts) and its consumer, the start-up
-//! re-drive, and the HTTP server — and shuts it down in order.
+//! re-drive, and the two HTTP listeners (public and ops, `crate::http`) — and shuts it down
+//! in order.
 //!
 //! Owns: wiring and the shutdown order. Must not: hold business logic; anything a test
 //! needs to replace (the model chain) comes in through [`Overrides`].
@@ -103,7 +104,10 @@ pub struct Overrides {
 }
 
 pub struct Application {
+    /// The public listener (`PORT`): webhooks, health, readiness.
     listener: TcpListener,
+    /// The ops listener (`OPS_PORT`): /ops, /ops/*, /metrics, health, readiness.
+    ops_listener: TcpListener,
     state: AppState,
     consumer: Option<tokio::task::JoinHandle<()>>,
     sweeps: Option<tokio::task::JoinHandle<()>>,
@@ -127,6 +131,7 @@ impl Application {
         overrides: Overrides,
     ) -> anyhow::Result<Self> {
         check_role(&settings, role)?;
+        crate::exposure::check(&settings, role).map_err(anyhow::Error::msg)?;
         // Before anything emits: metrics recorded earlier would go to the no-op recorder.
         http::metrics::install();
         let settings = Arc::new(settings);
@@ -290,9 +295,14 @@ impl Application {
         let addr = SocketAddr::new(settings.bind_address, settings.port);
         let listener = TcpListener::bind(addr)
             .await
-            .with_context(|| format!("Failed to bind {addr}"))?;
+            .with_context(|| format!("Failed to bind {addr} (BIND_ADDRESS, PORT)"))?;
+        let ops_addr = SocketAddr::new(settings.ops_bind_address, settings.ops_port);
+        let ops_listener = TcpListener::bind(ops_addr).await.with_context(|| {
+            format!("Failed to bind the ops listener {ops_addr} (OPS_BIND_ADDRESS, OPS_PORT)")
+        })?;
         Ok(Self {
             listener,
+            ops_listener,
             state,
             consumer,
             sweeps,
@@ -303,8 +313,16 @@ impl Application {
         })
     }
 
+    /// The public listener's address.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// The ops listener's address.
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_listener
             .local_addr()
             .expect("bound listener has an address")
     }
@@ -327,6 +345,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Self {
             listener,
+            ops_listener,
             state,
             consumer,
             sweeps,
@@ -341,11 +360,10 @@ impl Application {
         } = give_up;
         let mut gave_up_signal = gave_up.clone();
         let accepting = state.accepting.clone();
-        let app = http::router(state.clone());
-        tracing::info!(addr = %listener.local_addr()?, "listening");
-        // Returns within HTTP_SHUTDOWN_SECS of the signal, open connections or not, so the
-        // ordered stop below always runs inside the pod's grace period.
-        http::server::serve(listener, app, &state.settings.http, async move {
+        // One stop for both listeners: SIGTERM (or the root giving up) ends readiness, then
+        // each server stops taking connections and lets its requests finish.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
             let given_up = async move {
                 if gave_up_signal.wait_for(Option::is_some).await.is_err() {
                     std::future::pending::<()>().await;
@@ -357,9 +375,28 @@ impl Application {
             }
             accepting.store(false, Ordering::SeqCst);
             tracing::info!("shutting down: no new webhooks");
-        })
-        .await
-        .context("HTTP server failed")?;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = move || {
+            let mut stop = stop_rx.clone();
+            async move {
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            }
+        };
+        {
+            let public = http::public_router(state.clone());
+            let ops = http::ops_router(state.clone());
+            tracing::info!(addr = %listener.local_addr()?, ops_addr = %ops_listener.local_addr()?, "listening");
+            // Each returns within HTTP_SHUTDOWN_SECS of the signal, open connections or not,
+            // so the ordered stop below always runs inside the pod's grace period.
+            let limits = &state.settings.http;
+            let public = http::server::serve(listener, public, limits, stopped());
+            let ops = http::server::serve(ops_listener, ops, limits, stopped());
+            tokio::try_join!(
+                async { public.await.context("the public HTTP listener failed") },
+                async { ops.await.context("the ops HTTP listener failed") },
+            )?;
+        }
 
         if let Some(sweeps) = sweeps {
             sweeps.abort();

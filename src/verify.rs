@@ -4,13 +4,15 @@
 //!
 //! Owns: the checks and their verdicts. Through `kubectl` (only when a context is given
 //! and kubectl runs; otherwise SKIP, never PASS): the pods run with 0 restarts, no
-//! container is in CrashLoopBackOff/Error or was OOMKilled, the Service has an external
-//! address. Over HTTP: `/health` answers 200 (with the expected commit, when given), the
-//! scheduler has upcoming jobs (`/ops/scheduled`), workers are consuming (a fresh
-//! heartbeat at `/ops/heartbeats`), and a synthetic SMS from a test number, posted as a
-//! signed Twilio webhook, is answered with a sent reply. `--record` appends the result to
-//! DEPLOYMENT_STATE.md (the ground truth outside the code) and reports it to the service
-//! (`POST /ops/verifications`, shown on the `/ops` page).
+//! container is in CrashLoopBackOff/Error or was OOMKilled, the Ingress in front of the
+//! webhook has an external address. Over HTTP: `/health` answers 200 on the public URL
+//! (with the expected commit, when given); on the ops listener (`--ops-url`, e.g. a
+//! `kubectl port-forward` of the internal Service) the scheduler has upcoming jobs
+//! (`/ops/scheduled`) and workers are consuming (a fresh heartbeat at `/ops/heartbeats`);
+//! and a synthetic SMS from a test number, posted as a signed Twilio webhook to the public
+//! URL, is answered with a sent reply. `--record` appends the result to DEPLOYMENT_STATE.md
+//! (the ground truth outside the code) and reports it to the service (`POST
+//! /ops/verifications`, shown on the `/ops` page).
 //! Must not: change the cluster (rollback is the pipeline's decision), or print a secret.
 
 use std::path::Path;
@@ -152,14 +154,18 @@ impl Report {
 /// Everything `verify` needs; the CLI fills it from flags and the environment.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
+    /// The public URL: /health and the webhook.
     pub url: String,
+    /// The ops listener: /ops/* and the record.
+    pub ops_url: String,
     /// The URL Twilio calls (what signatures cover); defaults to `url`.
     pub public_url: Option<String>,
     pub kube_context: Option<String>,
     pub namespace: String,
     pub kubectl: String,
     pub selector: String,
-    pub service: String,
+    /// The Ingress whose external address step 3 checks.
+    pub ingress: String,
     pub test_phone: String,
     pub to: String,
     pub wait: Duration,
@@ -169,16 +175,18 @@ pub struct VerifyOptions {
 }
 
 impl VerifyOptions {
-    /// Defaults for a URL; tokens from `OPS_TOKEN` and `TWILIO_AUTH_TOKEN`.
+    /// Defaults for a URL (the ops listener: its host on `OPS_PORT`); tokens from
+    /// `OPS_TOKEN` and `TWILIO_AUTH_TOKEN`.
     pub fn for_url(url: &str) -> Self {
         Self {
             url: url.trim_end_matches('/').to_string(),
+            ops_url: probe::ops_url_for(url, crate::config::local_ops_port()),
             public_url: None,
             kube_context: None,
             namespace: "default".into(),
             kubectl: "kubectl".into(),
             selector: "app=lead-agent".into(),
-            service: "lead-agent".into(),
+            ingress: "lead-agent".into(),
             test_phone: "+13125550199".into(),
             to: "+13125550000".into(),
             wait: Duration::from_secs(60),
@@ -267,7 +275,7 @@ async fn kube_steps(options: &VerifyOptions) -> Vec<StepResult> {
             ],
         };
     out.push(
-        match kubectl_json(options, context, &["get", "service", &options.service]).await {
+        match kubectl_json(options, context, &["get", "ingress", &options.ingress]).await {
             Ok(service) => evaluate_service(&service),
             Err(e) => step(names[2], Status::Fail, e),
         },
@@ -359,7 +367,8 @@ pub fn evaluate_pods(pods: &Value) -> [StepResult; 2] {
     [running, healthy]
 }
 
-/// Step 3 from `kubectl get service -o json`: the LoadBalancer has an address.
+/// Step 3 from `kubectl get ingress -o json`: the load balancer in front of the webhook has
+/// an address (an Ingress reports it where a LoadBalancer Service did).
 pub fn evaluate_service(service: &Value) -> StepResult {
     let addresses: Vec<&str> = service["status"]["loadBalancer"]["ingress"]
         .as_array()
@@ -371,7 +380,7 @@ pub fn evaluate_service(service: &Value) -> StepResult {
         step(
             STEPS[2],
             Status::Fail,
-            "the LoadBalancer has no external address yet (<pending>)",
+            "the Ingress has no external address yet (<pending>)",
         )
     } else {
         step(
@@ -389,7 +398,7 @@ async fn get_json(
     options: &VerifyOptions,
     path: &str,
 ) -> Result<Value, String> {
-    probe::get_json(http, &options.url, path, options.ops_token.as_deref()).await
+    probe::get_json(http, &options.ops_url, path, options.ops_token.as_deref()).await
 }
 
 async fn check_health(http: &reqwest::Client, options: &VerifyOptions) -> StepResult {
@@ -551,6 +560,7 @@ async fn check_end_to_end(http: &reqwest::Client, options: &VerifyOptions) -> St
     );
     let sms = probe::SyntheticSms {
         url: &options.url,
+        ops_url: &options.ops_url,
         public_url: options.public_url.as_deref().unwrap_or(&options.url),
         twilio_auth_token: options.twilio_auth_token.as_deref(),
         ops_token: options.ops_token.as_deref(),
@@ -590,7 +600,7 @@ pub fn append_record(file: &Path, report: &Report, commit: Option<&str>) -> anyh
 pub async fn post_record(options: &VerifyOptions, report: &Report) -> Result<(), String> {
     let http = reqwest::Client::new();
     let mut request = http
-        .post(format!("{}/ops/verifications", options.url))
+        .post(format!("{}/ops/verifications", options.ops_url))
         .json(report);
     if let Some(token) = &options.ops_token {
         request = request.bearer_auth(token);

@@ -1,6 +1,9 @@
-//! The web role: axum routes for the Twilio webhook, health, readiness and /ops.
+//! The HTTP side of every role: two listeners, two routers. The public one
+//! ([`public_router`], `PORT`) takes the Twilio and Discord webhooks and answers health and
+//! readiness; the ops one ([`ops_router`], `OPS_PORT`, loopback by default and never routed
+//! by the public Service or Ingress) serves `/ops`, `/ops/*` and `/metrics`.
 //!
-//! Owns: the router, the shared [`AppState`], and the one error type every handler returns:
+//! Owns: the routers, the shared [`AppState`], and the one error type every handler returns:
 //! client errors become 4xx with a short reason; unexpected errors are logged with their
 //! cause chain and answered 500 (or 503 when the right move for Twilio is to retry) without
 //! details. Must not: do a lead's work inline — the webhook stores, publishes and answers
@@ -10,6 +13,7 @@ pub mod discord;
 pub mod health;
 pub mod metrics;
 pub mod ops;
+pub mod ops_guard;
 pub mod ops_page;
 pub mod rejections;
 pub mod server;
@@ -68,9 +72,10 @@ pub struct WorkerState {
     pub pool: LlmPool,
 }
 
-/// Every role serves health, readiness and /ops (Kubernetes probes every container); only
-/// the web roles take webhooks.
-pub fn router(state: AppState) -> Router {
+/// The public listener (`PORT`): what the internet must reach and nothing else — Twilio's
+/// and Discord's webhooks (web roles only) and health and readiness. `/ops` and `/metrics`
+/// are not here (they answer 404): they are on [`ops_router`].
+pub fn public_router(state: AppState) -> Router {
     let mut router = Router::new();
     if state.role.serves_webhook() {
         router = router.route(
@@ -83,6 +88,17 @@ pub fn router(state: AppState) -> Router {
         );
     }
     router
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The ops listener (`OPS_PORT`), served by every role (Kubernetes probes and Prometheus
+/// scrape every container): `/ops`, `/ops/*`, `/metrics`, and health and readiness for the
+/// probes. Every POST under `/ops` passes [`ops_guard`] (JSON, same origin) first.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics::metrics))
@@ -99,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ops/sla", get(sla::list))
         .route("/ops/leads/{phone}/sla", post(sla::open))
         .route("/ops/leads/{phone}/sla/{kind}/resolve", post(sla::resolve))
+        .layer(axum::middleware::from_fn(ops_guard::guard_posts))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -5,10 +5,14 @@
 //!
 //! Owns: browser access to operator data. A browser cannot send a bearer header, so
 //! `/ops?token=OPS_TOKEN` is accepted once: it answers 303 to `/ops` with an HttpOnly,
-//! SameSite=Strict cookie holding an HMAC of the token (never the token itself; changing
-//! OPS_TOKEN revokes every cookie), and the page sets `Referrer-Policy: no-referrer` so the
-//! URL with the token goes nowhere else. The bearer header works too, and with OPS_TOKEN
-//! unset only loopback peers get in (as for `/ops/*`).
+//! SameSite=Strict cookie (`Secure` when PUBLIC_BASE_URL is https) holding its issue time
+//! and an HMAC of that time keyed by the token ([`session_cookie`]: never the token itself).
+//! The server honours it for `OPS_SESSION_SECS` after issue, whatever the browser keeps;
+//! an expired, future-dated or forged one is refused like no cookie, and changing
+//! OPS_TOKEN revokes every cookie. The page sets `Referrer-Policy: no-referrer` so the URL
+//! with the token goes nowhere else. The bearer header works too, and with OPS_TOKEN unset
+//! only loopback peers get in (as for `/ops/*`). The page has no script and no form: what
+//! changes state is a JSON POST from a client ([`super::ops_guard`]).
 //! Must not: be public by default, change anything but the verification log, or show a
 //! section as healthy when its data source does not exist in this build — it says so.
 
@@ -28,19 +32,48 @@ use crate::store::VerificationRecord;
 use crate::verify::Report;
 
 pub const COOKIE: &str = "lead_agent_ops";
-/// A browser session lasts a working day.
-const COOKIE_MAX_AGE_SECS: u64 = 12 * 3600;
 
-/// The cookie value for `token`: HMAC-SHA1 keyed by the token over a fixed label.
-fn cookie_value(token: &str) -> String {
+/// A cookie issued this far in our future is refused: clock skew between replicas is
+/// seconds, not minutes.
+const MAX_FUTURE_SKEW_SECS: i64 = 60;
+
+/// HMAC-SHA1 keyed by the token over a fixed label and the issue time, in hex.
+fn session_mac(token: &str, issued_at: i64) -> String {
     let mut mac =
         Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).expect("HMAC takes any key length");
-    mac.update(b"lead-agent /ops browser session v1");
+    mac.update(b"lead-agent /ops browser session v2 issued at ");
+    mac.update(issued_at.to_string().as_bytes());
     mac.finalize()
         .into_bytes()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The cookie value for `token` issued at `issued_at` (Unix seconds):
+/// `issued_at.hmac(token, issued_at)`.
+pub fn session_cookie(token: &str, issued_at: i64) -> String {
+    format!("{issued_at}.{}", session_mac(token, issued_at))
+}
+
+/// True when `value` is a cookie for `token` issued less than `lifetime` before `now`.
+pub fn session_valid(token: &str, value: &str, now: i64, lifetime: std::time::Duration) -> bool {
+    let Some((at, mac)) = value.split_once('.') else {
+        return false;
+    };
+    let Ok(issued_at) = at.parse::<i64>() else {
+        return false;
+    };
+    let age = now.saturating_sub(issued_at);
+    if age < -MAX_FUTURE_SKEW_SECS || age >= lifetime.as_secs() as i64 {
+        return false;
+    }
+    // `at` is the canonical decimal (what was signed), so "+12" or "012" cannot pass.
+    at == issued_at.to_string()
+        && bool::from(
+            mac.as_bytes()
+                .ct_eq(session_mac(token, issued_at).as_bytes()),
+        )
 }
 
 fn cookie_from(headers: &HeaderMap) -> Option<String> {
@@ -79,9 +112,10 @@ fn access(
             )
         };
     };
+    let now = chrono::Utc::now().timestamp();
     if let Some(given) = query.get("token") {
         return if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
-            Access::SetCookie(cookie_value(token))
+            Access::SetCookie(session_cookie(token, now))
         } else {
             Access::Refused(StatusCode::UNAUTHORIZED, "That token is not OPS_TOKEN.")
         };
@@ -90,10 +124,12 @@ fn access(
         return Access::Granted;
     }
     match cookie_from(headers) {
-        Some(c) if bool::from(c.as_bytes().ct_eq(cookie_value(token).as_bytes())) => {
-            Access::Granted
-        }
-        _ => Access::Refused(
+        Some(c) if session_valid(token, &c, now, state.settings.ops_session) => Access::Granted,
+        Some(_) => Access::Refused(
+            StatusCode::UNAUTHORIZED,
+            "This session has expired or is not valid: open /ops?token=YOUR_OPS_TOKEN again, or send the token as a bearer token.",
+        ),
+        None => Access::Refused(
             StatusCode::UNAUTHORIZED,
             "This page needs OPS_TOKEN: open /ops?token=YOUR_OPS_TOKEN once, or send it as a bearer token.",
         ),
@@ -116,6 +152,22 @@ fn with_page_headers(mut response: Response) -> Response {
     response
 }
 
+/// The `Set-Cookie` value: the browser keeps it as long as the server honours it, and
+/// sends it over https only when the service is public over https (a browser still sends
+/// a `Secure` cookie to `http://127.0.0.1`, i.e. through `kubectl port-forward`).
+fn set_cookie(state: &AppState, value: &str) -> String {
+    let secure = state
+        .settings
+        .public_base_url
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+    format!(
+        "{COOKIE}={value}; Path=/ops; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        state.settings.ops_session.as_secs(),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
 pub async fn page(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -136,10 +188,7 @@ pub async fn page(
             StatusCode::SEE_OTHER,
             [
                 (header::LOCATION, "/ops".to_string()),
-                (
-                    header::SET_COOKIE,
-                    format!("{COOKIE}={value}; Path=/ops; HttpOnly; SameSite=Strict; Max-Age={COOKIE_MAX_AGE_SECS}"),
-                ),
+                (header::SET_COOKIE, set_cookie(&state, &value)),
             ],
         )
             .into_response(),
@@ -446,15 +495,39 @@ mod tests {
 
     #[test]
     fn the_cookie_is_not_the_token_and_changes_with_it() {
-        let a = cookie_value("token-a");
-        assert!(!a.contains("token-a"));
-        assert_eq!(a, cookie_value("token-a"));
-        assert_ne!(a, cookie_value("token-b"));
+        let a = session_cookie("token-a", 1_700_000_000);
+        assert!(!a.contains("token-a") && a.starts_with("1700000000."));
+        assert_eq!(a, session_cookie("token-a", 1_700_000_000));
+        assert_ne!(a, session_cookie("token-b", 1_700_000_000));
+        assert_ne!(a, session_cookie("token-a", 1_700_000_001));
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,
             HeaderValue::from_str(&format!("other=1; {COOKIE}={a}")).unwrap(),
         );
         assert_eq!(cookie_from(&headers), Some(a));
+    }
+
+    #[test]
+    fn a_session_is_honoured_for_its_lifetime_and_never_after_or_forged() {
+        let day = std::time::Duration::from_secs(12 * 3600);
+        let at = 1_700_000_000;
+        let c = session_cookie("tok", at);
+        assert!(session_valid("tok", &c, at, day));
+        assert!(session_valid("tok", &c, at + 12 * 3600 - 1, day));
+        assert!(!session_valid("tok", &c, at + 12 * 3600, day), "expired");
+        assert!(!session_valid("tok", &c, at - 3600, day), "from the future");
+        assert!(!session_valid("other", &c, at, day), "another token");
+        // A later issue time with the old MAC, or a re-encoded time: forged.
+        let (_, mac) = c.split_once('.').unwrap();
+        for forged in [
+            format!("{}.{mac}", at + 3600),
+            format!("0{at}.{mac}"),
+            format!("+{at}.{mac}"),
+            mac.to_string(),
+            String::new(),
+        ] {
+            assert!(!session_valid("tok", &forged, at, day), "{forged}");
+        }
     }
 }

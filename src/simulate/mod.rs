@@ -348,6 +348,8 @@ async fn spawn_serve(
     http: &reqwest::Client,
 ) -> anyhow::Result<(ServiceProcess, String)> {
     let port = free_port()?;
+    // Several processes on one machine: each its own ops listener too.
+    let ops_port = free_port()?;
     let log = dir.join(format!("{name}.log"));
     let out = std::fs::File::create(&log)?;
     let child = Command::new(binary)
@@ -356,6 +358,7 @@ async fn spawn_serve(
         .env_clear()
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("PORT", port.to_string())
+        .env("OPS_PORT", ops_port.to_string())
         .env("PUBLIC_BASE_URL", format!("http://127.0.0.1:{port}"))
         .stdout(out.try_clone()?)
         .stderr(out)

@@ -1,6 +1,7 @@
 //! The watch's checks: what it asks the service over HTTP and how each answer is judged.
 //!
-//! Owns: one interval cycle — `/ready` first; only when the service is ready, the
+//! Owns: one interval cycle — `/ready` first (on the public URL, the path Twilio takes);
+//! only when the service is ready, from its ops listener (`WATCH_OPS_URL`) the
 //! heartbeats (`/ops/heartbeats`: a fresh worker and a fresh scheduler, "fresh" meaning
 //! within three of the service's own `HEARTBEAT_SECS`, which it reports), scheduler
 //! lateness (`/ops/scheduled`) and the alert spool (`/ops/discord`) — and the end-to-end
@@ -245,8 +246,16 @@ impl Prober {
         self.settings.ops_token.as_ref().map(|t| t.expose())
     }
 
+    /// An `/ops` read, from the service's ops listener; a failure names where it asked.
     async fn get(&self, path: &str) -> Result<Value, String> {
-        probe::get_json(&self.http, &self.settings.url, path, self.ops_token()).await
+        probe::get_json(&self.http, &self.settings.ops_url, path, self.ops_token())
+            .await
+            .map_err(|e| {
+                format!(
+                    "{e} (ops listener {}, WATCH_OPS_URL)",
+                    self.settings.ops_url
+                )
+            })
     }
 
     /// `/ready`, asked up to [`READY_ATTEMPTS`] times before it counts as failed.
@@ -335,6 +344,7 @@ impl Prober {
         );
         let sms = probe::SyntheticSms {
             url: &self.settings.url,
+            ops_url: &self.settings.ops_url,
             public_url: &self.settings.public_url,
             twilio_auth_token: self.settings.twilio_auth_token.as_ref().map(|t| t.expose()),
             ops_token: self.ops_token(),

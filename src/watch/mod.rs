@@ -1,8 +1,8 @@
 //! `lead-agent watch`: the watchdog outside the blast radius. A separate process (its own
 //! Deployment, `deploy/k8s/watch.yaml`) that shares neither the store nor the queue with
 //! the service and talks to it over HTTP only, as an operator would. Every
-//! `WATCH_INTERVAL_SECS` it checks `/ready`, worker and scheduler heartbeats, scheduler
-//! lateness and the alert spool; every `WATCH_E2E_SECS` it texts the service a signed
+//! `WATCH_INTERVAL_SECS` it checks `/ready` (public URL), worker and scheduler heartbeats,
+//! scheduler lateness and the alert spool (its ops listener, `WATCH_OPS_URL`); every `WATCH_E2E_SECS` it texts the service a signed
 //! synthetic SMS and expects the reply. A failing check is posted to Discord by the watch
 //! itself — once per incident, then one recovery message.
 //!
@@ -107,6 +107,7 @@ pub async fn run(
         .with_context(|| format!("Failed to bind {}", settings.bind))?;
     tracing::info!(
         url = %settings.url,
+        ops_url = %settings.ops_url,
         public_url = %settings.public_url,
         interval_secs = settings.interval.as_secs_f64(),
         e2e_secs = settings.e2e_every.map(|d| d.as_secs_f64()),

@@ -104,6 +104,7 @@ async fn status(
     let (cycled, since) = state.since_last_cycle();
     Ok(Json(json!({
         "url": state.settings.url,
+        "ops_url": state.settings.ops_url,
         "cycles": state.cycles(),
         "last_cycle_secs_ago": cycled.then_some(since.as_secs_f64()),
         "checks": checks,

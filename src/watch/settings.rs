@@ -33,6 +33,7 @@ pub const VARS: &[&str] = &[
     "LOG_FORMAT",
     "RUST_LOG",
     "WATCH_URL",
+    "WATCH_OPS_URL",
     "WATCH_INTERVAL_SECS",
     "WATCH_E2E_SECS",
     "WATCH_E2E_TIMEOUT_SECS",
@@ -45,6 +46,7 @@ pub const VARS: &[&str] = &[
 /// The variables only the watch reads: the service's containers do not declare them.
 pub const WATCH_ONLY: &[&str] = &[
     "WATCH_URL",
+    "WATCH_OPS_URL",
     "WATCH_INTERVAL_SECS",
     "WATCH_E2E_SECS",
     "WATCH_E2E_TIMEOUT_SECS",
@@ -79,8 +81,10 @@ impl AlertTarget {
 
 #[derive(Debug, Clone)]
 pub struct WatchSettings {
-    /// The service's base URL, without a trailing `/`.
+    /// The service's public base URL, without a trailing `/`: `/ready`, the webhook.
     pub url: String,
+    /// Its ops listener, without a trailing `/`: `/ops/*`.
+    pub ops_url: String,
     /// The URL Twilio signs (what the synthetic SMS is signed against).
     pub public_url: String,
     pub interval: Duration,
@@ -107,6 +111,7 @@ pub struct WatchSettings {
 #[derive(Debug, Clone, Default)]
 pub struct WatchFlags {
     pub url: Option<String>,
+    pub ops_url: Option<String>,
     pub public_url: Option<String>,
     pub to: Option<String>,
 }
@@ -158,6 +163,20 @@ impl WatchSettings {
                 String::new()
             }
         };
+        let ops_url = flags
+            .ops_url
+            .or_else(|| r.raw("WATCH_OPS_URL"))
+            .map(|u| u.trim().trim_end_matches('/').to_string());
+        let ops_url = match ops_url {
+            Some(u) => {
+                if let Some(p) = url_problem("WATCH_OPS_URL (--ops-url)", &u) {
+                    r.problems.push(p);
+                }
+                u
+            }
+            None if url.is_empty() => String::new(),
+            None => crate::probe::ops_url_for(&url, crate::config::default_ops_port()),
+        };
         let public_url = flags
             .public_url
             .or_else(|| r.raw("PUBLIC_BASE_URL"))
@@ -203,6 +222,7 @@ impl WatchSettings {
             http: crate::http::server::HttpLimits::read(&mut r),
             log_format: r.log_format(),
             url,
+            ops_url,
             alert_to: alert_to.unwrap_or(AlertTarget::Webhook {
                 url: Secret::new(""),
             }),
@@ -340,6 +360,10 @@ mod tests {
     fn defaults_and_the_public_url_falls_back_to_public_base_url_then_the_url() {
         let s = settings(MINIMAL, WatchFlags::default()).unwrap();
         assert_eq!(s.url, "http://10.0.0.5:5012");
+        assert_eq!(
+            s.ops_url, "http://10.0.0.5:5013",
+            "the same host on the ops port"
+        );
         assert_eq!(s.public_url, "http://10.0.0.5:5012");
         assert_eq!(s.interval, Duration::from_secs(60));
         assert_eq!(s.e2e_every, Some(Duration::from_secs(300)));
@@ -352,6 +376,7 @@ mod tests {
             &pairs,
             WatchFlags {
                 url: Some("http://other:1".into()),
+                ops_url: None,
                 public_url: Some("https://twilio-signs.example.com/".into()),
                 to: None,
             },
@@ -361,6 +386,23 @@ mod tests {
             (s.url.as_str(), s.public_url.as_str()),
             ("http://other:1", "https://twilio-signs.example.com")
         );
+        pairs.push(("WATCH_OPS_URL", "http://lead-agent-ops:5013/"));
+        let s = settings(&pairs, WatchFlags::default()).unwrap();
+        assert_eq!(s.ops_url, "http://lead-agent-ops:5013");
+        let s = settings(
+            &pairs,
+            WatchFlags {
+                ops_url: Some("http://127.0.0.1:6013".into()),
+                ..WatchFlags::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.ops_url, "http://127.0.0.1:6013", "--ops-url wins");
+        pairs.push(("WATCH_OPS_URL", "ftp://x"));
+        let err = settings(&pairs, WatchFlags::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("WATCH_OPS_URL"), "{err}");
     }
 
     #[test]

@@ -50,6 +50,7 @@ async fn with_no_keys_a_local_webhook_is_answered_by_the_rules_responder_in_dry_
 async fn the_dev_helper_prints_the_reply_that_went_out() {
     let app = spawn_app_with(embedded()).await;
     let url = app.base_url.clone();
+    let ops_url = app.ops_url.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_lead-agent"))
             .args([
@@ -58,6 +59,8 @@ async fn the_dev_helper_prints_the_reply_that_went_out() {
                 "+13125550902",
                 "--url",
                 &url,
+                "--ops-url",
+                &ops_url,
                 "Hi, is the 2BR still available?",
             ])
             .env_remove("TWILIO_AUTH_TOKEN")

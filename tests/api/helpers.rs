@@ -1,6 +1,7 @@
-//! The harness: `spawn_app` starts the real application on 127.0.0.1:0 with a fresh SQLite
-//! database and fake Twilio and Anthropic servers on loopback, and returns handles to
-//! drive it over HTTP and to observe what a user would see. The fakes themselves are the
+//! The harness: `spawn_app` starts the real application with both listeners on
+//! 127.0.0.1:0 (public: `base_url`, ops: `ops_url`) with a fresh SQLite database and fake
+//! Twilio and Anthropic servers on loopback, and returns handles to drive it over HTTP and
+//! to observe what a user would see. `/ops` and `/metrics` reads go to the ops listener. The fakes themselves are the
 //! shared ones in `tests/support`, re-exported here.
 
 use std::collections::HashMap;
@@ -51,7 +52,10 @@ impl Default for TestOptions {
 }
 
 pub struct TestApp {
+    /// The public listener: webhooks, /health, /ready.
     pub base_url: String,
+    /// The ops listener: /ops, /ops/*, /metrics.
+    pub ops_url: String,
     pub store: SqlStore,
     /// The app's alert handle: tests raise alerts through the real router.
     pub alerts: actors::alert_router::AlertHandle,
@@ -97,6 +101,8 @@ pub async fn spawn_app_with_twilio_history(
     let mut env: HashMap<&str, String> = HashMap::from([
         ("PORT", "0".to_string()),
         ("BIND_ADDRESS", "127.0.0.1".to_string()),
+        ("OPS_PORT", "0".to_string()),
+        ("OPS_BIND_ADDRESS", "127.0.0.1".to_string()),
         ("DATABASE_URL", database_url.clone()),
         ("LLM_SOFT_TIMEOUT_SECS", "2".to_string()),
         ("LLM_HARD_TIMEOUT_SECS", "5".to_string()),
@@ -136,6 +142,7 @@ pub async fn spawn_app_with_twilio_history(
     .await
     .expect("the app builds");
     let address = app.local_addr();
+    let ops_address = app.ops_addr();
     let store = app.state().store.clone();
     let alerts = app.state().alerts.clone();
     let sla = app.state().sla.clone();
@@ -147,6 +154,7 @@ pub async fn spawn_app_with_twilio_history(
     }));
     TestApp {
         base_url: format!("http://{address}"),
+        ops_url: format!("http://{ops_address}"),
         store,
         alerts,
         twilio,
@@ -210,13 +218,23 @@ impl TestApp {
     /// The recorder is global to the test process, so compare before and after rather
     /// than with an absolute number.
     pub async fn metric(&self, series: &str) -> f64 {
-        scrape_metric(&self.http, &self.base_url, series).await
+        scrape_metric(&self.http, &self.ops_url, series).await
     }
 
-    /// GETs a path of the app and decodes its JSON body.
+    /// The listener that serves `path`: the ops one for `/ops…` and `/metrics`, else the
+    /// public one.
+    pub fn url_for(&self, path: &str) -> String {
+        if path.starts_with("/ops") || path.starts_with("/metrics") {
+            format!("{}{path}", self.ops_url)
+        } else {
+            format!("{}{path}", self.base_url)
+        }
+    }
+
+    /// GETs a path of the app (from the listener that serves it) and decodes its JSON body.
     pub async fn get_json(&self, path: &str) -> Value {
         self.http
-            .get(format!("{}{path}", self.base_url))
+            .get(self.url_for(path))
             .send()
             .await
             .unwrap()

@@ -14,6 +14,7 @@ mod brain;
 mod conversation;
 mod discord;
 mod embedded;
+mod exposure;
 mod hitl;
 mod listener;
 mod model_chain;

@@ -195,7 +195,7 @@ async fn a_failing_provider_s_breaker_opens_then_a_successful_probe_closes_it() 
     ])
     .await;
     let breaker = |app: &TestApp| {
-        let app_url = app.base_url.clone();
+        let app_url = app.ops_url.clone();
         async move {
             let status: Value = reqwest::get(format!("{app_url}/ops/status"))
                 .await

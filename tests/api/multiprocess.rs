@@ -96,7 +96,13 @@ impl Cluster {
         }
     }
 
-    /// Starts one process of the binary and waits until it is ready; returns its base URL.
+    /// The base URL of `name`'s ops listener (/ops, /metrics).
+    pub(crate) fn ops_url(&mut self, name: &str) -> String {
+        self.processes.ops_url(name)
+    }
+
+    /// Starts one process of the binary and waits until it is ready; returns the base URL
+    /// of its public listener.
     pub(crate) async fn spawn(&mut self, name: &'static str, role: &str) -> String {
         let env = self.env.iter().map(|(k, v)| (*k, v.as_str()));
         self.processes
@@ -265,7 +271,7 @@ async fn a_worker_stopped_with_sigterm_mid_burst_loses_nothing() {
 async fn a_broker_connection_cut_mid_burst_loses_nothing_and_processing_resumes() {
     let proxy = CuttableProxy::start("127.0.0.1:5672".to_string()).await;
     let via_proxy = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port);
-    let cluster = Cluster::start_with_broker("cut", via_proxy).await;
+    let mut cluster = Cluster::start_with_broker("cut", via_proxy).await;
     let leads = leads(40, 5_000_000);
     for (i, lead) in leads.iter().enumerate() {
         if i == 15 {
@@ -283,17 +289,13 @@ async fn a_broker_connection_cut_mid_burst_loses_nothing_and_processing_resumes(
             "message {i} during the broker cut"
         );
     }
-    let deferred = scrape_metric(
-        &cluster.http,
-        &cluster.web_url,
-        "lead_agent_wake_deferred_total",
-    )
-    .await;
+    let web_ops = cluster.ops_url("web");
+    let deferred = scrape_metric(&cluster.http, &web_ops, "lead_agent_wake_deferred_total").await;
     assert!(deferred > 0.0, "the cut was felt by the web process");
     // And said, by its cause: the web process's alert, at its /ops/alerts.
     let web_alerts: Vec<serde_json::Value> = cluster
         .http
-        .get(format!("{}/ops/alerts", cluster.web_url))
+        .get(format!("{web_ops}/ops/alerts"))
         .send()
         .await
         .unwrap()

@@ -104,7 +104,8 @@ async fn a_killed_scheduler_does_not_silence_web_and_workers_and_no_alert_is_pos
     // The scheduler alone, Discord down: it takes the channel of alerts spooled meanwhile
     // and keeps it while it retries.
     discord.set_down(Some(503));
-    let scheduler = cluster.spawn("scheduler", "scheduler").await;
+    cluster.spawn("scheduler", "scheduler").await;
+    let scheduler = cluster.ops_url("scheduler");
     let before: Vec<String> = (0..3).map(|i| format!("before-kill-{i}")).collect();
     for text in &before {
         let alert = Alert::new(AlertKind::General, Severity::Warning, "probe", text.clone());
@@ -145,8 +146,10 @@ async fn a_killed_scheduler_does_not_silence_web_and_workers_and_no_alert_is_pos
     );
 
     cluster.web_url = cluster.spawn("web", "web").await;
-    let worker = cluster.spawn("worker", "worker").await;
-    for url in [&cluster.web_url, &worker] {
+    let web = cluster.ops_url("web");
+    cluster.spawn("worker", "worker").await;
+    let worker = cluster.ops_url("worker");
+    for url in [&web, &worker] {
         let s = sender_of(&cluster, url).await;
         assert_eq!(s["posts"], true, "every role with the token posts: {s}");
     }
@@ -241,7 +244,7 @@ async fn a_killed_scheduler_does_not_silence_web_and_workers_and_no_alert_is_pos
     assert_eq!(accepted.len(), discord.created().len());
     let posted: u64 = {
         let mut sum = 0;
-        for url in [&cluster.web_url, &worker] {
+        for url in [&web, &worker] {
             sum += sender_of(&cluster, url).await["delivered"]
                 .as_u64()
                 .unwrap();

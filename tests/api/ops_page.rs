@@ -75,7 +75,7 @@ async fn app_with_token() -> TestApp {
 
 async fn status(app: &TestApp) -> Value {
     app.http
-        .get(format!("{}/ops/status", app.base_url))
+        .get(format!("{}/ops/status", app.ops_url))
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -98,6 +98,7 @@ async fn the_ops_page_renders_live_numbers_in_headless_chromium() {
     app.wait_for_sms(lead, 1).await;
     app.wait_settled(lead).await;
     let mut options = VerifyOptions::for_url(&app.base_url);
+    options.ops_url = app.ops_url.clone();
     options.ops_token = Some(TOKEN.into());
     let report = Report::new(
         &app.base_url,
@@ -114,7 +115,7 @@ async fn the_ops_page_renders_live_numbers_in_headless_chromium() {
     let live = status(&app).await;
 
     let shot = screenshot_path("ops-page");
-    let dom = chromium(&format!("{}/ops?token={TOKEN}", app.base_url), &shot).await;
+    let dom = chromium(&format!("{}/ops?token={TOKEN}", app.ops_url), &shot).await;
     println!("/ops screenshot: {}", shot.display());
     let png = std::fs::read(&shot).expect("chromium wrote the screenshot");
     assert!(png.starts_with(b"\x89PNG"), "not a PNG: {}", shot.display());
@@ -145,7 +146,7 @@ async fn the_ops_page_renders_live_numbers_in_headless_chromium() {
     assert_eq!(metric(&dom, "last-verification").as_deref(), Some("PASS"));
     let jobs: Value = app
         .http
-        .get(format!("{}/ops/scheduled", app.base_url))
+        .get(format!("{}/ops/scheduled", app.ops_url))
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -173,7 +174,7 @@ async fn the_ops_page_renders_live_numbers_in_headless_chromium() {
 async fn the_ops_page_refuses_a_missing_or_wrong_token() {
     let app = app_with_token().await;
     let shot = screenshot_path("ops-refused");
-    let dom = chromium(&format!("{}/ops", app.base_url), &shot).await;
+    let dom = chromium(&format!("{}/ops", app.ops_url), &shot).await;
     println!("/ops without a token, screenshot: {}", shot.display());
     assert!(dom.contains("id=\"refused\""), "{dom}");
     assert!(metric(&dom, "active-leads").is_none() && metric(&dom, "queue-depth").is_none());
@@ -182,7 +183,7 @@ async fn the_ops_page_refuses_a_missing_or_wrong_token() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let page = format!("{}/ops", app.base_url);
+    let page = format!("{}/ops", app.ops_url);
     // Loopback is not enough once OPS_TOKEN is set.
     let r = http.get(&page).send().await.unwrap();
     assert_eq!(r.status(), 401);
@@ -245,14 +246,14 @@ async fn the_ops_page_refuses_a_missing_or_wrong_token() {
     );
     // Recording a verification needs the token too.
     let r = http
-        .post(format!("{}/ops/verifications", app.base_url))
+        .post(format!("{}/ops/verifications", app.ops_url))
         .json(&serde_json::json!({}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
     let r = http
-        .post(format!("{}/ops/verifications", app.base_url))
+        .post(format!("{}/ops/verifications", app.ops_url))
         .bearer_auth(TOKEN)
         .json(&serde_json::json!({"not": "a report"}))
         .send()
@@ -268,7 +269,7 @@ async fn without_ops_token_the_page_answers_loopback_and_says_what_it_cannot_sho
     let app = spawn_app().await;
     let r = app
         .http
-        .get(format!("{}/ops", app.base_url))
+        .get(format!("{}/ops", app.ops_url))
         .send()
         .await
         .unwrap();
@@ -291,7 +292,7 @@ async fn metrics_are_prometheus_text_behind_the_ops_token() {
     let lead = "+13125550162";
     assert_eq!(app.post_sms(lead, "Hello").await.0, 200);
     app.wait_for_sms(lead, 1).await;
-    let url = format!("{}/metrics", app.base_url);
+    let url = format!("{}/metrics", app.ops_url);
     assert_eq!(app.http.get(&url).send().await.unwrap().status(), 401);
     let scrape = || async {
         let r = app.http.get(&url).bearer_auth(TOKEN).send().await.unwrap();

@@ -221,7 +221,7 @@ async fn without_an_auth_token_a_remote_peer_is_refused_counted_and_alerted() {
     .await;
     let before = app.metric(&rejected("loopback-only")).await;
     let remote: SocketAddr = "203.0.113.7:40000".parse().unwrap();
-    let router = lead_agent::http::router(app.state.clone()).layer(MockConnectInfo(remote));
+    let router = lead_agent::http::public_router(app.state.clone()).layer(MockConnectInfo(remote));
     let params = sms_params(&new_message_sid(), "+13125551701", "Hi");
     let response = router
         .oneshot(

@@ -68,7 +68,7 @@ async fn inspect_scheduled_lists_every_job_with_a_next_fire_time() {
     .await;
 
     // The library client, as `inspect scheduled` uses it.
-    let jobs = fetch_scheduled(&app.base_url, None).await.unwrap();
+    let jobs = fetch_scheduled(&app.ops_url, None).await.unwrap();
     let running: BTreeSet<String> = jobs.iter().map(|j| j.name.clone()).collect();
     assert_eq!(
         running,
@@ -89,7 +89,7 @@ async fn inspect_scheduled_lists_every_job_with_a_next_fire_time() {
 
     // A run records its lateness and outcome.
     wait_until(15, "the heartbeat job to run", || async {
-        fetch_scheduled(&app.base_url, None)
+        fetch_scheduled(&app.ops_url, None)
             .await
             .unwrap()
             .iter()
@@ -100,7 +100,7 @@ async fn inspect_scheduled_lists_every_job_with_a_next_fire_time() {
     // The real command, as an operator runs it: JSON and the table. (tokio's Command: a
     // blocking wait would stall this test's runtime, which serves the app.)
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lead-agent"))
-        .args(["inspect", "scheduled", "--url", &app.base_url, "--json"])
+        .args(["inspect", "scheduled", "--url", &app.ops_url, "--json"])
         .env_clear()
         .output()
         .await
@@ -128,7 +128,7 @@ async fn inspect_scheduled_lists_every_job_with_a_next_fire_time() {
     assert!(hb["last_run_at"].is_string() && hb["last_lateness_ms"].is_i64());
 
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lead-agent"))
-        .args(["inspect", "scheduled", "--url", &app.base_url])
+        .args(["inspect", "scheduled", "--url", &app.ops_url])
         .env_clear()
         .output()
         .await
@@ -143,7 +143,7 @@ async fn inspect_scheduled_lists_every_job_with_a_next_fire_time() {
     }
 
     // A stopped server: a clear error and a non-zero exit.
-    let url = app.base_url.clone();
+    let url = app.ops_url.clone();
     app.stop().await;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lead-agent"))
         .args(["inspect", "scheduled", "--url", &url])
@@ -387,7 +387,7 @@ async fn a_message_whose_turn_was_lost_is_answered_after_the_watch_redrives_it()
         .find(|a| a["event"] == "response_gap")
         .expect("a response_gap alert");
     assert!(gap["text"].as_str().unwrap().contains(lead.as_str()));
-    let jobs = fetch_scheduled(&app.base_url, None).await.unwrap();
+    let jobs = fetch_scheduled(&app.ops_url, None).await.unwrap();
     let watch = jobs
         .iter()
         .find(|j| j.name == "response_gap_watch")
@@ -480,6 +480,7 @@ impl Schedulers {
                 .env_clear()
                 .envs(s.env.iter().map(|(k, v)| (*k, v.as_str())))
                 .env("PORT", port.to_string())
+                .env("OPS_PORT", "0")
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
                 .spawn()
@@ -600,7 +601,7 @@ async fn the_owner_report_counts_the_day_and_is_stored_and_posted() {
     // Before any report: 404 with a pointer to the live view.
     let r = app
         .http
-        .get(format!("{}/ops/report", app.base_url))
+        .get(format!("{}/ops/report", app.ops_url))
         .send()
         .await
         .unwrap();
@@ -635,7 +636,7 @@ async fn the_owner_report_counts_the_day_and_is_stored_and_posted() {
     wait_until(15, "a stored report that counts the lead", || async {
         let r = app
             .http
-            .get(format!("{}/ops/report", app.base_url))
+            .get(format!("{}/ops/report", app.ops_url))
             .send()
             .await
             .unwrap();

@@ -71,7 +71,7 @@ impl FakeAsana {
 async fn post_json(app: &TestApp, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
     let mut req = app
         .http
-        .post(format!("{}{path}", app.base_url))
+        .post(app.url_for(path))
         .header("content-type", "application/json")
         .body(body.to_string());
     if let Some(t) = token {
@@ -275,7 +275,7 @@ async fn bad_sla_requests_get_a_clear_4xx_and_store_nothing() {
 
     let list: Value = app
         .http
-        .get(format!("{}/ops/sla", app.base_url))
+        .get(format!("{}/ops/sla", app.ops_url))
         .bearer_auth("ops-secret")
         .send()
         .await
@@ -355,7 +355,7 @@ async fn the_running_scheduler_sweeps_slas_nagging_the_ticket_and_alerting_disco
     // The sweep's own record: run by the scheduler, not by hand; and two more runs later
     // nothing more was posted (the overdue nag is once, the next one 8 h later).
     let runs = || async {
-        lead_agent::inspect::fetch_scheduled(&app.base_url, None)
+        lead_agent::inspect::fetch_scheduled(&app.ops_url, None)
             .await
             .unwrap()
             .into_iter()

@@ -357,6 +357,7 @@ async fn a_serve_process_whose_scheduler_cannot_start_gives_up_and_exits_non_zer
         .env("DATABASE_URL", &database_url)
         .env("BIND_ADDRESS", "127.0.0.1")
         .env("PORT", port.to_string())
+        .env("OPS_PORT", "0")
         .env("ROOT_RESTART_MAX", "2")
         .env("SHUTDOWN_GRACE_SECS", "2")
         .env("LOG_FORMAT", "json")

@@ -12,6 +12,7 @@ use crate::helpers::*;
 
 fn options_for(app: &TestApp) -> VerifyOptions {
     let mut options = VerifyOptions::for_url(&app.base_url);
+    options.ops_url = app.ops_url.clone();
     options.public_url = Some(PUBLIC_URL.into());
     options.twilio_auth_token = Some(AUTH_TOKEN.into());
     options.ops_token = None; // loopback, OPS_TOKEN unset
@@ -151,11 +152,17 @@ async fn verify_record_appends_to_the_state_file_and_reports_to_the_service() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("DEPLOYMENT_STATE.md");
     std::fs::write(&state, "# DEPLOYMENT_STATE\n").unwrap();
-    let (url, file) = (app.base_url.clone(), state.display().to_string());
+    let (url, ops_url, file) = (
+        app.base_url.clone(),
+        app.ops_url.clone(),
+        state.display().to_string(),
+    );
     let (_, table) = tokio::task::spawn_blocking(move || {
         run_binary(&[
             "--url",
             &url,
+            "--ops-url",
+            &ops_url,
             "--public-url",
             PUBLIC_URL,
             "--test-phone",

@@ -48,15 +48,21 @@ struct Watch {
 }
 
 impl Watch {
-    /// Starts the watch on `service` with one-second intervals (what the fault suite uses)
-    /// and waits until its first cycle has run.
-    async fn start(service: &str, discord: &FakeDiscord, extra: &[(&str, &str)]) -> Self {
+    /// Starts the watch on `service` (its public URL) and `ops` (its ops listener) with
+    /// one-second intervals (what the fault suite uses) and waits until its first cycle has
+    /// run.
+    async fn start(
+        service: &str,
+        ops: &str,
+        discord: &FakeDiscord,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("watch.log");
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_lead-agent"));
         command
-            .args(["watch", "--url", service])
+            .args(["watch", "--url", service, "--ops-url", ops])
             // Nothing of this test process leaks in: the watch sees only what it is given.
             .env_clear()
             .env("PORT", port.to_string())
@@ -194,7 +200,7 @@ async fn a_healthy_service_gets_no_alert_and_the_watchs_sms_is_answered_and_mark
     })
     .await;
     let discord = FakeDiscord::start().await;
-    let watch = Watch::start(&app.base_url, &discord, &[]).await;
+    let watch = Watch::start(&app.base_url, &app.ops_url, &discord, &[]).await;
     watch.wait_all_ok().await;
     // Two end-to-end rounds and several cycles, each with its reply at the fake Twilio.
     wait_until(30, "two synthetic SMS answered", || async {
@@ -230,9 +236,11 @@ async fn a_stopped_service_is_one_alert_within_an_interval_then_one_recovery_onc
     let dir = tempfile::tempdir().unwrap();
     let database = fresh_test_database_url(dir.path()).await;
     let port = free_port().to_string();
+    let ops_port = free_port().to_string();
     let options = || {
         let mut env = service_env(2);
         env.push(("PORT", port.clone()));
+        env.push(("OPS_PORT", ops_port.clone()));
         TestOptions {
             env,
             database: Some(database.clone()),
@@ -241,7 +249,7 @@ async fn a_stopped_service_is_one_alert_within_an_interval_then_one_recovery_onc
     };
     let app = spawn_app_with(options()).await;
     let discord = FakeDiscord::start().await;
-    let watch = Watch::start(&app.base_url, &discord, &[]).await;
+    let watch = Watch::start(&app.base_url, &app.ops_url, &discord, &[]).await;
     watch.wait_all_ok().await;
 
     app.stop().await;
@@ -293,7 +301,7 @@ async fn a_reply_that_never_goes_out_is_one_end_to_end_alert_and_a_recovery() {
     // Twilio refuses every send (400: a rejection, not retried).
     app.twilio.fail_next_with(&[400; 10_000]);
     let discord = FakeDiscord::start().await;
-    let watch = Watch::start(&app.base_url, &discord, &[]).await;
+    let watch = Watch::start(&app.base_url, &app.ops_url, &discord, &[]).await;
     wait_for_title(&discord, "ERROR · watch_end_to_end_down", &watch).await;
     let post = discord.webhook_posts()[0].clone();
     let text = post["embeds"][0]["description"].as_str().unwrap();
@@ -328,7 +336,8 @@ async fn a_killed_scheduler_process_is_alerted_by_name_while_web_and_workers_sta
     // RabbitMQ, the scheduler SIGKILLed; only the watch, outside, can say so.
     let mut cluster = Cluster::start_with_env("watch", &service_env(1)).await;
     let discord = FakeDiscord::start().await;
-    let watch = Watch::start(&cluster.web_url, &discord, &[]).await;
+    let web_ops = cluster.ops_url("web");
+    let watch = Watch::start(&cluster.web_url, &web_ops, &discord, &[]).await;
     watch.wait_all_ok().await;
     assert!(titles(&discord).is_empty(), "{:?}", titles(&discord));
 
@@ -382,7 +391,7 @@ async fn discord_down_delays_the_watchs_alert_and_loses_it_never() {
     })
     .await;
     let discord = FakeDiscord::start().await;
-    let watch = Watch::start(&app.base_url, &discord, &[]).await;
+    let watch = Watch::start(&app.base_url, &app.ops_url, &discord, &[]).await;
     watch.wait_all_ok().await;
     discord.set_down(Some(503));
     app.twilio.fail_next_with(&[400; 10_000]);
@@ -413,6 +422,7 @@ async fn discord_down_delays_the_watchs_alert_and_loses_it_never() {
 async fn synthetic_sms(app: &TestApp, from: &str) {
     let sms = SyntheticSms {
         url: &app.base_url,
+        ops_url: &app.ops_url,
         public_url: PUBLIC_URL,
         twilio_auth_token: Some(AUTH_TOKEN),
         ops_token: None,
@@ -430,7 +440,7 @@ async fn synthetic_sms(app: &TestApp, from: &str) {
 async fn stored_report(app: &TestApp) -> Value {
     let r = app
         .http
-        .get(format!("{}/ops/report", app.base_url))
+        .get(format!("{}/ops/report", app.ops_url))
         .send()
         .await
         .unwrap();
@@ -524,7 +534,7 @@ async fn the_running_sla_sweep_nags_about_real_leads_only() {
     for lead in [TEST_PHONE, real] {
         let r = app
             .http
-            .post(format!("{}/ops/leads/{lead}/sla", app.base_url))
+            .post(format!("{}/ops/leads/{lead}/sla", app.ops_url))
             .json(&json!({"kind": "doc_review", "ticket_id": "dry-run-1", "started_at": started}))
             .send()
             .await
@@ -539,7 +549,7 @@ async fn the_running_sla_sweep_nags_about_real_leads_only() {
     })
     .await;
     let runs = || async {
-        lead_agent::inspect::fetch_scheduled(&app.base_url, None)
+        lead_agent::inspect::fetch_scheduled(&app.ops_url, None)
             .await
             .unwrap()
             .into_iter()

@@ -152,6 +152,7 @@ impl Cluster {
     /// only by its URL, and alerts through its own webhook.
     async fn start_watch(&mut self) {
         let web = self.web_url.clone();
+        let web_ops = self.processes.ops_url("web");
         let env = [
             ("BIND_ADDRESS", "127.0.0.1".to_string()),
             ("WATCH_URL", web.clone()),
@@ -167,7 +168,7 @@ impl Cluster {
         ];
         self.processes.start(
             "watch",
-            &["watch", "--url", &web],
+            &["watch", "--url", &web, "--ops-url", &web_ops],
             env.iter().map(|(k, v)| (*k, v.as_str())),
         );
         let ready = format!("{}/ready", self.processes.url("watch"));

@@ -1,7 +1,8 @@
 //! The service as real processes of the binary, for the tests that split it into roles
 //! (`tests/api/multiprocess.rs`, `tests/faults`): each process is started with exactly the
-//! environment its caller gives (nothing inherited), keeps its port across restarts (a
-//! restarted web is where Twilio and the watchdog still point), writes its log to a file of
+//! environment its caller gives (nothing inherited), keeps its two ports — `PORT` and
+//! `OPS_PORT` — across restarts (a restarted web is where Twilio and the watchdog still
+//! point), writes its log to a file of
 //! its own, and is awaited until `/ready` answers 200 — or reported with its last log lines
 //! when it exits or never gets ready, so a failure on a loaded CI machine is not a mystery.
 //! Every process still running is killed when the set is dropped, also on a panic.
@@ -30,6 +31,7 @@ pub struct Processes {
     bin: PathBuf,
     children: HashMap<String, Child>,
     ports: HashMap<String, u16>,
+    ops_ports: HashMap<String, u16>,
     http: reqwest::Client,
     log_dir: PathBuf,
     /// `None` once the logs are kept past the test.
@@ -46,6 +48,7 @@ impl Processes {
             bin: bin.into(),
             children: HashMap::new(),
             ports: HashMap::new(),
+            ops_ports: HashMap::new(),
             http: reqwest::Client::new(),
             log_dir: logs.path().to_path_buf(),
             logs: Some(logs),
@@ -61,11 +64,25 @@ impl Processes {
         format!("http://127.0.0.1:{}", self.port(name))
     }
 
+    /// The ops listener's port of `name` (`OPS_PORT`), kept like [`Self::port`].
+    pub fn ops_port(&mut self, name: &str) -> u16 {
+        *self
+            .ops_ports
+            .entry(name.to_string())
+            .or_insert_with(free_port)
+    }
+
+    /// The base URL of `name`'s ops listener: /ops, /ops/*, /metrics.
+    pub fn ops_url(&mut self, name: &str) -> String {
+        format!("http://127.0.0.1:{}", self.ops_port(name))
+    }
+
     pub fn log_path(&self, name: &str) -> PathBuf {
         self.log_dir.join(format!("{name}.log"))
     }
 
-    /// Starts `name` (`bin args…` with only `env`, plus `PORT`) and returns at once; its
+    /// Starts `name` (`bin args…` with only `env`, plus `PORT` and `OPS_PORT`) and returns
+    /// at once; its
     /// stdout and stderr are appended to its log.
     pub fn start<'a>(
         &mut self,
@@ -78,6 +95,7 @@ impl Processes {
             "{name} is already running: stop it before starting it again"
         );
         let port = self.port(name);
+        let ops_port = self.ops_port(name);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -88,6 +106,7 @@ impl Processes {
             .env_clear()
             .envs(env)
             .env("PORT", port.to_string())
+            .env("OPS_PORT", ops_port.to_string())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .stdin(Stdio::null())
