@@ -888,14 +888,14 @@ pub struct AmqpSettings {
 pub struct Settings {
     pub port: u16,
     pub bind_address: IpAddr,
-    /// `HTTP_*`: the listeners' timeouts and caps.
-    pub http: crate::http::server::HttpLimits,
     /// The ops listener (`/ops`, `/ops/*`, `/metrics`): `OPS_PORT`, `OPS_BIND_ADDRESS`.
     pub ops_port: u16,
     pub ops_bind_address: IpAddr,
     /// `ALLOW_INSECURE` (or `serve --insecure`): start exposed without the tokens
     /// (`crate::exposure`).
     pub allow_insecure: bool,
+    /// `HTTP_*`: the listener's timeouts and caps.
+    pub http: crate::http::server::HttpLimits,
     pub database_url: Secret,
     pub readonly_database_url: Option<Secret>,
     pub amqp: Option<AmqpSettings>,
@@ -1530,10 +1530,10 @@ impl Settings {
         let settings = Settings {
             port,
             bind_address,
-            http: crate::http::server::HttpLimits::read(&mut r),
             ops_port,
             ops_bind_address,
             allow_insecure,
+            http: crate::http::server::HttpLimits::read(&mut r),
             database_url: Secret::new(database_url),
             readonly_database_url: readonly_database_url.map(Secret::new),
             amqp,

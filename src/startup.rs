@@ -390,11 +390,17 @@ impl Application {
             // Each returns within HTTP_SHUTDOWN_SECS of the signal, open connections or not,
             // so the ordered stop below always runs inside the pod's grace period.
             let limits = &state.settings.http;
-            let public = http::server::serve(listener, public, limits, stopped());
-            let ops = http::server::serve(ops_listener, ops, limits, stopped());
             tokio::try_join!(
-                async { public.await.context("the public HTTP listener failed") },
-                async { ops.await.context("the ops HTTP listener failed") },
+                async {
+                    http::server::serve(listener, public, limits, stopped())
+                        .await
+                        .context("the public HTTP listener failed")
+                },
+                async {
+                    http::server::serve(ops_listener, ops, limits, stopped())
+                        .await
+                        .context("the ops HTTP listener failed")
+                },
             )?;
         }
 

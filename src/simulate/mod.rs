@@ -219,11 +219,15 @@ struct ServiceProcess {
     child: Child,
     log: PathBuf,
     memory: ProcessMemory,
+    /// Its ops listener (`/metrics`).
+    ops_url: String,
 }
 
 /// What the load generator talks to, and what must be cleaned up afterwards.
 struct Target {
     web_url: String,
+    /// The web process's ops listener (`/metrics`).
+    ops_url: String,
     /// Signing key and the URL Twilio would sign; `None`: post unsigned (loopback).
     signing: Option<(String, String)>,
     processes: Vec<ServiceProcess>,
@@ -374,6 +378,7 @@ async fn spawn_serve(
             pid,
             ..ProcessMemory::default()
         },
+        ops_url: format!("http://127.0.0.1:{ops_port}"),
     };
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -460,6 +465,7 @@ async fn start_target(
             )
         });
         return Ok(Target {
+            ops_url: crate::probe::ops_url_for(&url, crate::config::local_ops_port()),
             web_url: url,
             signing,
             processes: Vec::new(),
@@ -491,6 +497,7 @@ async fn start_target(
     let token = new_message_sid(); // 34 random characters: as good a secret as any here
     let mut target = Target {
         web_url: String::new(),
+        ops_url: String::new(),
         signing: None,
         processes: Vec::new(),
         foreign: Vec::new(),
@@ -531,6 +538,7 @@ async fn start_target(
                 env.push(("DATABASE_URL", database_url));
                 env.push(("LLM_CONCURRENCY", args.concurrency.to_string()));
                 let (p, url) = spawn_serve(&binary, &dir, "serve", "all", &env, http).await?;
+                target.ops_url = p.ops_url.clone();
                 target.processes.push(p);
                 target.web_url = url;
             }
@@ -560,6 +568,7 @@ async fn start_target(
                     target.processes.push(p);
                 }
                 let (p, url) = spawn_serve(&binary, &dir, "web", "web", &env, http).await?;
+                target.ops_url = p.ops_url.clone();
                 target.processes.push(p);
                 target.web_url = url;
             }

@@ -454,7 +454,7 @@ async fn attack(
         before,
         during,
         attack,
-        service_counters: service_counters(&target.web_url).await,
+        service_counters: service_counters(&target.ops_url).await,
     })
 }
 
