@@ -730,9 +730,8 @@ fn load_client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// Runs one simulation and returns its report; `simulate`'s command line wraps this.
-pub async fn run(args: &SimulateArgs) -> anyhow::Result<SimReport> {
-    args.check()?;
+/// The fake Twilio and the fake model every run's service talks to.
+async fn start_fakes(args: &SimulateArgs) -> anyhow::Result<(FakeTwilio, FakeModel)> {
     let twilio = FakeTwilio::start(args.fake_twilio_addr)
         .await
         .context("Failed to start the fake Twilio")?;
@@ -743,6 +742,13 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<SimReport> {
     )
     .await
     .context("Failed to start the fake model")?;
+    Ok((twilio, model))
+}
+
+/// Runs one simulation and returns its report; `simulate`'s command line wraps this.
+pub async fn run(args: &SimulateArgs) -> anyhow::Result<SimReport> {
+    args.check()?;
+    let (twilio, model) = start_fakes(args).await?;
     if args.url.is_some() {
         eprintln!(
             "fakes: TWILIO_API_BASE={} ANTHROPIC_BASE_URL={} (the service must use them)",

@@ -25,7 +25,6 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::fakes::{FakeModel, FakeTwilio};
 use super::report::Latency;
 use super::{SimulateArgs, Target, Webhook, prepare_webhooks, read_memory};
 
@@ -358,16 +357,7 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<SlowLorisReport> {
             "this process may open {soft} files: too few for {connections} slow connections and the probes (`ulimit -n`)"
         );
     }
-    let twilio = FakeTwilio::start(args.fake_twilio_addr)
-        .await
-        .context("Failed to start the fake Twilio")?;
-    let model = FakeModel::start(
-        args.fake_model_addr,
-        Duration::from_millis(args.model_latency_ms),
-        Duration::from_millis(args.jitter_ms),
-    )
-    .await
-    .context("Failed to start the fake model")?;
+    let (twilio, model) = super::start_fakes(args).await?;
     let http = super::load_client(16)?;
     let mut target = super::start_target(args, &twilio, &model, &http).await?;
     let outcome = attack(args, connections, &target).await;

@@ -32,7 +32,7 @@ async fn connect(base_url: &str) -> TcpStream {
 
 /// Reads until the server closes the connection (or `BOUND` passes): what it sent, and
 /// whether it closed.
-async fn read_to_close(stream: &mut TcpStream) -> (String, bool) {
+async fn read_to_close(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> (String, bool) {
     let mut got = Vec::new();
     let closed = tokio::time::timeout(BOUND, async {
         let mut buf = [0u8; 4096];
@@ -144,19 +144,7 @@ async fn a_webhook_body_trickled_byte_by_byte_is_cut_with_408_and_nothing_is_sto
         }
         false
     });
-    let mut got = Vec::new();
-    let closed = tokio::time::timeout(BOUND, async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match reader.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await
-    .is_ok();
-    let answer = String::from_utf8_lossy(&got);
+    let (answer, closed) = read_to_close(&mut reader).await;
     assert!(
         answer.starts_with("HTTP/1.1 408"),
         "a trickled body is answered 408: {answer:?}"
