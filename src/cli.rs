@@ -1,6 +1,7 @@
 //! The command line: `serve` runs the service; `sms` is the dev helper that plays Twilio
 //! against a running server; `migrate` prepares the database and exits; `inspect scheduled`
-//! shows a running server's scheduled jobs; `config` checks the manifests against the code
+//! shows a running server's scheduled jobs; `parked` and `unpark` list and end parks
+//! through its ops listener; `config` checks the manifests against the code
 //! and prints the effective configuration; `verify` runs the post-deploy checklist; `watch`
 //! is the watchdog that runs beside the service and alerts Discord by its own path.
 //!
@@ -43,6 +44,12 @@ pub enum Command {
     /// Look into a running server.
     #[command(subcommand)]
     Inspect(InspectCommand),
+    /// The leads parked now (reply cap, restarts): lead, reason, since, until. Asks a
+    /// running server's /ops/parked; sends OPS_TOKEN as a bearer token if set.
+    Parked(ParkedArgs),
+    /// End a lead's park now (POST /ops/leads/{phone}/unpark): the messages that arrived
+    /// while it was parked get one turn. Sends OPS_TOKEN as a bearer token if set.
+    Unpark(UnparkArgs),
     /// The watchdog: probe a running service over HTTP (readiness, heartbeats, scheduler
     /// lateness, the alert spool, a synthetic SMS) and alert Discord by its own path, once
     /// per incident and once on recovery. Runs as its own process.
@@ -156,6 +163,25 @@ pub struct InspectScheduledArgs {
     /// Print a JSON list of objects instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ParkedArgs {
+    /// The server's ops listener (any role). Default: http://127.0.0.1:$OPS_PORT.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Print a JSON list of objects instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct UnparkArgs {
+    /// The lead's phone number, as /ops/parked shows it.
+    pub phone: String,
+    /// The server's ops listener (any role). Default: http://127.0.0.1:$OPS_PORT.
+    #[arg(long)]
+    pub url: Option<String>,
 }
 
 #[derive(clap::Args, Debug, Clone)]

@@ -204,6 +204,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "Signed webhooks refused (bad signature or 503) for this long with none accepted: one ERROR alert `inbound_down`, and one `inbound_recovered` when a webhook is accepted again.",
     ),
     var(
+        "INBOUND_BODY_MAX_CHARS",
+        Some("1600"),
+        false,
+        "Characters (not bytes) of an inbound SMS body that are stored and shown to the model (Twilio's own limit is 1,600). A longer body is accepted and stored cut to this, followed by `… [truncated: N characters]`.",
+    ),
+    var(
         "ANTHROPIC_API_KEY",
         None,
         true,
@@ -329,6 +335,24 @@ pub const ENV_VARS: &[EnvVar] = &[
         Some("60"),
         false,
         "Window of the restart intensity limit.",
+    ),
+    var(
+        "REPLY_CAP_PER_HOUR",
+        Some("20"),
+        false,
+        "Replies to one lead allowed in any hour (counted in the store, so every worker agrees; from the last unpark if later). One more would park the lead (reason `reply_cap_hour`) with an alert naming it: the guard against a bot-to-bot loop.",
+    ),
+    var(
+        "REPLY_CAP_PER_DAY",
+        Some("60"),
+        false,
+        "Replies to one lead allowed in any 24 hours, counted like REPLY_CAP_PER_HOUR; past it the lead is parked (reason `reply_cap_day`).",
+    ),
+    var(
+        "PARK_SECS",
+        Some("86400"),
+        false,
+        "How long a park lasts (reply cap, or more than LEAD_RESTART_MAX restarts): the park lives in the store and expires by itself; `POST /ops/leads/{phone}/unpark` or `lead-agent unpark` ends it sooner. A parked lead's messages are stored, not answered.",
     ),
     var(
         "ROOT_RESTART_MAX",
@@ -912,6 +936,8 @@ pub struct Settings {
     pub webhook_alert_every: Duration,
     /// `INBOUND_DOWN_SECS`: refused with none accepted this long means inbound is down.
     pub inbound_down_after: Duration,
+    /// `INBOUND_BODY_MAX_CHARS`: an inbound body is stored cut to this many characters.
+    pub inbound_body_max_chars: usize,
     pub anthropic: Option<AnthropicSettings>,
     pub anthropic_base_url: String,
     pub llm_concurrency: usize,
@@ -923,6 +949,9 @@ pub struct Settings {
     pub lead_memory_budget_bytes: usize,
     pub lead_restart_max: u32,
     pub lead_restart_window: Duration,
+    /// `REPLY_CAP_PER_HOUR`, `REPLY_CAP_PER_DAY`, `PARK_SECS`: the reply-loop guard and how
+    /// long a park lasts.
+    pub parks: actors::park::ParkPolicy,
     pub root_restart_max: u32,
     pub root_restart_window: Duration,
     pub outbox_sweep_every: Duration,
@@ -1544,6 +1573,7 @@ impl Settings {
             inbound_journal: JournalSetting::parse(r.raw("INBOUND_JOURNAL_PATH")),
             webhook_alert_every: r.seconds("WEBHOOK_ALERT_SECS"),
             inbound_down_after: r.seconds("INBOUND_DOWN_SECS"),
+            inbound_body_max_chars: r.positive("INBOUND_BODY_MAX_CHARS"),
             anthropic,
             anthropic_base_url: r.string("ANTHROPIC_BASE_URL"),
             llm_concurrency: r.positive("LLM_CONCURRENCY"),
@@ -1555,6 +1585,11 @@ impl Settings {
             lead_memory_budget_bytes: r.positive("LEAD_MEMORY_BUDGET_BYTES"),
             lead_restart_max: r.parse("LEAD_RESTART_MAX"),
             lead_restart_window: r.seconds("LEAD_RESTART_WINDOW_SECS"),
+            parks: actors::park::ParkPolicy {
+                per_hour: r.positive("REPLY_CAP_PER_HOUR"),
+                per_day: r.positive("REPLY_CAP_PER_DAY"),
+                park_for: r.seconds("PARK_SECS"),
+            },
             root_restart_max: r.parse("ROOT_RESTART_MAX"),
             root_restart_window: r.seconds("ROOT_RESTART_WINDOW_SECS"),
             outbox_sweep_every: r.seconds("OUTBOX_SWEEP_SECS"),

@@ -8,7 +8,7 @@
 //! `scheduler` (the periodic jobs), `sla` (the SLA engine's wiring), `channels` (Twilio,
 //! chat models, alert sinks, Asana, CRM), `probe` (the service seen from outside: /ops
 //! reads and the synthetic SMS), `watch` (the watchdog process), `cli`, `dev_sms`,
-//! `inspect` and `simulate` (commands), `telemetry`.
+//! `inspect`, `park_cli` and `simulate` (commands), `telemetry`.
 
 pub mod catalog;
 pub mod channels;
@@ -22,6 +22,7 @@ pub mod hitl;
 pub mod http;
 pub mod inbound;
 pub mod inspect;
+pub mod park_cli;
 pub mod probe;
 pub mod queue;
 pub mod scheduler;

@@ -29,6 +29,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sms(args) => dev_sms::run(args).await,
         Command::Inspect(InspectCommand::Scheduled(args)) => inspect::run_scheduled(args).await,
+        Command::Parked(args) => lead_agent::park_cli::run_parked(args).await,
+        Command::Unpark(args) => lead_agent::park_cli::run_unpark(args).await,
         Command::Simulate(args) => lead_agent::simulate::main(*args).await,
         Command::Migrate => {
             let settings = Settings::from_env()?;

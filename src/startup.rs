@@ -558,6 +558,8 @@ async fn start_worker(
 
     let deps = Arc::new(LeadDeps {
         store: Arc::new(store.clone()),
+        parks: Arc::new(store.clone()),
+        park_policy: settings.parks,
         sms,
         pool: pool.clone(),
         alerts: alerts.clone(),

@@ -17,6 +17,7 @@ pub mod keywords;
 pub mod lead;
 pub mod llm_pool;
 pub mod outbox;
+pub mod park;
 pub mod phone_zone;
 pub mod ports;
 pub mod root;

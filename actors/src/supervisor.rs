@@ -3,13 +3,16 @@
 //!
 //! Owns: activation on demand (a DashMap from lead to actor, so routing a task to a live
 //! actor does not pass through this actor's mailbox), restart with an OTP-style intensity
-//! limit (more than `restart_max` failures within `restart_window` parks the lead and raises
-//! an alert instead of looping), the time budget of one turn (ractor has no handler timeout:
+//! limit (more than `restart_max` failures within `restart_window` parks the lead in the
+//! store — [`crate::park`], with `PARK_SECS` expiry, seen by every worker — and raises an
+//! alert instead of looping), the time budget of one turn (ractor has no handler timeout:
 //! a sweep kills an actor whose turn outlives it), the memory budget (an actor whose
 //! accounted bytes exceed it is stopped and rebuilt from the store on its next task), and
 //! idle deactivation.
-//! Must not: do I/O of its own (spawning stays cheap so one slow lead never delays another),
-//! or lose a task: a task in the mailbox of an actor that dies is handed back to the queue
+//! Must not: do I/O of its own (spawning stays cheap so one slow lead never delays another)
+//! — with one exception, the write of a park, which is rare and must be durable before the
+//! handed-back task is dispatched again — nor keep its own list of parked leads (the lead
+//! actor asks the store before each turn), or lose a task: a task in the mailbox of an actor that dies is handed back to the queue
 //! by [`Delivery`]'s drop.
 
 use std::collections::{HashMap, HashSet};
@@ -26,6 +29,7 @@ use ractor::{
 use crate::alert_router::{Alert, AlertKind, Severity};
 use crate::intensity::RestartIntensity;
 use crate::lead::{LeadActivity, LeadActor, LeadArgs, LeadDeps, LeadMsg, LeadSlot};
+use crate::park::ParkReason;
 use crate::ports::{Delivery, LeadId};
 use crate::root::{RootChild, start_failure};
 
@@ -59,7 +63,6 @@ pub enum SupervisorMsg {
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct SupervisorSnapshot {
     pub active: usize,
-    pub parked: Vec<LeadId>,
     pub restarts: u64,
     pub budget_kills: u64,
     pub memory_stops: u64,
@@ -166,7 +169,6 @@ pub struct SupervisorState {
     slots: Registry,
     by_actor: HashMap<ActorId, LeadId>,
     failures: HashMap<LeadId, RestartIntensity>,
-    parked: HashSet<LeadId>,
     killed_for_time: HashSet<ActorId>,
     stats: SupervisorSnapshot,
 }
@@ -306,10 +308,33 @@ impl SupervisorState {
             .record(now);
         if over {
             self.failures.remove(lead);
-            self.parked.insert(lead.clone());
-            true
-        } else {
-            false
+        }
+        over
+    }
+
+    /// Parks the lead in the store for `PARK_SECS`. Awaited here, in the supervisor's own
+    /// mailbox, so that the park is stored before the handed-back task can reach a new
+    /// actor for the lead (that actor reads the park before its turn). Returns what the
+    /// alert should add when the store refused it: the lead is then not parked, and its
+    /// next failure tries again.
+    async fn park_for_restarts(&self, lead: &LeadId) -> String {
+        let park = self
+            .deps
+            .park_policy
+            .park(lead, ParkReason::Restarts, self.deps.clock.now());
+        match self.deps.parks.park(&park).await {
+            Ok(()) => {
+                metrics::counter!("lead_agent_leads_parked_total", "reason" => ParkReason::Restarts.label())
+                    .increment(1);
+                format!(
+                    " Parked until {} (or an unpark: /ops, `lead-agent unpark {lead}`).",
+                    park.expires_at.format("%Y-%m-%d %H:%M UTC")
+                )
+            }
+            Err(e) => {
+                tracing::error!(lead = %lead, error = %e, "park not stored");
+                format!(" The park could not be stored ({e}): the lead is tried again.")
+            }
         }
     }
 
@@ -320,12 +345,13 @@ impl SupervisorState {
         why: String,
     ) -> Result<(), ActorProcessingErr> {
         if self.record_failure(&lead) {
+            let parked = self.park_for_restarts(&lead).await;
             self.deps.alerts.raise(
                 Alert::error(
                     "lead_parked",
                     format!(
-                        "Lead {lead} parked after more than {} failures in {:?}; its messages \
-                         wait for a person. Last failure: {why}",
+                        "Lead {lead} parked (restarts) after more than {} failures in {:?}; its \
+                         messages are stored and wait for a person. Last failure: {why}.{parked}",
                         self.config.restart_max, self.config.restart_window
                     ),
                 )
@@ -408,7 +434,6 @@ impl Actor for LeadSupervisor {
             slots: args.slots,
             by_actor: HashMap::new(),
             failures: HashMap::new(),
-            parked: HashSet::new(),
             killed_for_time: HashSet::new(),
             stats: SupervisorSnapshot::default(),
         })
@@ -422,14 +447,9 @@ impl Actor for LeadSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::Dispatch(delivery) => {
+                // A parked lead still gets an actor: its turn reads the park from the store
+                // (every worker's view) and settles the task without a model call.
                 let lead = delivery.task.lead.clone();
-                if state.parked.contains(&lead) {
-                    // Parked leads were alerted when parked; their messages stay unanswered in
-                    // the store for a person (and the response-gap watch) to see.
-                    tracing::debug!(lead = %lead, "task for a parked lead settled without a turn");
-                    delivery.ack();
-                    return Ok(());
-                }
                 let existing = state.slots.get(&lead).map(|s| s.value().clone());
                 let slot = match existing {
                     Some(slot) => slot,
@@ -461,6 +481,11 @@ impl Actor for LeadSupervisor {
                     state.stats.memory_stops += 1;
                     slot.actor.stop(Some("memory_budget".into()));
                     let parked = state.record_failure(&lead);
+                    let park_note = if parked {
+                        state.park_for_restarts(&lead).await
+                    } else {
+                        String::new()
+                    };
                     state.deps.alerts.raise(
                         Alert::error(
                             if parked {
@@ -470,7 +495,7 @@ impl Actor for LeadSupervisor {
                             },
                             format!(
                                 "Lead actor for {lead} held {accounted_bytes} bytes, over its \
-                                 budget of {}; stopped (rebuilt from the store on its next message)",
+                                 budget of {}; stopped (rebuilt from the store on its next message).{park_note}",
                                 state.config.memory_budget_bytes
                             ),
                         )
@@ -482,8 +507,6 @@ impl Actor for LeadSupervisor {
             SupervisorMsg::Snapshot(reply) => {
                 let mut snap = state.stats.clone();
                 snap.active = state.slots.len();
-                snap.parked = state.parked.iter().cloned().collect();
-                snap.parked.sort();
                 let _ = reply.send(snap);
             }
         }

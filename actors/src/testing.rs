@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 use crate::alert_router::{Alert, AlertError, AlertHandle, AlertRouter, AlertSink};
+use crate::park::{Park, ParkState, ParkStore};
 use crate::ports::*;
 
 /// Polls `cond` every 10 ms for at most 10 s; panics with a clear message if it never holds.
@@ -365,6 +366,8 @@ struct MemInner {
     holds: Vec<(i64, LeadId, String, String)>,
     /// The outbox sweep's checks of in-doubt replies: reply id → (episode, checks).
     in_doubt_checks: HashMap<i64, (chrono::DateTime<Utc>, InDoubtChecks)>,
+    /// Each lead's last park and when it was unparked, as the `lead_parks` table.
+    parks: HashMap<LeadId, (Park, Option<chrono::DateTime<Utc>>)>,
 }
 
 impl MemInner {
@@ -477,6 +480,24 @@ impl MemStore {
             in_doubt_at: None,
         });
         true
+    }
+    /// A sent reply to `lead` committed at `at` (the reply caps' tests, on a manual clock).
+    pub fn add_reply_at(&self, lead: &LeadId, at: chrono::DateTime<Utc>) {
+        let mut g = self.inner.lock().unwrap();
+        g.next_id += 1;
+        let id = g.next_id;
+        g.messages.push(MemMessage {
+            id,
+            lead: lead.clone(),
+            role: Role::Agent,
+            body: format!("reply {id}"),
+            sid: format!("out-{id}"),
+            state: "sent".into(),
+            created_at: at,
+            claimed_at: None,
+            provider_sid: None,
+            in_doubt_at: None,
+        });
     }
     /// Makes every call fail until told otherwise (a store outage).
     pub fn set_failing(&self, v: bool) {
@@ -921,5 +942,84 @@ impl crate::brain::context::CrmNotes for RecordingCrm {
             .unwrap()
             .push((lead.clone(), subject.to_string(), body.to_string()));
         Ok(())
+    }
+}
+
+/// Parks as the SQL store keeps them: one row per lead, replaced by a new park, ended by an
+/// unpark or by its expiry.
+#[async_trait]
+impl ParkStore for MemStore {
+    async fn park(&self, park: &Park) -> Result<(), StoreError> {
+        self.guard()?
+            .parks
+            .insert(park.lead.clone(), (park.clone(), None));
+        Ok(())
+    }
+
+    async fn park_state(
+        &self,
+        lead: &LeadId,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<ParkState, StoreError> {
+        let g = self.guard()?;
+        Ok(match g.parks.get(lead) {
+            None => ParkState::default(),
+            Some((park, Some(unparked))) => ParkState {
+                active: None,
+                released_at: Some((*unparked).min(park.expires_at)),
+            },
+            Some((park, None)) if park.expires_at <= now => ParkState {
+                active: None,
+                released_at: Some(park.expires_at),
+            },
+            Some((park, None)) => ParkState {
+                active: Some(park.clone()),
+                released_at: None,
+            },
+        })
+    }
+
+    async fn unpark(
+        &self,
+        lead: &LeadId,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Option<Park>, StoreError> {
+        let mut g = self.guard()?;
+        Ok(match g.parks.get_mut(lead) {
+            Some((park, unparked @ None)) if park.expires_at > now => {
+                *unparked = Some(now);
+                Some(park.clone())
+            }
+            _ => None,
+        })
+    }
+
+    async fn parked(&self, now: chrono::DateTime<Utc>) -> Result<Vec<Park>, StoreError> {
+        let g = self.guard()?;
+        let mut out: Vec<Park> = g
+            .parks
+            .values()
+            .filter(|(p, unparked)| unparked.is_none() && p.expires_at > now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        out.sort_by_key(|p| (p.parked_at, p.lead.clone()));
+        Ok(out)
+    }
+
+    async fn replies_since(
+        &self,
+        lead: &LeadId,
+        since: chrono::DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        let g = self.guard()?;
+        Ok(g.messages
+            .iter()
+            .filter(|m| {
+                &m.lead == lead
+                    && m.role == Role::Agent
+                    && m.created_at >= since
+                    && matches!(m.state.as_str(), "queued" | "sending" | "sent" | "in_doubt")
+            })
+            .count() as u32)
     }
 }

@@ -66,6 +66,14 @@ fn describe() {
         "Lead actors alive in this process."
     );
     describe_gauge!(
+        "lead_agent_parked_leads",
+        "Leads parked now (reply cap, restarts), from the store: every worker's parks."
+    );
+    describe_counter!(
+        "lead_agent_leads_parked_total",
+        "Parks set by this process, by reason (reply_cap_hour, reply_cap_day, restarts)."
+    );
+    describe_gauge!(
         "lead_agent_llm_in_flight",
         "Model calls running now in this process."
     );
@@ -157,13 +165,24 @@ fn describe() {
         metrics::counter!(name).increment(0);
     }
     // So is each refusal reason: an alert rule on a rate needs the series to exist.
-    for reason in ["signature", "loopback-only", "form", "size", "type"] {
+    for reason in [
+        "signature",
+        "loopback-only",
+        "form",
+        "phone",
+        "size",
+        "type",
+    ] {
         metrics::counter!("lead_agent_webhooks_rejected_total", "reason" => reason).increment(0);
     }
 }
 
 /// Sets the gauges that are read from live state.
-fn refresh_gauges(state: &AppState) {
+async fn refresh_gauges(state: &AppState) {
+    // From the store (every worker's parks); left as it was when the store does not answer.
+    if let Ok(parked) = super::parks::parked_now(state).await {
+        metrics::gauge!("lead_agent_parked_leads").set(parked.len() as f64);
+    }
     metrics::gauge!("lead_agent_queue_depth").set(state.queue.depth() as f64);
     let (active, in_flight) = match &state.worker {
         Some(w) => (
@@ -183,7 +202,7 @@ pub async fn metrics(
 ) -> Result<impl IntoResponse, ApiError> {
     super::ops::authorize(&state, &peer, &headers)?;
     let handle = install();
-    refresh_gauges(&state);
+    refresh_gauges(&state).await;
     handle.run_upkeep();
     Ok((
         [(

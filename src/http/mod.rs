@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod ops;
 pub mod ops_guard;
 pub mod ops_page;
+pub mod parks;
 pub mod rejections;
 pub mod server;
 pub mod sla;
@@ -112,6 +113,8 @@ pub fn ops_router(state: AppState) -> Router {
         .route("/ops/report", get(ops::report))
         .route("/ops/leads/{phone}/messages", get(ops::messages))
         .route("/ops/leads/{phone}/turns", get(ops::turns))
+        .route("/ops/parked", get(parks::list))
+        .route("/ops/leads/{phone}/unpark", post(parks::unpark))
         .route("/ops/sla", get(sla::list))
         .route("/ops/leads/{phone}/sla", post(sla::open))
         .route("/ops/leads/{phone}/sla/{kind}/resolve", post(sla::resolve))

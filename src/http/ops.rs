@@ -128,9 +128,13 @@ pub async fn status(
         }
         None => Value::Null,
     };
+    // From the store, so any role shows every worker's parks; `null` while the store does
+    // not answer (the rest of the status is still worth reading then).
+    let parked = super::parks::parked_now(&state).await.ok();
     Ok(Json(json!({
         "role": state.role.name(),
         "queue_depth": state.queue.depth(),
+        "parked": parked,
         "worker": worker,
         "roots": state.roots.status(),
     })))

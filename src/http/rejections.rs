@@ -3,7 +3,7 @@
 //! nothing alerted; the response-gap watch cannot see a message that was never stored.
 //!
 //! Owns: the count of every refused webhook (`lead_agent_webhooks_rejected_total{reason}`:
-//! signature, loopback-only, form, size, type) and of every 503
+//! signature, loopback-only, form, phone, size, type) and of every 503
 //! (`lead_agent_webhooks_unavailable_total`); the alerts about them — UNAUTHORIZED for a
 //! refused signature (the first at once, then at most one summary with the count per
 //! `WEBHOOK_ALERT_SECS`, paced per [`Cause`] so one cause cannot hold back another's first), ERROR `inbound_unavailable` for 503s (same pacing), ERROR
@@ -35,6 +35,8 @@ pub enum Reason {
     LoopbackOnly,
     /// 400: the form does not decode, or a required field is missing or malformed.
     Form,
+    /// 400: `From` or `To` is not an E.164 number (`inbound::rules`).
+    Phone,
     /// 413: the body is over the limit.
     Size,
     /// 415: not `application/x-www-form-urlencoded`.
@@ -47,6 +49,7 @@ impl Reason {
             Reason::Signature => "signature",
             Reason::LoopbackOnly => "loopback-only",
             Reason::Form => "form",
+            Reason::Phone => "phone",
             Reason::Size => "size",
             Reason::Type => "type",
         }

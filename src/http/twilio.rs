@@ -2,7 +2,9 @@
 //!
 //! Owns: the checks in order — body size (413), content type (415), strict form decoding
 //! (400), signature or, with no auth token configured, a loopback peer (403), required
-//! fields (400) — then the hand-over of the verified message to the durable intake
+//! fields (400), then the input rules of `crate::inbound::rules` on the verified values:
+//! `From`/`To` in E.164 (400, counted as `phone`), control characters removed from the
+//! body, a body over `INBOUND_BODY_MAX_CHARS` cut with a marker — then the hand-over of the verified message to the durable intake
 //! (`crate::inbound`: the store, else a fallback that keeps it until the store answers)
 //! and an empty TwiML answer. A rejected request stores nothing and is counted and, for a
 //! refused signature, alerted with its likely cause (`rejections.rs`); an accepted one is
@@ -23,6 +25,7 @@ use super::rejections::{Cause, Reason, diagnose_signature};
 use super::{ApiError, AppState, is_local};
 use crate::channels::twilio::verify_signature;
 use crate::inbound::VerifiedInbound;
+use crate::inbound::rules;
 use crate::probe::SYNTHETIC_PARAM;
 
 /// The empty TwiML reply: "nothing to say now" (an empty body has caused Twilio 11200s).
@@ -123,9 +126,12 @@ pub async fn receive_sms(
         }
     }
 
-    let msg = match verified_message(&params) {
+    // After the signature (which covers the values exactly as Twilio sent them), before
+    // the intake: every durable path — the store, RabbitMQ's `.inbound` queue, the journal —
+    // gets the cleaned message.
+    let msg = match verified_message(&params, state.settings.inbound_body_max_chars) {
         Ok(m) => m,
-        Err(e) => return refuse(Reason::Form, &e, ApiError::BadRequest(e.clone())),
+        Err((reason, e)) => return refuse(reason, &e, ApiError::BadRequest(e.clone())),
     };
     tracing::Span::current()
         .record("sid", msg.message_sid.as_str())
@@ -144,27 +150,35 @@ pub async fn receive_sms(
     }
 }
 
-/// The required fields of Twilio's form, checked.
-fn verified_message(params: &[(String, String)]) -> Result<VerifiedInbound, String> {
+/// The required fields of Twilio's form, checked, and the input rules applied: the message
+/// as it will be stored, or why not (the reason it is counted under, and the answer).
+fn verified_message(
+    params: &[(String, String)],
+    body_max_chars: usize,
+) -> Result<VerifiedInbound, (Reason, String)> {
     let field = |name: &str| {
         params
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let sid = field("MessageSid").ok_or("missing MessageSid")?;
+    let required =
+        |name: &'static str| field(name).ok_or((Reason::Form, format!("missing {name}")));
+    let sid = required("MessageSid")?;
     if !is_message_sid(sid) {
-        return Err("malformed MessageSid".into());
+        return Err((Reason::Form, "malformed MessageSid".into()));
     }
-    let from = field("From").ok_or("missing From")?;
-    if from.trim().is_empty() || from.len() > 64 || from.chars().any(char::is_control) {
-        return Err("malformed From".into());
+    let from = required("From")?;
+    let to = required("To")?;
+    for (name, value) in [("From", from), ("To", to)] {
+        rules::check_phone(name, value).map_err(|e| (Reason::Phone, e))?;
     }
-    let body = field("Body").ok_or("missing Body")?;
+    let body = required("Body")?;
+    let body = rules::cap_body(&rules::clean_body(body), body_max_chars);
     Ok(VerifiedInbound {
         message_sid: sid.to_string(),
-        from: from.trim().to_string(),
-        body: body.to_string(),
+        from: from.to_string(),
+        body,
         received_at: chrono::Utc::now(),
         // Our own probes (`watch`, `verify`) mark their leads; the signature covers the
         // parameter, so a forger would need the auth token.

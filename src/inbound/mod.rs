@@ -22,6 +22,7 @@
 pub mod journal;
 pub mod outage;
 pub mod rabbit;
+pub mod rules;
 pub mod wake;
 
 use std::sync::{Arc, Mutex};

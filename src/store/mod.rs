@@ -826,3 +826,6 @@ mod lead_context;
 
 // The outbox sweep's in-doubt ledger (issue 11): its own file, so its queries merge cleanly.
 mod in_doubt;
+
+// Parked leads and the reply caps' count (issue 12): its own file, so its queries merge cleanly.
+mod parks;

@@ -19,6 +19,7 @@ use tracing::Instrument;
 use crate::alert_router::{Alert, AlertHandle, AlertKind, Severity};
 use crate::hitl::{ReplyHolds, held_reply_alert};
 use crate::llm_pool::{LlmPool, PoolError};
+use crate::park::{self, ParkPolicy, ParkStore, TurnGate};
 use crate::ports::{
     Claim, Clock, Delivery, LeadId, OutboxReply, Prompt, Role, SendOutcome, SmsError, SmsSender,
     Store, StoreError,
@@ -32,6 +33,11 @@ pub const MAX_SMS_CHARS: usize = 1600;
 /// What every lead actor shares: the ports and the pool.
 pub struct LeadDeps {
     pub store: Arc<dyn Store>,
+    /// Parks (`park.rs`): consulted before every turn, written by the reply caps and the
+    /// supervisor's restart limit.
+    pub parks: Arc<dyn ParkStore>,
+    /// `REPLY_CAP_PER_HOUR`, `REPLY_CAP_PER_DAY`, `PARK_SECS`.
+    pub park_policy: ParkPolicy,
     pub sms: Arc<dyn SmsSender>,
     pub pool: LlmPool,
     pub alerts: AlertHandle,
@@ -129,6 +135,9 @@ pub enum TurnOutcome {
     Superseded,
     /// HITL: the reply waits for a person.
     Held,
+    /// The lead is parked (`park.rs`): its messages stay pending, unanswered, until it is
+    /// unparked or the park expires.
+    Parked,
 }
 
 /// Why a turn must be handed back and tried again.
@@ -243,6 +252,11 @@ pub async fn run_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
     for _ in 0..MAX_TURNS_PER_TASK {
         match run_one_turn(state).await {
             Ok(TurnOutcome::Nothing) => break,
+            // Its messages stay pending: another turn now would only ask again.
+            Ok(TurnOutcome::Parked) => {
+                result = Ok(TurnOutcome::Parked);
+                break;
+            }
             Ok(outcome) => result = Ok(outcome),
             Err(e) => {
                 result = Err(e);
@@ -280,6 +294,26 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
         return Ok(TurnOutcome::Nothing);
     }
     let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
+    // Parked, or parked now by a reply cap: no model call, no SMS; the messages stay
+    // pending in the store (an opted-out lead's are still recorded no_reply below, since
+    // that costs nothing and is final).
+    if !work.opted_out {
+        match park::check_turn(
+            deps.parks.as_ref(),
+            &deps.park_policy,
+            &deps.alerts,
+            &lead,
+            deps.clock.now(),
+        )
+        .await?
+        {
+            TurnGate::Go => {}
+            TurnGate::Parked(p) | TurnGate::NewlyParked(p) => {
+                tracing::debug!(lead = %lead, reason = p.reason.label(), "lead parked; no turn");
+                return Ok(TurnOutcome::Parked);
+            }
+        }
+    }
     let turn = deps.store.begin_turn(&lead, &deps.worker_id).await?;
 
     if work.opted_out {

@@ -9,6 +9,7 @@ use super::*;
 use crate::alert_router::AlertHandle;
 use crate::lead::LeadDeps;
 use crate::llm_pool::{LlmPool, LlmPoolConfig};
+use crate::park::ParkStore;
 use crate::ports::{ChatModel, Clock, ManualClock};
 use crate::testing::*;
 use crate::window::WindowLimits;
@@ -81,6 +82,12 @@ pub(crate) fn test_ports(
     );
     let deps = Arc::new(LeadDeps {
         store: store.clone(),
+        parks: store.clone(),
+        park_policy: crate::park::ParkPolicy {
+            per_hour: 20,
+            per_day: 60,
+            park_for: Duration::from_secs(3600),
+        },
         sms: sms.clone(),
         pool,
         alerts,
@@ -164,9 +171,116 @@ async fn a_panicking_actor_is_restarted_and_answers_the_next_message() {
     // The poisoned message keeps failing; once the budget is spent the lead is parked.
     wait_for(|| t.sink.events().contains(&"lead_parked".to_string())).await;
     let snap = t.registry.snapshot().await.unwrap();
-    assert_eq!(snap.parked, vec![lead(2)]);
     assert_eq!(snap.restarts, 2, "restart_max restarts, then parked");
     assert!(t.sms.sent_to(&lead(2)).is_empty());
+    // The park is in the store, with its reason and expiry, for every worker to see.
+    let parks = t.store.parked(t.clock.now()).await.unwrap();
+    assert_eq!(parks.len(), 1);
+    assert_eq!(parks[0].lead, lead(2));
+    assert_eq!(parks[0].reason, crate::park::ParkReason::Restarts);
+    assert_eq!(
+        parks[0].expires_at,
+        parks[0].parked_at + chrono::Duration::hours(1)
+    );
+}
+
+#[tokio::test]
+async fn a_restart_park_holds_across_a_new_tree_and_expires_by_itself() {
+    let t = tree(FakeModel::panicking_on("boom", "fine")).await;
+    t.inbound(&lead(7), "SM1", "boom");
+    wait_for(|| t.sink.events().contains(&"lead_parked".to_string())).await;
+    let calls = t.model.calls();
+    // Another worker (a second tree on the same store) sees the park: a new message is
+    // stored and its task settled without a model call.
+    let (alerts, _sink) = test_alerts().await;
+    let mut ports = test_ports(
+        FakeModel::answering("second worker"),
+        WindowLimits {
+            max_messages: 20,
+            max_bytes: 4096,
+        },
+        false,
+        alerts,
+    );
+    let deps = Arc::get_mut(&mut ports.deps).unwrap();
+    deps.store = t.store.clone() as Arc<dyn crate::ports::Store>;
+    deps.parks = t.store.clone() as Arc<dyn crate::park::ParkStore>;
+    deps.clock = Arc::new(t.clock.clone()) as Arc<dyn Clock>;
+    let (other, _join) = LeadSupervisor::start(ports.deps, config()).await.unwrap();
+    let router = other.clone();
+    let acker = TestAcker::redelivering(move |d| router.dispatch(d));
+    assert!(t.store.insert_inbound(&lead(7), "SM2", "still there?"));
+    other.dispatch(acker.delivery(&lead(7)));
+    wait_for(|| acker.acks() == 1).await;
+    assert_eq!(ports.model.calls(), 0);
+    assert_eq!(t.model.calls(), calls);
+    assert_eq!(t.store.inbound_states(&lead(7)), vec!["pending", "pending"]);
+    // Past PARK_SECS the park is over by itself: the next task gets a turn.
+    t.clock.advance(Duration::from_secs(3601));
+    assert!(t.store.parked(t.clock.now()).await.unwrap().is_empty());
+    other.dispatch(acker.delivery(&lead(7)));
+    wait_for(|| ports.sms.sent_to(&lead(7)) == vec!["second worker".to_string()]).await;
+    assert_eq!(
+        t.store.inbound_states(&lead(7)),
+        vec!["answered", "answered"]
+    );
+}
+
+#[tokio::test]
+async fn a_reply_loop_stops_at_the_hourly_cap_with_an_alert_and_messages_kept() {
+    let (alerts, sink) = test_alerts().await;
+    let mut ports = test_ports(
+        FakeModel::answering("Thanks for your message!"),
+        WindowLimits {
+            max_messages: 20,
+            max_bytes: 4096,
+        },
+        false,
+        alerts,
+    );
+    Arc::get_mut(&mut ports.deps).unwrap().park_policy.per_hour = 3;
+    let (registry, _join) = LeadSupervisor::start(ports.deps.clone(), config())
+        .await
+        .unwrap();
+    let router = registry.clone();
+    let acker = TestAcker::redelivering(move |d| router.dispatch(d));
+    let bot = lead(8);
+    // The other side's auto-responder answers every reply of ours.
+    for n in 1..=6 {
+        assert!(
+            ports
+                .store
+                .insert_inbound(&bot, &format!("SM{n}"), "Auto-reply: got it")
+        );
+        registry.dispatch(acker.delivery(&bot));
+        wait_for(|| acker.acks() == n).await;
+    }
+    assert_eq!(ports.sms.sent_to(&bot).len(), 3, "the cap");
+    assert_eq!(ports.model.calls(), 3, "no model call past the cap");
+    wait_for(|| sink.events().contains(&"lead_parked".to_string())).await;
+    let alert = sink
+        .alerts()
+        .into_iter()
+        .find(|a| a.event == "lead_parked")
+        .unwrap();
+    assert_eq!(alert.lead.as_ref(), Some(&bot));
+    assert!(alert.text.contains("reply_cap_hour") && alert.text.contains("cap of 3"));
+    assert_eq!(
+        ports.store.inbound_states(&bot),
+        vec![
+            "answered", "answered", "answered", "pending", "pending", "pending"
+        ],
+        "every message stored"
+    );
+    let parks = ports.store.parked(ports.clock.now()).await.unwrap();
+    assert_eq!(parks[0].reason, crate::park::ParkReason::ReplyCapHour);
+    // An unpark wakes the lead: the waiting messages get one turn, and the counters start
+    // again from the unpark, so that turn is not parked again.
+    ports.clock.advance(Duration::from_secs(60));
+    ports.store.unpark(&bot, ports.clock.now()).await.unwrap();
+    registry.dispatch(acker.delivery(&bot));
+    wait_for(|| ports.sms.sent_to(&bot).len() == 4).await;
+    assert_eq!(ports.store.inbound_states(&bot), vec!["answered"; 6]);
 }
 
 #[tokio::test]
@@ -178,7 +292,7 @@ async fn a_lead_whose_actor_panicked_once_is_answered_after_the_restart() {
     wait_for(|| t.sms.sent_to(&lead(3)) == vec!["fine".to_string()]).await;
     t.inbound(&lead(3), "SM2", "hello again");
     wait_for(|| t.sms.sent_to(&lead(3)).len() == 2).await;
-    assert!(t.registry.snapshot().await.unwrap().parked.is_empty());
+    assert!(t.store.parked(t.clock.now()).await.unwrap().is_empty());
 }
 
 #[tokio::test]
