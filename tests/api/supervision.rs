@@ -58,7 +58,9 @@ async fn a_lead_that_keeps_failing_is_parked_with_an_alert_not_restarted_forever
         .count();
     assert_eq!(restarts, 2);
     let status = app.get_json("/ops/status").await;
-    assert_eq!(status["worker"]["supervisor"]["parked"][0], lead);
+    // The park is in the store (every worker's view), with its reason.
+    assert_eq!(status["parked"][0]["lead"], lead);
+    assert_eq!(status["parked"][0]["reason"], "restarts");
     // Other leads are unaffected.
     app.post_sms("+13125550503", "hello").await;
     assert_eq!(app.wait_for_sms("+13125550503", 1).await, vec!["fine"]);
