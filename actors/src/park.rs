@@ -82,8 +82,9 @@ pub trait ParkStore: Send + Sync + 'static {
     async fn unpark(&self, lead: &LeadId, now: DateTime<Utc>) -> Result<Option<Park>, StoreError>;
     /// Every park in force at `now`, oldest first.
     async fn parked(&self, now: DateTime<Utc>) -> Result<Vec<Park>, StoreError>;
-    /// Replies to the lead committed at or after `since` that went or may go out (queued,
-    /// sending, sent, in doubt): what the caps count.
+    /// Replies to the lead this service committed at or after `since` that went or may go
+    /// out (queued, sending, sent, in doubt): what the caps count. Imported history is not
+    /// counted.
     async fn replies_since(&self, lead: &LeadId, since: DateTime<Utc>) -> Result<u32, StoreError>;
 }
 

@@ -364,6 +364,40 @@ pub async fn render(state: &AppState) -> String {
     }
     out.push_str("</section>");
 
+    // Parked leads, from the store (every worker's parks): their messages wait here.
+    out.push_str("<section><h2>Parked leads</h2>");
+    match super::parks::parked_now(state).await {
+        Ok(parks) if parks.is_empty() => {
+            out.push_str("<p class=\"none\" data-metric=\"parked\">none</p>")
+        }
+        Ok(parks) => {
+            out.push_str(
+                "<p>Their messages are stored, not answered, until the park expires or \
+                 <code>lead-agent unpark PHONE</code>.</p><table data-metric=\"parked\">\
+                 <tr><th>lead</th><th>reason</th><th>parked</th><th>expires</th></tr>",
+            );
+            for p in &parks {
+                let _ = write!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(p.lead.as_str()),
+                    p.reason.label(),
+                    p.parked_at.format("%m-%d %H:%M"),
+                    p.expires_at.format("%m-%d %H:%M"),
+                );
+            }
+            out.push_str("</table>");
+        }
+        Err(e) => {
+            let _ = write!(
+                out,
+                "<p class=\"none\" data-metric=\"parked\">store unavailable: {}</p>",
+                esc(&e.to_string())
+            );
+        }
+    }
+    out.push_str("</section>");
+
     // Scheduled jobs.
     out.push_str("<section><h2>Scheduled jobs</h2>");
     out.push_str(&scheduled_jobs_html(state).await);

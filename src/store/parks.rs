@@ -3,7 +3,10 @@
 //! Owns: one row per lead (its last park, replaced by the next), whether it is in force at
 //! a moment (`unparked_at IS NULL AND expires_at > now` — a park expires by itself, no job
 //! clears it), the end of the last park (the reply caps count from it), and the count of a
-//! lead's replies since a moment.
+//! lead's replies since a moment — those this service wrote (every one names its
+//! `provider`: a model, `followup`, `hitl_holding`…), not imported history
+//! (`SqlStore::import_history` stores old conversations with no provider and the import's
+//! time, which would otherwise park every lead with a long history the moment it texts).
 //! Must not: decide when to park (`actors::park` does) or touch the lead's messages: a
 //! parked lead's messages stay pending, for /ops to show and the next turn to answer.
 
@@ -143,7 +146,8 @@ impl ParkStore for SqlStore {
             let n: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM messages
                  WHERE lead_phone = $1 AND direction = 'outbound' AND created_at >= $2
-                   AND state IN ('queued', 'sending', 'sent', 'in_doubt')",
+                   AND state IN ('queued', 'sending', 'sent', 'in_doubt')
+                   AND provider IS NOT NULL",
             )
             .bind(lead.as_str())
             .bind(since)
@@ -274,6 +278,15 @@ mod tests {
                 ));
             }
         }
+        assert_eq!(store.replies_since(&lead, before).await.unwrap(), 2);
+        // Imported history is stamped with the import's time but is not ours to cap.
+        let history: Vec<actors::ports::ChatLine> = (0..50)
+            .map(|i| actors::ports::ChatLine {
+                role: actors::ports::Role::Agent,
+                text: format!("old reply {i}"),
+            })
+            .collect();
+        store.import_history(&lead, &history).await.unwrap();
         assert_eq!(store.replies_since(&lead, before).await.unwrap(), 2);
         let after = Utc::now() + chrono::Duration::seconds(5);
         assert_eq!(store.replies_since(&lead, after).await.unwrap(), 0);

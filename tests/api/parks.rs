@@ -82,6 +82,20 @@ async fn an_auto_responder_loop_stops_at_the_cap_with_an_alert_and_its_messages_
     let status = app.get_json("/ops/status").await;
     assert_eq!(status["parked"][0]["lead"], lead);
     assert!(app.metric("lead_agent_parked_leads").await >= 1.0);
+    let page = app
+        .http
+        .get(format!("{}/ops", app.ops_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let section = page.split("<h2>Parked leads</h2>").nth(1).unwrap();
+    assert!(
+        section.contains(lead) && section.contains("reply_cap_hour"),
+        "{section}"
+    );
 }
 
 #[tokio::test]

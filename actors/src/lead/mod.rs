@@ -4,7 +4,9 @@
 //! unanswered messages from the store, ask the LLM pool, commit the reply to the outbox
 //! together with marking the messages answered, send it, and only then settle the task.
 //! Messages that arrive while a turn runs are answered together by the next turn (one reply
-//! to a burst, as a person would).
+//! to a burst, as a person would). Before a turn it asks the store whether the lead is
+//! parked, or would go over a reply cap ([`crate::park::check_turn`]): then no model call
+//! and no SMS, and its messages stay pending.
 //! Must not: keep anything that cannot be rebuilt from the store (its window is a cache —
 //! dropped on any doubt and reloaded), send a reply that is not committed, or send one to an
 //! opted-out lead. It does not retry forever: a failed turn is handed back to the queue.
