@@ -340,7 +340,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "REPLY_CAP_PER_HOUR",
         Some("20"),
         false,
-        "Replies to one lead allowed in any hour (counted in the store, so every worker agrees; from the last unpark if later). One more would park the lead (reason `reply_cap_hour`) with an alert naming it: the guard against a bot-to-bot loop.",
+        "Replies to one lead allowed in any hour (counted in the store, so every worker agrees; from the last unpark if later). One more would park the lead (reason `reply_cap_hour`) with an alert naming it: the guard against a bot-to-bot loop. Not applied to synthetic leads (the watch's and verify's probe number).",
     ),
     var(
         "REPLY_CAP_PER_DAY",

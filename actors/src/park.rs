@@ -69,6 +69,10 @@ pub struct ParkState {
     /// then, so a lead just unparked is not parked again at once for the replies that
     /// parked it.
     pub released_at: Option<DateTime<Utc>>,
+    /// A synthetic lead (`lead-agent watch`/`verify`'s number): the reply caps do not apply
+    /// — the watch texts every few minutes, all day, and must keep getting its answer. A
+    /// restart park still does.
+    pub exempt: bool,
 }
 
 /// The port: parks and the reply counts the guard needs, in the store.
@@ -142,6 +146,9 @@ pub async fn check_turn(
     let state = parks.park_state(lead, now).await?;
     if let Some(park) = state.active {
         return Ok(TurnGate::Parked(park));
+    }
+    if state.exempt {
+        return Ok(TurnGate::Go);
     }
     let since = |window: chrono::Duration| {
         let start = now - window;
@@ -279,6 +286,21 @@ mod tests {
         store.add_reply_at(&other, now - chrono::Duration::hours(25));
         store.add_reply_at(&other, now - chrono::Duration::hours(25));
         let gate = check_turn(&store, &policy(), &alerts, &other, now)
+            .await
+            .unwrap();
+        assert_eq!(gate, TurnGate::Go);
+    }
+
+    #[tokio::test]
+    async fn our_own_probes_number_is_not_capped() {
+        let (alerts, _sink) = test_alerts().await;
+        let store = MemStore::default();
+        let now = Utc::now();
+        store.set_synthetic(&lead());
+        for _ in 0..10 {
+            store.add_reply_at(&lead(), now);
+        }
+        let gate = check_turn(&store, &policy(), &alerts, &lead(), now)
             .await
             .unwrap();
         assert_eq!(gate, TurnGate::Go);

@@ -368,6 +368,8 @@ struct MemInner {
     in_doubt_checks: HashMap<i64, (chrono::DateTime<Utc>, InDoubtChecks)>,
     /// Each lead's last park and when it was unparked, as the `lead_parks` table.
     parks: HashMap<LeadId, (Park, Option<chrono::DateTime<Utc>>)>,
+    /// Leads marked synthetic (our own probes' numbers).
+    synthetic: std::collections::HashSet<LeadId>,
 }
 
 impl MemInner {
@@ -480,6 +482,10 @@ impl MemStore {
             in_doubt_at: None,
         });
         true
+    }
+    /// Marks the lead synthetic, as the webhook does for `watch`/`verify`'s signed probe.
+    pub fn set_synthetic(&self, lead: &LeadId) {
+        self.inner.lock().unwrap().synthetic.insert(lead.clone());
     }
     /// A sent reply to `lead` committed at `at` (the reply caps' tests, on a manual clock).
     pub fn add_reply_at(&self, lead: &LeadId, at: chrono::DateTime<Utc>) {
@@ -962,19 +968,26 @@ impl ParkStore for MemStore {
         now: chrono::DateTime<Utc>,
     ) -> Result<ParkState, StoreError> {
         let g = self.guard()?;
+        let exempt = g.synthetic.contains(lead);
         Ok(match g.parks.get(lead) {
-            None => ParkState::default(),
+            None => ParkState {
+                exempt,
+                ..ParkState::default()
+            },
             Some((park, Some(unparked))) => ParkState {
                 active: None,
                 released_at: Some((*unparked).min(park.expires_at)),
+                exempt,
             },
             Some((park, None)) if park.expires_at <= now => ParkState {
                 active: None,
                 released_at: Some(park.expires_at),
+                exempt,
             },
             Some((park, None)) => ParkState {
                 active: Some(park.clone()),
                 released_at: None,
+                exempt,
             },
         })
     }

@@ -57,6 +57,13 @@ impl ParkStore for SqlStore {
 
     async fn park_state(&self, lead: &LeadId, now: DateTime<Utc>) -> Result<ParkState, StoreError> {
         with_pool!(self, pool => {
+            let synthetic: Option<i64> =
+                sqlx::query_scalar("SELECT synthetic FROM leads WHERE phone = $1")
+                    .bind(lead.as_str())
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(store_err("park_state"))?;
+            let exempt = synthetic.unwrap_or(0) != 0;
             let row = sqlx::query(
                 "SELECT reason, parked_at, expires_at, unparked_at FROM lead_parks WHERE lead_phone = $1",
             )
@@ -65,7 +72,7 @@ impl ParkStore for SqlStore {
             .await
             .map_err(store_err("park_state"))?;
             let Some(r) = row else {
-                return Ok(ParkState::default());
+                return Ok(ParkState { exempt, ..ParkState::default() });
             };
             let expires_at: DateTime<Utc> = r.get("expires_at");
             let unparked_at: Option<DateTime<Utc>> = r.get("unparked_at");
@@ -73,10 +80,12 @@ impl ParkStore for SqlStore {
                 Some(at) => ParkState {
                     active: None,
                     released_at: Some(at.min(expires_at)),
+                    exempt,
                 },
                 None if expires_at <= now => ParkState {
                     active: None,
                     released_at: Some(expires_at),
+                    exempt,
                 },
                 None => ParkState {
                     active: Some(park_of(
@@ -86,6 +95,7 @@ impl ParkStore for SqlStore {
                         expires_at,
                     )?),
                     released_at: None,
+                    exempt,
                 },
             })
         })
@@ -225,9 +235,25 @@ mod tests {
             state,
             ParkState {
                 active: None,
-                released_at: Some(end)
+                released_at: Some(end),
+                exempt: false
             }
         );
+        // Our own probe's number is exempt from the caps.
+        let probe = LeadId::new("+13125550199");
+        store
+            .accept_inbound(
+                NewInbound {
+                    message_sid: "SM9",
+                    from: &probe,
+                    body: "synthetic",
+                    synthetic: true,
+                },
+                InboundKind::Conversation,
+            )
+            .await
+            .unwrap();
+        assert!(store.park_state(&probe, end).await.unwrap().exempt);
     }
 
     #[tokio::test]
