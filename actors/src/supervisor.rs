@@ -106,19 +106,19 @@ impl LeadRegistry {
                 // new one.
                 Err(MessagingErr::SendErr(LeadMsg::Wake(d))) => d,
                 Err(e) => {
-                    tracing::error!(lead = %lead, error = %e, "lead actor unreachable; task handed back");
+                    tracing::error!(lead = %lead.log(), error = %e, "lead actor unreachable; task handed back");
                     return;
                 }
             },
             None => delivery,
         };
         let Some(supervisor) = self.supervisor() else {
-            tracing::warn!(lead = %lead, "lead supervisor is down (restarting); task handed back");
+            tracing::warn!(lead = %lead.log(), "lead supervisor is down (restarting); task handed back");
             return; // the delivery is dropped here, which hands it back to the queue
         };
         if let Err(e) = supervisor.cast(SupervisorMsg::Dispatch(delivery)) {
             // The delivery inside the error is dropped here, which hands it back to the queue.
-            tracing::error!(lead = %lead, error = %e, "lead supervisor unreachable; task handed back");
+            tracing::error!(lead = %lead.log(), error = %e, "lead supervisor unreachable; task handed back");
         }
     }
 
@@ -426,7 +426,7 @@ impl Actor for LeadSupervisor {
                 if state.parked.contains(&lead) {
                     // Parked leads were alerted when parked; their messages stay unanswered in
                     // the store for a person (and the response-gap watch) to see.
-                    tracing::debug!(lead = %lead, "task for a parked lead settled without a turn");
+                    tracing::debug!(lead = %lead.log(), "task for a parked lead settled without a turn");
                     delivery.ack();
                     return Ok(());
                 }
@@ -500,7 +500,7 @@ impl Actor for LeadSupervisor {
             SupervisionEvent::ActorFailed(cell, err) => {
                 let id = cell.get_id();
                 if let Some(lead) = state.forget(id) {
-                    tracing::error!(lead = %lead, error = %err, "lead actor failed");
+                    tracing::error!(lead = %lead.log(), error = %crate::log_phone::scrub(&err.to_string()), "lead actor failed");
                     state.on_failure(&myself, lead, err.to_string()).await?;
                 }
             }
