@@ -199,7 +199,7 @@ impl SlaSweep {
                             .for_lead(&state.lead),
                         );
                     } else {
-                        tracing::info!(lead = %state.lead.log(), sla = %state.kind, "{}", crate::log_phone::scrub(&text));
+                        tracing::info!(lead = %state.lead.log(), sla = %state.kind, "{}", crate::log_phone::scrub(text));
                     }
                     let saved = self.slas.save_sla(&next).await?;
                     if saved {
