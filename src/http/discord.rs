@@ -359,6 +359,29 @@ mod tests {
     }
 
     #[test]
+    fn an_interaction_body_is_read_into_what_it_asks_or_a_reason() {
+        assert_eq!(parse_interaction(br#"{"type":1}"#), Ok(Interaction::Ping));
+        let button = format!(
+            r#"{{"type":3,"data":{{"custom_id":"{}"}},"member":{{"user":{{"username":"ana"}}}}}}"#,
+            HitlAction::Approve.custom_id(7)
+        );
+        assert_eq!(
+            parse_interaction(button.as_bytes()),
+            Ok(Interaction::Button {
+                action: HitlAction::Approve,
+                hold_id: 7,
+                by: "ana".into()
+            })
+        );
+        // A button's id in a modal submit (and the reverse) is refused, not guessed at.
+        let crossed = button.replace(r#""type":3"#, r#""type":5"#);
+        assert!(parse_interaction(crossed.as_bytes()).is_err());
+        assert!(parse_interaction(b"not json").is_err());
+        assert!(parse_interaction(br#"{"type":2}"#).is_err());
+        assert!(parse_interaction(br#"{"type":3,"data":{"custom_id":"x:approve:1"}}"#).is_err());
+    }
+
+    #[test]
     fn the_modal_text_is_found_in_its_action_row() {
         let submit = json!({"data": {"components": [{"type": 1, "components": [
             {"type": 4, "custom_id": "reply", "value": "edited"}]}]}});
