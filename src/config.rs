@@ -691,6 +691,18 @@ pub const ENV_VARS: &[EnvVar] = &[
         "`pretty` for a terminal, `json` for production log collectors.",
     ),
     var(
+        "LOG_PHONE",
+        Some("masked"),
+        false,
+        "How phone numbers appear in logs and spans: `masked` (`+1******4567`: country code guess and last four digits), `hash` (`#` + 12 hex digits of HMAC-SHA256 with LOG_PHONE_KEY: the same in every process, so a lead can be followed without its number) or `full` (debugging only: personal data in the logs). The store, /ops and Discord alerts always carry the full number.",
+    ),
+    var(
+        "LOG_PHONE_KEY",
+        None,
+        true,
+        "The HMAC key of LOG_PHONE=hash (required then; any string, the same in every process that should agree). Rotating it changes every lead's hash.",
+    ),
+    var(
         "RUST_LOG",
         Some("info,sqlx=warn,tokio_cron_scheduler=warn"),
         false,
@@ -973,6 +985,8 @@ pub struct Settings {
     pub asana_api_base: String,
     pub scheduler: SchedulerSettings,
     pub log_format: LogFormat,
+    /// `LOG_PHONE` (+ `LOG_PHONE_KEY`): set once at start by `main`.
+    pub log_phone: actors::log_phone::LogPhoneMode,
     pub discord: DiscordSettings,
     pub hitl: HitlSettings,
 }
@@ -1074,6 +1088,32 @@ impl Reader<'_> {
                 self.problems
                     .push(format!("LOG_FORMAT={other:?} must be `pretty` or `json`"));
                 LogFormat::Pretty
+            }
+        }
+    }
+
+    /// `LOG_PHONE`, with `LOG_PHONE_KEY` required for `hash`.
+    pub(crate) fn log_phone(&mut self) -> actors::log_phone::LogPhoneMode {
+        use actors::log_phone::LogPhoneMode;
+        match self.string("LOG_PHONE").trim() {
+            "masked" => LogPhoneMode::Masked,
+            "full" => LogPhoneMode::Full,
+            "hash" => match self.raw("LOG_PHONE_KEY").filter(|k| !k.is_empty()) {
+                Some(key) => LogPhoneMode::Hash {
+                    key: key.into_bytes(),
+                },
+                None => {
+                    self.problems.push(
+                        "LOG_PHONE_KEY is required when LOG_PHONE=hash (the HMAC key, the same in every process)".into(),
+                    );
+                    LogPhoneMode::Masked
+                }
+            },
+            other => {
+                self.problems.push(format!(
+                    "LOG_PHONE={other:?} must be `masked`, `hash` or `full`"
+                ));
+                LogPhoneMode::Masked
             }
         }
     }
@@ -1553,6 +1593,7 @@ impl Settings {
         let brain = brain_settings(&mut r);
 
         let log_format = r.log_format();
+        let log_phone = r.log_phone();
 
         let (discord, hitl) = discord_and_hitl(&mut r);
 
@@ -1609,6 +1650,7 @@ impl Settings {
             asana_api_base,
             scheduler: scheduler_settings(&mut r),
             log_format,
+            log_phone,
             discord,
             hitl,
         };
@@ -1812,6 +1854,35 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("BUILDINGS_FILE"), "{err}");
+    }
+
+    #[test]
+    fn log_phone_is_masked_by_default_and_hash_needs_its_key() {
+        use actors::log_phone::LogPhoneMode;
+        let s = Settings::from_map(&HashMap::new()).unwrap();
+        assert_eq!(s.log_phone, LogPhoneMode::Masked);
+        let s = Settings::from_map(&HashMap::from([("LOG_PHONE", "full")])).unwrap();
+        assert_eq!(s.log_phone, LogPhoneMode::Full);
+        let s = Settings::from_map(&HashMap::from([
+            ("LOG_PHONE", "hash"),
+            ("LOG_PHONE_KEY", "k3y"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.log_phone,
+            LogPhoneMode::Hash {
+                key: b"k3y".to_vec()
+            }
+        );
+        assert!(!format!("{s:?}").contains("k3y"), "the key is a secret");
+        let err = Settings::from_map(&HashMap::from([("LOG_PHONE", "hash")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LOG_PHONE_KEY is required"), "{err}");
+        let err = Settings::from_map(&HashMap::from([("LOG_PHONE", "plain")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LOG_PHONE=\"plain\""), "{err}");
     }
 
     #[test]

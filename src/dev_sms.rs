@@ -90,7 +90,8 @@ pub async fn run(args: SmsArgs) -> anyhow::Result<()> {
             .json()
             .await?;
         if let Some(outcome) = reply_to(&messages, &sid) {
-            println!("{outcome}");
+            // The reply is the model's text: escaped, so it cannot drive the terminal.
+            println!("{}", crate::telemetry::escape(&outcome.to_string()));
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {

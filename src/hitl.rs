@@ -86,7 +86,7 @@ pub async fn decide(
 fn wake_in_background(queue: Arc<dyn WorkQueue>, lead: LeadId) {
     tokio::spawn(async move {
         if let Err(e) = queue.publish(WakeLead { lead: lead.clone() }).await {
-            tracing::warn!(%lead, error = %e, "could not wake the lead for an approved reply; the outbox sweep will");
+            tracing::warn!(lead = %lead.log(), error = %e, "could not wake the lead for an approved reply; the outbox sweep will");
         }
     });
 }
@@ -136,7 +136,7 @@ pub async fn escalate_expired_holds(
     leads.dedup();
     for lead in leads {
         if let Err(e) = queue.publish(WakeLead { lead: lead.clone() }).await {
-            tracing::warn!(%lead, error = %e, "could not wake the lead for its holding message; the outbox sweep will");
+            tracing::warn!(lead = %lead.log(), error = %e, "could not wake the lead for its holding message; the outbox sweep will");
         }
     }
     Ok(escalated.len())

@@ -24,6 +24,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut settings = Settings::from_env()?;
             settings.allow_insecure |= args.insecure;
             telemetry::init(settings.log_format);
+            actors::log_phone::set_mode(settings.log_phone.clone());
             let app = Application::build_role(settings, args.role, Overrides::default()).await?;
             app.run_until_stopped(shutdown_signal()).await
         }

@@ -64,7 +64,7 @@ impl SlaEngine {
         let report = self.sweep.run_sla_sweep(now).await?;
         for lead in &report.wake {
             if let Err(e) = self.queue.publish(WakeLead { lead: lead.clone() }).await {
-                tracing::warn!(lead = %lead, error = %e, "could not wake a lead for its SLA update; the stale-work sweep will");
+                tracing::warn!(lead = %lead.log(), error = %e, "could not wake a lead for its SLA update; the stale-work sweep will");
             }
         }
         if report.breaches + report.staff_nags + report.escalations + report.lead_updates > 0 {

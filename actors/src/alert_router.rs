@@ -200,7 +200,7 @@ struct Route {
 }
 
 fn log_alert(alert: &Alert, why: &str) {
-    tracing::error!(event = %alert.event, kind = alert.kind.key(), lead = ?alert.lead, text = %alert.text, "{why}");
+    tracing::error!(event = %alert.event, kind = alert.kind.key(), lead = ?alert.lead.as_ref().map(|l| l.log()), text = %crate::log_phone::scrub(&alert.text), "{why}");
 }
 
 impl Route {

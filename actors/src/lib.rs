@@ -16,6 +16,7 @@ pub mod intensity;
 pub mod keywords;
 pub mod lead;
 pub mod llm_pool;
+pub mod log_phone;
 pub mod outbox;
 pub mod park;
 pub mod phone_zone;

@@ -307,7 +307,7 @@ impl LlmPool {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 let clamped = remaining < inner.config.soft_timeout;
                 let started = Instant::now();
-                let span = tracing::info_span!("llm_call", provider = name, lead = %lead, retry = waited_once);
+                let span = tracing::info_span!("llm_call", provider = name, lead = %lead.log(), retry = waited_once);
                 let outcome = timeout(
                     remaining.min(inner.config.soft_timeout),
                     ask.call(link.model.as_ref()),
@@ -334,7 +334,7 @@ impl LlmPool {
                     Ok(Err(e)) => e,
                 };
                 metrics::counter!("lead_agent_llm_calls_total", "provider" => name.to_string(), "outcome" => outcome_label(&error)).increment(1);
-                tracing::warn!(provider = name, error = %error, lead = %lead, "model call failed");
+                tracing::warn!(provider = name, error = %error, lead = %lead.log(), "model call failed");
                 if counts_against_provider(&error) {
                     if link.breaker.on_failure() {
                         tracing::warn!(

@@ -28,6 +28,11 @@ impl LeadId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// The id as a log line or span field may show it (`LOG_PHONE`): `lead = %lead.log()`.
+    /// `Display` stays the full number, for the store and the sender.
+    pub fn log(&self) -> crate::log_phone::LogPhone<'_> {
+        crate::log_phone::LogPhone(&self.0)
+    }
 }
 
 impl fmt::Display for LeadId {

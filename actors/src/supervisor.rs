@@ -109,19 +109,19 @@ impl LeadRegistry {
                 // new one.
                 Err(MessagingErr::SendErr(LeadMsg::Wake(d))) => d,
                 Err(e) => {
-                    tracing::error!(lead = %lead, error = %e, "lead actor unreachable; task handed back");
+                    tracing::error!(lead = %lead.log(), error = %e, "lead actor unreachable; task handed back");
                     return;
                 }
             },
             None => delivery,
         };
         let Some(supervisor) = self.supervisor() else {
-            tracing::warn!(lead = %lead, "lead supervisor is down (restarting); task handed back");
+            tracing::warn!(lead = %lead.log(), "lead supervisor is down (restarting); task handed back");
             return; // the delivery is dropped here, which hands it back to the queue
         };
         if let Err(e) = supervisor.cast(SupervisorMsg::Dispatch(delivery)) {
             // The delivery inside the error is dropped here, which hands it back to the queue.
-            tracing::error!(lead = %lead, error = %e, "lead supervisor unreachable; task handed back");
+            tracing::error!(lead = %lead.log(), error = %e, "lead supervisor unreachable; task handed back");
         }
     }
 
@@ -332,7 +332,7 @@ impl SupervisorState {
                 )
             }
             Err(e) => {
-                tracing::error!(lead = %lead, error = %e, "park not stored");
+                tracing::error!(lead = %lead.log(), error = %e, "park not stored");
                 format!(" The park could not be stored ({e}): the lead is tried again.")
             }
         }
@@ -523,7 +523,7 @@ impl Actor for LeadSupervisor {
             SupervisionEvent::ActorFailed(cell, err) => {
                 let id = cell.get_id();
                 if let Some(lead) = state.forget(id) {
-                    tracing::error!(lead = %lead, error = %err, "lead actor failed");
+                    tracing::error!(lead = %lead.log(), error = %crate::log_phone::scrub(&err.to_string()), "lead actor failed");
                     state.on_failure(&myself, lead, err.to_string()).await?;
                 }
             }

@@ -117,7 +117,7 @@ impl CrmNotes for DryRunCrm {
     }
 
     async fn add_note(&self, lead: &LeadId, subject: &str, body: &str) -> Result<(), CrmError> {
-        tracing::info!(lead = %lead, subject, body, "CRM note (dry run: FUB_API is not set)");
+        tracing::info!(lead = %lead.log(), subject, body, "CRM note (dry run: FUB_API is not set)");
         Ok(())
     }
 }

@@ -26,7 +26,7 @@ pub fn new_dry_run_sid() -> String {
 impl SmsSender for DryRunSms {
     async fn send_sms(&self, to: &LeadId, body: &str) -> Result<SentSms, SmsError> {
         let provider_sid = new_dry_run_sid();
-        tracing::info!(to = %to, sid = %provider_sid, body, "dry-run SMS (not sent to any carrier)");
+        tracing::info!(to = %to.log(), sid = %provider_sid, body, "dry-run SMS (not sent to any carrier)");
         Ok(SentSms { provider_sid })
     }
 

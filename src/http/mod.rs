@@ -32,7 +32,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::config::Settings;
 use crate::queue::WorkQueue;
@@ -73,24 +73,146 @@ pub struct WorkerState {
     pub pool: LlmPool,
 }
 
+/// Which listener serves a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Listener {
+    /// `PORT`: what the internet reaches.
+    Public,
+    /// `OPS_PORT`: operators, probes and Prometheus.
+    Ops,
+}
+
+impl Listener {
+    /// The name `openapi.yaml` uses (`x-listeners`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Listener::Public => "public",
+            Listener::Ops => "ops",
+        }
+    }
+}
+
+/// One route of [`ROUTES`]: where, which method, which path, and whether only web roles
+/// serve it.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub listener: Listener,
+    pub method: &'static str,
+    pub path: &'static str,
+    /// Served only by roles that take the webhooks (`Role::serves_webhook`).
+    pub webhook: bool,
+}
+
+const fn at(listener: Listener, method: &'static str, path: &'static str) -> RouteSpec {
+    RouteSpec {
+        listener,
+        method,
+        path,
+        webhook: false,
+    }
+}
+
+const fn webhook(method: &'static str, path: &'static str) -> RouteSpec {
+    RouteSpec {
+        listener: Listener::Public,
+        method,
+        path,
+        webhook: true,
+    }
+}
+
+/// Every route of both listeners: the one list [`public_router`] and [`ops_router`] are
+/// built from (a route missing here has no handler; a handler missing for a route here
+/// panics at start, in every test) and `openapi.yaml` is checked against
+/// (`tests/api/openapi.rs`). axum cannot list a router's routes, hence the table.
+pub const ROUTES: &[RouteSpec] = &[
+    webhook("POST", "/twilio/sms"),
+    webhook("POST", "/discord/interactions"),
+    at(Listener::Public, "GET", "/health"),
+    at(Listener::Public, "GET", "/ready"),
+    at(Listener::Ops, "GET", "/health"),
+    at(Listener::Ops, "GET", "/ready"),
+    at(Listener::Ops, "GET", "/metrics"),
+    at(Listener::Ops, "GET", "/ops"),
+    at(Listener::Ops, "POST", "/ops/verifications"),
+    at(Listener::Ops, "GET", "/ops/status"),
+    at(Listener::Ops, "GET", "/ops/alerts"),
+    at(Listener::Ops, "GET", "/ops/discord"),
+    at(Listener::Ops, "GET", "/ops/scheduled"),
+    at(Listener::Ops, "GET", "/ops/heartbeats"),
+    at(Listener::Ops, "GET", "/ops/report"),
+    at(Listener::Ops, "GET", "/ops/leads/{phone}/messages"),
+    at(Listener::Ops, "GET", "/ops/leads/{phone}/turns"),
+    at(Listener::Ops, "GET", "/ops/parked"),
+    at(Listener::Ops, "POST", "/ops/leads/{phone}/unpark"),
+    at(Listener::Ops, "GET", "/ops/sla"),
+    at(Listener::Ops, "POST", "/ops/leads/{phone}/sla"),
+    at(
+        Listener::Ops,
+        "POST",
+        "/ops/leads/{phone}/sla/{kind}/resolve",
+    ),
+];
+
+/// The handler of one [`ROUTES`] entry, mounted under the entry's method. A `(method,
+/// path)` here that the table lacks is never mounted; one the table has and this lacks
+/// panics when the router is built (and fails `route_tests`).
+fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
+    let webhook_limit = || DefaultBodyLimit::max(MAX_WEBHOOK_BYTES);
+    // The method comes from the table, never from the arm: an arm cannot mount its
+    // handler under another method than the one the table (and openapi.yaml) says.
+    let m = axum::http::Method::from_bytes(method.as_bytes())
+        .ok()
+        .and_then(|m| MethodFilter::try_from(m).ok())?;
+    Some(match (method, path) {
+        ("POST", "/twilio/sms") => on(m, twilio::receive_sms).layer(webhook_limit()),
+        ("POST", "/discord/interactions") => on(m, discord::interactions).layer(webhook_limit()),
+        ("GET", "/health") => on(m, health::health),
+        ("GET", "/ready") => on(m, health::ready),
+        ("GET", "/metrics") => on(m, metrics::metrics),
+        ("GET", "/ops") => on(m, ops_page::page),
+        ("POST", "/ops/verifications") => on(m, ops_page::record_verification),
+        ("GET", "/ops/status") => on(m, ops::status),
+        ("GET", "/ops/alerts") => on(m, ops::alerts),
+        ("GET", "/ops/discord") => on(m, discord::status),
+        ("GET", "/ops/scheduled") => on(m, ops::scheduled),
+        ("GET", "/ops/heartbeats") => on(m, ops::heartbeats),
+        ("GET", "/ops/report") => on(m, ops::report),
+        ("GET", "/ops/leads/{phone}/messages") => on(m, ops::messages),
+        ("GET", "/ops/leads/{phone}/turns") => on(m, ops::turns),
+        ("GET", "/ops/parked") => on(m, parks::list),
+        ("POST", "/ops/leads/{phone}/unpark") => on(m, parks::unpark),
+        ("GET", "/ops/sla") => on(m, sla::list),
+        ("POST", "/ops/leads/{phone}/sla") => on(m, sla::open),
+        ("POST", "/ops/leads/{phone}/sla/{kind}/resolve") => on(m, sla::resolve),
+        _ => return None,
+    })
+}
+
+/// The routes of `listener` that `role` serves, from [`ROUTES`].
+pub fn served_routes(listener: Listener, role: Role) -> impl Iterator<Item = &'static RouteSpec> {
+    ROUTES
+        .iter()
+        .filter(move |r| r.listener == listener && (!r.webhook || role.serves_webhook()))
+}
+
+fn build(listener: Listener, role: Role) -> Router<AppState> {
+    served_routes(listener, role).fold(Router::new(), |router, r| {
+        let handler = handler(r.method, r.path).unwrap_or_else(|| {
+            panic!(
+                "http::ROUTES has {} {} but http::handler does not",
+                r.method, r.path
+            )
+        });
+        router.route(r.path, handler)
+    })
+}
+
 /// The public listener (`PORT`): what the internet must reach and nothing else — Twilio's
 /// and Discord's webhooks (web roles only) and health and readiness. `/ops` and `/metrics`
 /// are not here (they answer 404): they are on [`ops_router`].
 pub fn public_router(state: AppState) -> Router {
-    let mut router = Router::new();
-    if state.role.serves_webhook() {
-        router = router.route(
-            "/twilio/sms",
-            post(twilio::receive_sms).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)),
-        );
-        router = router.route(
-            "/discord/interactions",
-            post(discord::interactions).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)),
-        );
-    }
-    router
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
+    build(Listener::Public, state.role)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -99,28 +221,27 @@ pub fn public_router(state: AppState) -> Router {
 /// scrape every container): `/ops`, `/ops/*`, `/metrics`, and health and readiness for the
 /// probes. Every POST under `/ops` passes [`ops_guard`] (JSON, same origin) first.
 pub fn ops_router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/metrics", get(metrics::metrics))
-        .route("/ops", get(ops_page::page))
-        .route("/ops/verifications", post(ops_page::record_verification))
-        .route("/ops/status", get(ops::status))
-        .route("/ops/alerts", get(ops::alerts))
-        .route("/ops/discord", get(discord::status))
-        .route("/ops/scheduled", get(ops::scheduled))
-        .route("/ops/heartbeats", get(ops::heartbeats))
-        .route("/ops/report", get(ops::report))
-        .route("/ops/leads/{phone}/messages", get(ops::messages))
-        .route("/ops/leads/{phone}/turns", get(ops::turns))
-        .route("/ops/parked", get(parks::list))
-        .route("/ops/leads/{phone}/unpark", post(parks::unpark))
-        .route("/ops/sla", get(sla::list))
-        .route("/ops/leads/{phone}/sla", post(sla::open))
-        .route("/ops/leads/{phone}/sla/{kind}/resolve", post(sla::resolve))
+    build(Listener::Ops, state.role)
         .layer(axum::middleware::from_fn(ops_guard::guard_posts))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+
+    #[test]
+    fn every_route_in_the_table_has_a_handler_for_its_method() {
+        for r in ROUTES {
+            assert!(
+                handler(r.method, r.path).is_some(),
+                "{} {} has no handler",
+                r.method,
+                r.path
+            );
+        }
+    }
 }
 
 /// Every handler's error.

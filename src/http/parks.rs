@@ -61,14 +61,14 @@ pub async fn unpark(
         )
             .into_response());
     };
-    tracing::info!(lead = %lead, reason = park.reason.label(), "lead unparked by an operator");
+    tracing::info!(lead = %lead.log(), reason = park.reason.label(), "lead unparked by an operator");
     // The wake-up is what gives the waiting messages their turn. If the queue refuses it,
     // the unpark still stands: the stale-work sweep (OUTBOX_SWEEP_SECS) wakes any lead whose
     // pending messages outlived their wake-up.
     let woken = match state.queue.publish(WakeLead { lead: lead.clone() }).await {
         Ok(()) => true,
         Err(e) => {
-            tracing::warn!(lead = %lead, error = %e, "unparked lead not woken; the sweep will");
+            tracing::warn!(lead = %lead.log(), error = %e, "unparked lead not woken; the sweep will");
             false
         }
     };

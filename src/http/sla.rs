@@ -107,7 +107,7 @@ pub async fn open(
         .map_err(unavailable)?;
     let (status, created, sla) = match opened {
         Opened::Created(s) => {
-            tracing::info!(lead = %lead, sla = %kind, ticket = %s.ticket_id, "SLA opened");
+            tracing::info!(lead = %lead.log(), sla = %kind, ticket = %s.ticket_id, "SLA opened");
             (StatusCode::CREATED, true, s)
         }
         Opened::AlreadyOpen(s) => (StatusCode::OK, false, s),
@@ -138,7 +138,7 @@ pub async fn resolve(
         .map_err(unavailable)?
     {
         Some(s) => {
-            tracing::info!(lead = %lead, sla = %kind, "SLA resolved");
+            tracing::info!(lead = %lead.log(), sla = %kind, "SLA resolved");
             Ok(Json(json!({ "sla": SlaView::at(s, now) })).into_response())
         }
         None => Ok((StatusCode::NOT_FOUND, format!("{lead} has no {kind} SLA")).into_response()),

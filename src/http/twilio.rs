@@ -135,7 +135,10 @@ pub async fn receive_sms(
     };
     tracing::Span::current()
         .record("sid", msg.message_sid.as_str())
-        .record("lead", msg.from.as_str());
+        .record(
+            "lead",
+            tracing::field::display(actors::log_phone::LogPhone(&msg.from)),
+        );
 
     match state.intake.accept(&msg).await {
         Ok(outcome) => {

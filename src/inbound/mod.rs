@@ -230,7 +230,7 @@ impl InboundIntake {
             match self.queue.publish(WakeLead { lead: lead.clone() }).await {
                 Ok(()) => self.queue_outage.worked(),
                 Err(e) => {
-                    tracing::warn!(%lead, error = %e, "wake-up not queued; retrying it in the background");
+                    tracing::warn!(lead = %lead.log(), error = %e, "wake-up not queued; retrying it in the background");
                     self.queue_outage.failed(&format!(
                         "The work queue refused a wake-up ({e}). The message is stored; its \
                          wake-up is retried in the background, and no lead is answered until \

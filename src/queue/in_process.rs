@@ -61,7 +61,7 @@ impl Acker for InProcessAcker {
         if self.tx.send(self.task.clone()).is_err() {
             // Only at shutdown; the store's re-drive at the next start covers it.
             self.depth.fetch_sub(1, Ordering::SeqCst);
-            tracing::warn!(lead = %self.task.lead, "queue closed; task left to the start-up re-drive");
+            tracing::warn!(lead = %self.task.lead.log(), "queue closed; task left to the start-up re-drive");
         }
         self.release();
     }

@@ -547,7 +547,7 @@ impl RabbitQueue {
             move |delivery, session| {
                 let dead = DeadLetter::from_delivery(&delivery, limit);
                 tracing::error!(
-                    lead = ?dead.task.as_ref().map(|t| t.lead.to_string()),
+                    lead = ?dead.task.as_ref().map(|t| t.lead.log().to_string()),
                     reason = %dead.reason,
                     "task dead-lettered"
                 );
@@ -732,10 +732,10 @@ impl RabbitAcker {
                 // The channel died under the delivery: the broker has already put the task
                 // back and will deliver it again — harmless, a wake-up is idempotent.
                 Ok(false) => {
-                    tracing::info!(%lead, what, "delivery's channel is gone; the broker redelivers it")
+                    tracing::info!(lead = %lead.log(), what, "delivery's channel is gone; the broker redelivers it")
                 }
                 Err(e) => {
-                    tracing::warn!(%lead, what, error = %e, "could not settle a delivery; the broker redelivers it")
+                    tracing::warn!(lead = %lead.log(), what, error = %e, "could not settle a delivery; the broker redelivers it")
                 }
             }
             drop(session);

@@ -169,7 +169,7 @@ pub async fn followup_sweep(
                                 })
                                 .await
                             {
-                                tracing::warn!(lead = %f.lead, error = %e, "followup queued but the wake-up failed; the outbox sweep will send it");
+                                tracing::warn!(lead = %f.lead.log(), error = %e, "followup queued but the wake-up failed; the outbox sweep will send it");
                             }
                         }
                         FollowupClaim::LeadWaiting => {
@@ -381,7 +381,7 @@ pub async fn response_gap_watch(ctx: &JobContext, now: DateTime<Utc>) -> anyhow:
                 })
                 .await
         {
-            tracing::warn!(lead = %w.lead, error = %e, "re-drive failed; next watch counts it as stalled");
+            tracing::warn!(lead = %w.lead.log(), error = %e, "re-drive failed; next watch counts it as stalled");
         }
     }
     metrics::gauge!("lead_agent_leads_waiting_past_sla").set(leads.len() as f64);

@@ -25,7 +25,7 @@ impl LeadContextStore for SqlStore {
             // A document this version cannot read must not stop the lead's turns: start
             // over (and say so) rather than fail every turn.
             Some(t) => Ok(serde_json::from_str(&t).unwrap_or_else(|e| {
-                tracing::warn!(lead = %lead, error = %e, "unreadable lead context; starting empty");
+                tracing::warn!(lead = %lead.log(), error = %e, "unreadable lead context; starting empty");
                 LeadContext::default()
             })),
         }

@@ -756,7 +756,7 @@ impl LeadLock for PgLeadLock {
             .await;
         if let Err(e) = unlocked {
             // Never hand a connection that may still hold the lock back to the pool.
-            tracing::warn!(lead = %self.lead, error = %e, "unlock failed; closing the session instead");
+            tracing::warn!(lead = %self.lead.log(), error = %e, "unlock failed; closing the session instead");
             drop(conn.detach());
         }
     }

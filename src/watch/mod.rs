@@ -111,7 +111,7 @@ pub async fn run(
         public_url = %settings.public_url,
         interval_secs = settings.interval.as_secs_f64(),
         e2e_secs = settings.e2e_every.map(|d| d.as_secs_f64()),
-        test_phone = settings.test_phone.as_deref(),
+        test_phone = ?settings.test_phone.as_deref().map(actors::log_phone::LogPhone),
         alerts_to = %settings.alert_to.describe(),
         addr = %listener.local_addr()?,
         "watching"

@@ -158,7 +158,7 @@ impl Brain {
             });
             let mut results = Vec::new();
             for call in &calls {
-                let span = tracing::info_span!("brain_tool", tool = %call.name, lead = %lead);
+                let span = tracing::info_span!("brain_tool", tool = %call.name, lead = %lead.log());
                 let outcome = self
                     .tools
                     .run(lead, call, &mut ctx, self.live)
@@ -177,7 +177,7 @@ impl Brain {
         }
         let completion = if text.trim().is_empty() {
             // A model that ends on silence still owes the lead an answer: the plain chain.
-            tracing::warn!(lead = %lead, "the brain ended without text; asking the plain chain");
+            tracing::warn!(lead = %lead.log(), "the brain ended without text; asking the plain chain");
             let mut c = self.pool.complete(prompt).await?;
             c.text = sms::fit_sms(c.text.trim());
             c
@@ -202,7 +202,7 @@ impl Responder for Brain {
     async fn respond(&self, prompt: &Prompt) -> Result<Completion, TurnError> {
         let thought = self.think(prompt).await?;
         if !thought.actions.is_empty() {
-            tracing::info!(lead = %prompt.lead, actions = ?thought.actions, "brain acted");
+            tracing::info!(lead = %prompt.lead.log(), actions = ?thought.actions, "brain acted");
         }
         Ok(thought.completion)
     }

@@ -539,9 +539,11 @@ impl ToolBox {
             {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    tracing::warn!(crm = crm.name(), lead = %lead, error = %e, "CRM note failed")
+                    tracing::warn!(crm = crm.name(), lead = %lead.log(), error = %e, "CRM note failed")
                 }
-                Err(_) => tracing::warn!(crm = crm.name(), lead = %lead, "CRM note timed out"),
+                Err(_) => {
+                    tracing::warn!(crm = crm.name(), lead = %lead.log(), "CRM note timed out")
+                }
             }
         });
     }

@@ -185,23 +185,23 @@ impl Actor for LeadActor {
         let LeadMsg::Wake(delivery) = msg;
         let clock = state.deps.clock.clone();
         state.activity.mark_busy(clock.now().timestamp_millis());
-        let span = tracing::info_span!("turn", lead = %state.lead);
+        let span = tracing::info_span!("turn", lead = %state.lead.log());
         let result = run_turn(state).instrument(span).await;
         match result {
             Ok(outcome) => {
-                tracing::debug!(lead = %state.lead, ?outcome, "turn done");
+                tracing::debug!(lead = %state.lead.log(), ?outcome, "turn done");
                 state.failing = false;
                 delivery.ack();
             }
             Err(TurnError::LeadBusy) => {
-                tracing::debug!(lead = %state.lead, "lead busy in another worker; task handed back");
+                tracing::debug!(lead = %state.lead.log(), "lead busy in another worker; task handed back");
                 tokio::time::sleep(state.deps.retry_delay).await;
                 delivery.requeue();
             }
             Err(e) => {
                 // Whatever we held may be stale now; the store is the truth.
                 state.window = None;
-                tracing::warn!(lead = %state.lead, error = %e, "turn failed; handing the task back");
+                tracing::warn!(lead = %state.lead.log(), error = %crate::log_phone::scrub(&e.to_string()), "turn failed; handing the task back");
                 if !state.failing {
                     state.failing = true;
                     state.deps.alerts.raise(
@@ -311,7 +311,7 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
         {
             TurnGate::Go => {}
             TurnGate::Parked(p) | TurnGate::NewlyParked(p) => {
-                tracing::debug!(lead = %lead, reason = p.reason.label(), "lead parked; no turn");
+                tracing::debug!(lead = %lead.log(), reason = p.reason.label(), "lead parked; no turn");
                 return Ok(TurnOutcome::Parked);
             }
         }
@@ -482,7 +482,7 @@ async fn send_reply(deps: &LeadDeps, reply: &OutboxReply) -> Result<(), TurnErro
                 return Ok(());
             }
             Err(e @ SmsError::Retryable(_)) if attempt < deps.sms_attempts => {
-                tracing::warn!(lead = %reply.lead, attempt, error = %e, "SMS send failed; retrying");
+                tracing::warn!(lead = %reply.lead.log(), attempt, error = %crate::log_phone::scrub(&e.to_string()), "SMS send failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
             }
             Err(e @ SmsError::Retryable(_)) => {

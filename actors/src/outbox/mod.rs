@@ -131,7 +131,7 @@ impl OutboxSweep {
         let cutoff = self.clock.now() - chrono_duration(stale_after);
         for r in self.store.flag_stale_sends(cutoff).await? {
             report.flagged += 1;
-            tracing::warn!(reply = r.id, lead = %r.lead, "send interrupted; in doubt until checked with the provider");
+            tracing::warn!(reply = r.id, lead = %r.lead.log(), "send interrupted; in doubt until checked with the provider");
         }
         for r in self.ledger.in_doubt_replies().await? {
             if !self.is_due(&r) {
@@ -278,7 +278,7 @@ impl OutboxSweep {
                 };
                 if self.ledger.record_in_doubt_check(r, &checks).await? {
                     report.absent += 1;
-                    tracing::info!(reply = r.id, lead = %r.lead, absent = checks.absent, "in-doubt reply not at Twilio; checking again before resending");
+                    tracing::info!(reply = r.id, lead = %r.lead.log(), absent = checks.absent, "in-doubt reply not at Twilio; checking again before resending");
                 }
             }
             Finding::Ambiguous(why) => {

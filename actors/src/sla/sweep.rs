@@ -123,7 +123,7 @@ impl SlaSweep {
             report.checked += 1;
             if let Err(e) = self.check_one(sla.clone(), now, &mut report).await {
                 report.retry_later += 1;
-                tracing::warn!(lead = %sla.lead, sla = %sla.kind, error = %e, "SLA step failed; the next sweep retries it");
+                tracing::warn!(lead = %sla.lead.log(), sla = %sla.kind, error = %e, "SLA step failed; the next sweep retries it");
             }
         }
         report.wake.sort();
@@ -148,7 +148,7 @@ impl SlaSweep {
                         report.breaches += 1;
                         metrics::counter!("lead_agent_sla_breaches_total", "sla" => state.kind.as_str())
                             .increment(1);
-                        tracing::warn!(lead = %state.lead, sla = %state.kind, "SLA breached");
+                        tracing::warn!(lead = %state.lead.log(), sla = %state.kind, "SLA breached");
                     }
                     saved
                 }
@@ -169,7 +169,7 @@ impl SlaSweep {
                             {
                                 // Not recorded: the next sweep nags again.
                                 report.retry_later += 1;
-                                tracing::warn!(lead = %state.lead, sla = %state.kind, ticket, error = %e, "ticket comment failed; retrying next sweep");
+                                tracing::warn!(lead = %state.lead.log(), sla = %state.kind, ticket, error = %e, "ticket comment failed; retrying next sweep");
                                 continue;
                             }
                             Err(e) => {
@@ -199,7 +199,7 @@ impl SlaSweep {
                             .for_lead(&state.lead),
                         );
                     } else {
-                        tracing::info!(lead = %state.lead, sla = %state.kind, "{text}");
+                        tracing::info!(lead = %state.lead.log(), sla = %state.kind, "{}", crate::log_phone::scrub(text));
                     }
                     let saved = self.slas.save_sla(&next).await?;
                     if saved {
@@ -280,7 +280,7 @@ impl SlaSweep {
         match outcome {
             Ok(sent) => {
                 report.owner_sms += 1;
-                tracing::info!(lead = %state.lead, sla = %state.kind, sid = %sent.provider_sid, "owner told of the escalation");
+                tracing::info!(lead = %state.lead.log(), sla = %state.kind, sid = %sent.provider_sid, "owner told of the escalation");
             }
             Err(e) => self.alerts.raise(
                 Alert::error(
