@@ -15,7 +15,7 @@
 //! lock and losers slept in SQLite's busy handler; a batch pays the statements and the
 //! commit once for all its messages. PostgreSQL takes the same path: it has real
 //! concurrency, but a commit is a WAL flush, and one flush for a batch is not slower than
-//! one per webhook (ARCHITECTURE.md, "The webhook's write").
+//! one per webhook (docs/webhook-and-group-commit.md, "The webhook's write").
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
