@@ -152,7 +152,17 @@ async fn interval_loop(state: Arc<WatchState>, prober: Prober) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        for (check, observation) in prober.cycle(Utc::now(), state.back_for()).await {
+        // A service that was down and answers again in this very cycle is back for zero
+        // seconds: its recovery is recorded only after the cycle, so `back_for` alone would
+        // still count from the last recovery and judge the heartbeats the restarted
+        // processes have not had their chance to write (a false workers/scheduler alert
+        // right after every outage longer than the stale window).
+        let back_for = if state.is_failing(Check::Ready) {
+            Some(std::time::Duration::ZERO)
+        } else {
+            state.back_for()
+        };
+        for (check, observation) in prober.cycle(Utc::now(), back_for).await {
             state.record(check, observation);
         }
         // A target Discord refused at the last contact is asked again each cycle while
