@@ -11,12 +11,20 @@ use std::io::Write;
 use crate::cli::InspectScheduledArgs;
 use crate::store::JobView;
 
-/// Fetches the jobs from `url`'s `/ops/scheduled`.
-pub async fn fetch_scheduled(url: &str, token: Option<&str>) -> anyhow::Result<Vec<JobView>> {
+/// `GET url + path` on a running server's ops listener, with `token` as a bearer token,
+/// decoded as `T`; every failure names the endpoint (and quotes the server's reason for a
+/// refusal). The one client of the CLI commands that read `/ops` (`inspect scheduled`,
+/// `parked`).
+pub async fn get_ops<T: serde::de::DeserializeOwned>(
+    url: &str,
+    path: &str,
+    token: Option<&str>,
+    what: &str,
+) -> anyhow::Result<T> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()?;
-    let endpoint = format!("{}/ops/scheduled", url.trim_end_matches('/'));
+    let endpoint = format!("{}{path}", url.trim_end_matches('/'));
     let mut req = client.get(&endpoint);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -30,10 +38,14 @@ pub async fn fetch_scheduled(url: &str, token: Option<&str>) -> anyhow::Result<V
         let body = resp.text().await.unwrap_or_default();
         anyhow::bail!("{endpoint} answered {status}: {}", body.trim());
     }
-    let list: Vec<JobViewIn> = resp
-        .json()
+    resp.json()
         .await
-        .map_err(|e| anyhow::anyhow!("{endpoint} did not answer a job list: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("{endpoint} did not answer {what}: {e}"))
+}
+
+/// Fetches the jobs from `url`'s `/ops/scheduled`.
+pub async fn fetch_scheduled(url: &str, token: Option<&str>) -> anyhow::Result<Vec<JobView>> {
+    let list: Vec<JobViewIn> = get_ops(url, "/ops/scheduled", token, "a job list").await?;
     Ok(list.into_iter().map(JobView::from).collect())
 }
 

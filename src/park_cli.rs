@@ -45,19 +45,8 @@ fn with_token(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
 
 /// The parks in force on the server at `url` (its ops listener).
 pub async fn fetch_parked(url: &str) -> anyhow::Result<Vec<ParkRow>> {
-    let endpoint = format!("{url}/ops/parked");
-    let resp = with_token(client()?.get(&endpoint))
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("could not reach {endpoint}: {e}"))?;
-    let status = resp.status();
-    if !status.is_success() {
-        let body = resp.text().await.unwrap_or_default();
-        anyhow::bail!("{endpoint} answered {status}: {}", body.trim());
-    }
-    resp.json()
-        .await
-        .map_err(|e| anyhow::anyhow!("{endpoint} did not answer a list of parks: {e}"))
+    let token = crate::config::read_var("OPS_TOKEN");
+    crate::inspect::get_ops(url, "/ops/parked", token.as_deref(), "a list of parks").await
 }
 
 /// Ends the lead's park on the server at `url`; `Ok(false)` when it was not parked.
