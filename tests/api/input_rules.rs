@@ -45,7 +45,10 @@ async fn a_from_or_to_that_is_not_e164_is_refused_by_name_counted_as_phone_and_n
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("To must be an E.164 number"), "{body}");
     assert!(app.conversation("+13125550710").await.is_empty());
-    assert_eq!(app.metric(series).await - before, 4.0);
+    // The recorder is the process's, shared by every test running beside this one: at
+    // least our four refusals (the other tests' refusals are theirs to count).
+    let counted = app.metric(series).await - before;
+    assert!(counted >= 4.0, "4 phone refusals counted, got {counted}");
     // The numbers Twilio really sends pass: SMS and WhatsApp.
     for from in ["+13125550711", "whatsapp:+447700900123"] {
         let (status, body) = post_numbers(&app, from, OUR_NUMBER).await;

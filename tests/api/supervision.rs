@@ -171,6 +171,11 @@ async fn a_lead_supervisor_killed_mid_turn_is_restarted_alerted_and_the_lead_ans
         ..TestOptions::default()
     })
     .await;
+    // On RabbitMQ the consumer connects in the background: ready within the bound.
+    wait_until(15, "/ready before the fault", || async {
+        ready(&app).await.0 == 200
+    })
+    .await;
     let (status, body) = ready(&app).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["actors"]["lead_supervisor"], "up");
