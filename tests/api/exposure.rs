@@ -55,7 +55,12 @@ async fn the_public_listener_answers_404_for_ops_and_metrics_and_the_ops_listene
         .unwrap();
     assert_eq!(post.status(), StatusCode::NOT_FOUND);
     // Health and readiness on both (the Ingress checks one, the kubelet the other); the
-    // webhook on the public one only.
+    // webhook on the public one only. On RabbitMQ the consumer connects in the background:
+    // ready within the bound first.
+    wait_until(15, "/ready", || async {
+        get(format!("{}/ready", app.ops_url)).await == StatusCode::OK
+    })
+    .await;
     for base in [&app.base_url, &app.ops_url] {
         for path in ["/health", "/ready"] {
             assert_eq!(
