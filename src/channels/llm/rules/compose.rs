@@ -6,6 +6,8 @@
 //! part is dropped first, so the question or offer survives). Must not: parse the lead's
 //! words itself — anything it needs to know about the messages comes from the readers.
 
+use actors::ports::Prompt;
+
 use super::conversation::read_conversation;
 use super::dates::{month_abbreviation, month_name};
 use super::facts::{Bedrooms, Facts, MoveIn};
@@ -13,7 +15,6 @@ use super::intents::{Closing, detect_closing, find_question_labels, is_question,
 use super::topics::{QUALIFYING_ORDER, Topic};
 use super::tour::{TourAnswer, format_offer, format_slot, parse_offered_slots};
 use super::{MAX_REPLY_CHARS, RulesResponder};
-use actors::ports::Prompt;
 
 /// How much a piece of the reply matters; when the reply is too long the least important
 /// pieces are dropped first, so the question or offer always survives.

@@ -21,8 +21,11 @@
 //! - `tour`: tour slots, and a lead's answer to an offer.
 //!
 //! Composing the answer: `compose` turns what the readers found into the reply, and holds
-//! every sentence the lead reads. The seam between the two is `conversation::Conversation`
-//! and `tour::TourAnswer`: a reader never words anything, the composer never parses.
+//! every sentence the lead reads. The seam between the two is what the readers return —
+//! `conversation::Conversation`, `intents::Closing` and the question labels, `tour::Slot` and
+//! `tour::TourAnswer`: a reader writes no sentence (`dates` and `tour` write a slot as "Thu
+//! Dec 3 at 3pm", nothing more), and the composer never looks at a word of the messages
+//! itself (it asks a reader).
 //!
 //! The word lists are data, not code: `text.txt`, `facts.txt`, `topics.txt`, `intents.txt`
 //! and `tour.txt` beside their modules, in the format of `phrases`, parsed on first use.
