@@ -20,12 +20,22 @@ use crate::testing::{FakeModel, RecordingAlertSink, test_alerts, wait_for};
 
 /// A model whose calls wait until the test opens the gate, one call per opening, and that
 /// counts how many of its calls ran at once.
-#[derive(Default)]
 struct GatedModel {
     gate: Semaphore,
     calls: AtomicUsize,
     in_flight: AtomicUsize,
     max_concurrent: AtomicUsize,
+}
+
+impl Default for GatedModel {
+    fn default() -> Self {
+        Self {
+            gate: Semaphore::new(0),
+            calls: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_concurrent: AtomicUsize::new(0),
+        }
+    }
 }
 
 impl GatedModel {

@@ -35,7 +35,7 @@ mod actor_tests;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -230,6 +230,11 @@ impl LlmPool {
     #[cfg(test)]
     fn available_permits(&self) -> usize {
         let cap = self.shared.config.concurrency.max(1);
-        cap.saturating_sub(self.shared.stats.in_flight.load(Ordering::SeqCst))
+        let out = self
+            .shared
+            .stats
+            .in_flight
+            .load(std::sync::atomic::Ordering::SeqCst);
+        cap.saturating_sub(out)
     }
 }
