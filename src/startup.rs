@@ -19,7 +19,7 @@ use actors::brain::{AgentMode, Brain, PlainChain, Responder, Shadow};
 use actors::breaker::BreakerConfig;
 use actors::hitl::ReplyHolds;
 use actors::lead::LeadDeps;
-use actors::llm_pool::{ChainPolicy, LlmPool, LlmPoolConfig};
+use actors::llm_pool::{ChainPolicy, LlmPool, LlmPoolChild, LlmPoolConfig};
 use actors::outbox::{OutboxSweep, SweepReport};
 use actors::ports::{ChatModel, Clock, SmsSender, SystemClock, WakeLead};
 use actors::root::{GiveUp, GiveUpHook, RootConfig, RootHandle, RootSupervisor};
@@ -536,7 +536,7 @@ async fn start_worker(
         office_name: settings.office_name.clone(),
         ..OfficeInfo::default()
     })));
-    let pool = LlmPool::with_policy(
+    let (pool_child, pool) = LlmPoolChild::new(
         chain,
         LlmPoolConfig {
             concurrency: settings.llm_concurrency,
@@ -553,6 +553,10 @@ async fn start_worker(
         alerts.clone(),
         clock.clone(),
     );
+    roots
+        .add(Arc::new(pool_child))
+        .await
+        .context("Failed to start the LLM pool")?;
     tracing::info!(providers = ?pool.provider_names(), cap = settings.llm_concurrency, "model chain ready");
     let responder = build_responder(settings, store, alerts, &clock, &pool)?;
 

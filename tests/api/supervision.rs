@@ -237,6 +237,57 @@ async fn a_lead_supervisor_killed_mid_turn_is_restarted_alerted_and_the_lead_ans
 }
 
 #[tokio::test]
+async fn an_llm_pool_killed_mid_call_is_restarted_alerted_and_the_model_answers_after() {
+    let app = spawn_app_with(TestOptions {
+        llm_latency: Duration::from_millis(700),
+        ..TestOptions::default()
+    })
+    .await;
+    let (status, body) = ready(&app).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["actors"]["llm_pool"], "up");
+
+    let lead = "+13125550921";
+    assert_eq!(app.post_sms(lead, "any studios?").await.0, 200);
+    wait_until(5, "the lead's model call", || async {
+        app.llm
+            .requests()
+            .iter()
+            .any(|r| r.to_string().contains("any studios?"))
+    })
+    .await;
+    // The call runs in the lead's task, not in the pool's actor: it outlives the actor.
+    let killed = app.roots.child("llm_pool").expect("it runs");
+    killed.kill();
+    wait_until(10, "the restart alert", || async {
+        alerts_named(&app.alerts().await, "root_child_restarted")
+            .iter()
+            .any(|a| a["text"].as_str().unwrap().contains("llm_pool"))
+    })
+    .await;
+    assert_ne!(
+        app.roots.child("llm_pool").unwrap().get_id(),
+        killed.get_id()
+    );
+    app.wait_for_sms(lead, 1).await;
+    app.wait_settled(lead).await;
+    assert_eq!(app.twilio.sent_to(lead).len(), 1, "answered once");
+
+    // The next lead is answered by the model through the new incarnation, not a fallback.
+    let asked = app.llm.requests().len();
+    let after = "+13125550922";
+    assert_eq!(app.post_sms(after, "and a 1BR?").await.0, 200);
+    assert_eq!(app.wait_for_sms(after, 1).await.len(), 1);
+    assert!(app.llm.requests().len() > asked, "the model was asked");
+    wait_until(15, "/ready after the restart", || async {
+        let (status, body) = ready(&app).await;
+        status == 200 && body["actors"]["llm_pool"] == "up"
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn while_a_root_child_is_down_ready_answers_503_naming_it_and_200_once_it_is_back() {
     let app = spawn_app_with(TestOptions {
         env: vec![
