@@ -377,7 +377,10 @@ mod tests {
     fn script_and_quotes_from_data_are_escaped_in_the_rendered_page() {
         let html = html(&hostile_page());
         // The only markup is the template's: no tag, quote or ampersand from data survives.
-        assert!(!html.contains("<script") && !html.contains("alert(\"x\")"), "{html}");
+        assert!(
+            !html.contains("<script") && !html.contains("alert(\"x\")"),
+            "{html}"
+        );
         assert!(html.contains(&format!("Lead wrote: {ESCAPED}")), "{html}");
         // Alert lead and text 2, store error 1, park 1, job 6, verification url and step 3.
         assert_eq!(html.matches(ESCAPED).count(), 13, "{html}");
