@@ -1,7 +1,7 @@
 //! `GET /ops`: the operator's page — server-rendered HTML, no script, no build step,
 //! refreshed by the browser every 15 s. Active leads, queue depth, model health, recent
 //! alerts, SLA breaches, scheduled jobs and the last verification, all read live from this
-//! process and the store ([`view`], rendered from `templates/ops/`, escaped by default).
+//! process and the store (`view.rs`, rendered from `templates/ops/`, escaped by default).
 //! `POST /ops/verifications` is where `verify --record` reports.
 //!
 //! Owns: browser access to operator data. A browser cannot send a bearer header, so
