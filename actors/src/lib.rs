@@ -7,6 +7,7 @@
 //! use the in-memory fakes in [`testing`] and a [`ports::ManualClock`].
 
 pub mod alert_router;
+pub mod backoff;
 pub mod brain;
 pub mod breaker;
 pub mod conversation;

@@ -8,9 +8,7 @@
 //! to retry): it records what the actors and the webhook decided, each change in one
 //! transaction so a crash between two calls never leaves half of one.
 
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actors::ports::{
     ChatLine, Claim, LeadId, LeadLock, LeadWork, OutboxReply, PendingInbound, ProcessLocalLock,
@@ -20,8 +18,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::postgres::PgPool;
 use sqlx::{Row, SqlitePool};
 
 /// What the webhook does with a message besides storing it.
@@ -117,81 +114,6 @@ macro_rules! with_pool {
     };
 }
 
-/// Opens a pool on `url`; runs the migrations when `migrate` (never on a replica).
-async fn open_pool(url: &str, migrate: bool) -> anyhow::Result<Pool> {
-    Ok(if is_postgres_url(url) {
-        let options = PgConnectOptions::from_str(url)
-            .context("Failed to parse DATABASE_URL as a PostgreSQL URL")?;
-        let pool = PgPoolOptions::new()
-            .max_connections(20)
-            // Each running turn holds one connection for its lead lock and borrows another
-            // for its queries: 20 covers the prefetch of LLM_CONCURRENCY 6 (8 tasks) with
-            // room for the webhook.
-            // Fail fast while the database is away: the webhook answers 503 (Twilio
-            // retries) instead of holding the request past Twilio's 15 s.
-            .acquire_timeout(Duration::from_secs(3))
-            // sqlx pings every connection it hands out by default: one more round trip per
-            // query, about twenty per turn, which on a loaded machine was a good part of the
-            // batch drop's overhead (BENCHMARKS.md). A connection used within the last
-            // seconds is taken as it is — if PostgreSQL went away since, the query fails
-            // like any query during an outage (503 or a handed-back turn) and sqlx drops
-            // the broken connection; one idle longer is still pinged.
-            .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(async move {
-                    if meta.idle_for >= PING_IF_IDLE_FOR {
-                        sqlx::Connection::ping(conn).await?;
-                    }
-                    Ok(true)
-                })
-            })
-            .connect_with(options)
-            .await
-            .context("Failed to connect to PostgreSQL")?;
-        if migrate {
-            sqlx::migrate!("./migrations/postgres")
-                .run(&pool)
-                .await
-                .context("Failed to run the PostgreSQL migrations")?;
-        }
-        Pool::Postgres(pool)
-    } else {
-        let options = SqliteConnectOptions::from_str(url)
-            .context("Failed to parse DATABASE_URL as a SQLite URL")?
-            .create_if_missing(true)
-            // WAL lets the webhook's reads and the actors' writes proceed side by side;
-            // NORMAL sync in WAL mode keeps committed transactions across a process
-            // crash (the failure this mode must survive).
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            // A connection to a local file does not go stale, and the liveness ping sqlx
-            // sends on every acquire is one more hand-off to the connection's worker thread:
-            // a round trip on every query, for nothing.
-            .test_before_acquire(false)
-            // Poll for the write lock in sub-millisecond steps, not SQLite's 1–100 ms sleeps
-            // (`busy.rs`); the same 5 s limit as `busy_timeout` above.
-            .after_connect(|conn, _| Box::pin(busy::install(conn)))
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await
-            .context("Failed to open the SQLite database")?;
-        if migrate {
-            sqlx::migrate!("./migrations/sqlite")
-                .run(&pool)
-                .await
-                .context("Failed to run the SQLite migrations")?;
-        }
-        Pool::Sqlite(pool)
-    })
-}
-
-/// A pooled PostgreSQL connection idle this long is pinged before use (see `open_pool`).
-const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
-
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
@@ -216,10 +138,10 @@ impl SqlStore {
         url: &str,
         readonly_url: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let pool = open_pool(url, true).await?;
+        let pool = open::open_pool(url, true).await?;
         let reader = match readonly_url {
             Some(r) => Some(
-                open_pool(r, false)
+                open::open_pool(r, false)
                     .await
                     .context("Failed to open READONLY_DATABASE_URL")?,
             ),
@@ -776,6 +698,7 @@ mod accept;
 mod alert_spool;
 mod busy;
 mod hitl;
+mod open;
 
 pub use alert_spool::{NewSpooledAlert, SpooledAlert};
 pub use hitl::{EscalatedHold, HoldDecision, HoldView};
@@ -788,38 +711,8 @@ mod tests;
 mod verifications;
 pub use verifications::VerificationRecord;
 
-/// Test support: where tests keep their data. With `TEST_DATABASE_URL` set (a PostgreSQL
-/// URL the tests may create databases through), each call creates a fresh database there
-/// and returns its URL — and panics if the server cannot be reached, because a test must
-/// fail, not quietly fall back, when its backend is missing. Unset: a SQLite file in `dir`.
-pub async fn fresh_test_database_url(dir: &std::path::Path) -> String {
-    match std::env::var("TEST_DATABASE_URL") {
-        Ok(admin) => fresh_postgres_database(&admin).await,
-        Err(_) => format!("sqlite://{}", dir.join("lead-agent.db").display()),
-    }
-}
-
-/// Test support: creates a uniquely named database through `admin_url` and returns its URL.
-/// Panics when PostgreSQL cannot be reached.
-pub async fn fresh_postgres_database(admin_url: &str) -> String {
-    use sqlx::Connection;
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let name = format!(
-        "lead_agent_test_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-    );
-    let mut conn = sqlx::PgConnection::connect(admin_url)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is unreachable: {e}"));
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("could not create test database {name}: {e}"));
-    let mut url = url::Url::parse(admin_url).expect("the admin URL is a URL");
-    url.set_path(&name);
-    url.to_string()
-}
+mod test_db;
+pub use test_db::{fresh_postgres_database, fresh_test_database_url};
 
 // The brain's per-lead context (issue 5): its own file, so its queries merge cleanly.
 mod lead_context;

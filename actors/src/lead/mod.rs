@@ -29,6 +29,11 @@ use crate::ports::{
 use crate::supervisor::SupervisorMsg;
 use crate::window::{ChatWindow, WindowLimits};
 
+/// A temporary SMS failure is retried after 200 ms, doubling per attempt (`sms_attempts`
+/// bounds how many).
+const SMS_RETRY_BACKOFF: crate::backoff::Backoff =
+    crate::backoff::Backoff::new(Duration::from_millis(200), Duration::MAX);
+
 /// Twilio rejects bodies over 1,600 characters (error 21617); a reply is cut to fit.
 pub const MAX_SMS_CHARS: usize = 1600;
 
@@ -483,7 +488,7 @@ async fn send_reply(deps: &LeadDeps, reply: &OutboxReply) -> Result<(), TurnErro
             }
             Err(e @ SmsError::Retryable(_)) if attempt < deps.sms_attempts => {
                 tracing::warn!(lead = %reply.lead.log(), attempt, error = %crate::log_phone::scrub(&e.to_string()), "SMS send failed; retrying");
-                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
+                tokio::time::sleep(SMS_RETRY_BACKOFF.delay(attempt)).await;
             }
             Err(e @ SmsError::Retryable(_)) => {
                 store

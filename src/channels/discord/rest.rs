@@ -293,8 +293,7 @@ fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
 
 /// 0.25 s doubling per consecutive failure, capped.
 pub fn backoff(failures: u32, max: Duration) -> Duration {
-    let exp = failures.saturating_sub(1).min(16);
-    (FIRST_BACKOFF * 2u32.pow(exp)).min(max)
+    actors::backoff::Backoff::new(FIRST_BACKOFF, max).delay(failures)
 }
 
 #[cfg(test)]

@@ -343,7 +343,10 @@ fn the_config_never_shows_the_password() {
 
 #[test]
 fn backoff_doubles_up_to_its_cap_and_starts_over_after_a_reset() {
-    let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut config = RabbitConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f", "q", "t").unwrap();
+    config.backoff_min = Duration::from_millis(500);
+    config.backoff_max = Duration::from_secs(30);
+    let mut b = ReconnectBackoff::new(&config);
     let steps: Vec<Duration> = (0..10).map(|_| b.next_delay()).collect();
     let nominal = [
         500u64, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000,
