@@ -1,30 +1,11 @@
 //! `simulate`'s command line: the arguments, their defaults, and the combinations it
 //! refuses before anything starts.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
-use actors::ports::{ChatLine, LeadId, Role as ChatRole};
-use anyhow::{Context, bail};
+use anyhow::bail;
 use futures_util::StreamExt;
-use testkit::fake_anthropic::FakeAnthropic;
-use testkit::fake_twilio::FakeTwilio;
-
-use crate::channels::twilio::compute_signature;
-use crate::config::read_var;
-use crate::dev_sms::new_message_sid;
-use crate::queue::rabbitmq::{QueueNames, delete_topology};
-use crate::store::SqlStore;
-
-use super::args::{Backend, SimulateArgs};
-use super::burst::*;
-use super::report::{Burst, Latency, ProcessMemory, SimConfig, SimReport};
-use super::service::*;
 
 /// Where the service under test comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -136,7 +117,7 @@ pub struct SimulateArgs {
 }
 
 impl SimulateArgs {
-    fn check(&self) -> anyhow::Result<()> {
+    pub(super) fn check(&self) -> anyhow::Result<()> {
         let mut problems = Vec::new();
         if self.leads == 0 {
             problems.push("--leads must be at least 1".to_string());
@@ -177,7 +158,7 @@ impl SimulateArgs {
         }
     }
 
-    fn ideal_drain_secs(&self) -> f64 {
+    pub(super) fn ideal_drain_secs(&self) -> f64 {
         self.leads as f64 * self.model_latency_ms as f64 / 1000.0 / self.concurrency as f64
     }
 }

@@ -2,30 +2,17 @@
 //! clients warmed up, the burst fired (closed loop or paced), and the endpoint that does
 //! nothing, which measures the generator's own ceiling.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use actors::ports::{ChatLine, LeadId, Role as ChatRole};
-use anyhow::{Context, bail};
 use futures_util::StreamExt;
-use testkit::fake_anthropic::FakeAnthropic;
-use testkit::fake_twilio::FakeTwilio;
 
 use crate::channels::twilio::compute_signature;
-use crate::config::read_var;
 use crate::dev_sms::new_message_sid;
-use crate::queue::rabbitmq::{QueueNames, delete_topology};
-use crate::store::SqlStore;
 
-use super::args::{Backend, SimulateArgs};
-use super::burst::*;
-use super::report::{Burst, Latency, ProcessMemory, SimConfig, SimReport};
-use super::service::*;
+use super::report::{Burst, Latency};
 
 /// The lead numbers of a run: distinct, valid-looking, stable.
 pub fn lead_number(i: usize) -> String {

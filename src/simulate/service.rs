@@ -2,12 +2,9 @@
 //! (and queue), seeded with history if asked, or a running one (`--url`); their memory
 //! read from `/proc`, and everything removed afterwards.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actors::ports::{ChatLine, LeadId, Role as ChatRole};
@@ -16,7 +13,6 @@ use futures_util::StreamExt;
 use testkit::fake_anthropic::FakeAnthropic;
 use testkit::fake_twilio::FakeTwilio;
 
-use crate::channels::twilio::compute_signature;
 use crate::config::read_var;
 use crate::dev_sms::new_message_sid;
 use crate::queue::rabbitmq::{QueueNames, delete_topology};
@@ -24,8 +20,7 @@ use crate::store::SqlStore;
 
 use super::args::{Backend, SimulateArgs};
 use super::burst::*;
-use super::report::{Burst, Latency, ProcessMemory, SimConfig, SimReport};
-use super::service::*;
+use super::report::ProcessMemory;
 
 /// VmRSS and VmHWM of a process, in KiB (Linux; `None` elsewhere or once it is gone).
 pub fn read_memory(pid: u32) -> (Option<u64>, Option<u64>) {
@@ -73,7 +68,7 @@ pub(super) struct Target {
 }
 
 impl Target {
-    fn memory_mut(&mut self) -> Vec<&mut ProcessMemory> {
+    pub(super) fn memory_mut(&mut self) -> Vec<&mut ProcessMemory> {
         self.processes
             .iter_mut()
             .map(|p| &mut p.memory)
@@ -81,7 +76,7 @@ impl Target {
             .collect()
     }
 
-    fn sample(&mut self, what: fn(&mut ProcessMemory) -> &mut Option<u64>) {
+    pub(super) fn sample(&mut self, what: fn(&mut ProcessMemory) -> &mut Option<u64>) {
         for m in self.memory_mut() {
             let (rss, hwm) = read_memory(m.pid);
             *what(m) = rss;
@@ -92,7 +87,7 @@ impl Target {
     }
 
     /// Stops what this run started and removes its database, queue and files.
-    async fn teardown(&mut self, keep_files: bool) {
+    pub(super) async fn teardown(&mut self, keep_files: bool) {
         for p in &mut self.processes {
             let _ = p.child.kill();
             let _ = p.child.wait();
@@ -117,7 +112,7 @@ impl Target {
     }
 
     /// The tail of each started process's log, for an error message.
-    fn log_tails(&self) -> String {
+    pub(super) fn log_tails(&self) -> String {
         let mut out = String::new();
         for p in &self.processes {
             let text = std::fs::read_to_string(&p.log).unwrap_or_default();
