@@ -26,6 +26,8 @@ pub mod park_cli;
 pub mod probe;
 pub mod queue;
 pub mod scheduler;
+// The load bench, with its fakes and progress bar: not in the service binary as shipped.
+#[cfg(feature = "simulate")]
 pub mod simulate;
 pub mod sla;
 pub mod startup;

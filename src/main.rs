@@ -32,7 +32,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(InspectCommand::Scheduled(args)) => inspect::run_scheduled(args).await,
         Command::Parked(args) => lead_agent::park_cli::run_parked(args).await,
         Command::Unpark(args) => lead_agent::park_cli::run_unpark(args).await,
+        #[cfg(feature = "simulate")]
         Command::Simulate(args) => lead_agent::simulate::main(*args).await,
+        #[cfg(not(feature = "simulate"))]
+        Command::Simulate(_) => anyhow::bail!(
+            "this lead-agent is built without the load bench; build it with \
+             `cargo build --release --features simulate` (README, \"Load test\")"
+        ),
         Command::Migrate => {
             let settings = Settings::from_env()?;
             telemetry::init(settings.log_format);

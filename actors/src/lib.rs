@@ -4,7 +4,7 @@
 //! Owns: the root supervisor, the lead actors and their supervisor, the chat window, the LLM pool, the
 //! SLA engine, the alert router, and the traits ([`ports`]) through which they reach the world.
 //! Must not: depend on axum, sqlx, lapin or reqwest. `src/` implements the ports; tests here
-//! use the in-memory fakes in [`testing`] and a [`ports::ManualClock`].
+//! use the in-memory fakes in `testing` (the `testing` feature) and a [`ports::ManualClock`].
 
 pub mod alert_router;
 pub mod backoff;
@@ -25,5 +25,8 @@ pub mod ports;
 pub mod root;
 pub mod sla;
 pub mod supervisor;
+// In-memory ports for tests: this crate's own, and the binary's through the `testing`
+// feature (its dev-dependency); a production build does not compile them.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod window;

@@ -118,58 +118,9 @@ impl TicketSystem for DryRunTickets {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use axum::Router;
-    use axum::extract::{Path, State};
-    use axum::http::{HeaderMap, StatusCode};
-    use axum::routing::post;
+    use testkit::fake_asana::FakeAsana;
 
     use super::*;
-
-    #[derive(Default)]
-    struct Seen {
-        calls: Mutex<Vec<(String, String, Value)>>,
-        answer: Mutex<Vec<(u16, String)>>,
-    }
-
-    /// A fake Asana under `/api/1.0`: records (task, authorization, body) and answers with
-    /// the scripted statuses first, then 201.
-    async fn fake_asana() -> (String, Arc<Seen>) {
-        async fn stories(
-            State(seen): State<Arc<Seen>>,
-            Path(task): Path<String>,
-            headers: HeaderMap,
-            body: String,
-        ) -> (StatusCode, String) {
-            let auth = headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            let json: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            seen.calls.lock().unwrap().push((task, auth, json));
-            let scripted = {
-                let mut a = seen.answer.lock().unwrap();
-                (!a.is_empty()).then(|| a.remove(0))
-            };
-            match scripted {
-                Some((status, body)) => (StatusCode::from_u16(status).unwrap(), body),
-                None => (
-                    StatusCode::CREATED,
-                    json!({"data": {"gid": "99", "resource_type": "story"}}).to_string(),
-                ),
-            }
-        }
-        let seen = Arc::new(Seen::default());
-        let app = Router::new()
-            .route("/api/1.0/tasks/{task}/stories", post(stories))
-            .with_state(seen.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (format!("http://{addr}/api/1.0"), seen)
-    }
 
     fn client(base: &str) -> AsanaClient {
         AsanaClient::new(base, Secret::new("asana-pat"), Duration::from_secs(5)).unwrap()
@@ -177,12 +128,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_comment_is_a_story_posted_to_the_task_with_the_bearer_token() {
-        let (base, seen) = fake_asana().await;
-        client(&format!("{base}/"))
+        let asana = FakeAsana::start().await;
+        client(&format!("{}/", asana.url))
             .add_comment("1209876543210", "OVERDUE (30h): doc review")
             .await
             .unwrap();
-        let calls = seen.calls.lock().unwrap().clone();
+        let calls = asana.requests();
         assert_eq!(calls.len(), 1);
         let (task, auth, body) = &calls[0];
         assert_eq!(task, "1209876543210");
@@ -195,8 +146,8 @@ mod tests {
 
     #[tokio::test]
     async fn rate_limits_and_server_errors_are_retryable_refusals_are_not() {
-        let (base, seen) = fake_asana().await;
-        *seen.answer.lock().unwrap() = vec![
+        let asana = FakeAsana::start().await;
+        asana.answer_next(vec![
             (429, r#"{"errors":[{"message":"Rate limit"}]}"#.into()),
             (503, "unavailable".into()),
             (
@@ -204,8 +155,8 @@ mod tests {
                 r#"{"errors":[{"message":"task: Unknown object: 1"}]}"#.into(),
             ),
             (401, r#"{"errors":[{"message":"Not Authorized"}]}"#.into()),
-        ];
-        let c = client(&base);
+        ]);
+        let c = client(&asana.url);
         let e = c.add_comment("1", "x").await.unwrap_err();
         assert!(e.is_retryable(), "{e}");
         let e = c.add_comment("1", "x").await.unwrap_err();
@@ -235,11 +186,11 @@ mod tests {
                 .is_retryable()
         );
 
-        let (base, seen) = fake_asana().await;
+        let asana = FakeAsana::start().await;
         for bad in ["", "12/../34", "abc", "dry-run-1"] {
-            let e = client(&base).add_comment(bad, "x").await.unwrap_err();
+            let e = client(&asana.url).add_comment(bad, "x").await.unwrap_err();
             assert!(!e.is_retryable(), "{bad}: {e}");
         }
-        assert!(seen.calls.lock().unwrap().is_empty());
+        assert!(asana.requests().is_empty());
     }
 }

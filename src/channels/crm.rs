@@ -124,59 +124,15 @@ impl CrmNotes for DryRunCrm {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use axum::Router;
-    use axum::extract::{Query, State};
-    use axum::http::HeaderMap;
-    use axum::routing::{get, post};
+    use testkit::fake_fub::FakeFub;
 
     use super::*;
 
-    type Seen = Arc<Mutex<Vec<(String, String, Value)>>>;
-
-    async fn fake_fub(known_phone: &'static str) -> (String, Seen) {
-        let seen: Seen = Arc::default();
-        let app = Router::new()
-            .route(
-                "/v1/people",
-                get(
-                    move |State(seen): State<Seen>,
-                     headers: HeaderMap,
-                     Query(q): Query<std::collections::HashMap<String, String>>| async move {
-                        let known_phone: &'static str = known_phone;
-                        let auth = headers["authorization"].to_str().unwrap().to_string();
-                        seen.lock().unwrap().push(("people".into(), auth, json!(q)));
-                        let people = if q.get("phone").map(String::as_str) == Some(known_phone) {
-                            json!([{"id": 42}])
-                        } else {
-                            json!([])
-                        };
-                        axum::Json(json!({"people": people}))
-                    },
-                ),
-            )
-            .route(
-                "/v1/notes",
-                post(
-                    |State(seen): State<Seen>, headers: HeaderMap, axum::Json(body): axum::Json<Value>| async move {
-                        let auth = headers["authorization"].to_str().unwrap().to_string();
-                        seen.lock().unwrap().push(("note".into(), auth, body));
-                        (axum::http::StatusCode::CREATED, axum::Json(json!({"id": 7})))
-                    },
-                ),
-            )
-            .with_state(seen.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (url, seen)
-    }
-
     #[tokio::test]
     async fn a_note_is_posted_to_the_person_found_by_phone_with_basic_auth() {
-        let (url, seen) = fake_fub("+13125550100").await;
-        let fub = FollowUpBoss::new(&url, Secret::new("fubkey"), Duration::from_secs(5)).unwrap();
+        let fake = FakeFub::start("+13125550100").await;
+        let fub =
+            FollowUpBoss::new(&fake.url, Secret::new("fubkey"), Duration::from_secs(5)).unwrap();
         fub.add_note(
             &LeadId::new("+13125550100"),
             "Tour requested",
@@ -184,7 +140,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let seen = seen.lock().unwrap().clone();
+        let seen = fake.requests();
         assert_eq!(seen.len(), 2);
         // "fubkey:" in base64: the key is the user, the password empty.
         assert_eq!(seen[1].1, "Basic ZnVia2V5Og==");
@@ -195,18 +151,13 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_phone_is_an_error_and_no_note_is_posted() {
-        let (url, seen) = fake_fub("+13125550100").await;
-        let fub = FollowUpBoss::new(&url, Secret::new("k"), Duration::from_secs(5)).unwrap();
+        let fake = FakeFub::start("+13125550100").await;
+        let fub = FollowUpBoss::new(&fake.url, Secret::new("k"), Duration::from_secs(5)).unwrap();
         let err = fub
             .add_note(&LeadId::new("+19995550000"), "s", "b")
             .await
             .unwrap_err();
         assert!(err.0.contains("no Follow Up Boss person"), "{err}");
-        assert!(
-            seen.lock()
-                .unwrap()
-                .iter()
-                .all(|(kind, _, _)| kind != "note")
-        );
+        assert!(fake.requests().iter().all(|(kind, _, _)| kind != "note"));
     }
 }

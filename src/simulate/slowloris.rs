@@ -25,8 +25,10 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::args::SimulateArgs;
+use super::burst::{Webhook, prepare_webhooks};
 use super::report::Latency;
-use super::{SimulateArgs, Target, Webhook, prepare_webhooks, read_memory};
+use super::service::{Target, read_memory};
 
 /// One kind of probe over one phase.
 #[derive(Debug, Clone, Serialize, Default)]
@@ -358,8 +360,8 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<SlowLorisReport> {
         );
     }
     let (twilio, model) = super::start_fakes(args).await?;
-    let http = super::load_client(16)?;
-    let mut target = super::start_target(args, &twilio, &model, &http).await?;
+    let http = super::burst::load_client(16)?;
+    let mut target = super::service::start_target(args, &twilio, &model, &http).await?;
     let outcome = attack(args, connections, &target).await;
     let failed = outcome.is_err();
     let outcome = outcome.map_err(|e| e.context(target.log_tails()));

@@ -7,7 +7,7 @@ mod support;
 
 mod helpers;
 use support::fake_discord;
-mod llm_fakes;
+use testkit::fake_providers as llm_fakes;
 
 mod alerts_outage;
 mod brain;

@@ -3,70 +3,17 @@
 //! escalation reaching the fake Twilio — and the same sweep run by the application's own
 //! running scheduler, its nag at the fake Asana and its alert at the fake Discord.
 
-use std::sync::{Arc, Mutex};
-
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 
 use crate::fake_discord::FakeDiscord;
 use crate::helpers::{TestApp, TestOptions, spawn_app_with, wait_until};
 use crate::scheduler::quiet_window_in;
+use testkit::fake_asana::FakeAsana;
 
 const LEAD: &str = "+13125550140";
 const OWNER: &str = "+13125559999";
 const TASK: &str = "1209876543210";
-
-/// (task gid, authorization header, comment text) of each story posted.
-type Stories = Arc<Mutex<Vec<(String, String, String)>>>;
-
-/// A fake Asana that records every story.
-#[derive(Clone, Default)]
-struct FakeAsana {
-    url: String,
-    stories: Stories,
-}
-
-impl FakeAsana {
-    async fn start() -> Self {
-        async fn story(
-            State(seen): State<Stories>,
-            Path(task): Path<String>,
-            headers: HeaderMap,
-            body: String,
-        ) -> (StatusCode, String) {
-            let auth = headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            let text = v["data"]["text"].as_str().unwrap_or("").to_string();
-            seen.lock().unwrap().push((task, auth, text));
-            (
-                StatusCode::CREATED,
-                json!({"data": {"gid": "1", "resource_type": "story"}}).to_string(),
-            )
-        }
-        let stories = Arc::new(Mutex::new(Vec::new()));
-        let app = Router::new()
-            .route("/api/1.0/tasks/{task}/stories", post(story))
-            .with_state(stories.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self {
-            url: format!("http://{addr}/api/1.0"),
-            stories,
-        }
-    }
-    fn stories(&self) -> Vec<(String, String, String)> {
-        self.stories.lock().unwrap().clone()
-    }
-}
 
 async fn post_json(app: &TestApp, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
     let mut req = app

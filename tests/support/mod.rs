@@ -1,29 +1,22 @@
-//! Test support shared by the test binaries (`tests/api`, `tests/faults`): fake Twilio,
-//! Anthropic and Discord servers on loopback, a TCP proxy that stages network partitions,
-//! the service's roles as real processes (`processes`), the bounded poll every wait goes
-//! through, and Twilio's webhook form.
+//! Test support shared by the test binaries (`tests/api`, `tests/faults`): the service's
+//! roles as real processes (`processes`), the bounded poll every wait goes through,
+//! Twilio's webhook form and the settings that point the service at the fakes. The fakes
+//! themselves (Twilio, Anthropic, Discord, the partition proxy) are the workspace's one
+//! copy in `testkit/`, re-exported here under their old paths.
 //!
-//! One set of fakes: each binary includes this module (`#[path = "../support/mod.rs"]`)
-//! rather than keeping its own copies. Must not: configure the application (each binary
+//! Each binary includes this module (`#[path = "../support/mod.rs"]`) rather than keeping
+//! its own copies. Must not: configure the application (each binary
 //! has its own harness for that) or talk to anything off loopback.
 
 // Each binary uses a part of this module; the rest is dead code there, not a mistake.
 #![allow(dead_code)]
 
-pub mod fake_anthropic;
-pub mod fake_discord;
-pub mod fake_twilio;
 pub mod processes;
-pub mod proxy;
+
+pub use testkit::{AUTH_TOKEN, OUR_NUMBER, PUBLIC_URL, serve};
+pub use testkit::{fake_anthropic, fake_discord, fake_twilio, proxy};
 
 use std::time::Duration;
-
-use axum::Router;
-use tokio::net::TcpListener;
-
-pub const AUTH_TOKEN: &str = "test-auth-token";
-pub const PUBLIC_URL: &str = "https://leads.example.com";
-pub const OUR_NUMBER: &str = "+13125550000";
 
 /// Polls `cond` every 20 ms for up to `secs` seconds (never less than 15: CI shares two
 /// cores with whatever else runs, and a bound is a failure detector, not a timing
@@ -44,16 +37,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Serves `router` on 127.0.0.1 on a port of its own; returns its base URL.
-pub async fn serve(router: Router) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
-    });
-    format!("http://{addr}")
 }
 
 /// A form as Twilio sends it for an inbound SMS.

@@ -12,6 +12,7 @@
 //! or SMS provider is behind a port.
 
 pub mod sweep;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 #[cfg(test)]

@@ -18,7 +18,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+
+use super::serve;
 
 pub const BOT_TOKEN: &str = "test-discord-token";
 pub const WEBHOOK_ID: &str = "4242";
@@ -77,13 +78,8 @@ impl FakeDiscord {
                 post(execute_webhook).get(get_webhook),
             )
             .with_state(state.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
         Self {
-            url: format!("http://{addr}/api/v10"),
+            url: format!("{}/api/v10", serve(router).await),
             state,
         }
     }

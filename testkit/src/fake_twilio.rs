@@ -3,7 +3,12 @@
 //! filtered by `To`/`From`/`DateSent`, each entry with `status`, `direction`,
 //! `date_created` and `date_sent` (RFC 2822, `null` until the message is sent).
 //!
-//! Default behaviour: a send is answered 201 at once and listed as `delivered`.
+//! Default behaviour: a send is answered 201 at once and listed as `delivered`; a send
+//! without `To` is refused 400 (Twilio's 21604).
+//!
+//! The load bench (`lead-agent simulate`) reads the same fake cheaply:
+//! [`FakeTwilio::total`] (a counter) and [`FakeTwilio::sends_at`] (lead and arrival instant
+//! of each send); [`FakeTwilio::start_on`] binds it to a fixed address.
 //!
 //! Scripted modes, for the in-doubt tests (`tests/api/outbox.rs`) and the fault suite:
 //!
@@ -37,9 +42,10 @@
 //! - [`FakeTwilio::list_requests`]: how many list requests arrived (the checks made).
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -49,7 +55,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 
-use super::{OUR_NUMBER, serve};
+use super::{OUR_NUMBER, serve_on};
 
 /// One message the fake holds, as posted.
 #[derive(Clone, Debug)]
@@ -63,6 +69,8 @@ pub struct SentSms {
     pub status: String,
     pub date_created: DateTime<Utc>,
     pub date_sent: Option<DateTime<Utc>>,
+    /// When the fake took it (the bench's reply times).
+    pub at: Instant,
 }
 
 /// How a send is answered when it is not answered at once.
@@ -92,6 +100,8 @@ struct FakeTwilioState {
     inner: Mutex<Inner>,
     in_flight: AtomicUsize,
     list_requests: AtomicUsize,
+    /// Sends accepted so far: read without the lock (the bench's progress bar).
+    total: AtomicUsize,
     /// Bumped by `release_held_sends`: every withheld answer waiting on it goes out.
     release: tokio::sync::watch::Sender<u64>,
 }
@@ -103,11 +113,20 @@ pub struct FakeTwilio {
 }
 
 impl FakeTwilio {
+    /// On a loopback port of its own.
     pub async fn start() -> Self {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("a loopback port is free")
+    }
+
+    /// On `addr` (fixed, for a service started elsewhere and pointed at it).
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<Self> {
         let state = Arc::new(FakeTwilioState {
             inner: Mutex::new(Inner::default()),
             in_flight: AtomicUsize::new(0),
             list_requests: AtomicUsize::new(0),
+            total: AtomicUsize::new(0),
             release: tokio::sync::watch::channel(0).0,
         });
         let router = Router::new()
@@ -116,10 +135,25 @@ impl FakeTwilio {
                 post(twilio_messages).get(twilio_list),
             )
             .with_state(state.clone());
-        Self {
-            url: serve(router).await,
+        let bound = serve_on(addr, router).await?;
+        Ok(Self {
+            url: format!("http://{bound}"),
             state,
-        }
+        })
+    }
+
+    /// Sends accepted so far (recorded ones not counted); cheap, no lock.
+    pub fn total(&self) -> usize {
+        self.state.total.load(Ordering::Relaxed)
+    }
+
+    /// (to, when it arrived) of every message the fake holds, oldest first.
+    pub fn sends_at(&self) -> Vec<(String, Instant)> {
+        self.inner()
+            .sent
+            .iter()
+            .map(|s| (s.to.clone(), s.at))
+            .collect()
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -159,6 +193,7 @@ impl FakeTwilio {
             status: status.into(),
             date_created: now,
             date_sent: has_date_sent(status).then_some(now),
+            at: Instant::now(),
         });
         sid
     }
@@ -287,8 +322,17 @@ async fn twilio_messages(
     headers: HeaderMap,
     body: String,
 ) -> impl IntoResponse {
+    let at = Instant::now();
     let form: HashMap<String, String> = serde_urlencoded_pairs(&body);
     let to = form.get("To").cloned().unwrap_or_default();
+    if to.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({"code": 21604, "message": "A 'To' phone number is required.", "status": 400}),
+            ),
+        );
+    }
     let (sid, withheld) = {
         let mut inner = state.inner.lock().unwrap();
         if !inner.failures.is_empty() {
@@ -327,7 +371,9 @@ async fn twilio_messages(
                 .to_string(),
                 date_created: now,
                 date_sent: withheld.is_none().then_some(now),
+                at,
             });
+            state.total.fetch_add(1, Ordering::Relaxed);
             (sid, withheld)
         }
     };
@@ -458,8 +504,7 @@ fn smart_encode(body: &str) -> String {
 }
 
 fn serde_urlencoded_pairs(body: &str) -> HashMap<String, String> {
-    lead_agent::http::twilio::parse_form(body.as_bytes())
-        .unwrap()
-        .into_iter()
+    form_urlencoded::parse(body.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }

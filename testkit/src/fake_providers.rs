@@ -13,7 +13,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+
+use super::serve;
 
 /// One scripted answer.
 #[derive(Clone, Debug)]
@@ -77,10 +78,10 @@ impl FakeProvider {
             .route("/v1/messages", post(anthropic))
             .route("/v1beta/models/{action}", post(gemini))
             .with_state(state.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        Self { url, state }
+        Self {
+            url: serve(router).await,
+            state,
+        }
     }
 
     pub async fn anthropic() -> Self {
