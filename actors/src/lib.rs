@@ -25,4 +25,5 @@ pub mod root;
 pub mod sla;
 pub mod supervisor;
 pub mod testing;
+pub mod turn_error;
 pub mod window;

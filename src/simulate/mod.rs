@@ -30,8 +30,8 @@ use anyhow::{Context, bail};
 use futures_util::StreamExt;
 
 use crate::channels::twilio::compute_signature;
+use crate::channels::twilio::new_message_sid;
 use crate::config::read_var;
-use crate::dev_sms::new_message_sid;
 use crate::queue::rabbitmq::{QueueNames, delete_topology};
 use crate::store::SqlStore;
 use fakes::{FakeModel, FakeTwilio};

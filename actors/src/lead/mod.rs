@@ -27,6 +27,7 @@ use crate::ports::{
     Store, StoreError,
 };
 use crate::supervisor::SupervisorMsg;
+pub use crate::turn_error::TurnError;
 use crate::window::{ChatWindow, WindowLimits};
 
 /// Twilio rejects bodies over 1,600 characters (error 21617); a reply is cut to fit.
@@ -140,19 +141,6 @@ pub enum TurnOutcome {
     /// The lead is parked (`park.rs`): its messages stay pending, unanswered, until it is
     /// unparked or the park expires.
     Parked,
-}
-
-/// Why a turn must be handed back and tried again.
-#[derive(Debug, thiserror::Error)]
-pub enum TurnError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Model(#[from] PoolError),
-    #[error("SMS still failing after retries: {0}")]
-    SmsTemporary(SmsError),
-    #[error("another worker is running a turn for this lead")]
-    LeadBusy,
 }
 
 impl Actor for LeadActor {
