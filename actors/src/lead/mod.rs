@@ -24,7 +24,7 @@ use crate::llm_pool::{LlmPool, PoolError};
 use crate::park::{self, ParkPolicy, ParkStore, TurnGate};
 use crate::ports::{
     Claim, Clock, Delivery, LeadId, OutboxReply, Prompt, Role, SendOutcome, SmsError, SmsSender,
-    Store, StoreError,
+    Store,
 };
 use crate::supervisor::SupervisorMsg;
 pub use crate::turn_error::TurnError;
