@@ -9,7 +9,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::startup::Role;
+use crate::role::Role;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 
 use crate::config::Settings;
-use crate::startup::Role;
+use crate::role::Role;
 
 /// The secrets a process of a role needs once one of its listeners is reachable from other
 /// machines.

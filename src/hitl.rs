@@ -4,7 +4,7 @@
 //! Owns: turning an approve / edit / reject into store changes and a wake-up for the lead
 //! (the send itself is the lead actor's normal path: opt-out checked at the last moment,
 //! sent once), and [`escalate_expired_holds`], a plain function of `now` that the periodic
-//! loop in `startup.rs` (or a scheduler) calls.
+//! loop in `startup/background.rs` (or a scheduler) calls.
 //! Must not: send an SMS itself or block the Discord interaction on a send (Discord wants
 //! its answer within 3 s).
 

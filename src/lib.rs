@@ -2,6 +2,7 @@
 //! the actor logic lives in the `actors` crate.
 //!
 //! Layout: `config` (every environment variable), `startup` (wiring and shutdown order),
+//! `role` (which parts of the service a process runs),
 //! `http` (the public listener: webhooks, health; the ops listener: /ops, /metrics),
 //! `exposure` (no exposed listener without its secrets), `inbound` (the webhook's durable intake and its
 //! fallbacks), `store` (SQLite or PostgreSQL), `queue` (work queue),
@@ -25,6 +26,7 @@ pub mod inspect;
 pub mod park_cli;
 pub mod probe;
 pub mod queue;
+pub mod role;
 pub mod scheduler;
 // The load bench, with its fakes and progress bar: not in the service binary as shipped.
 #[cfg(feature = "simulate")]

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::channels::twilio::compute_signature;
-use crate::dev_sms::new_message_sid;
+use crate::channels::twilio::new_message_sid;
 
 /// The form parameter that marks a webhook as a probe (value `1`).
 pub const SYNTHETIC_PARAM: &str = "LeadAgentSynthetic";

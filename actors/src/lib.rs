@@ -29,4 +29,5 @@ pub mod supervisor;
 // feature (its dev-dependency); a production build does not compile them.
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod turn_error;
 pub mod window;

@@ -1,4 +1,5 @@
-//! Twilio: the webhook signature check and the REST client that sends replies.
+//! Twilio: the webhook signature check, the REST client that sends replies, and the form of
+//! a message SID ([`new_message_sid`]) for the messages we post as Twilio does.
 //!
 //! Owns: `X-Twilio-Signature` (HMAC-SHA1 over the configured URL plus the sorted form
 //! parameters, both port forms, constant-time compare — REFERENCE.md) and the mapping of
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
+use rand::Rng;
 use serde::Deserialize;
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
@@ -78,6 +80,16 @@ pub fn url_port_forms(url: &str) -> [String; 2] {
             format!("{scheme}://{host}:{default_port}{tail}"),
         ],
     }
+}
+
+/// A fresh message SID in Twilio's form (`SM` and 32 hex digits), for the messages we post
+/// as Twilio does: the dev helper, the synthetic SMS of `verify` and the watch, the bench.
+pub fn new_message_sid() -> String {
+    let mut rng = rand::rng();
+    let hex: String = (0..32)
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
+        .collect();
+    format!("SM{hex}")
 }
 
 /// Sends replies through `POST /2010-04-01/Accounts/{sid}/Messages.json`.

@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::startup::Role;
+use crate::role::Role;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const GIT_COMMIT: &str = env!("LEAD_AGENT_GIT_COMMIT");

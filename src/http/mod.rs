@@ -36,8 +36,8 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::config::Settings;
 use crate::queue::WorkQueue;
+use crate::role::Role;
 use crate::sla::SlaEngine;
-use crate::startup::Role;
 use crate::store::SqlStore;
 
 /// Twilio's webhooks are a few KB; anything near this is not Twilio.

@@ -19,7 +19,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::JobContext;
-use crate::config::Job;
+use super::table::Job;
 use crate::store::FollowupClaim;
 
 /// Due timers read per batch: bounds memory on a sweep over a large backlog.

@@ -1,4 +1,4 @@
-//! The scheduler role: the one clock. Fires the periodic jobs (`config::Job`: followups,
+//! The scheduler role: the one clock. Fires the periodic jobs ([`table::Job`]: followups,
 //! clean-up, SLA sweep, owner report, response-gap watch, heartbeat) from cron schedules in
 //! `OWNER_TZ`, once across all scheduler replicas, and records how late each tick fired.
 //!
@@ -10,8 +10,10 @@
 //! (`followups`), every tick is a claimed row (`job_ticks`); a restart loses nothing but
 //! the ticks that fell while no scheduler ran, and those are counted and handled by policy.
 //! Job bodies live in [`jobs`]; they must not block this actor (they run on spawned tasks).
+//! The jobs themselves are declared once, in [`table`].
 
 pub mod jobs;
+pub mod table;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,7 +26,8 @@ use chrono_tz::Tz;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use crate::config::{JobSetting, MissedTicks, Settings, parse_cron};
+use self::table::{MissedTicks, parse_cron};
+use crate::config::{JobSetting, Settings};
 use crate::queue::WorkQueue;
 use crate::store::{JobRegistration, JobRun, SqlStore};
 

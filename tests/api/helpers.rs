@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use actors::ports::{ChatModel, LeadId};
 use lead_agent::channels::twilio::compute_signature;
+use lead_agent::channels::twilio::new_message_sid;
 use lead_agent::config::Settings;
-use lead_agent::dev_sms::new_message_sid;
 use lead_agent::startup::{Application, Overrides};
 use lead_agent::store::{MessageView, SqlStore, fresh_test_database_url};
 use serde_json::Value;

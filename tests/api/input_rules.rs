@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actors::ports::ChatModel;
 use actors::testing::FakeModel;
 use lead_agent::channels::twilio::compute_signature;
-use lead_agent::dev_sms::new_message_sid;
+use lead_agent::channels::twilio::new_message_sid;
 
 use crate::helpers::*;
 

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use lead_agent::channels::twilio::compute_signature;
-use lead_agent::dev_sms::new_message_sid;
+use lead_agent::channels::twilio::new_message_sid;
 use lead_agent::store::SqlStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actors::ports::LeadId;
 use lead_agent::channels::twilio::compute_signature;
-use lead_agent::dev_sms::new_message_sid;
+use lead_agent::channels::twilio::new_message_sid;
 use lead_agent::store::{SqlStore, fresh_postgres_database};
 
 use crate::helpers::*;

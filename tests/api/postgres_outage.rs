@@ -5,7 +5,7 @@
 //! answered 503, counted and alerted. Always on PostgreSQL (`TEST_DATABASE_URL`, else the
 //! local server).
 
-use lead_agent::dev_sms::new_message_sid;
+use lead_agent::channels::twilio::new_message_sid;
 use lead_agent::store::fresh_postgres_database;
 
 use crate::helpers::*;

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use lead_agent::channels::twilio::compute_signature;
-use lead_agent::dev_sms::new_message_sid;
+use lead_agent::channels::twilio::new_message_sid;
 use tower::ServiceExt;
 
 use crate::fake_discord::FakeDiscord;

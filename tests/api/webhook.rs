@@ -1,7 +1,7 @@
 //! The Twilio webhook: signature, validation, idempotency.
 
 use lead_agent::channels::twilio::compute_signature;
-use lead_agent::dev_sms::new_message_sid;
+use lead_agent::channels::twilio::new_message_sid;
 
 use crate::helpers::*;
 

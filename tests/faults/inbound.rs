@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use lead_agent::channels::twilio::compute_signature;
-use lead_agent::dev_sms::new_message_sid;
+use lead_agent::channels::twilio::new_message_sid;
 use tokio::task::JoinHandle;
 
 use crate::support::{AUTH_TOKEN, PUBLIC_URL, encode_form, sms_params};

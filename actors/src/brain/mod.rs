@@ -25,9 +25,9 @@ use tracing::Instrument;
 
 use crate::alert_router::{Alert, AlertHandle, AlertKind, Severity};
 use crate::conversation::{AgentRequest, Block, Speaker, Turn, turns_from_prompt};
-use crate::lead::TurnError;
 use crate::llm_pool::LlmPool;
 use crate::ports::{Completion, Prompt};
+use crate::turn_error::TurnError;
 use catalog::Catalog;
 use context::LeadContext;
 use tools::{ToolBox, tool_specs};

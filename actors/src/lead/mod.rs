@@ -24,9 +24,10 @@ use crate::llm_pool::{LlmPool, PoolError};
 use crate::park::{self, ParkPolicy, ParkStore, TurnGate};
 use crate::ports::{
     Claim, Clock, Delivery, LeadId, OutboxReply, Prompt, Role, SendOutcome, SmsError, SmsSender,
-    Store, StoreError,
+    Store,
 };
 use crate::supervisor::SupervisorMsg;
+pub use crate::turn_error::TurnError;
 use crate::window::{ChatWindow, WindowLimits};
 
 /// A temporary SMS failure is retried after 200 ms, doubling per attempt (`sms_attempts`
@@ -145,19 +146,6 @@ pub enum TurnOutcome {
     /// The lead is parked (`park.rs`): its messages stay pending, unanswered, until it is
     /// unparked or the park expires.
     Parked,
-}
-
-/// Why a turn must be handed back and tried again.
-#[derive(Debug, thiserror::Error)]
-pub enum TurnError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Model(#[from] PoolError),
-    #[error("SMS still failing after retries: {0}")]
-    SmsTemporary(SmsError),
-    #[error("another worker is running a turn for this lead")]
-    LeadBusy,
 }
 
 impl Actor for LeadActor {

@@ -1,0 +1,833 @@
+//! The declared environment variables: [`ENV_VARS`], one entry per variable with its
+//! default, whether it is a secret and what it means, and [`read_var`], the one place the
+//! process environment is read.
+//!
+//! Owns: the list, in README order, and the defaults the reader falls back to.
+//! Must not: parse or check values (`super::reader` does), or read a name the list lacks.
+
+/// One environment variable the code reads.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvVar {
+    pub name: &'static str,
+    /// Shown in README; `None` when unset means "feature off" or the value is derived.
+    pub default: Option<&'static str>,
+    pub secret: bool,
+    pub doc: &'static str,
+}
+
+const fn var(
+    name: &'static str,
+    default: Option<&'static str>,
+    secret: bool,
+    doc: &'static str,
+) -> EnvVar {
+    EnvVar {
+        name,
+        default,
+        secret,
+        doc,
+    }
+}
+
+/// Every variable, in README order.
+pub const ENV_VARS: &[EnvVar] = &[
+    var(
+        "PORT",
+        Some("5012"),
+        false,
+        "Port of the public listener (the seed's 5012): `/twilio/sms`, `/discord/interactions`, `/health`, `/ready` — nothing else.",
+    ),
+    var(
+        "BIND_ADDRESS",
+        Some("127.0.0.1"),
+        false,
+        "Address the public listener binds. A non-loopback one (a container's `0.0.0.0`) needs TWILIO_AUTH_TOKEN and OPS_TOKEN, or `serve --insecure` / ALLOW_INSECURE.",
+    ),
+    var(
+        "OPS_PORT",
+        Some("5013"),
+        false,
+        "Port of the ops listener, which every role serves: `/ops`, `/ops/*`, `/metrics` (and `/health`, `/ready` for probes). Never routed by the public Service or Ingress.",
+    ),
+    var(
+        "OPS_BIND_ADDRESS",
+        Some("127.0.0.1"),
+        false,
+        "Address the ops listener binds: loopback by default (reach it with `kubectl port-forward`); `0.0.0.0` in a pod, for the kubelet's probes, Prometheus and the internal Service `lead-agent-ops`. Non-loopback needs OPS_TOKEN (web and all: TWILIO_AUTH_TOKEN too), or ALLOW_INSECURE.",
+    ),
+    var(
+        "ALLOW_INSECURE",
+        Some("false"),
+        false,
+        "`true` (like `serve --insecure`): start on a non-loopback BIND_ADDRESS or OPS_BIND_ADDRESS without TWILIO_AUTH_TOKEN and OPS_TOKEN — anyone who reaches the port may post webhooks and read /ops. For a throwaway test host only.",
+    ),
+    // --- The listener's limits (`http::server`, issue 12): every HTTP port of the binary ---
+    var(
+        "HTTP_HEADER_TIMEOUT_SECS",
+        Some("10"),
+        false,
+        "A request head must be complete this long after its first byte (after the connection opens, for its first request); otherwise the connection is closed without an answer. Slow-loris clients are cut here.",
+    ),
+    var(
+        "HTTP_BODY_TIMEOUT_SECS",
+        Some("5"),
+        false,
+        "A request body must be complete this long after its head, however it trickles; otherwise 408 and the connection is closed (a webhook cut so stores nothing). At most HTTP_REQUEST_TIMEOUT_SECS.",
+    ),
+    var(
+        "HTTP_IDLE_TIMEOUT_SECS",
+        Some("60"),
+        false,
+        "A kept-alive connection with no next request this long after its last response is closed. Behind a proxy or load balancer that reuses connections, keep it above the proxy's own idle timeout.",
+    ),
+    var(
+        "HTTP_REQUEST_TIMEOUT_SECS",
+        Some("10"),
+        false,
+        "A request is answered within this long of its head: past it, 503 at once, and the handler finishes in the background (a webhook whose store write was slow is still stored and answered). Under Twilio's 15 s read timeout, above the webhook's store-then-fallback path (3 s + 5 s).",
+    ),
+    var(
+        "HTTP_MAX_CONNECTIONS",
+        Some("1024"),
+        false,
+        "Open connections per listener. When reached, the connection that has waited longest for a request head (idle, or a slow client) is closed to make room; when all have a request in progress, the newcomer gets 503 and is closed. Must fit under the file-descriptor limit (raised to the hard limit at start) with 256 to spare: a set value that does not stops the start, the default is lowered with a warning.",
+    ),
+    var(
+        "HTTP_MAX_IN_FLIGHT",
+        Some("128"),
+        false,
+        "Requests handled at once per listener; more are answered 503 at once and counted (`lead_agent_http_shed_total`) — never Twilio's webhook within its body limit, nor /health and /ready.",
+    ),
+    var(
+        "HTTP_SHUTDOWN_SECS",
+        Some("10"),
+        false,
+        "After SIGTERM, how long requests in progress get to finish; then every connection left is dropped and the ordered stop runs. HTTP_SHUTDOWN_SECS + SHUTDOWN_GRACE_SECS + a preStop sleep + 3 s must fit in terminationGracePeriodSeconds (`config check`).",
+    ),
+    var(
+        "DATABASE_URL",
+        Some("sqlite://lead-agent.db"),
+        true,
+        "Store: `sqlite://PATH` (created if missing; the embedded default) or `postgres://USER:PASS@HOST:PORT/DB` (production).",
+    ),
+    var(
+        "READONLY_DATABASE_URL",
+        None,
+        true,
+        "Optional read replica (same schemes) for reads that may lag: /ops conversation and turn views.",
+    ),
+    var(
+        "AMQP_URL",
+        None,
+        true,
+        "RabbitMQ work queue, `amqp://user:pass@host:port/vhost` (a trailing `/` or `//` means the vhost `/`). Unset: the embedded in-process queue.",
+    ),
+    var(
+        "CELERY_BROKER_URL",
+        None,
+        true,
+        "The seed's name for AMQP_URL, accepted as an alias (`pyamqp://` too).",
+    ),
+    var(
+        "AMQP_QUEUE",
+        Some("lead-agent.wake"),
+        false,
+        "Work queue name: a durable quorum queue; `<name>.dead` (through the exchange `<name>.dlx`) receives tasks handed out 21 times (delivery limit 20), and each one raises `task_dead_lettered`. `<name>.inbound` (quorum, no delivery limit) keeps verified webhooks the store could not take, until a worker writes them in.",
+    ),
+    var(
+        "INBOUND_JOURNAL_PATH",
+        None,
+        false,
+        "Local journal (JSON lines, fsynced before the 200) that keeps verified webhooks the store could not take, replayed into the store at start and as soon as it answers. Unset: `lead-agent.inbound.jsonl` in role `all` without AMQP_URL, none otherwise (RabbitMQ's `<AMQP_QUEUE>.inbound` is the fallback there); set: used in any role after RabbitMQ; `off`: never.",
+    ),
+    var(
+        "PUBLIC_BASE_URL",
+        Some("http://127.0.0.1:$PORT"),
+        false,
+        "Scheme, host and port Twilio uses to reach us; the signature is checked against it plus the request path.",
+    ),
+    var(
+        "TWILIO_ACCOUNT_SID",
+        None,
+        false,
+        "With TWILIO_AUTH_TOKEN and a sender, replies go out through Twilio; unset, the dry-run sender stores and logs them.",
+    ),
+    var(
+        "TWILIO_AUTH_TOKEN",
+        None,
+        true,
+        "Verifies X-Twilio-Signature and authenticates sends. Unset: only loopback peers may post webhooks.",
+    ),
+    var(
+        "TWILIO_MESSAGING_SERVICE_SID",
+        None,
+        false,
+        "Messaging service to send from (alias: the seed's TWILIO_SERVICE_HOMEEASY).",
+    ),
+    var(
+        "TWILIO_SERVICE_HOMEEASY",
+        None,
+        false,
+        "The seed's name for TWILIO_MESSAGING_SERVICE_SID, accepted as an alias.",
+    ),
+    var(
+        "TWILIO_FROM_NUMBER",
+        None,
+        false,
+        "Number to send from when no messaging service is set.",
+    ),
+    var(
+        "TWILIO_API_BASE",
+        Some("https://api.twilio.com"),
+        false,
+        "Twilio REST base URL; the client appends /2010-04-01/Accounts/{sid}/Messages.json.",
+    ),
+    var(
+        "WEBHOOK_ALERT_SECS",
+        Some("300"),
+        false,
+        "Refused webhooks are alerted at once, then at most one summary (with the count) per this many seconds and kind: UNAUTHORIZED for signature failures, ERROR for 503s.",
+    ),
+    var(
+        "INBOUND_DOWN_SECS",
+        Some("180"),
+        false,
+        "Signed webhooks refused (bad signature or 503) for this long with none accepted: one ERROR alert `inbound_down`, and one `inbound_recovered` when a webhook is accepted again.",
+    ),
+    var(
+        "INBOUND_BODY_MAX_CHARS",
+        Some("1600"),
+        false,
+        "Characters (not bytes) of an inbound SMS body that are stored and shown to the model (Twilio's own limit is 1,600). A longer body is accepted and stored cut to this, followed by `… [truncated: N characters]`.",
+    ),
+    var(
+        "ANTHROPIC_API_KEY",
+        None,
+        true,
+        "When set, Anthropic answers first and the rules responder is the fallback.",
+    ),
+    var(
+        "ANTHROPIC_MODEL",
+        Some("claude-opus-4-6"),
+        false,
+        "Anthropic model id (the seed's primary brain is Claude Opus 4.6).",
+    ),
+    var(
+        "ANTHROPIC_BASE_URL",
+        Some("https://api.anthropic.com"),
+        false,
+        "Anthropic base URL; the client appends /v1/messages.",
+    ),
+    var(
+        "LLM_CONCURRENCY",
+        Some("6"),
+        false,
+        "Most model calls at once in this process (the seed's -c 6).",
+    ),
+    var(
+        "LLM_SOFT_TIMEOUT_SECS",
+        Some("20"),
+        false,
+        "Budget of one provider call; past it the call is cancelled and the next provider asked.",
+    ),
+    var(
+        "LLM_HARD_TIMEOUT_SECS",
+        Some("45"),
+        false,
+        "Budget of the whole provider chain; past it the turn is abandoned, retried and alerted.",
+    ),
+    // --- The model chain's second voice and the brain (issue 5) ---
+    var(
+        "GOOGLE_API_KEY",
+        None,
+        true,
+        "When set, Gemini answers when Anthropic cannot (or first, without ANTHROPIC_API_KEY); the rules responder stays last.",
+    ),
+    var(
+        "MAY_AI_MODEL",
+        Some("gemini-2.5-flash"),
+        false,
+        "Gemini model id (the seed's name for it).",
+    ),
+    var(
+        "GEMINI_API_BASE",
+        Some("https://generativelanguage.googleapis.com"),
+        false,
+        "Gemini base URL; the client appends /v1beta/models/{model}:generateContent.",
+    ),
+    var(
+        "LLM_RETRY_AFTER_CAP_SECS",
+        Some("5"),
+        false,
+        "A provider's 429 retry-after up to this is waited out once (within the budgets); a longer one fails over at once and skips the provider until then.",
+    ),
+    var(
+        "LLM_BREAKER_FAILURES",
+        Some("5"),
+        false,
+        "Consecutive failures of one provider that open its circuit breaker (calls skip it).",
+    ),
+    var(
+        "LLM_BREAKER_OPEN_SECS",
+        Some("30"),
+        false,
+        "How long an open breaker skips its provider before one probe call is let through.",
+    ),
+    var(
+        "USE_AGENT_CORE",
+        Some("false"),
+        false,
+        "`true`: the brain (tool-using leasing agent) answers; `false`: the plain model chain; `shadow`: the plain chain answers and the brain runs beside it with its tools disarmed, the difference posted to the agent-reasoning alerts.",
+    ),
+    var(
+        "BUILDINGS_FILE",
+        None,
+        false,
+        "The brain's building catalog, YAML (.yaml/.yml) or JSON (.json). Unset: the bundled sample (deploy/buildings.sample.yaml).",
+    ),
+    var(
+        "FUB_API",
+        None,
+        true,
+        "Follow Up Boss API key: the brain's CRM notes go to FUB. Unset: notes are logged (dry run).",
+    ),
+    var(
+        "FUB_API_BASE",
+        Some("https://api.followupboss.com"),
+        false,
+        "Follow Up Boss base URL; the client calls /v1/people and /v1/notes.",
+    ),
+    var(
+        "LEAD_TURN_TIMEOUT_SECS",
+        Some("90"),
+        false,
+        "Budget of one lead turn (model + send); past it the supervisor kills the lead actor and the task is retried.",
+    ),
+    var(
+        "LEAD_IDLE_SECS",
+        Some("900"),
+        false,
+        "A lead actor idle this long is stopped (its state is rebuilt from the store on demand).",
+    ),
+    var(
+        "LEAD_MEMORY_BUDGET_BYTES",
+        Some("65536"),
+        false,
+        "Bytes a lead actor's state may account for; over it the actor is stopped and rebuilt.",
+    ),
+    var(
+        "LEAD_RESTART_MAX",
+        Some("3"),
+        false,
+        "Restarts of one lead actor allowed within LEAD_RESTART_WINDOW_SECS; one more parks the lead with an alert.",
+    ),
+    var(
+        "LEAD_RESTART_WINDOW_SECS",
+        Some("60"),
+        false,
+        "Window of the restart intensity limit.",
+    ),
+    var(
+        "REPLY_CAP_PER_HOUR",
+        Some("20"),
+        false,
+        "Replies to one lead allowed in any hour (counted in the store, so every worker agrees; from the last unpark if later). One more would park the lead (reason `reply_cap_hour`) with an alert naming it: the guard against a bot-to-bot loop. Not applied to synthetic leads (the watch's and verify's probe number).",
+    ),
+    var(
+        "REPLY_CAP_PER_DAY",
+        Some("60"),
+        false,
+        "Replies to one lead allowed in any 24 hours, counted like REPLY_CAP_PER_HOUR; past it the lead is parked (reason `reply_cap_day`).",
+    ),
+    var(
+        "PARK_SECS",
+        Some("86400"),
+        false,
+        "How long a park lasts (reply cap, or more than LEAD_RESTART_MAX restarts): the park lives in the store and expires by itself; `POST /ops/leads/{phone}/unpark` or `lead-agent unpark` ends it sooner. A parked lead's messages are stored, not answered.",
+    ),
+    var(
+        "ROOT_RESTART_MAX",
+        Some("5"),
+        false,
+        "Restarts of the process's root actors (alert router, lead supervisor, scheduler), all together, allowed within ROOT_RESTART_WINDOW_SECS; one more and the process shuts down and exits non-zero, so Kubernetes restarts it.",
+    ),
+    var(
+        "ROOT_RESTART_WINDOW_SECS",
+        Some("60"),
+        false,
+        "Window of the root actors' restart intensity limit.",
+    ),
+    var(
+        "OUTBOX_SWEEP_SECS",
+        Some("60"),
+        false,
+        "How often the roles that own the clock (all, scheduler) resolve replies whose send was interrupted (asking Twilio) and wake leads whose stored work outlived its wake-up.",
+    ),
+    var(
+        "OUTBOX_IN_DOUBT_WAIT_SECS",
+        Some("300"),
+        false,
+        "How long a reply whose send outcome is unknown (in doubt) is left alone before Twilio's Messages list is first asked about it: Twilio may still be taking the timed-out request, and its list may lag.",
+    ),
+    var(
+        "OUTBOX_RECHECK_SECS",
+        Some("120"),
+        false,
+        "Least time between two checks of one in-doubt reply with Twilio. A reply is sent again only when two consecutive checks this far apart find no message to the lead; found is recorded sent, anything unclear stays in doubt with an alert.",
+    ),
+    var(
+        "TWILIO_TIMEOUT_SECS",
+        Some("15"),
+        false,
+        "Whole-request timeout of Twilio API calls (sending, listing). A send that times out after its request left is in doubt, never retried blindly.",
+    ),
+    var(
+        "CHAT_WINDOW_MESSAGES",
+        Some("40"),
+        false,
+        "Most conversation lines a lead actor keeps and shows the model.",
+    ),
+    var(
+        "CHAT_WINDOW_BYTES",
+        Some("8192"),
+        false,
+        "Most bytes of conversation text a lead actor keeps and shows the model.",
+    ),
+    var(
+        "SHUTDOWN_GRACE_SECS",
+        Some("25"),
+        false,
+        "After SIGTERM and the listener's drain (HTTP_SHUTDOWN_SECS), how long running turns get to finish before the rest are handed back to the queue. The sum with a preStop sleep and 3 s must fit in Kubernetes' terminationGracePeriodSeconds (`config check`).",
+    ),
+    var(
+        "OFFICE_NAME",
+        Some("the leasing office"),
+        false,
+        "How the agent names the office in its replies.",
+    ),
+    var(
+        "DISCORD_BOT_TOKEN",
+        None,
+        true,
+        "Discord bot token: alerts are posted by the bot to the channels below. Unset: alerts go to the log.",
+    ),
+    var(
+        "DISCORD_API_BASE",
+        Some("https://discord.com/api/v10"),
+        false,
+        "Discord REST base URL; the sender appends /channels/{id}/messages.",
+    ),
+    var(
+        "DISCORD_DEFAULT_CHANNEL",
+        None,
+        false,
+        "Channel id for every alert kind without its own DISCORD_CHANNEL_<KIND>; a small deployment can run on this one channel. A kind with neither goes to the log.",
+    ),
+    var(
+        "DISCORD_CHANNEL_ERROR",
+        None,
+        false,
+        "Channel id for ERROR alerts: Error alerts: parked leads, restarts, blown budgets, lost sends, expired HITL holds.",
+    ),
+    var(
+        "DISCORD_CHANNEL_EVENT",
+        None,
+        false,
+        "Channel id for EVENT alerts: The typed event stream of every turn (message_received, ai_response, sms_sent, error, …).",
+    ),
+    var(
+        "DISCORD_CHANNEL_GENERAL",
+        None,
+        false,
+        "Channel id for GENERAL alerts: General notices.",
+    ),
+    var(
+        "DISCORD_CHANNEL_LOCATOR",
+        None,
+        false,
+        "Channel id for LOCATOR alerts: Locator (apartment search) notices.",
+    ),
+    var(
+        "DISCORD_CHANNEL_AGENT_REASONING",
+        None,
+        false,
+        "Channel id for AGENT_REASONING alerts: The agent's reasoning and shadow-mode differences.",
+    ),
+    var(
+        "DISCORD_CHANNEL_FOLLOWUP",
+        None,
+        false,
+        "Channel id for FOLLOWUP alerts: Follow-ups.",
+    ),
+    var(
+        "DISCORD_CHANNEL_DEAD_LEAD",
+        None,
+        false,
+        "Channel id for DEAD_LEAD alerts: Leads marked dead.",
+    ),
+    var(
+        "DISCORD_CHANNEL_TOUR_REQUEST",
+        None,
+        false,
+        "Channel id for TOUR_REQUEST alerts: Tour requests.",
+    ),
+    var(
+        "DISCORD_CHANNEL_BUILDING_OPTIONS",
+        None,
+        false,
+        "Channel id for BUILDING_OPTIONS alerts: Building options offered.",
+    ),
+    var(
+        "DISCORD_CHANNEL_REQUIREMENTS_CHECK",
+        None,
+        false,
+        "Channel id for REQUIREMENTS_CHECK alerts: Requirements checks.",
+    ),
+    var(
+        "DISCORD_CHANNEL_AGENT_RESPONSE",
+        None,
+        false,
+        "Channel id for AGENT_RESPONSE alerts: Agent responses.",
+    ),
+    var(
+        "DISCORD_CHANNEL_CHAT_HISTORY_NOT_FOUND",
+        None,
+        false,
+        "Channel id for CHAT_HISTORY_NOT_FOUND alerts: Chat history not found.",
+    ),
+    var(
+        "DISCORD_CHANNEL_UNAUTHORIZED",
+        None,
+        false,
+        "Channel id for UNAUTHORIZED alerts: Unauthorized requests.",
+    ),
+    var(
+        "DISCORD_CHANNEL_REQUIREMENTS_NOTE",
+        None,
+        false,
+        "Channel id for REQUIREMENTS_NOTE alerts: CRM requirement notes.",
+    ),
+    var(
+        "DISCORD_CHANNEL_STAGE_SUGGESTION",
+        None,
+        false,
+        "Channel id for STAGE_SUGGESTION alerts: CRM stage suggestions.",
+    ),
+    var(
+        "DISCORD_CHANNEL_SANITY_CHECK",
+        None,
+        false,
+        "Channel id for SANITY_CHECK alerts: Sanity checks.",
+    ),
+    var(
+        "DISCORD_CHANNEL_HITL_FEEDBACK",
+        None,
+        false,
+        "Channel id for HITL_FEEDBACK alerts: Replies held for approval (HITL), with approve / edit / reject buttons.",
+    ),
+    var(
+        "DISCORD_RETRY_MAX_SECS",
+        Some("60"),
+        false,
+        "Longest pause between attempts while Discord is down or failing (5xx, timeouts); the pause starts at 0.25 s and doubles up to this. Spooled alerts wait in the store meanwhile.",
+    ),
+    var(
+        "DISCORD_DIRECT_QUEUE_MAX",
+        Some("500"),
+        false,
+        "Alerts a process keeps in memory to post to Discord directly while the store (the spool) cannot be written; they go to the spool once it answers. When full, the least important are shed first (EVENT info, then other info, then warnings), each counted in `lead_agent_alerts_shed_total` and logged.",
+    ),
+    var(
+        "DISCORD_LEASE_SECS",
+        Some("20"),
+        false,
+        "Every process with DISCORD_BOT_TOKEN posts the spool, one poster per channel at a time: a channel's lease (in the store) is renewed before each post and lasts this long, so a dead poster's channels are taken over by another process within it. A post times out after half of it (at most 10 s).",
+    ),
+    var(
+        "DISCORD_PUBLIC_KEY",
+        None,
+        false,
+        "The Discord application's public key (hex): verifies the Ed25519 signature of interactions posted to /discord/interactions (HITL buttons). Required when HITL_ENABLED is true.",
+    ),
+    var(
+        "HITL_ENABLED",
+        Some("false"),
+        false,
+        "Human in the loop: `true` holds every reply the agent writes and posts it to the HITL_FEEDBACK channel with approve / edit / reject buttons; it is sent only once approved. Needs DISCORD_BOT_TOKEN, DISCORD_PUBLIC_KEY and a channel for HITL_FEEDBACK.",
+    ),
+    var(
+        "HITL_HOLD_TIMEOUT_SECS",
+        Some("600"),
+        false,
+        "A held reply nobody decided on within this time is escalated: an ERROR alert with the held text, and the lead gets HITL_HOLDING_MESSAGE once. The reply stays held for a person.",
+    ),
+    var(
+        "HITL_HOLDING_MESSAGE",
+        Some("Thanks for your message! A member of our team will get back to you shortly."),
+        false,
+        "The neutral holding SMS sent once to a lead whose reply has been held past HITL_HOLD_TIMEOUT_SECS.",
+    ),
+    var(
+        "OPS_TOKEN",
+        None,
+        true,
+        "Bearer token for /ops endpoints. Unset: /ops answers loopback peers only.",
+    ),
+    var(
+        "OPS_SESSION_SECS",
+        Some("43200"),
+        false,
+        "How long the /ops page's browser cookie (traded once for `/ops?token=`) is honoured: it carries its issue time and the server refuses it after this many seconds.",
+    ),
+    var(
+        "OWNER_PHONE",
+        None,
+        false,
+        "E.164 number the SLA engine texts when it escalates to the owner (after 3 unanswered staff nags). Unset: escalations are alerts only (logged once at the first one).",
+    ),
+    var(
+        "ASANA_ACCESS_TOKEN",
+        None,
+        true,
+        "Asana personal access token: SLA staff nags are posted as comments (stories) on the SLA's Asana task. Unset: nags are logged (dry run). Ticket ids starting with `dry-run` are never commented on either way.",
+    ),
+    var(
+        "ASANA_API_BASE",
+        Some("https://app.asana.com/api/1.0"),
+        false,
+        "Asana REST base URL; the client appends /tasks/{task_gid}/stories.",
+    ),
+    var(
+        "OWNER_TZ",
+        Some("America/Chicago"),
+        false,
+        "IANA time zone of the office: the scheduler's cron times, the daily report's day, and quiet hours for leads without a zone of their own.",
+    ),
+    var(
+        "SCHEDULE_FOLLOWUP_SWEEP",
+        Some("0 */30 * * * *"),
+        false,
+        "Cron (6 fields, with seconds, in OWNER_TZ) of the followup sweep; `off` disables a job. Missed ticks: run once.",
+    ),
+    var(
+        "SCHEDULE_STALE_CONTEXT_CLEANUP",
+        Some("0 15 3 * * *"),
+        false,
+        "Cron of the clean-up of old scheduler bookkeeping (tick claims, heartbeats, reports). Missed ticks: skip.",
+    ),
+    var(
+        "SCHEDULE_SLA_SWEEP",
+        Some("0 */5 * * * *"),
+        false,
+        "Cron of the SLA sweep (staff nags, lead updates, owner escalations). Missed ticks: run once.",
+    ),
+    var(
+        "SCHEDULE_OWNER_REPORT",
+        Some("0 0 7 * * *"),
+        false,
+        "Cron of the daily owner report (07:00 OWNER_TZ). Missed ticks: run once.",
+    ),
+    var(
+        "SCHEDULE_RESPONSE_GAP_WATCH",
+        Some("0 * * * * *"),
+        false,
+        "Cron of the response-gap watch (every minute). Missed ticks: skip.",
+    ),
+    var(
+        "SCHEDULE_HEARTBEAT",
+        Some("*/15 * * * * *"),
+        false,
+        "Cron of the scheduler's heartbeat, which also checks that some worker is alive. Missed ticks: skip.",
+    ),
+    var(
+        "SCHEDULER_LEASE_SECS",
+        Some("30"),
+        false,
+        "The scheduler leader lease: renewed every third of it; a standby scheduler takes over at most this long (plus one renewal period) after the leader dies.",
+    ),
+    var(
+        "HEARTBEAT_SECS",
+        Some("15"),
+        false,
+        "How often worker and scheduler processes write their heartbeat (`/ops/heartbeats`).",
+    ),
+    var(
+        "FOLLOWUP_HOURS",
+        Some("24,72,168"),
+        false,
+        "Followup sequence: hours after our last reply until followup 1, then until followup 2, …; after the last, the last wait again, then the lead is marked dead. `off` disables followups.",
+    ),
+    var(
+        "QUIET_HOURS",
+        Some("21:00-09:00"),
+        false,
+        "Local time window (lead's zone, else OWNER_TZ) in which no followup is sent; a due followup waits for its end.",
+    ),
+    var(
+        "FIRST_RESPONSE_SLA_SECS",
+        Some("300"),
+        false,
+        "First-response SLA: an inbound message unanswered this long is re-driven once and alerted by the response-gap watch.",
+    ),
+    var(
+        "RESPONSE_GAP_STALL_LEADS",
+        Some("5"),
+        false,
+        "Leads waiting past the first-response SLA at once that make the watch declare the pipeline stalled (one loud alert, and one when it recovers).",
+    ),
+    var(
+        "LOG_FORMAT",
+        Some("pretty"),
+        false,
+        "`pretty` for a terminal, `json` for production log collectors.",
+    ),
+    var(
+        "LOG_PHONE",
+        Some("masked"),
+        false,
+        "How phone numbers appear in logs and spans: `masked` (`+1******4567`: country code guess and last four digits), `hash` (`#` + 12 hex digits of HMAC-SHA256 with LOG_PHONE_KEY: the same in every process, so a lead can be followed without its number) or `full` (debugging only: personal data in the logs). The store, /ops and Discord alerts always carry the full number.",
+    ),
+    var(
+        "LOG_PHONE_KEY",
+        None,
+        true,
+        "The HMAC key of LOG_PHONE=hash (required then; any string, the same in every process that should agree). Rotating it changes every lead's hash.",
+    ),
+    var(
+        "RUST_LOG",
+        Some("info,sqlx=warn,tokio_cron_scheduler=warn"),
+        false,
+        "Log filter (tracing-subscriber EnvFilter syntax).",
+    ),
+    // --- `lead-agent watch`, the watchdog outside the blast radius (issue 11) ---
+    var(
+        "WATCH_URL",
+        None,
+        false,
+        "The watch: the service's public base URL (`watch --url` overrides it), where it asks /ready and posts the synthetic SMS. Best the address Twilio reaches (the Ingress's https URL), so the path in front of the service is probed too.",
+    ),
+    var(
+        "WATCH_OPS_URL",
+        None,
+        false,
+        "The watch: the service's ops listener (`watch --ops-url` overrides it), where it reads /ops/heartbeats, /ops/scheduled, /ops/discord and the synthetic SMS's reply; in the cluster the internal Service, `http://lead-agent-ops:5013`. Unset: WATCH_URL's scheme and host on port 5013 (the default OPS_PORT).",
+    ),
+    var(
+        "WATCH_INTERVAL_SECS",
+        Some("60"),
+        false,
+        "The watch: how often it checks /ready, worker and scheduler heartbeats, scheduler lateness and the alert spool.",
+    ),
+    var(
+        "WATCH_E2E_SECS",
+        Some("300"),
+        false,
+        "The watch: how often it texts the service a signed synthetic SMS from WATCH_TEST_PHONE and expects the reply; `off` disables the check.",
+    ),
+    var(
+        "WATCH_E2E_TIMEOUT_SECS",
+        Some("120"),
+        false,
+        "The watch: how long the reply to its synthetic SMS may take before the end-to-end check fails.",
+    ),
+    var(
+        "WATCH_TEST_PHONE",
+        None,
+        false,
+        "The watch: the E.164 number its synthetic SMS comes from. With Twilio configured the reply really goes there: use a phone the team owns. Required unless WATCH_E2E_SECS is `off`.",
+    ),
+    var(
+        "WATCH_SCHEDULER_LATE_SECS",
+        Some("120"),
+        false,
+        "The watch: a scheduled job whose next fire time is this far past, or whose last run was this late, means no scheduler is firing (a standby takes over within SCHEDULER_LEASE_SECS + a third of it).",
+    ),
+    var(
+        "WATCH_SPOOL_AGE_SECS",
+        Some("300"),
+        false,
+        "The watch: an alert spooled longer than this means alerts are not reaching Discord.",
+    ),
+    var(
+        "DISCORD_WEBHOOK",
+        None,
+        true,
+        "The watch: a Discord channel webhook URL (`https://discord.com/api/webhooks/{id}/{token}`, the seed's variable) it posts its own alerts to, no bot needed. Unset: the bot (DISCORD_BOT_TOKEN) posts them to DISCORD_CHANNEL_ERROR, else DISCORD_DEFAULT_CHANNEL.",
+    ),
+];
+
+/// Reads one variable; empty counts as unset. Panics on a name missing from [`ENV_VARS`]:
+/// an undeclared variable is a bug that the deploy manifests would not catch.
+pub fn read_var(name: &str) -> Option<String> {
+    assert!(
+        ENV_VARS.iter().any(|v| v.name == name),
+        "environment variable {name} is read but not declared in config::ENV_VARS"
+    );
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `OPS_PORT`'s default: where tools look for the ops listener when told only the public
+/// URL (`crate::probe::ops_url_for`).
+pub fn default_ops_port() -> u16 {
+    default_of("OPS_PORT")
+        .parse()
+        .expect("OPS_PORT's default is a port")
+}
+
+/// `OPS_PORT` as this machine's environment has it, else its default: the tools that run
+/// beside a local service (`sms`, `inspect`, `verify`) find its ops listener there.
+pub fn local_ops_port() -> u16 {
+    read_var("OPS_PORT")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(default_ops_port)
+}
+
+pub(super) fn default_of(name: &str) -> &'static str {
+    ENV_VARS
+        .iter()
+        .find(|v| v.name == name)
+        .and_then(|v| v.default)
+        .unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_declared_variable_is_documented_in_the_readme() {
+        let readme = include_str!("../../README.md");
+        for v in ENV_VARS {
+            assert!(
+                readme.contains(&format!("`{}`", v.name)),
+                "README.md does not document {}",
+                v.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_declared_variable_is_wired_into_the_deployment() {
+        let service = include_str!("../../deploy/k8s/deployment.yaml");
+        let watch = include_str!("../../deploy/k8s/watch.yaml");
+        for v in ENV_VARS {
+            // What only the watch reads is declared in the watch's Deployment alone.
+            let (manifest, file) = if crate::watch::settings::WATCH_ONLY.contains(&v.name) {
+                (watch, "watch.yaml")
+            } else {
+                (service, "deployment.yaml")
+            };
+            assert!(
+                manifest.contains(&format!("name: {}", v.name)),
+                "deploy/k8s/{file} does not declare {}",
+                v.name
+            );
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "not declared")]
+    fn reading_an_undeclared_variable_is_refused() {
+        read_var("SOMETHING_UNDECLARED");
+    }
+}

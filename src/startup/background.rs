@@ -1,0 +1,143 @@
+//! The loops a role runs beside its listeners: the start-up re-drive of stored work and the
+//! periodic outbox sweep (the roles that own the clock), the HITL escalation, and the
+//! heartbeat (every role but web).
+//!
+//! Must not: stop the process on a failed pass — each logs and tries again next period.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actors::outbox::{OutboxSweep, SweepReport};
+use actors::ports::WakeLead;
+use anyhow::Context;
+
+use crate::http::AppState;
+use crate::role::Role;
+
+/// Embedded mode keeps the queue in memory, so a crash loses queued wake-ups; the store does
+/// not. At start, replies interrupted mid-send are flagged in doubt (and those in doubt long
+/// enough are checked with the provider: `actors::outbox` — found: sent; absent at two
+/// checks spaced apart: queued again; unclear: in doubt, alerted), and every lead with
+/// stored work is woken again. In `all` every `sending` claim is orphaned (this process
+/// was its only sender); a separate scheduler only takes claims older than a whole turn's
+/// budget, since a live worker may own the newer ones. RabbitMQ keeps its tasks, so there
+/// the re-drive mostly adds duplicate wake-ups (harmless); it stays because it also wakes a
+/// lead whose wake-up was dead-lettered, once per start.
+pub async fn redrive_pending(state: &AppState, sweep: &OutboxSweep) -> anyhow::Result<()> {
+    let stale_after = match state.role {
+        Role::All => Duration::ZERO,
+        _ => state.settings.lead_turn_timeout,
+    };
+    let report = sweep
+        .sweep_with(stale_after)
+        .await
+        .context("Failed to resolve interrupted sends")?;
+    if report != SweepReport::default() {
+        tracing::info!(?report, "outbox recovered");
+    }
+    let leads = state
+        .store
+        .leads_with_pending_work()
+        .await
+        .context("Failed to list leads with pending work")?;
+    if !leads.is_empty() {
+        tracing::info!(count = leads.len(), "re-driving leads with stored work");
+    }
+    for lead in leads {
+        state.queue.publish(WakeLead { lead }).await?;
+    }
+    Ok(())
+}
+
+/// Escalates HITL holds nobody decided on (see [`crate::hitl::escalate_expired_holds`]).
+/// A failed pass is logged and tried again next period.
+pub(super) fn spawn_hitl_escalation(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::hitl::escalation_period(&state.settings.hitl));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            if !state.accepting.load(Ordering::SeqCst) {
+                return; // shutting down
+            }
+            if let Err(e) = crate::hitl::escalate_expired_holds(
+                &state.store,
+                &state.alerts,
+                state.queue.as_ref(),
+                &state.settings.hitl,
+                chrono::Utc::now(),
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "HITL escalation pass failed; the next one retries");
+            }
+        }
+    })
+}
+
+/// Writes this process's heartbeat every `HEARTBEAT_SECS`. A worker writes it only while its
+/// consumer is up (the queue is ready), so a heartbeat means "consuming", not just "alive".
+pub(super) fn spawn_heartbeat(state: AppState, instance: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let started = chrono::Utc::now();
+        let mut tick = tokio::time::interval(state.settings.scheduler.heartbeat_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            // A consumer that is still connecting (RabbitMQ connects in the background) is
+            // re-checked every second, so the first heartbeat lands as soon as it consumes
+            // rather than a whole period later — `verify` right after a rollout relies on it.
+            while state.role.runs_actors() && !state.queue.is_ready().await {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            if let Err(e) = state
+                .store
+                .heartbeat(&instance, state.role.name(), started)
+                .await
+            {
+                tracing::warn!(error = %e, "heartbeat not written");
+            }
+        }
+    })
+}
+
+/// The periodic sweep of the roles that own the clock: resolve in-doubt replies and wake
+/// leads whose stored work has outlived its wake-up. A failed sweep is logged and tried
+/// again next period; it never stops the loop.
+pub(super) fn spawn_outbox_sweeps(
+    state: AppState,
+    sweep: Arc<OutboxSweep>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(state.settings.outbox_sweep_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        tick.tick().await; // the first tick is immediate; start-up already swept
+        loop {
+            tick.tick().await;
+            let mut wake = match sweep.sweep().await {
+                Ok(report) => report.requeued,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox sweep failed");
+                    Vec::new()
+                }
+            };
+            // Work older than a whole turn's budget has lost its wake-up (dead-lettered, or
+            // dropped with a crashed process): wake it again. Duplicates are harmless.
+            let cutoff = chrono::Utc::now()
+                - chrono::Duration::from_std(state.settings.lead_turn_timeout)
+                    .unwrap_or(chrono::Duration::zero());
+            match state.store.leads_with_stale_work(cutoff).await {
+                Ok(stale) => wake.extend(stale),
+                Err(e) => tracing::warn!(error = %e, "stale-work query failed"),
+            }
+            wake.sort();
+            wake.dedup();
+            for lead in wake {
+                if let Err(e) = state.queue.publish(WakeLead { lead }).await {
+                    tracing::warn!(error = %e, "could not wake a lead; the next sweep will try again");
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,235 @@
+//! The worker's half: the model chain (the configured providers, then the rules responder)
+//! and the LLM pool over it, the responder `USE_AGENT_CORE` picks, the lead actor tree
+//! under the root supervisor, and how many deliveries the consumer may hold.
+//!
+//! Must not: call a model or consume the queue itself; it builds what does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::alert_router::AlertHandle;
+use actors::brain::context::CrmNotes;
+use actors::brain::tools::ToolBox;
+use actors::brain::{AgentMode, Brain, PlainChain, Responder, Shadow};
+use actors::breaker::BreakerConfig;
+use actors::hitl::ReplyHolds;
+use actors::lead::LeadDeps;
+use actors::llm_pool::{ChainPolicy, LlmPool, LlmPoolChild, LlmPoolConfig};
+use actors::ports::{ChatModel, Clock, SmsSender};
+use actors::root::RootHandle;
+use actors::supervisor::{LeadSupervisorChild, SupervisorConfig};
+use actors::window::WindowLimits;
+use anyhow::Context;
+
+use crate::channels::crm::{DryRunCrm, FollowUpBoss};
+use crate::channels::llm::anthropic::AnthropicClient;
+use crate::channels::llm::gemini::GeminiClient;
+use crate::channels::llm::rules::{OfficeInfo, RulesResponder};
+use crate::channels::llm::system_prompt;
+use crate::config::Settings;
+use crate::http::WorkerState;
+use crate::store::SqlStore;
+
+/// The worker's half: the model chain and pool, the SMS sender and the lead actor tree.
+pub(super) async fn start_worker(
+    settings: &Settings,
+    store: &SqlStore,
+    roots: &RootHandle,
+    alerts: &AlertHandle,
+    clock: Arc<dyn Clock>,
+    sms: Arc<dyn SmsSender>,
+    chat_models: Option<Vec<Arc<dyn ChatModel>>>,
+) -> anyhow::Result<WorkerState> {
+    let holds = settings.hitl.enabled.then(|| {
+        tracing::info!("HITL_ENABLED: replies are held for approval in Discord");
+        Arc::new(store.clone()) as Arc<dyn ReplyHolds>
+    });
+    let mut chain: Vec<Arc<dyn ChatModel>> = match chat_models {
+        Some(models) => models,
+        None => configured_models(settings)?,
+    };
+    chain.push(Arc::new(RulesResponder::new(OfficeInfo {
+        office_name: settings.office_name.clone(),
+        ..OfficeInfo::default()
+    })));
+    let (pool_child, pool) = LlmPoolChild::new(
+        chain,
+        LlmPoolConfig {
+            concurrency: settings.llm_concurrency,
+            soft_timeout: settings.llm_soft_timeout,
+            hard_timeout: settings.llm_hard_timeout,
+        },
+        ChainPolicy {
+            retry_after_cap: settings.brain.retry_after_cap,
+            breaker: BreakerConfig {
+                failure_threshold: settings.brain.breaker_failures,
+                open_for: settings.brain.breaker_open,
+            },
+        },
+        alerts.clone(),
+        clock.clone(),
+    );
+    roots
+        .add(Arc::new(pool_child))
+        .await
+        .context("Failed to start the LLM pool")?;
+    tracing::info!(providers = ?pool.provider_names(), cap = settings.llm_concurrency, "model chain ready");
+    let responder = build_responder(settings, store, alerts, &clock, &pool)?;
+
+    let deps = Arc::new(LeadDeps {
+        store: Arc::new(store.clone()),
+        parks: Arc::new(store.clone()),
+        park_policy: settings.parks,
+        sms,
+        pool: pool.clone(),
+        alerts: alerts.clone(),
+        clock,
+        window: WindowLimits {
+            max_messages: settings.chat_window_messages,
+            max_bytes: settings.chat_window_bytes,
+        },
+        worker_id: Settings::worker_id(),
+        sms_attempts: 3,
+        retry_delay: Duration::from_secs(1),
+        holds,
+        responder,
+    });
+    let (tree, registry) = LeadSupervisorChild::new(
+        deps,
+        SupervisorConfig {
+            restart_max: settings.lead_restart_max,
+            restart_window: settings.lead_restart_window,
+            idle_after: settings.lead_idle,
+            memory_budget_bytes: settings.lead_memory_budget_bytes,
+            turn_budget: settings.lead_turn_timeout,
+            sweep_every: Some(Duration::from_secs(1)),
+        },
+    );
+    roots
+        .add(Arc::new(tree))
+        .await
+        .context("Failed to start the lead supervisor")?;
+    Ok(WorkerState { registry, pool })
+}
+
+/// Unsettled deliveries this process may hold. A model slot must never wait for a turn's
+/// store work, send or ack, nor for the next delivery and its store reads: so each process
+/// holds more tasks than it has model slots, the extra ones doing that work while the
+/// model calls run, and the pool's semaphore alone caps the calls.
+///
+/// - The in-process queue has one consumer, so it holds twice the model cap at no cost in
+///   fairness.
+/// - On a shared queue (RabbitMQ), `LLM_CONCURRENCY + ⌈LLM_CONCURRENCY / 3⌉`. A task held
+///   by a busy worker cannot go to an idle one (the seed's prefetch lesson), so the extra
+///   is kept small: it covers a turn's overhead (~0.1 s of store round trips, the send and
+///   the broker's ack and delivery, against a model call of ~1 s: one task in six is in
+///   that phase at any time, so ⌈C/3⌉ is twice what is needed), and what it can cost is
+///   bounded — at the end of a burst at most ⌈C/3⌉ tasks wait one model call in a busy
+///   worker while another is idle, and on a scale-out a new worker finds at most that many
+///   per running worker already taken.
+///
+/// The drain figures are in BENCHMARKS.md (`lead-agent simulate`).
+pub(super) fn prefetch(settings: &Settings) -> usize {
+    let cap = settings.llm_concurrency;
+    if settings.has_shared_queue() {
+        cap + cap.div_ceil(3)
+    } else {
+        cap * 2
+    }
+}
+
+fn configured_models(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn ChatModel>>> {
+    let mut chain: Vec<Arc<dyn ChatModel>> = Vec::new();
+    if let Some(a) = &settings.anthropic {
+        chain.push(Arc::new(AnthropicClient::new(
+            &settings.anthropic_base_url,
+            a.api_key.clone(),
+            a.model.clone(),
+            system_prompt(&settings.office_name),
+            settings.llm_hard_timeout,
+        )?));
+    }
+    if let Some(g) = &settings.brain.gemini {
+        chain.push(Arc::new(GeminiClient::new(
+            &settings.brain.gemini_base_url,
+            g.api_key.clone(),
+            g.model.clone(),
+            system_prompt(&settings.office_name),
+            settings.llm_hard_timeout,
+        )?));
+    }
+    Ok(chain)
+}
+
+/// `USE_AGENT_CORE`: `None` lets the lead actor ask the plain chain; otherwise the brain,
+/// or the shadow pair. The catalog is loaded whenever `BUILDINGS_FILE` is set, so a broken
+/// file stops start-up even while the brain is off.
+fn build_responder(
+    settings: &Settings,
+    store: &SqlStore,
+    alerts: &AlertHandle,
+    clock: &Arc<dyn Clock>,
+    pool: &LlmPool,
+) -> anyhow::Result<Option<Arc<dyn Responder>>> {
+    let mode = settings.brain.agent_mode;
+    if mode == AgentMode::Plain && settings.brain.buildings_file.is_none() {
+        return Ok(None);
+    }
+    let catalog = crate::catalog::load(settings.brain.buildings_file.as_deref())?;
+    if mode == AgentMode::Plain {
+        return Ok(None);
+    }
+    if settings.brain.buildings_file.is_none() {
+        tracing::warn!("BUILDINGS_FILE is not set: the brain leases the bundled SAMPLE buildings");
+    }
+    let crm: Arc<dyn CrmNotes> = match &settings.brain.fub_api {
+        Some(key) => Arc::new(FollowUpBoss::new(
+            &settings.brain.fub_api_base,
+            key.clone(),
+            Duration::from_secs(10),
+        )?),
+        None => Arc::new(DryRunCrm),
+    };
+    let tools = ToolBox {
+        catalog: Arc::new(catalog),
+        contexts: Arc::new(store.clone()),
+        crm,
+        alerts: alerts.clone(),
+        clock: clock.clone(),
+    };
+    tracing::info!(
+        ?mode,
+        buildings = tools.catalog.buildings.len(),
+        "agent core on"
+    );
+    Ok(Some(match mode {
+        AgentMode::Agent => Arc::new(Brain::new(pool.clone(), tools)),
+        AgentMode::Shadow => Arc::new(Shadow {
+            primary: Arc::new(PlainChain(pool.clone())),
+            shadow: Arc::new(Brain::disarmed(pool.clone(), tools)),
+            alerts: alerts.clone(),
+        }),
+        AgentMode::Plain => unreachable!("handled above"),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn a_shared_queue_prefetches_a_third_past_the_model_cap_and_the_in_process_one_double() {
+        let embedded = Settings::from_map(&HashMap::from([("LLM_CONCURRENCY", "6")])).unwrap();
+        assert_eq!(prefetch(&embedded), 12);
+        for (cap, expected) in [("1", 2), ("6", 8), ("7", 10), ("12", 16)] {
+            let shared = Settings::from_map(&HashMap::from([
+                ("LLM_CONCURRENCY", cap),
+                ("AMQP_URL", "amqp://u:p@rabbit:5672/%2f"),
+            ]))
+            .unwrap();
+            assert_eq!(prefetch(&shared), expected, "LLM_CONCURRENCY {cap}");
+        }
+    }
+}
