@@ -208,9 +208,14 @@ pub fn check_cloudbuild(text: &str) -> Vec<String> {
         problems
             .push("cloudbuild.yaml: the Build step does not tag the image with $COMMIT_SHA".into());
     }
-    let deploy = script("Deploy");
+    // `kubectl apply -k DIR` is `kubectl kustomize DIR` applied.
+    let deploy = script("Deploy").replace("apply -k ", "kustomize ");
     for (needle, what) in [
         (":$COMMIT_SHA", "set the image to the commit SHA"),
+        (
+            "kustomize deploy/k8s",
+            "apply what `kubectl kustomize deploy/k8s` renders (or `kubectl apply -k deploy/k8s`)",
+        ),
         (
             "rollout status",
             "wait for the rollout (kubectl rollout status)",
@@ -663,6 +668,18 @@ mod tests {
             check_cloudbuild(&text)
                 .iter()
                 .any(|p| p.contains("in that order"))
+        );
+        // Applying the files one by one instead of their rendering.
+        let unrendered = CLOUDBUILD.replace(
+            "kubectl kustomize deploy/k8s >",
+            "cat deploy/k8s/*.yaml >",
+        );
+        assert!(
+            check_cloudbuild(&unrendered)
+                .iter()
+                .any(|p| p.contains("kubectl kustomize deploy/k8s")),
+            "{:?}",
+            check_cloudbuild(&unrendered)
         );
         // Deploying the moving tag, and a verify without rollback.
         let latest = CLOUDBUILD.replace("s|:IMAGE_TAG|:$COMMIT_SHA|g", "s|:IMAGE_TAG|:latest|g");
