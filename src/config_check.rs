@@ -2,19 +2,22 @@
 //! between the code and the Kubernetes manifests — the seed lost hours to "I added the key
 //! to the ConfigMap, why isn't the pod seeing it?".
 //!
-//! Owns: reading the manifests of a directory (every `*.yaml`/`*.yml`, every document in
-//! each) and comparing every container of every Deployment with [`ENV_VARS`]: each variable
-//! the code reads is declared in each container and nothing else is; a secret comes from a
-//! `secretKeyRef`, never a literal or a ConfigMap; a reference's key is the variable's own
-//! name and points at a ConfigMap/Secret the directory defines; every key those define is
-//! read by the containers; every container has resources, `/health` and `/ready` probes;
-//! the pod's grace period holds the shutdown budget (preStop sleep + `HTTP_SHUTDOWN_SECS` +
-//! `SHUTDOWN_GRACE_SECS` + a margin; the watch: no turns); replicated roles have a
-//! disruption budget. What the network can reach (the Ingress, the Services, the ops port,
-//! the binds and the tokens they need) is checked by [`crate::deploy_lint::check_exposure`],
-//! which this runs too. Also the redacted view of the effective configuration (`config
-//! print`).
-//! Must not: talk to a cluster (it checks files), or print a secret's value.
+//! Owns: reading a manifest directory — every kustomization no other one includes,
+//! rendered by `kubectl kustomize` (the real renderer, never a copy of its rules), and every
+//! YAML file no kustomization uses (the files applied by hand) — and comparing it with
+//! [`ENV_VARS`]: every container takes a ConfigMap and a Secret through `envFrom` and has
+//! no per-container `configMapKeyRef`/`secretKeyRef` entry; each variable the code reads is
+//! a key of what it takes or a literal of the container, and no literal hides a key; every
+//! key of every ConfigMap and Secret is a variable its containers read, a secret only in a
+//! Secret, the watch's objects only the watch's; every container has resources, `/health`
+//! and `/ready` probes; the pod's grace period holds the shutdown budget (preStop sleep +
+//! `HTTP_SHUTDOWN_SECS` + `SHUTDOWN_GRACE_SECS` + a margin; the watch: no turns);
+//! replicated roles have a disruption budget. What the network can reach (the Ingress, the
+//! Services, the ops port, the binds and the tokens they need) is checked by
+//! [`crate::deploy_lint::check_exposure`], which this runs too. Also the redacted view of
+//! the effective configuration (`config print`) and the keys to paste (`config env-yaml`).
+//! Must not: talk to a cluster (it checks files; `kubectl kustomize` renders offline), or
+//! print a secret's value.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

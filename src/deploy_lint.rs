@@ -670,10 +670,8 @@ mod tests {
                 .any(|p| p.contains("in that order"))
         );
         // Applying the files one by one instead of their rendering.
-        let unrendered = CLOUDBUILD.replace(
-            "kubectl kustomize deploy/k8s >",
-            "cat deploy/k8s/*.yaml >",
-        );
+        let unrendered =
+            CLOUDBUILD.replace("kubectl kustomize deploy/k8s >", "cat deploy/k8s/*.yaml >");
         assert!(
             check_cloudbuild(&unrendered)
                 .iter()
