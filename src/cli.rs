@@ -92,9 +92,10 @@ pub struct WatchArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
-    /// Every variable the code reads is declared in every container of every Deployment
-    /// (and nothing else is), secrets come from Secrets, probes/resources/grace period are
-    /// set; also the Dockerfile's and cloudbuild.yaml's essentials. Non-zero exit naming
+    /// Every variable the code reads is a key of the ConfigMap or the Secret (and nothing
+    /// else is), secrets in the Secret, every container takes both through envFrom,
+    /// probes/resources/grace period are set; also the Dockerfile's and cloudbuild.yaml's
+    /// essentials. Renders a kustomization with `kubectl kustomize`. Non-zero exit naming
     /// each mismatch.
     Check {
         #[arg(long, default_value = "deploy/k8s")]
@@ -102,11 +103,11 @@ pub enum ConfigCommand {
     },
     /// The effective configuration from the environment, secrets redacted.
     Print,
-    /// The Deployment `env:` entries for every variable, to paste into each container.
+    /// The ConfigMap and Secret keys for every variable, with their defaults, to paste.
     EnvYaml {
-        #[arg(long, default_value_t = 12)]
+        #[arg(long, default_value_t = 2)]
         indent: usize,
-        /// The watch container's entries instead (deploy/k8s/watch.yaml).
+        /// The watch's own ConfigMap and Secret instead (deploy/k8s/watch-config.example.yaml).
         #[arg(long)]
         watch: bool,
     },

@@ -2,19 +2,22 @@
 //! between the code and the Kubernetes manifests — the seed lost hours to "I added the key
 //! to the ConfigMap, why isn't the pod seeing it?".
 //!
-//! Owns: reading the manifests of a directory (every `*.yaml`/`*.yml`, every document in
-//! each) and comparing every container of every Deployment with [`ENV_VARS`]: each variable
-//! the code reads is declared in each container and nothing else is; a secret comes from a
-//! `secretKeyRef`, never a literal or a ConfigMap; a reference's key is the variable's own
-//! name and points at a ConfigMap/Secret the directory defines; every key those define is
-//! read by the containers; every container has resources, `/health` and `/ready` probes;
-//! the pod's grace period holds the shutdown budget (preStop sleep + `HTTP_SHUTDOWN_SECS` +
-//! `SHUTDOWN_GRACE_SECS` + a margin; the watch: no turns); replicated roles have a
-//! disruption budget. What the network can reach (the Ingress, the Services, the ops port,
-//! the binds and the tokens they need) is checked by [`crate::deploy_lint::check_exposure`],
-//! which this runs too. Also the redacted view of the effective configuration (`config
-//! print`).
-//! Must not: talk to a cluster (it checks files), or print a secret's value.
+//! Owns: reading a manifest directory — every kustomization no other one includes,
+//! rendered by `kubectl kustomize` (the real renderer, never a copy of its rules), and every
+//! YAML file no kustomization uses (the files applied by hand) — and comparing it with
+//! [`ENV_VARS`]: every container takes a ConfigMap and a Secret through `envFrom` and has
+//! no per-container `configMapKeyRef`/`secretKeyRef` entry; each variable the code reads is
+//! a key of what it takes or a literal of the container, and no literal hides a key; every
+//! key of every ConfigMap and Secret is a variable its containers read, a secret only in a
+//! Secret, the watch's objects only the watch's; every container has resources, `/health`
+//! and `/ready` probes; the pod's grace period holds the shutdown budget (preStop sleep +
+//! `HTTP_SHUTDOWN_SECS` + `SHUTDOWN_GRACE_SECS` + a margin; the watch: no turns);
+//! replicated roles have a disruption budget. What the network can reach (the Ingress, the
+//! Services, the ops port, the binds and the tokens they need) is checked by
+//! [`crate::deploy_lint::check_exposure`], which this runs too. Also the redacted view of
+//! the effective configuration (`config print`) and the keys to paste (`config env-yaml`).
+//! Must not: talk to a cluster (it checks files; `kubectl kustomize` renders offline), or
+//! print a secret's value.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -41,25 +44,99 @@ impl Manifest {
     }
 }
 
-/// Every document of every YAML file in `dir`, in file-name order. A file that does not
-/// parse is an error naming it: a check that skipped it would pass on a broken manifest.
+/// The objects of a manifest directory: what each kustomization in it renders (`kubectl
+/// kustomize`, the real renderer: a check of a copy of its merge rules would pass on what
+/// Kubernetes never sees), plus every YAML file no kustomization uses, which is applied by
+/// hand (the examples of the ConfigMap and Secret, the Ingress, the watch). Without a
+/// kustomization, every document of every YAML file. A file that does not parse, or a
+/// kustomization that does not render, is an error naming it: a check that skipped it would
+/// pass on a broken manifest.
 pub fn load_manifests(dir: &Path) -> anyhow::Result<Vec<Manifest>> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("Failed to read the manifest directory {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .collect();
+    let mut files = Vec::new();
+    yaml_files(dir, &mut files)
+        .with_context(|| format!("Failed to read the manifest directory {}", dir.display()))?;
     files.sort();
     if files.is_empty() {
         anyhow::bail!("no *.yaml manifests in {}", dir.display());
     }
+    let is_kustomization = |p: &Path| p.file_name().is_some_and(|n| n == "kustomization.yaml");
+    // Everything a kustomization names: its resources, components and patches.
+    let mut used = BTreeSet::new();
+    for k in files.iter().filter(|p| is_kustomization(p)) {
+        let text = std::fs::read_to_string(k)
+            .with_context(|| format!("Failed to read {}", k.display()))?;
+        let doc: Value = serde_yaml_ng::from_str(&text)
+            .with_context(|| format!("{} is not valid YAML", k.display()))?;
+        let here = k.parent().unwrap_or(dir);
+        let named = ["resources", "components", "patchesStrategicMerge"]
+            .iter()
+            .flat_map(|f| doc[*f].as_sequence().into_iter().flatten())
+            .filter_map(Value::as_str)
+            .chain(
+                doc["patches"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["path"].as_str()),
+            );
+        for n in named {
+            if let Ok(path) = here.join(n).canonicalize() {
+                used.insert(path);
+            }
+        }
+    }
     let mut out = Vec::new();
-    for path in files {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("Failed to read {}", path.display()))?;
-        out.extend(parse_manifests(&path.display().to_string(), &text)?);
+    for path in &files {
+        let canonical = path.canonicalize()?;
+        if is_kustomization(path) {
+            let root = path.parent().unwrap_or(dir);
+            if !used.contains(&root.canonicalize()?) {
+                out.extend(render_kustomization(root)?);
+            }
+        } else if !used.contains(&canonical) {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("Failed to read {}", path.display()))?;
+            out.extend(parse_manifests(&path.display().to_string(), &text)?);
+        }
     }
     Ok(out)
+}
+
+fn yaml_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            yaml_files(&path, out)?;
+        } else if path.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// `kubectl kustomize DIR` (README "Deploy": kubectl is needed, and `.ci/run` installs it).
+fn render_kustomization(dir: &Path) -> anyhow::Result<Vec<Manifest>> {
+    let output = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .with_context(|| {
+            format!(
+                "Failed to run `kubectl kustomize {}`: kubectl renders the kustomization (README \"Deploy\")",
+                dir.display()
+            )
+        })?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "`kubectl kustomize {}` failed: {}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    parse_manifests(
+        &format!("kustomize {}", dir.display()),
+        &String::from_utf8_lossy(&output.stdout),
+    )
 }
 
 /// The documents of one YAML text (`---`-separated); empty documents are skipped.
@@ -79,7 +156,7 @@ pub fn parse_manifests(file: &str, text: &str) -> anyhow::Result<Vec<Manifest>> 
     Ok(out)
 }
 
-/// Where one container's variable comes from.
+/// Where one `env` entry of a container takes its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Literal,
@@ -124,6 +201,95 @@ pub fn container_env(container: &Value) -> Vec<(String, Source)> {
         .collect()
 }
 
+/// One `envFrom` entry: every key of the object becomes a variable of the same name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvFrom {
+    ConfigMap(String),
+    Secret(String),
+    /// A `prefix` (it renames every key) or neither reference.
+    Other,
+}
+
+impl EnvFrom {
+    fn object(&self) -> Option<(&'static str, &str)> {
+        match self {
+            EnvFrom::ConfigMap(n) => Some(("ConfigMap", n)),
+            EnvFrom::Secret(n) => Some(("Secret", n)),
+            EnvFrom::Other => None,
+        }
+    }
+}
+
+/// The `envFrom` entries of one container, in order (a later one wins a key both hold).
+pub fn container_env_from(container: &Value) -> Vec<EnvFrom> {
+    container["envFrom"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let name = |r: &Value| r["name"].as_str().unwrap_or("").to_string();
+            if !e["prefix"].is_null() {
+                EnvFrom::Other
+            } else if let Some(r) = e.get("configMapRef") {
+                EnvFrom::ConfigMap(name(r))
+            } else if let Some(r) = e.get("secretRef") {
+                EnvFrom::Secret(name(r))
+            } else {
+                EnvFrom::Other
+            }
+        })
+        .collect()
+}
+
+/// The keys of a ConfigMap (`data`) or Secret (`stringData` and `data`).
+pub fn object_keys(m: &Manifest) -> Vec<String> {
+    let fields: &[&str] = if m.kind() == "Secret" {
+        &["stringData", "data"]
+    } else {
+        &["data"]
+    };
+    fields
+        .iter()
+        .flat_map(|f| m.doc[*f].as_mapping().into_iter().flat_map(|m| m.keys()))
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect()
+}
+
+/// The value a container gives the non-secret `name`: its literal `env` value, else the
+/// last ConfigMap it takes through `envFrom` that sets the key; `None` when unset or empty
+/// (the default applies: `config::read_var` treats "" as unset) or from a Secret.
+pub(crate) fn configured_value(
+    container: &Value,
+    name: &str,
+    config_maps: &BTreeMap<&str, &Manifest>,
+) -> Option<String> {
+    let non_empty = |v: &str| (!v.trim().is_empty()).then(|| v.to_string());
+    if let Some(entry) = container["env"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"].as_str() == Some(name))
+    {
+        if let Some(v) = entry["value"].as_str() {
+            return non_empty(v);
+        }
+        let r = &entry["valueFrom"]["configMapKeyRef"];
+        return config_maps.get(r["name"].as_str()?)?.doc["data"][r["key"].as_str()?]
+            .as_str()
+            .and_then(non_empty);
+    }
+    container_env_from(container)
+        .iter()
+        .rev()
+        .find_map(|f| match f {
+            EnvFrom::ConfigMap(object) => config_maps
+                .get(object.as_str())
+                .and_then(|m| m.doc["data"][name].as_str()),
+            _ => None,
+        })
+        .and_then(non_empty)
+}
+
 /// The pod template's containers of a workload manifest.
 pub fn containers(manifest: &Manifest) -> Vec<&Value> {
     manifest.doc["spec"]["template"]["spec"]["containers"]
@@ -149,7 +315,7 @@ pub fn runs_watch(container: &Value) -> bool {
     container["args"][0].as_str() == Some("watch")
 }
 
-/// The variables a container must declare: the watch's own list for a watch container;
+/// The variables a container must be given: the watch's own list for a watch container;
 /// for the service's, every variable but those only the watch reads.
 fn expected_vars(vars: &[EnvVar], watch: bool) -> Vec<&EnvVar> {
     vars.iter()
@@ -184,8 +350,15 @@ pub fn check(vars: &[EnvVar], manifests: &[Manifest]) -> Vec<String> {
         .filter(|m| m.kind() == "Secret")
         .map(|m| (m.name(), m))
         .collect();
-    // Every (kind, object, key) some container reads, to find keys nobody reads.
-    let mut referenced: BTreeSet<(&'static str, String, String)> = BTreeSet::new();
+    let object = |kind: &str, name: &str| -> Option<&Manifest> {
+        if kind == "ConfigMap" {
+            config_maps.get(name).copied()
+        } else {
+            secrets.get(name).copied()
+        }
+    };
+    // Which (kind, object) each kind of container (watch or not) takes through envFrom.
+    let mut taken: BTreeMap<(&'static str, String), BTreeSet<bool>> = BTreeMap::new();
 
     for d in &deployments {
         let list = containers(d);
@@ -202,10 +375,48 @@ pub fn check(vars: &[EnvVar], manifests: &[Manifest]) -> Vec<String> {
                 d.name(),
                 c["name"].as_str().unwrap_or("?")
             );
-            let env = container_env(c);
             let watch = runs_watch(c);
             let expected = expected_vars(vars, watch);
             let declared: BTreeMap<&str, &EnvVar> = expected.iter().map(|v| (v.name, *v)).collect();
+
+            // Its variables come from a ConfigMap and a Secret, whole: no per-container list.
+            let from = container_env_from(c);
+            for kind in ["ConfigMap", "Secret"] {
+                if !from
+                    .iter()
+                    .any(|f| f.object().is_some_and(|(k, _)| k == kind))
+                {
+                    problems.push(format!(
+                        "{at}: takes no {kind} through envFrom: every container takes its variables from the ConfigMap and the Secret, not from entries of its own"
+                    ));
+                }
+            }
+            // Who gives each variable: a key of an envFrom object, or an env entry.
+            let mut givers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for f in &from {
+                let Some((kind, name)) = f.object() else {
+                    problems.push(format!(
+                        "{at}: an envFrom entry has a prefix or names neither a ConfigMap nor a Secret: each key must be the variable's own name"
+                    ));
+                    continue;
+                };
+                taken
+                    .entry((kind, name.to_string()))
+                    .or_default()
+                    .insert(watch);
+                match object(kind, name) {
+                    None => problems.push(format!(
+                        "{at}: takes {kind} {name} through envFrom, which no manifest in the directory defines"
+                    )),
+                    Some(m) => {
+                        for key in object_keys(m) {
+                            givers.entry(key).or_default().push(format!("{kind} {name}"));
+                        }
+                    }
+                }
+            }
+
+            let env = container_env(c);
             let mut seen = BTreeSet::new();
             for (name, source) in &env {
                 if !seen.insert(name.as_str()) {
@@ -228,43 +439,39 @@ pub fn check(vars: &[EnvVar], manifests: &[Manifest]) -> Vec<String> {
                     continue;
                 };
                 match source {
-                    Source::Literal | Source::ConfigMap { .. } if var.secret => {
-                        problems.push(format!(
-                            "{at}: {name} is a secret but comes from {}; use a secretKeyRef",
-                            if *source == Source::Literal {
-                                "a literal value"
-                            } else {
-                                "a ConfigMap"
-                            }
-                        ))
-                    }
-                    Source::ConfigMap { name: object, key }
-                    | Source::Secret { name: object, key } => {
-                        let (kind, defined) = match source {
-                            Source::ConfigMap { .. } => {
-                                ("ConfigMap", config_maps.contains_key(object.as_str()))
-                            }
-                            _ => ("Secret", secrets.contains_key(object.as_str())),
-                        };
-                        if key != name {
-                            problems.push(format!(
-                                "{at}: {name} reads the key {key:?} of {kind} {object}; the key must be the variable's name"
-                            ));
-                        }
-                        if !defined {
-                            problems.push(format!(
-                                "{at}: {name} reads {kind} {object}, which no manifest in the directory defines"
-                            ));
-                        }
-                        referenced.insert((kind, object.clone(), key.clone()));
-                    }
+                    Source::ConfigMap { .. } | Source::Secret { .. } => problems.push(format!(
+                        "{at}: {name} comes from a per-container {}: make it a key of the {} the container takes through envFrom",
+                        if matches!(source, Source::ConfigMap { .. }) {
+                            "configMapKeyRef"
+                        } else {
+                            "secretKeyRef"
+                        },
+                        if var.secret { "Secret" } else { "ConfigMap" }
+                    )),
+                    Source::Literal if var.secret => problems.push(format!(
+                        "{at}: {name} is a secret but comes from a literal value; make it a key of the Secret"
+                    )),
                     _ => {}
+                }
+                if let Some(objects) = givers.get(name.as_str()) {
+                    problems.push(format!(
+                        "{at}: {name} is set in the container and is also a key of {}, whose value it hides",
+                        objects.join(" and ")
+                    ));
+                }
+            }
+            for (key, objects) in &givers {
+                if objects.len() > 1 {
+                    problems.push(format!(
+                        "{at}: {key} is a key of both {}: which value wins depends on the order of envFrom",
+                        objects.join(" and ")
+                    ));
                 }
             }
             for var in &expected {
-                if !seen.contains(var.name) {
+                if !seen.contains(var.name) && !givers.contains_key(var.name) {
                     problems.push(format!(
-                        "{at}: {} is read by the {} but not declared in this container",
+                        "{at}: {} is read by the {} but is a key of no ConfigMap or Secret it takes, nor set in this container",
                         var.name,
                         if watch {
                             "watch (watch::settings::VARS)"
@@ -304,23 +511,50 @@ pub fn check(vars: &[EnvVar], manifests: &[Manifest]) -> Vec<String> {
                 .filter_map(|v| v["secret"]["secretName"].as_str())
         })
         .collect();
+    // The keys of every ConfigMap and Secret: each one reaches every container taking the
+    // object, so each must be a variable those containers read, and a secret only in a Secret.
     for (kind, objects) in [("ConfigMap", &config_maps), ("Secret", &secrets)] {
-        for (object, m) in objects.iter() {
-            if kind == "Secret" && mounted.contains(object) {
-                continue;
-            }
-            let data = if kind == "Secret" && m.doc.get("stringData").is_some() {
-                &m.doc["stringData"]
-            } else {
-                &m.doc["data"]
-            };
-            for key in data.as_mapping().into_iter().flat_map(|m| m.keys()) {
-                let key = key.as_str().unwrap_or("").to_string();
-                if !referenced.contains(&(kind, object.to_string(), key.clone())) {
+        for (name, m) in objects.iter() {
+            let at = format!("{kind} {name} ({})", m.file);
+            let Some(takers) = taken.get(&(kind, name.to_string())) else {
+                if kind == "Secret" && mounted.contains(name) {
+                    continue;
+                }
+                for key in object_keys(m) {
                     problems.push(format!(
-                        "{kind} {object} ({}) has the key {key}, which no container reads: a key in a {kind} alone never reaches the pod",
-                        m.file
+                        "{at} has the key {key}, which no container reads: no container takes the {kind} through envFrom, so its keys never reach a pod"
                     ));
+                }
+                continue;
+            };
+            if takers.len() > 1 {
+                problems.push(format!(
+                    "{at} is taken by the watch and by the service's containers: the watch has its own objects, so a mistake in the service's cannot blind it"
+                ));
+            }
+            for watch in takers {
+                let expected = expected_vars(vars, *watch);
+                for key in object_keys(m) {
+                    match vars.iter().find(|v| v.name == key) {
+                        None => problems.push(format!(
+                            "{at} has the key {key}, which the code does not read (not in config::ENV_VARS): a misspelt variable is silently ignored"
+                        )),
+                        Some(_) if !expected.iter().any(|v| v.name == key) => {
+                            problems.push(if *watch {
+                                format!(
+                                    "{at} has the key {key}, which the watch does not read (not in watch::settings::VARS)"
+                                )
+                            } else {
+                                format!(
+                                    "{at} has the key {key}, which only the watch reads (watch::settings::WATCH_ONLY): it belongs in the watch's own {kind}"
+                                )
+                            })
+                        }
+                        Some(v) if v.secret && kind == "ConfigMap" => problems.push(format!(
+                            "{at} has the key {key}, a secret: it belongs in the Secret"
+                        )),
+                        Some(_) => {}
+                    }
                 }
             }
         }
@@ -371,8 +605,8 @@ fn check_budgets(manifests: &[Manifest], deployments: &[&Manifest], problems: &m
 /// stops (this margin). So the pod's grace must hold their sum; the watch has no turns.
 pub const GRACE_MARGIN_SECS: f64 = 3.0;
 
-/// The value of `var` the pod will see: the largest a container reads from a ConfigMap of the
-/// directory, else the default.
+/// The value of `var` the pod will see: the largest its containers are configured with
+/// ([`configured_value`]), else the default.
 fn configured_seconds(d: &Manifest, config_maps: &BTreeMap<&str, &Manifest>, var: &str) -> f64 {
     let default: f64 = ENV_VARS
         .iter()
@@ -380,20 +614,12 @@ fn configured_seconds(d: &Manifest, config_maps: &BTreeMap<&str, &Manifest>, var
         .and_then(|v| v.default)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0.0);
-    let mut seen: Option<f64> = None;
-    for c in containers(d) {
-        for (name, source) in container_env(c) {
-            if name == var
-                && let Source::ConfigMap { name: object, key } = source
-                && let Some(v) = config_maps
-                    .get(object.as_str())
-                    .and_then(|m| seconds_of(&m.doc["data"][key.as_str()]))
-            {
-                seen = Some(seen.map_or(v, |s| s.max(v)));
-            }
-        }
-    }
-    seen.unwrap_or(default)
+    containers(d)
+        .iter()
+        .filter_map(|c| configured_value(c, var, config_maps))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .reduce(f64::max)
+        .unwrap_or(default)
 }
 
 /// The longest preStop hook of the pod's containers, in seconds: `sleep N` as an exec
@@ -471,7 +697,7 @@ pub fn run_check(dir: &Path) -> anyhow::Result<()> {
             .filter(|m| m.kind() == "Deployment")
             .count();
         println!(
-            "config check: OK — {} variables declared in every service container, {} in every watch container, of {deployments} Deployment(s) in {}",
+            "config check: OK — {} variables given to every service container, {} to every watch container (envFrom: their ConfigMap and Secret), of {deployments} Deployment(s) in {}",
             expected_vars(ENV_VARS, false).len(),
             expected_vars(ENV_VARS, true).len(),
             dir.display()
@@ -511,10 +737,11 @@ pub fn run_print() -> anyhow::Result<()> {
     }
 }
 
-/// The env entries of a container for `vars`, as they belong in a Deployment: secrets from
-/// the Secret `lead-agent-secrets`, the rest from the ConfigMap `lead-agent-config`, each
-/// optional (an unset variable takes its default). `config env-yaml` prints it, so a new
-/// variable is added to every container by pasting, not by hand-typing six lines thrice.
+/// The keys of the ConfigMap `lead-agent-config` and the Secret `lead-agent-secrets` for
+/// `vars`: every variable with its default ("" when it has none, or when the default is
+/// derived from another variable), secrets in the Secret. `config env-yaml` prints them, so
+/// a new variable is added to the ConfigMap or the Secret by pasting its line; every
+/// container takes both whole (`envFrom`).
 pub fn env_yaml(vars: &[EnvVar], indent: usize) -> String {
     env_yaml_from(
         &expected_vars(vars, false),
@@ -524,10 +751,10 @@ pub fn env_yaml(vars: &[EnvVar], indent: usize) -> String {
     )
 }
 
-/// The watch container's entries (`config env-yaml --watch`): its own variables, from its
-/// own ConfigMap and Secret (`lead-agent-watch-config`, `lead-agent-watch-secrets`), so a
-/// mistake in the service's configuration — a wrong PUBLIC_BASE_URL above all — is not
-/// copied into the watchdog that must catch it.
+/// The keys of the watch's own ConfigMap and Secret (`config env-yaml --watch`:
+/// `lead-agent-watch-config`, `lead-agent-watch-secrets`), so a mistake in the service's
+/// configuration — a wrong PUBLIC_BASE_URL above all — is not copied into the watchdog
+/// that must catch it.
 pub fn env_yaml_watch(vars: &[EnvVar], indent: usize) -> String {
     env_yaml_from(
         &expected_vars(vars, true),
@@ -537,19 +764,29 @@ pub fn env_yaml_watch(vars: &[EnvVar], indent: usize) -> String {
     )
 }
 
+/// The variables a Deployment sets itself, as literal values: they decide who can reach the
+/// pod (base/deployment.yaml, watch.yaml), so they are no key of a ConfigMap.
+const SET_IN_THE_DEPLOYMENT: [&str; 3] = ["BIND_ADDRESS", "OPS_BIND_ADDRESS", "ALLOW_INSECURE"];
+
 fn env_yaml_from(vars: &[&EnvVar], indent: usize, config_map: &str, secret: &str) -> String {
     let pad = " ".repeat(indent);
     let mut out = String::new();
-    for v in vars {
-        let (kind, object) = if v.secret {
-            ("secretKeyRef", secret)
-        } else {
-            ("configMapKeyRef", config_map)
-        };
-        out.push_str(&format!(
-            "{pad}- name: {n}\n{pad}  valueFrom:\n{pad}    {kind}:\n{pad}      name: {object}\n{pad}      key: {n}\n{pad}      optional: true\n",
-            n = v.name
-        ));
+    for (secrets, header) in [
+        (false, format!("# ConfigMap {config_map}, data:\n")),
+        (true, format!("# Secret {secret}, stringData:\n")),
+    ] {
+        out.push_str(&header);
+        for v in vars
+            .iter()
+            .filter(|v| v.secret == secrets && !SET_IN_THE_DEPLOYMENT.contains(&v.name))
+        {
+            let value = v.default.filter(|d| !v.secret && !d.contains('$'));
+            let quoted = value
+                .unwrap_or("")
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"");
+            out.push_str(&format!("{pad}{}: \"{quoted}\"\n", v.name));
+        }
     }
     out
 }
@@ -557,6 +794,8 @@ fn env_yaml_from(vars: &[&EnvVar], indent: usize, config_map: &str, secret: &str
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
+
+    use serde_yaml_ng::Mapping;
 
     use super::*;
 
@@ -586,46 +825,126 @@ mod tests {
         assert!(run_check(&shipped_dir()).is_ok());
     }
 
+    fn object<'a>(manifests: &'a mut [Manifest], kind: &str, name: &str) -> &'a mut Value {
+        &mut manifests
+            .iter_mut()
+            .find(|m| m.kind() == kind && m.name() == name)
+            .unwrap_or_else(|| panic!("{kind}/{name} is shipped"))
+            .doc
+    }
+
+    fn keys<'a>(manifests: &'a mut [Manifest], kind: &str, name: &str) -> &'a mut Mapping {
+        let field = if kind == "Secret" {
+            "stringData"
+        } else {
+            "data"
+        };
+        object(manifests, kind, name)[field]
+            .as_mapping_mut()
+            .unwrap()
+    }
+
     #[test]
-    fn a_variable_removed_from_one_container_is_named_with_its_container() {
-        let victim = ENV_VARS[ENV_VARS.len() / 2].name;
+    fn a_container_without_envfrom_for_the_secret_is_named_with_its_container() {
         let mut manifests = shipped();
-        let env = first_container(deployment(&mut manifests, "lead-agent-worker"))["env"]
+        first_container(deployment(&mut manifests, "lead-agent-worker"))["envFrom"]
             .as_sequence_mut()
-            .unwrap();
-        let before = env.len();
-        env.retain(|e| e["name"].as_str() != Some(victim));
-        assert_eq!(env.len(), before - 1);
+            .unwrap()
+            .retain(|f| f.get("secretRef").is_none());
         let problems = check(ENV_VARS, &manifests);
-        assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
-            problems[0].contains("deployment/lead-agent-worker container worker")
-                && problems[0].contains(victim)
-                && problems[0].contains("not declared"),
+            problems.contains(&"deployment/lead-agent-worker container worker: takes no Secret through envFrom: every container takes its variables from the ConfigMap and the Secret, not from entries of its own".to_string()),
             "{problems:?}"
         );
+        // Every secret it no longer gets is named with it, and nothing with another container.
+        assert!(
+            problems.iter().any(|p| p.starts_with("deployment/lead-agent-worker container worker: OPS_TOKEN is read by the code (config::ENV_VARS) but is a key of no ConfigMap or Secret it takes")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .all(|p| p.starts_with("deployment/lead-agent-worker container worker")),
+            "{problems:?}"
+        );
+    }
+
+    /// The shipped directory, copied (kustomizations and all) into a temporary one.
+    fn copy_tree(from: &Path, to: &Path) {
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let target = to.join(path.file_name().unwrap());
+            if path.is_dir() {
+                std::fs::create_dir(&target).unwrap();
+                copy_tree(&path, &target);
+            } else {
+                std::fs::copy(&path, &target).unwrap();
+            }
+        }
     }
 
     #[test]
     fn removing_a_variable_from_a_manifest_file_makes_the_command_fail() {
         let dir = tempfile::tempdir().unwrap();
-        for entry in std::fs::read_dir(shipped_dir()).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-        }
-        let file = dir.path().join("deployment.yaml");
+        copy_tree(&shipped_dir(), dir.path());
+        assert_eq!(
+            check(ENV_VARS, &load_manifests(dir.path()).unwrap()),
+            Vec::<String>::new(),
+            "the copy renders like the original"
+        );
+        let file = dir.path().join("secret.example.yaml");
         let text = std::fs::read_to_string(&file).unwrap();
-        // Drop OPS_TOKEN's six lines from the first container only.
-        let start = text.find("            - name: OPS_TOKEN\n").unwrap();
-        let end =
-            start + text[start..].find("optional: true\n").unwrap() + "optional: true\n".len();
-        std::fs::write(&file, format!("{}{}", &text[..start], &text[end..])).unwrap();
+        let line = "  OPS_TOKEN: \"\"\n";
+        assert!(text.contains(line));
+        std::fs::write(&file, text.replace(line, "")).unwrap();
         let problems = check(ENV_VARS, &load_manifests(dir.path()).unwrap());
         assert!(
             problems.iter().any(|p| p.contains("OPS_TOKEN")),
             "{problems:?}"
         );
         assert!(run_check(dir.path()).is_err());
+    }
+
+    #[test]
+    fn the_kustomization_is_rendered_and_its_parts_are_not_read_as_manifests() {
+        let manifests = shipped();
+        let files: BTreeSet<&str> = manifests.iter().map(|m| m.file.as_str()).collect();
+        // The roles' patches and the base are parts of the rendering, not objects.
+        assert!(
+            files
+                .iter()
+                .all(|f| !f.contains("patch") && !f.contains("base")),
+            "{files:?}"
+        );
+        let rendered: BTreeSet<(&str, &str)> = manifests
+            .iter()
+            .filter(|m| m.file.starts_with("kustomize "))
+            .map(|m| (m.kind(), m.name()))
+            .collect();
+        for d in [
+            "lead-agent-web",
+            "lead-agent-worker",
+            "lead-agent-scheduler",
+        ] {
+            assert!(rendered.contains(&("Deployment", d)), "{rendered:?}");
+        }
+        // What is applied by hand is read beside it, once.
+        for (kind, name) in [
+            ("ConfigMap", "lead-agent-config"),
+            ("Secret", "lead-agent-secrets"),
+            ("Ingress", "lead-agent"),
+            ("Deployment", "lead-agent-watch"),
+        ] {
+            assert!(!rendered.contains(&(kind, name)), "{kind} {name}");
+            assert_eq!(
+                manifests
+                    .iter()
+                    .filter(|m| m.kind() == kind && m.name() == name)
+                    .count(),
+                1,
+                "{kind} {name}"
+            );
+        }
     }
 
     #[test]
@@ -652,55 +971,61 @@ mod tests {
     }
 
     #[test]
-    fn a_variable_only_in_the_manifest_a_secret_in_a_config_map_and_a_key_typo_are_named() {
+    fn an_unknown_key_a_secret_in_the_config_map_and_per_container_entries_are_named() {
         let mut manifests = shipped();
-        let container = first_container(deployment(&mut manifests, "lead-agent-web"));
-        let env = container["env"].as_sequence_mut().unwrap();
+        let config = keys(&mut manifests, "ConfigMap", "lead-agent-config");
+        config.insert("CELERY_RESULT_BACKEND".into(), "redis://x".into());
+        config.insert("ANTHROPIC_API_KEY".into(), "sk-x".into());
+        config.insert("BIND_ADDRESS".into(), "127.0.0.1".into());
+        keys(&mut manifests, "Secret", "lead-agent-secrets").remove("ANTHROPIC_API_KEY");
+        let env = first_container(deployment(&mut manifests, "lead-agent-web"))["env"]
+            .as_sequence_mut()
+            .unwrap();
         env.push(
-            serde_yaml_ng::from_str("{name: CELERY_RESULT_BACKEND, value: redis://x}").unwrap(),
+            serde_yaml_ng::from_str(
+                "{name: OFFICE_NAME, valueFrom: {configMapKeyRef: {name: lead-agent-config, key: OFFICE_NAME}}}",
+            )
+            .unwrap(),
         );
-        for e in env.iter_mut() {
-            if e["name"] == "OPS_TOKEN" {
-                *e = serde_yaml_ng::from_str(
-                    "{name: OPS_TOKEN, valueFrom: {configMapKeyRef: {name: lead-agent-config, key: OPS_TOKEN}}}",
-                )
-                .unwrap();
-            }
-            if e["name"] == "OFFICE_NAME" {
-                e["valueFrom"]["configMapKeyRef"]["key"] = "OFFICE".into();
-            }
-        }
+        env.push(serde_yaml_ng::from_str("{name: OPS_TOKEN, value: hunter2}").unwrap());
         let problems = check(ENV_VARS, &manifests).join("\n");
-        assert!(
-            problems.contains(
-                "CELERY_RESULT_BACKEND is declared in the manifest but the code does not read it"
-            ),
-            "{problems}"
-        );
-        assert!(
-            problems.contains("OPS_TOKEN is a secret but comes from a ConfigMap"),
-            "{problems}"
-        );
-        assert!(
-            problems.contains("OFFICE_NAME reads the key \"OFFICE\""),
-            "{problems}"
-        );
+        for needle in [
+            "has the key CELERY_RESULT_BACKEND, which the code does not read",
+            "has the key ANTHROPIC_API_KEY, a secret: it belongs in the Secret",
+            "container web: OFFICE_NAME comes from a per-container configMapKeyRef",
+            "container web: OPS_TOKEN is a secret but comes from a literal value",
+            "container web: OPS_TOKEN is set in the container and is also a key of Secret lead-agent-secrets",
+            "container worker: BIND_ADDRESS is set in the container and is also a key of ConfigMap lead-agent-config, whose value it hides",
+        ] {
+            assert!(problems.contains(needle), "{needle}: {problems}");
+        }
     }
 
     #[test]
     fn a_config_map_key_that_no_container_reads_is_named() {
         let mut manifests = shipped();
-        let cm = manifests
-            .iter_mut()
-            .find(|m| m.kind() == "ConfigMap")
-            .unwrap();
-        cm.doc["data"]["GOOGLE_API_KEY_TYPO"] = "x".into();
+        keys(&mut manifests, "ConfigMap", "lead-agent-config")
+            .insert("GOOGLE_API_KEY_TYPO".into(), "x".into());
         let problems = check(ENV_VARS, &manifests);
         assert!(
             problems
                 .iter()
-                .any(|p| p.contains("GOOGLE_API_KEY_TYPO") && p.contains("no container reads")),
+                .any(|p| p.contains("GOOGLE_API_KEY_TYPO") && p.contains("does not read")),
             "{problems:?}"
+        );
+        // A ConfigMap that no container takes: none of its keys reaches a pod.
+        let mut manifests = shipped();
+        object(&mut manifests, "ConfigMap", "lead-agent-config")["metadata"]["name"] =
+            "lead-agent-config-2".into();
+        let problems = check(ENV_VARS, &manifests).join("\n");
+        assert!(
+            problems.contains("ConfigMap lead-agent-config-2")
+                && problems.contains("which no container reads"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("takes ConfigMap lead-agent-config through envFrom, which no manifest in the directory defines"),
+            "{problems}"
         );
     }
 
@@ -737,9 +1062,17 @@ mod tests {
                             && !c["resources"][bound]["cpu"].is_null()
                     );
                 }
+                // The ConfigMap and the Secret whole; no entry but the literal binds.
                 assert_eq!(
-                    container_env(c).len(),
-                    expected_vars(ENV_VARS, runs_watch(c)).len()
+                    container_env_from(c),
+                    [
+                        EnvFrom::ConfigMap("lead-agent-config".into()),
+                        EnvFrom::Secret("lead-agent-secrets".into())
+                    ]
+                );
+                assert!(
+                    container_env(c).iter().all(|(n, s)| *s == Source::Literal
+                        && SET_IN_THE_DEPLOYMENT.contains(&n.as_str()))
                 );
             }
         }
@@ -849,34 +1182,56 @@ mod tests {
     }
 
     #[test]
-    fn env_yaml_declares_every_variable_with_the_right_source() {
-        for watch in [false, true] {
-            let entries = if watch {
+    fn env_yaml_prints_the_keys_of_the_shipped_config_maps_and_secrets() {
+        for (watch, config_map, secret) in [
+            (false, "lead-agent-config", "lead-agent-secrets"),
+            (true, "lead-agent-watch-config", "lead-agent-watch-secrets"),
+        ] {
+            let text = if watch {
                 env_yaml_watch(ENV_VARS, 2)
             } else {
                 env_yaml(ENV_VARS, 2)
             };
-            let doc: Value = serde_yaml_ng::from_str(&format!("env:\n{entries}")).unwrap();
-            let env = container_env(&doc);
-            let expected = expected_vars(ENV_VARS, watch);
-            assert_eq!(env.len(), expected.len());
-            for (v, (name, source)) in expected.iter().zip(env) {
-                assert_eq!(v.name, name);
-                assert_eq!(v.secret, matches!(source, Source::Secret { .. }), "{name}");
-                let object = match source {
-                    Source::Secret { name, .. } | Source::ConfigMap { name, .. } => name,
-                    other => panic!("{other:?}"),
-                };
-                assert_eq!(object.contains("watch"), watch, "{name}: {object}");
+            let (config_part, secret_part) = text.split_once("# Secret").unwrap();
+            let printed = |part: &str| -> BTreeSet<String> {
+                let doc: Value = serde_yaml_ng::from_str(&format!("data:\n{part}")).unwrap();
+                doc["data"]
+                    .as_mapping()
+                    .unwrap()
+                    .keys()
+                    .map(|k| k.as_str().unwrap().to_string())
+                    .collect()
+            };
+            let (config_keys, secret_keys) = (
+                printed(config_part),
+                printed(secret_part.split_once('\n').unwrap().1),
+            );
+            for v in expected_vars(ENV_VARS, watch) {
+                let set_here = SET_IN_THE_DEPLOYMENT.contains(&v.name);
+                assert_eq!(
+                    config_keys.contains(v.name),
+                    !v.secret && !set_here,
+                    "{}",
+                    v.name
+                );
+                assert_eq!(secret_keys.contains(v.name), v.secret, "{}", v.name);
             }
+            // The shipped examples have exactly those keys.
+            let mut manifests = shipped();
+            let shipped_keys = |m: &mut [Manifest], kind: &str, name: &str| -> BTreeSet<String> {
+                keys(m, kind, name)
+                    .keys()
+                    .map(|k| k.as_str().unwrap().to_string())
+                    .collect()
+            };
+            assert_eq!(
+                shipped_keys(&mut manifests, "ConfigMap", config_map),
+                config_keys
+            );
+            assert_eq!(shipped_keys(&mut manifests, "Secret", secret), secret_keys);
         }
-        let watch_names: Vec<String> = container_env(
-            &serde_yaml_ng::from_str(&format!("env:\n{}", env_yaml_watch(ENV_VARS, 2))).unwrap(),
-        )
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-        assert_eq!(watch_names, watch::settings::VARS);
+        assert!(env_yaml(ENV_VARS, 2).contains("\n  PORT: \"5012\"\n"));
+        assert!(env_yaml(ENV_VARS, 2).contains("\n  PUBLIC_BASE_URL: \"\"\n"));
     }
 
     #[test]
@@ -889,43 +1244,38 @@ mod tests {
         assert_eq!(watch_deployment.doc["spec"]["replicas"].as_u64(), Some(1));
         let c = containers(watch_deployment)[0];
         assert!(runs_watch(c));
-        let names: BTreeSet<String> = container_env(c).into_iter().map(|(n, _)| n).collect();
-        assert!(!names.contains("DATABASE_URL") && !names.contains("AMQP_URL"));
-
-        // A service variable in the watch, a watch variable in the service, a watch
-        // variable missing from the watch: each named.
-        let mut broken = shipped();
-        let watch_env = first_container(deployment(&mut broken, "lead-agent-watch"))["env"]
-            .as_sequence_mut()
-            .unwrap();
-        watch_env.retain(|e| e["name"] != "DISCORD_WEBHOOK");
-        watch_env.push(
-            serde_yaml_ng::from_str(
-                "{name: DATABASE_URL, valueFrom: {secretKeyRef: {name: lead-agent-secrets, key: DATABASE_URL}}}",
-            )
-            .unwrap(),
+        assert_eq!(
+            container_env_from(c),
+            [
+                EnvFrom::ConfigMap("lead-agent-watch-config".into()),
+                EnvFrom::Secret("lead-agent-watch-secrets".into())
+            ]
         );
-        first_container(deployment(&mut broken, "lead-agent-web"))["env"]
-            .as_sequence_mut()
-            .unwrap()
-            .push(
-                serde_yaml_ng::from_str(
-                    "{name: WATCH_URL, valueFrom: {configMapKeyRef: {name: lead-agent-watch-config, key: WATCH_URL}}}",
-                )
-                .unwrap(),
-            );
+
+        // A service variable in the watch's Secret, a watch variable missing from it, a
+        // watch variable in the service's ConfigMap, the service's Secret in the watch:
+        // each named.
+        let mut broken = shipped();
+        let watch_secret = keys(&mut broken, "Secret", "lead-agent-watch-secrets");
+        watch_secret.remove("DISCORD_WEBHOOK");
+        watch_secret.insert("DATABASE_URL".into(), "postgres://x".into());
+        keys(&mut broken, "ConfigMap", "lead-agent-config")
+            .insert("WATCH_URL".into(), "https://x".into());
+        let problems = check(ENV_VARS, &broken).join("\n");
+        for needle in [
+            "Secret lead-agent-watch-secrets (",
+            "has the key DATABASE_URL, which the watch does not read",
+            "lead-agent-watch container watch: DISCORD_WEBHOOK is read by the watch",
+            "has the key WATCH_URL, which only the watch reads",
+        ] {
+            assert!(problems.contains(needle), "{needle}: {problems}");
+        }
+        let mut broken = shipped();
+        first_container(deployment(&mut broken, "lead-agent-watch"))["envFrom"][1]["secretRef"]["name"] =
+            "lead-agent-secrets".into();
         let problems = check(ENV_VARS, &broken).join("\n");
         assert!(
-            problems.contains("lead-agent-watch container watch: DATABASE_URL is declared but the watch does not read it"),
-            "{problems}"
-        );
-        assert!(
-            problems
-                .contains("lead-agent-watch container watch: DISCORD_WEBHOOK is read by the watch"),
-            "{problems}"
-        );
-        assert!(
-            problems.contains("lead-agent-web container web: WATCH_URL is read only by the watch"),
+            problems.contains("is taken by the watch and by the service's containers"),
             "{problems}"
         );
     }

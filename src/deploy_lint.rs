@@ -23,7 +23,8 @@ use serde_yaml_ng::Value;
 
 use crate::config::ENV_VARS;
 use crate::config_check::{
-    Manifest, Source, container_env, containers, labels_match, list_runs_watch, runs_watch,
+    EnvFrom, Manifest, Source, configured_value, container_env, container_env_from, containers,
+    labels_match, list_runs_watch, runs_watch,
 };
 
 /// One Dockerfile instruction: the keyword (upper case) and its arguments, with line
@@ -207,9 +208,14 @@ pub fn check_cloudbuild(text: &str) -> Vec<String> {
         problems
             .push("cloudbuild.yaml: the Build step does not tag the image with $COMMIT_SHA".into());
     }
-    let deploy = script("Deploy");
+    // `kubectl apply -k DIR` is `kubectl kustomize DIR` applied.
+    let deploy = script("Deploy").replace("apply -k ", "kustomize ");
     for (needle, what) in [
         (":$COMMIT_SHA", "set the image to the commit SHA"),
+        (
+            "kustomize deploy/k8s",
+            "apply what `kubectl kustomize deploy/k8s` renders (or `kubectl apply -k deploy/k8s`)",
+        ),
         (
             "rollout status",
             "wait for the rollout (kubectl rollout status)",
@@ -256,26 +262,6 @@ pub fn check_cloudbuild(text: &str) -> Vec<String> {
 
 /// The paths the public listener serves: the only ones an Ingress may route.
 pub const PUBLIC_PATHS: [&str; 4] = ["/twilio/sms", "/discord/interactions", "/health", "/ready"];
-
-/// The value a container gives `name`: a literal, or its ConfigMap's; `None` when unset
-/// (the default applies) or from a Secret.
-fn value_of(
-    container: &Value,
-    name: &str,
-    config_maps: &BTreeMap<&str, &Manifest>,
-) -> Option<String> {
-    let entry = container["env"]
-        .as_sequence()?
-        .iter()
-        .find(|e| e["name"].as_str() == Some(name))?;
-    if let Some(v) = entry["value"].as_str() {
-        return Some(v.to_string());
-    }
-    let r = &entry["valueFrom"]["configMapKeyRef"];
-    config_maps.get(r["name"].as_str()?)?.doc["data"][r["key"].as_str()?]
-        .as_str()
-        .map(str::to_string)
-}
 
 fn default_of(name: &str) -> String {
     ENV_VARS
@@ -354,8 +340,9 @@ pub fn check_exposure(manifests: &[Manifest]) -> Vec<String> {
                 d.name(),
                 c["name"].as_str().unwrap_or("?")
             );
-            let value =
-                |name: &str| value_of(c, name, &config_maps).unwrap_or_else(|| default_of(name));
+            let value = |name: &str| {
+                configured_value(c, name, &config_maps).unwrap_or_else(|| default_of(name))
+            };
             let role = role_of(c);
             let serves_webhook = matches!(role.as_str(), "web" | "all");
             if value("ALLOW_INSECURE").trim().eq_ignore_ascii_case("true") {
@@ -409,11 +396,16 @@ pub fn check_exposure(manifests: &[Manifest]) -> Vec<String> {
             }
             if exposed {
                 let env = container_env(c);
+                let from = container_env_from(c);
                 for token in crate::exposure::required(serves_webhook) {
-                    let from_secret = env.iter().any(|(n, source)| {
-                        n == token
-                            && matches!(source, Source::Secret { name, key } if secret_has(name, key))
-                    });
+                    // An env entry of its name decides; else the Secrets it takes whole.
+                    let from_secret = match env.iter().find(|(n, _)| n == token) {
+                        Some((_, Source::Secret { name, key })) => secret_has(name, key),
+                        Some(_) => false,
+                        None => from
+                            .iter()
+                            .any(|f| matches!(f, EnvFrom::Secret(name) if secret_has(name, token))),
+                    };
                     if !from_secret {
                         problems.push(format!(
                             "{at}: binds beyond loopback but {token} does not come from a Secret that defines it: serve refuses to start without it"
@@ -677,6 +669,16 @@ mod tests {
                 .iter()
                 .any(|p| p.contains("in that order"))
         );
+        // Applying the files one by one instead of their rendering.
+        let unrendered =
+            CLOUDBUILD.replace("kubectl kustomize deploy/k8s >", "cat deploy/k8s/*.yaml >");
+        assert!(
+            check_cloudbuild(&unrendered)
+                .iter()
+                .any(|p| p.contains("kubectl kustomize deploy/k8s")),
+            "{:?}",
+            check_cloudbuild(&unrendered)
+        );
         // Deploying the moving tag, and a verify without rollback.
         let latest = CLOUDBUILD.replace("s|:IMAGE_TAG|:$COMMIT_SHA|g", "s|:IMAGE_TAG|:latest|g");
         assert!(
@@ -907,10 +909,10 @@ mod tests {
         *env_entry(web, "BIND_ADDRESS") =
             serde_yaml_ng::from_str("{name: BIND_ADDRESS, value: \"127.0.0.1\"}").unwrap();
         web["readinessProbe"]["httpGet"]["port"] = 5012.into();
-        web["env"]
-            .as_sequence_mut()
+        find(&mut m, "Secret", "lead-agent-secrets")["stringData"]
+            .as_mapping_mut()
             .unwrap()
-            .retain(|e| e["name"] != "TWILIO_AUTH_TOKEN");
+            .remove("TWILIO_AUTH_TOKEN");
         let problems = problems_of(&m);
         for needle in [
             "lead-agent-web container web: ALLOW_INSECURE is true",
@@ -920,15 +922,23 @@ mod tests {
         ] {
             assert!(problems.contains(needle), "{needle}: {problems}");
         }
-        // A worker needs no Twilio token: only OPS_TOKEN is its.
+        // A worker needs no Twilio token (the Secret above has none): only OPS_TOKEN is its.
+        assert!(
+            !problems.contains("lead-agent-worker container worker: binds beyond loopback"),
+            "{problems}"
+        );
+        // A per-container entry decides over the Secret taken whole.
         let mut m = shipped();
-        find(&mut m, "Deployment", "lead-agent-worker")["spec"]["template"]["spec"]["containers"]
-            [0]["env"]
+        let worker = &mut find(&mut m, "Deployment", "lead-agent-worker")["spec"]["template"]["spec"]
+            ["containers"][0];
+        worker["env"]
             .as_sequence_mut()
             .unwrap()
-            .retain(|e| e["name"] != "TWILIO_AUTH_TOKEN");
+            .push(serde_yaml_ng::from_str("{name: OPS_TOKEN, value: \"\"}").unwrap());
         assert!(
-            !problems_of(&m).contains("TWILIO_AUTH_TOKEN"),
+            problems_of(&m).contains(
+                "lead-agent-worker container worker: binds beyond loopback but OPS_TOKEN"
+            ),
             "{}",
             problems_of(&m)
         );

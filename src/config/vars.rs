@@ -808,17 +808,29 @@ mod tests {
 
     #[test]
     fn every_declared_variable_is_wired_into_the_deployment() {
-        let service = include_str!("../../deploy/k8s/deployment.yaml");
-        let watch = include_str!("../../deploy/k8s/watch.yaml");
+        // The containers take every key of their ConfigMap and Secret (envFrom); the binds
+        // are literal values of the service's shared Deployment.
+        let service = [
+            include_str!("../../deploy/k8s/configmap.example.yaml"),
+            include_str!("../../deploy/k8s/secret.example.yaml"),
+            include_str!("../../deploy/k8s/base/deployment.yaml"),
+        ]
+        .concat();
+        let watch = [
+            include_str!("../../deploy/k8s/watch-config.example.yaml"),
+            include_str!("../../deploy/k8s/watch.yaml"),
+        ]
+        .concat();
         for v in ENV_VARS {
-            // What only the watch reads is declared in the watch's Deployment alone.
+            // What only the watch reads is in the watch's objects alone.
             let (manifest, file) = if crate::watch::settings::WATCH_ONLY.contains(&v.name) {
-                (watch, "watch.yaml")
+                (&watch, "watch-config.example.yaml")
             } else {
-                (service, "deployment.yaml")
+                (&service, "configmap.example.yaml / secret.example.yaml")
             };
             assert!(
-                manifest.contains(&format!("name: {}", v.name)),
+                manifest.contains(&format!("\n  {}: ", v.name))
+                    || manifest.contains(&format!("name: {}\n", v.name)),
                 "deploy/k8s/{file} does not declare {}",
                 v.name
             );
