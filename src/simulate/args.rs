@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::bail;
-use futures_util::StreamExt;
 
 /// Where the service under test comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -165,8 +164,6 @@ impl SimulateArgs {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn bad_combinations_of_arguments_are_refused_together() {
         use clap::Parser;

@@ -33,7 +33,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures_util::StreamExt;
 use testkit::fake_anthropic::FakeAnthropic;
 use testkit::fake_twilio::FakeTwilio;
 

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use testkit::fake_anthropic::FakeAnthropic;
 use testkit::fake_twilio::FakeTwilio;
 

@@ -13,7 +13,7 @@
 
 pub mod processes;
 
-pub use testkit::{AUTH_TOKEN, OUR_NUMBER, PUBLIC_URL, serve};
+pub use testkit::{AUTH_TOKEN, OUR_NUMBER, PUBLIC_URL};
 pub use testkit::{fake_anthropic, fake_discord, fake_twilio, proxy};
 
 use std::time::Duration;
