@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-
 use crate::channels::twilio::compute_signature;
 use crate::dev_sms::new_message_sid;
 
