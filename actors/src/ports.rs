@@ -268,9 +268,59 @@ impl ProviderStatus {
 
 /// Store failures are all "try again later" from the actor's point of view: the turn is
 /// handed back unacked and the store's transaction guarantees nothing half-written.
-#[derive(Debug, thiserror::Error)]
-#[error("store error: {0}")]
-pub struct StoreError(pub String);
+///
+/// The message is what operators read (it names the operation and, for a driver error,
+/// says the driver's words too); the driver's error itself is kept as the `source`, so a
+/// caller that needs it (`anyhow`'s chain, a downcast to `sqlx::Error`) still has it.
+/// Cloneable — one failed group commit answers every webhook in the group — hence the
+/// `Arc`.
+#[derive(Clone, Debug)]
+pub struct StoreError {
+    message: String,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "store error: {}", self.message)
+    }
+}
+
+// By hand, not thiserror's `#[source]`: that would hand out the `Arc` itself, and a
+// downcast to the driver's error type would then fail.
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl StoreError {
+    /// A failure the store itself found (no driver error behind it).
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A failure caused by `source` (the driver's error, a decoder's), which is kept.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(std::sync::Arc::new(source)),
+        }
+    }
+
+    /// What went wrong, without the `store error:` prefix.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
 
 /// How a reply's send attempt ended, as recorded in the outbox.
 #[derive(Clone, Debug, PartialEq, Eq)]

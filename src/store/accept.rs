@@ -82,7 +82,7 @@ impl InboundWriter {
             Ok(()) => answered.await.map_err(|_| {
                 // The writer's runtime ended mid-batch. Whether the row was committed is
                 // unknown: 503, and Twilio's retry finds it (a Duplicate) or writes it.
-                StoreError("the inbound writer stopped before answering".into())
+                StoreError::new("the inbound writer stopped before answering")
             })?,
             // The runtime that ran the writer is gone (a store kept past it): write here.
             Err(mpsc::error::SendError(request)) => {
@@ -160,10 +160,7 @@ pub(super) async fn write_all(
             }
             results
         }
-        Err(BatchError { error, .. }) => items
-            .iter()
-            .map(|_| Err(StoreError(error.0.clone())))
-            .collect(),
+        Err(BatchError { error, .. }) => items.iter().map(|_| Err(error.clone())).collect(),
     }
 }
 
@@ -639,7 +636,7 @@ mod tests {
         assert!(
             results[1]
                 .as_ref()
-                .is_err_and(|e| e.0.contains("poisoned message")),
+                .is_err_and(|e| e.message().contains("poisoned message")),
             "{:?}",
             results[1]
         );

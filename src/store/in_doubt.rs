@@ -86,7 +86,7 @@ impl InDoubtLedger for SqlStore {
         checks: &InDoubtChecks,
     ) -> Result<bool, StoreError> {
         let Some(last_checked_at) = checks.last_checked_at else {
-            return Err(StoreError("a recorded check needs its time".into()));
+            return Err(StoreError::new("a recorded check needs its time"));
         };
         let result = checks.last_result.unwrap_or(CheckResult::Unreachable);
         with_pool!(self, pool => {

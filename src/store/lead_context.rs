@@ -33,7 +33,7 @@ impl LeadContextStore for SqlStore {
 
     async fn save_context(&self, lead: &LeadId, context: &LeadContext) -> Result<(), StoreError> {
         let json = serde_json::to_string(context)
-            .map_err(|e| StoreError(format!("encode lead context: {e}")))?;
+            .map_err(|e| StoreError::with_source(format!("encode lead context: {e}"), e))?;
         with_pool!(self, pool => {
             sqlx::query(
                 "INSERT INTO lead_context (lead_phone, context, updated_at) VALUES ($1, $2, $3)

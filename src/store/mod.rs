@@ -119,7 +119,7 @@ pub fn is_postgres_url(url: &str) -> bool {
 }
 
 fn store_err(context: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
-    move |e| StoreError(format!("{context}: {e}"))
+    move |e| StoreError::with_source(format!("{context}: {e}"), e)
 }
 
 fn now() -> DateTime<Utc> {

@@ -27,7 +27,7 @@ fn park_of(
     Ok(Park {
         lead: LeadId(lead),
         reason: ParkReason::parse(&reason)
-            .ok_or_else(|| StoreError(format!("lead_parks: unknown reason {reason:?}")))?,
+            .ok_or_else(|| StoreError::new(format!("lead_parks: unknown reason {reason:?}")))?,
         parked_at,
         expires_at,
     })

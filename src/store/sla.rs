@@ -24,8 +24,9 @@ macro_rules! sla_from_row {
     ($r:expr) => {{
         let r = $r;
         let kind: String = r.get(1);
-        let kind = SlaKind::parse(&kind)
-            .ok_or_else(|| StoreError(format!("unknown SLA kind {kind:?} in the slas table")))?;
+        let kind = SlaKind::parse(&kind).ok_or_else(|| {
+            StoreError::new(format!("unknown SLA kind {kind:?} in the slas table"))
+        })?;
         SlaState {
             lead: LeadId(r.get(0)),
             kind,
@@ -132,7 +133,7 @@ impl SlaStore for SqlStore {
         let state = self
             .one_sla(lead, kind)
             .await?
-            .ok_or_else(|| StoreError("SLA vanished right after opening".into()))?;
+            .ok_or_else(|| StoreError::new("SLA vanished right after opening"))?;
         Ok(if changed {
             Opened::Created(state)
         } else {

@@ -384,3 +384,21 @@ async fn the_turn_read_on_sqlite_goes_through_the_open_messages_index() {
         "not the whole history: {plan:?}"
     );
 }
+
+#[test]
+fn a_driver_error_is_kept_as_the_source_and_said_in_the_message() {
+    let err = store_err("load lead work")(sqlx::Error::RowNotFound);
+    assert!(err.message().starts_with("load lead work: "), "{err}");
+    assert!(err.to_string().starts_with("store error: load lead work: "));
+    let source = std::error::Error::source(&err).expect("the driver's error is kept");
+    assert!(
+        matches!(
+            source.downcast_ref::<sqlx::Error>(),
+            Some(sqlx::Error::RowNotFound)
+        ),
+        "{source:?}"
+    );
+    // A clone (one failed group commit answers every webhook of its group) keeps it too.
+    assert!(std::error::Error::source(&err.clone()).is_some());
+    assert!(std::error::Error::source(&StoreError::new("found by the store")).is_none());
+}

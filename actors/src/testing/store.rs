@@ -187,7 +187,7 @@ impl MemStore {
     }
     fn guard(&self) -> Result<std::sync::MutexGuard<'_, MemInner>, StoreError> {
         if self.fail.load(Ordering::SeqCst) {
-            return Err(StoreError("store unavailable (test)".into()));
+            return Err(StoreError::new("store unavailable (test)"));
         }
         Ok(self.inner.lock().unwrap())
     }
