@@ -155,6 +155,13 @@ pub struct VerifyArgs {
     /// Fail unless /health reports this commit (Cloud Build passes $COMMIT_SHA).
     #[arg(long)]
     pub expect_commit: Option<String>,
+    /// Step 1 fails for a pod older than this: right after a deploy every pod is new (the
+    /// seed's "age < 5m"); an older one was not replaced by the rollout.
+    #[arg(long, default_value_t = crate::verify::DEFAULT_MAX_POD_AGE_SECS)]
+    pub max_pod_age_secs: u64,
+    /// Any pod age passes step 1: for a verify run by hand long after the last deploy.
+    #[arg(long)]
+    pub any_pod_age: bool,
     /// Append the dated result to this file (and report it to the service for /ops).
     #[arg(long, num_args = 0..=1, default_missing_value = "DEPLOYMENT_STATE.md")]
     pub record: Option<std::path::PathBuf>,

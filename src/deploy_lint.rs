@@ -241,6 +241,13 @@ pub fn check_cloudbuild(text: &str) -> Vec<String> {
         ("lead-agent verify", "run `lead-agent verify`"),
         ("rollout undo", "roll back when verification fails"),
         ("exit 1", "fail the build when verification fails"),
+        // The next session reads what happened: the service's /ops/verifications and the
+        // bucket copy (DEPLOYMENT_STATE.md "Where verify results are").
+        ("--record", "record its result (`--record`)"),
+        (
+            "gcloud storage cp",
+            "keep its result as an artifact (`gcloud storage cp`)",
+        ),
     ] {
         if !verify.contains(needle) {
             problems.push(format!("cloudbuild.yaml: the Verify step does not {what}"));

@@ -85,6 +85,8 @@ async fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
     options.to = args.to;
     options.wait = std::time::Duration::from_secs(args.wait_secs);
     options.expect_commit = args.expect_commit.clone();
+    options.max_pod_age = (!args.any_pod_age)
+        .then(|| chrono::Duration::seconds(args.max_pod_age_secs.min(i64::MAX as u64) as i64));
     let report = verify::run(&options).await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{STEPS, Status, StepResult, VerifyOptions, step};
@@ -62,7 +63,7 @@ pub(super) async fn kube_steps(options: &VerifyOptions) -> Vec<StepResult> {
     }
     let mut out =
         match kubectl_json(options, context, &["get", "pods", "-l", &options.selector]).await {
-            Ok(pods) => evaluate_pods(&pods).to_vec(),
+            Ok(pods) => evaluate_pods(&pods, Utc::now(), options.max_pod_age).to_vec(),
             Err(e) => vec![
                 step(names[0], Status::Fail, &e),
                 step(names[1], Status::Fail, &e),
@@ -88,8 +89,25 @@ const BAD_REASONS: [&str; 6] = [
     "CreateContainerConfigError",
 ];
 
-/// Steps 1 and 2 from `kubectl get pods -o json`.
-pub fn evaluate_pods(pods: &Value) -> [StepResult; 2] {
+/// "2h 03m", "4m 10s", "12s": a pod's age as an operator reads it.
+fn age_text(age: chrono::Duration) -> String {
+    let s = age.num_seconds().max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// Steps 1 and 2 from `kubectl get pods -o json`. With `max_age` (the seed's "age < 5m"
+/// after a deploy), a pod created longer ago than that fails step 1: the rollout did not
+/// replace it, so what runs is not what was just deployed. A terminating pod (one with a
+/// `deletionTimestamp`, the old replica a rollout is stopping) is not held to the age.
+pub fn evaluate_pods(
+    pods: &Value,
+    now: DateTime<Utc>,
+    max_age: Option<chrono::Duration>,
+) -> [StepResult; 2] {
     let items = pods["items"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
         let why = "no pod matches the selector";
@@ -107,6 +125,23 @@ pub fn evaluate_pods(pods: &Value) -> [StepResult; 2] {
         let phase = pod["status"]["phase"].as_str().unwrap_or("Unknown");
         if phase != "Running" {
             not_running.push(format!("{name} is {phase}"));
+        }
+        let terminating = !pod["metadata"]["deletionTimestamp"].is_null();
+        if let (Some(max), false) = (max_age, terminating) {
+            let created = pod["metadata"]["creationTimestamp"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+            match created {
+                Some(created) if now - created.with_timezone(&Utc) > max => {
+                    not_running.push(format!(
+                        "{name} is {} old (over {}: not replaced by this rollout)",
+                        age_text(now - created.with_timezone(&Utc)),
+                        age_text(max)
+                    ));
+                }
+                Some(_) => {}
+                None => not_running.push(format!("{name} has no creationTimestamp")),
+            }
         }
         for c in pod["status"]["containerStatuses"]
             .as_array()
@@ -140,7 +175,13 @@ pub fn evaluate_pods(pods: &Value) -> [StepResult; 2] {
         step(
             STEPS[0],
             Status::Pass,
-            format!("{} pod(s) Running, all ready, 0 restarts", items.len()),
+            format!(
+                "{} pod(s) Running, all ready, 0 restarts{}",
+                items.len(),
+                max_age
+                    .map(|m| format!(", none older than {}", age_text(m)))
+                    .unwrap_or_default()
+            ),
         )
     } else {
         step(
@@ -201,7 +242,7 @@ mod tests {
                  "state": {"waiting": {"reason": "CrashLoopBackOff"}},
                  "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]}}
         ]});
-        let [running, healthy] = evaluate_pods(&pods);
+        let [running, healthy] = evaluate_pods(&pods, Utc::now(), None);
         assert_eq!(running.status, Status::Fail);
         assert!(
             running.detail.contains("worker-1/worker restarted 2"),
@@ -221,12 +262,15 @@ mod tests {
         let pods = json!({"items": [
             {"metadata": {"name": "web-1"}, "status": {"phase": "Running", "containerStatuses": [
                 {"name": "web", "ready": true, "restartCount": 0, "state": {"running": {}}}]}}]});
-        let [running, healthy] = evaluate_pods(&pods);
+        let [running, healthy] = evaluate_pods(&pods, Utc::now(), None);
         assert_eq!(
             (running.status, healthy.status),
             (Status::Pass, Status::Pass)
         );
-        assert_eq!(evaluate_pods(&json!({"items": []}))[0].status, Status::Fail);
+        assert_eq!(
+            evaluate_pods(&json!({"items": []}), Utc::now(), None)[0].status,
+            Status::Fail
+        );
     }
 
     #[test]
@@ -240,5 +284,43 @@ mod tests {
         );
         assert_eq!(ok.status, Status::Pass);
         assert!(ok.detail.contains("34.1.2.3"));
+    }
+
+    #[test]
+    fn after_a_deploy_a_pod_older_than_the_limit_fails_unless_terminating_or_relaxed() {
+        let now: DateTime<Utc> = "2026-12-03T10:00:00Z".parse().unwrap();
+        let pod = |name: &str, created: &str, deleting: bool| {
+            let mut p = json!({"metadata": {"name": name, "creationTimestamp": created},
+                "status": {"phase": "Running", "containerStatuses": [
+                    {"name": "c", "ready": true, "restartCount": 0, "state": {"running": {}}}]}});
+            if deleting {
+                p["metadata"]["deletionTimestamp"] = json!("2026-12-03T09:59:30Z");
+            }
+            p
+        };
+        let five = Some(chrono::Duration::seconds(300));
+        let fresh = json!({"items": [pod("web-new", "2026-12-03T09:57:10Z", false),
+                                     pod("web-old", "2026-12-01T08:00:00Z", true)]});
+        let [running, _] = evaluate_pods(&fresh, now, five);
+        assert_eq!(running.status, Status::Pass, "{}", running.detail);
+        assert!(
+            running.detail.contains("none older than 5m 00s"),
+            "{}",
+            running.detail
+        );
+
+        let stale = json!({"items": [pod("worker-1", "2026-12-03T07:57:00Z", false)]});
+        let [running, _] = evaluate_pods(&stale, now, five);
+        assert_eq!(running.status, Status::Fail);
+        assert!(
+            running
+                .detail
+                .contains("worker-1 is 2h 03m old (over 5m 00s"),
+            "{}",
+            running.detail
+        );
+        // `--any-pod-age`: an operator verifying long after the deploy.
+        let [running, _] = evaluate_pods(&stale, now, None);
+        assert_eq!(running.status, Status::Pass, "{}", running.detail);
     }
 }

@@ -3,14 +3,16 @@
 //! and rolls back on failure; an operator runs it by hand after anything else.
 //!
 //! Owns: the checks and their verdicts. Through `kubectl` (only when a context is given
-//! and kubectl runs; otherwise SKIP, never PASS): the pods run with 0 restarts, no
+//! and kubectl runs; otherwise SKIP, never PASS; `cluster.rs`): the pods run with 0
+//! restarts and none is older than the seed's 5 minutes after a deploy, no
 //! container is in CrashLoopBackOff/Error or was OOMKilled, the Ingress in front of the
 //! webhook has an external address. Over HTTP: `/health` answers 200 on the public URL
 //! (with the expected commit, when given); on the ops listener (`--ops-url`, e.g. a
 //! `kubectl port-forward` of the internal Service) the scheduler has upcoming jobs
 //! (`/ops/scheduled`) and workers are consuming (a fresh heartbeat at `/ops/heartbeats`);
 //! and a synthetic SMS from a test number, posted as a signed Twilio webhook to the public
-//! URL, is answered with a sent reply. `--record` appends the result to DEPLOYMENT_STATE.md
+//! URL, is answered with a sent reply (`service.rs`), and its event trace reached the
+//! EVENT channel in Discord (`trace.rs`). `--record` (`record.rs`) appends the result to DEPLOYMENT_STATE.md
 //! (the ground truth outside the code) and reports it to the service (`POST
 //! /ops/verifications`, shown on the `/ops` page).
 //! Must not: change the cluster (rollback is the pipeline's decision), or print a secret.
@@ -26,10 +28,12 @@ use crate::probe;
 mod cluster;
 mod record;
 mod service;
+mod trace;
 
 pub use cluster::{evaluate_pods, evaluate_service};
 pub use record::{LOG_HEADING, append_record, post_record};
 pub use service::{HEARTBEAT_FRESH_MS, evaluate_heartbeats, evaluate_scheduled};
+pub use trace::{EventChannel, TRACE, find_trace, parse_page, snowflake_at};
 
 use cluster::kube_steps;
 use service::{check_end_to_end, check_health, check_scheduler, check_workers};
@@ -67,8 +71,11 @@ fn step(name: &str, status: Status, detail: impl Into<String>) -> StepResult {
     }
 }
 
+/// The seed's step 1 after a deploy: "age < 5m".
+pub const DEFAULT_MAX_POD_AGE_SECS: u64 = 300;
+
 /// The checks, in the seed's order.
-pub const STEPS: [&str; 7] = [
+pub const STEPS: [&str; 8] = [
     "pods running",
     "containers healthy",
     "service address",
@@ -76,6 +83,8 @@ pub const STEPS: [&str; 7] = [
     "scheduler jobs",
     "workers consuming",
     "end-to-end sms",
+    // The second half of the seed's step 7: "check Discord channels for the event trace".
+    "event trace",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -177,6 +186,10 @@ pub struct VerifyOptions {
     pub ops_token: Option<String>,
     pub twilio_auth_token: Option<String>,
     pub expect_commit: Option<String>,
+    /// Step 1 fails for a pod older than this (`None`: any age passes).
+    pub max_pod_age: Option<chrono::Duration>,
+    /// Where the event trace is read (`Err`: why it cannot be, and the step is SKIP).
+    pub event_channel: Result<EventChannel, String>,
 }
 
 impl VerifyOptions {
@@ -198,6 +211,8 @@ impl VerifyOptions {
             ops_token: read_var("OPS_TOKEN"),
             twilio_auth_token: read_var("TWILIO_AUTH_TOKEN"),
             expect_commit: None,
+            event_channel: EventChannel::from_env(),
+            max_pod_age: Some(chrono::Duration::seconds(DEFAULT_MAX_POD_AGE_SECS as i64)),
         }
     }
 }
@@ -213,7 +228,25 @@ pub async fn run(options: &VerifyOptions) -> Report {
     steps.push(check_health(&http, options).await);
     steps.push(check_scheduler(&http, options, at).await);
     steps.push(check_workers(&http, options).await);
-    steps.push(check_end_to_end(&http, options).await);
+    let sent_at = Utc::now();
+    let text = format!(
+        "lead-agent verify {}: is the 2BR still available?",
+        sent_at.format("%Y-%m-%d %H:%M:%S%.3f")
+    );
+    let end_to_end = check_end_to_end(&http, options, &text).await;
+    let answered = end_to_end.status == Status::Pass;
+    steps.push(end_to_end);
+    steps.push(
+        trace::check_event_trace(
+            options.event_channel.as_ref().map_err(String::as_str),
+            answered,
+            &options.test_phone,
+            &text,
+            sent_at,
+            options.wait,
+        )
+        .await,
+    );
     Report::new(&options.url, at, steps)
 }
 

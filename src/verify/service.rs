@@ -176,11 +176,8 @@ pub(super) async fn check_workers(http: &reqwest::Client, options: &VerifyOption
 pub(super) async fn check_end_to_end(
     http: &reqwest::Client,
     options: &VerifyOptions,
+    text: &str,
 ) -> StepResult {
-    let text = format!(
-        "lead-agent verify {}: is the 2BR still available?",
-        Utc::now().format("%Y-%m-%d %H:%M:%S")
-    );
     let sms = probe::SyntheticSms {
         url: &options.url,
         ops_url: &options.ops_url,
@@ -189,7 +186,7 @@ pub(super) async fn check_end_to_end(
         ops_token: options.ops_token.as_deref(),
         from: &options.test_phone,
         to: &options.to,
-        text: &text,
+        text,
         wait: options.wait,
     };
     match probe::send_and_await_reply(http, &sms).await {

@@ -50,13 +50,17 @@ pub struct Request {
 pub struct Created {
     pub channel: String,
     pub body: Value,
+    /// A snowflake, as Discord's: milliseconds since 2015-01-01 shifted left by 22, plus a
+    /// counter, so `after` and the creation time agree as they do at Discord.
+    pub id: u64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Default)]
 struct FakeState {
     requests: Mutex<Vec<Request>>,
     created: Mutex<Vec<Created>>,
-    nonces: Mutex<HashMap<(String, String), usize>>,
+    nonces: Mutex<HashMap<(String, String), u64>>,
     script: Mutex<VecDeque<Scripted>>,
     /// While set, every request gets this status.
     down: Mutex<Option<u16>>,
@@ -72,7 +76,10 @@ impl FakeDiscord {
     pub async fn start() -> Self {
         let state = Arc::new(FakeState::default());
         let router = Router::new()
-            .route("/api/v10/channels/{channel}/messages", post(create_message))
+            .route(
+                "/api/v10/channels/{channel}/messages",
+                post(create_message).get(list_messages),
+            )
             .route(
                 "/api/webhooks/{id}/{token}",
                 post(execute_webhook).get(get_webhook),
@@ -336,14 +343,14 @@ fn deliver(state: &FakeState, channel: &str, body: &Value) -> Response {
     (
         StatusCode::OK,
         rate_headers(4),
-        Json(json!({"id": format!("{}", 1_000_000 + id), "channel_id": channel, "embeds": body["embeds"], "nonce": body["nonce"]})),
+        Json(json!({"id": id.to_string(), "channel_id": channel, "embeds": body["embeds"], "nonce": body["nonce"]})),
     )
         .into_response()
 }
 
 /// Creates the message unless `enforce_nonce` names a nonce already used in this channel;
-/// returns its index.
-fn create(state: &FakeState, channel: &str, body: &Value) -> usize {
+/// returns its snowflake.
+fn create(state: &FakeState, channel: &str, body: &Value) -> u64 {
     let nonce = body["nonce"].as_str().map(str::to_string);
     let enforce = body["enforce_nonce"].as_bool().unwrap_or(false);
     let mut nonces = state.nonces.lock().unwrap();
@@ -353,15 +360,83 @@ fn create(state: &FakeState, channel: &str, body: &Value) -> usize {
         return *existing;
     }
     let mut created = state.created.lock().unwrap();
+    let created_at = chrono::Utc::now();
+    let id = (((created_at.timestamp_millis() - DISCORD_EPOCH_MS) as u64) << 22)
+        + (created.len() as u64 & 0x3F_FFFF);
     created.push(Created {
         channel: channel.to_string(),
         body: body.clone(),
+        id,
+        created_at,
     });
-    let id = created.len() - 1;
     if let Some(n) = nonce {
         nonces.insert((channel.to_string(), n), id);
     }
     id
+}
+
+/// Discord's epoch (2015-01-01T00:00:00Z) in Unix milliseconds.
+const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// Get Channel Messages: bot-token auth, `after` (the messages created after that
+/// snowflake, the oldest of them first taken) and `limit` (1–100, default 50); the page is
+/// newest first, as Discord answers it. A message as Discord returns it: id, channel,
+/// content, embeds, components, timestamp.
+async fn list_messages(
+    State(state): State<Arc<FakeState>>,
+    Path(channel): Path<String>,
+    Query(query): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bot {BOT_TOKEN}")) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "401: Unauthorized", "code": 0})),
+        )
+            .into_response();
+    }
+    if let Some(status) = *state.down.lock().unwrap() {
+        return StatusCode::from_u16(status).unwrap().into_response();
+    }
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"code": 50035, "message": "Invalid Form Body (limit)"})),
+        )
+            .into_response();
+    }
+    let created = state.created.lock().unwrap();
+    let mut page: Vec<&Created> = created
+        .iter()
+        .filter(|c| c.channel == channel && query.after.is_none_or(|a| c.id > a))
+        .collect();
+    page.sort_by_key(|c| c.id);
+    if query.after.is_some() {
+        page.truncate(limit);
+    } else {
+        let skip = page.len().saturating_sub(limit);
+        page.drain(..skip);
+    }
+    page.reverse();
+    let page: Vec<Value> = page
+        .into_iter()
+        .map(|c| {
+            json!({"id": c.id.to_string(), "channel_id": c.channel,
+                   "content": c.body["content"].as_str().unwrap_or(""),
+                   "embeds": c.body["embeds"].clone(),
+                   "components": c.body["components"].clone(),
+                   "timestamp": c.created_at.to_rfc3339()})
+        })
+        .collect();
+    Json(Value::Array(page)).into_response()
 }
 
 /// Signs interactions as Discord does: Ed25519 over timestamp + body.

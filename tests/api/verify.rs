@@ -8,6 +8,7 @@ use std::time::Duration;
 use lead_agent::verify::{self, STEPS, Status, VerifyOptions};
 use serde_json::Value;
 
+use crate::fake_discord::FakeDiscord;
 use crate::helpers::*;
 
 fn options_for(app: &TestApp) -> VerifyOptions {
@@ -18,6 +19,8 @@ fn options_for(app: &TestApp) -> VerifyOptions {
     options.ops_token = None; // loopback, OPS_TOKEN unset
     options.test_phone = "+13125550177".into();
     options.wait = Duration::from_secs(15);
+    // The trace is read only where a test points it at its fake Discord.
+    options.event_channel = Err("no event channel in this test".into());
     options
 }
 
@@ -91,11 +94,19 @@ async fn kubectl_steps_are_skipped_without_a_context_or_kubectl_and_fail_on_an_u
 }
 
 fn run_binary(args: &[&str]) -> (bool, String) {
+    run_binary_with(args, &[])
+}
+
+fn run_binary_with(args: &[&str], env: &[(&str, String)]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_lead-agent"))
         .arg("verify")
         .args(args)
         .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
         .env_remove("OPS_TOKEN")
+        .env_remove("DISCORD_BOT_TOKEN")
+        .env_remove("DISCORD_CHANNEL_EVENT")
+        .env_remove("DISCORD_DEFAULT_CHANNEL")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .expect("the binary runs");
     (
@@ -137,11 +148,9 @@ async fn verify_against_a_stopped_server_fails_with_a_non_zero_exit_and_skips_th
     let steps = report["steps"].as_array().unwrap();
     assert_eq!(steps.len(), STEPS.len());
     for s in steps {
-        let expected = if STEPS[..3].contains(&s["step"].as_str().unwrap()) {
-            "SKIP"
-        } else {
-            "FAIL"
-        };
+        // The cluster steps without a context, the trace without a Discord token to read it.
+        let skipped = STEPS[..3].contains(&s["step"].as_str().unwrap()) || s["step"] == STEPS[7];
+        let expected = if skipped { "SKIP" } else { "FAIL" };
         assert_eq!(s["status"], expected, "{s}");
     }
 }
@@ -191,3 +200,85 @@ async fn verify_record_appends_to_the_state_file_and_reports_to_the_service() {
     assert_eq!(stored.passed, table.contains("verify PASS"));
     app.stop().await;
 }
+
+/// The seed's step 7 reads Discord for the event trace: run as the pipeline runs it (the
+/// binary, the service's DISCORD_* variables), against an app whose EVENT stream posts to
+/// the fake Discord.
+#[tokio::test]
+async fn verify_reads_the_synthetic_smss_event_trace_back_from_the_event_channel() {
+    let discord = FakeDiscord::start().await;
+    let mut env = discord.env();
+    env.push(("DISCORD_CHANNEL_EVENT", EVENT_CHANNEL.to_string()));
+    let app = spawn_app_with(TestOptions {
+        env: env.clone(),
+        ..TestOptions::default()
+    })
+    .await;
+    let (url, ops_url) = (app.base_url.clone(), app.ops_url.clone());
+    let (ok, table) = tokio::task::spawn_blocking(move || {
+        run_binary_with(
+            &[
+                "--url",
+                &url,
+                "--ops-url",
+                &ops_url,
+                "--public-url",
+                PUBLIC_URL,
+                "--test-phone",
+                "+13125550179",
+                "--wait-secs",
+                "20",
+            ],
+            &env,
+        )
+    })
+    .await
+    .unwrap();
+    println!("{table}");
+    let trace = table
+        .lines()
+        .find(|l| l.starts_with("event trace"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        trace.contains("PASS") && trace.contains("message_received → ai_response → sms_sent"),
+        "{table}"
+    );
+    assert!(ok, "{table}");
+    app.stop().await;
+}
+
+/// A deploy whose alerts do not reach Discord fails the trace even though the SMS was
+/// answered: here the app posts its events to the log while verify reads the channel.
+#[tokio::test]
+async fn verify_fails_the_event_trace_when_the_events_never_reach_the_channel() {
+    let discord = FakeDiscord::start().await;
+    let app = spawn_app().await;
+    let mut options = options_for(&app);
+    options.wait = Duration::from_secs(4);
+    options.event_channel = Ok(verify::EventChannel {
+        api_base: discord.url.clone(),
+        bot_token: crate::fake_discord::BOT_TOKEN.to_string(),
+        channel: EVENT_CHANNEL.to_string(),
+    });
+    let report = verify::run(&options).await;
+    println!("{}", report.table());
+    assert_eq!(report.status("end-to-end sms"), Some(Status::Pass));
+    assert_eq!(report.status("event trace"), Some(Status::Fail));
+    let detail = &report.steps.last().unwrap().detail;
+    assert!(detail.contains("missing message_received"), "{detail}");
+    assert!(!report.passed);
+
+    // A token Discord refuses is a FAIL that says so, not a wait.
+    options.event_channel = Ok(verify::EventChannel {
+        bot_token: "wrong".into(),
+        ..options.event_channel.clone().unwrap()
+    });
+    let report = verify::run(&options).await;
+    let detail = &report.steps.last().unwrap().detail;
+    assert_eq!(report.status("event trace"), Some(Status::Fail));
+    assert!(detail.contains("401"), "{detail}");
+    app.stop().await;
+}
+
+const EVENT_CHANNEL: &str = "7001";
