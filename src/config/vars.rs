@@ -445,7 +445,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "DISCORD_CHANNEL_LOCATOR",
         None,
         false,
-        "Channel id for LOCATOR alerts: Locator (apartment search) notices.",
+        "Channel id for LOCATOR alerts: Locator (apartment search) notices. Nothing raises them yet: the Locator agent is not built.",
     ),
     var(
         "DISCORD_CHANNEL_AGENT_REASONING",
@@ -475,7 +475,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "DISCORD_CHANNEL_BUILDING_OPTIONS",
         None,
         false,
-        "Channel id for BUILDING_OPTIONS alerts: Building options offered.",
+        "Channel id for BUILDING_OPTIONS alerts: Building options offered. Nothing raises them yet: no code generates options for a lead.",
     ),
     var(
         "DISCORD_CHANNEL_REQUIREMENTS_CHECK",
@@ -487,13 +487,13 @@ pub const ENV_VARS: &[EnvVar] = &[
         "DISCORD_CHANNEL_AGENT_RESPONSE",
         None,
         false,
-        "Channel id for AGENT_RESPONSE alerts: Agent responses.",
+        "Channel id for AGENT_RESPONSE alerts: Every reply that was sent, in full (the seed's all-agents stream).",
     ),
     var(
         "DISCORD_CHANNEL_CHAT_HISTORY_NOT_FOUND",
         None,
         false,
-        "Channel id for CHAT_HISTORY_NOT_FOUND alerts: Chat history not found.",
+        "Channel id for CHAT_HISTORY_NOT_FOUND alerts: A message from a lead the store has no conversation with (first contact, or history lost).",
     ),
     var(
         "DISCORD_CHANNEL_UNAUTHORIZED",
@@ -517,7 +517,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "DISCORD_CHANNEL_SANITY_CHECK",
         None,
         false,
-        "Channel id for SANITY_CHECK alerts: Sanity checks.",
+        "Channel id for SANITY_CHECK alerts: A reply that failed the per-reply check (empty, echoing the prompt, an unfilled placeholder: not sent; over one SMS: cut).",
     ),
     var(
         "DISCORD_CHANNEL_HITL_FEEDBACK",

@@ -30,6 +30,8 @@ use crate::supervisor::SupervisorMsg;
 pub use crate::turn_error::TurnError;
 use crate::window::{ChatWindow, WindowLimits};
 
+pub mod sanity;
+
 /// A temporary SMS failure is retried after 200 ms, doubling per attempt (`sms_attempts`
 /// bounds how many).
 const SMS_RETRY_BACKOFF: crate::backoff::Backoff =
@@ -146,6 +148,9 @@ pub enum TurnOutcome {
     /// The lead is parked (`park.rs`): its messages stay pending, unanswered, until it is
     /// unparked or the park expires.
     Parked,
+    /// The reply failed the sanity check (`sanity.rs`): not sent, alerted, the messages
+    /// left pending.
+    Refused,
 }
 
 impl Actor for LeadActor {
@@ -347,6 +352,23 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
             .store
             .load_history(&lead, deps.window.max_messages)
             .await?;
+        if history.is_empty() {
+            // The seed's CHAT_HISTORY_NOT_FOUND: a message from a lead the store has no
+            // conversation with (first contact, or history lost); answered from this
+            // message alone.
+            deps.alerts.raise(
+                Alert::new(
+                    AlertKind::ChatHistoryNotFound,
+                    Severity::Info,
+                    "chat_history_not_found",
+                    format!(
+                        "{lead}: no stored conversation; answering from {} new message(s) alone",
+                        pending.len()
+                    ),
+                )
+                .for_lead(&lead),
+            );
+        }
         state.window = Some(ChatWindow::from_history(deps.window, history));
     }
     let window = state.window.as_mut().expect("window loaded above");
@@ -364,6 +386,40 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
         Some(responder) => responder.respond(&prompt).await?,
         None => deps.pool.complete(&prompt).await?,
     };
+    let check = sanity::check_reply(&completion.text);
+    let refused = check.refuses() && deps.holds.is_none();
+    for problem in &check.problems {
+        deps.alerts.raise(
+            Alert::new(
+                AlertKind::SanityCheck,
+                if check.refuses() {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                problem.event(),
+                format!(
+                    "{lead}: {} [{}]{}\n{}",
+                    problem.describe(),
+                    completion.provider,
+                    if refused {
+                        " — not sent: the messages stay unanswered for the next turn"
+                    } else if check.refuses() {
+                        " — held for a person"
+                    } else {
+                        ""
+                    },
+                    clamp_sms(completion.text.trim())
+                ),
+            )
+            .for_lead(&lead),
+        );
+    }
+    if refused {
+        state.window = None;
+        deps.store.finish_turn(turn, "refused").await?;
+        return Ok(TurnOutcome::Refused);
+    }
     let body = clamp_sms(completion.text.trim());
 
     if let Some(holds) = &deps.holds {
@@ -469,6 +525,16 @@ async fn send_reply(deps: &LeadDeps, reply: &OutboxReply) -> Result<(), TurnErro
                     Alert::event(
                         "sms_sent",
                         format!("{} ({})", reply.lead, sent.provider_sid),
+                    )
+                    .for_lead(&reply.lead),
+                );
+                // The seed's "all agents" stream: every reply that went out, in full.
+                deps.alerts.raise(
+                    Alert::new(
+                        AlertKind::AgentResponse,
+                        Severity::Info,
+                        "agent_response",
+                        format!("{} ← {}", reply.lead, reply.body),
                     )
                     .for_lead(&reply.lead),
                 );
