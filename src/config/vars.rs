@@ -628,6 +628,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "Cron of the daily owner report (07:00 OWNER_TZ). Missed ticks: run once.",
     ),
     var(
+        "SCHEDULE_SELF_CHECK",
+        Some("0 30 6 * * *"),
+        false,
+        "Cron of the daily self-check (06:30 OWNER_TZ): one SANITY_CHECK alert on what is configured, each model provider answering its models list, the catalog, the queue, alerts owed to Discord, the last verify. Missed ticks: run once.",
+    ),
+    var(
         "SCHEDULE_RESPONSE_GAP_WATCH",
         Some("0 * * * * *"),
         false,

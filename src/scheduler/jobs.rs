@@ -48,6 +48,9 @@ pub async fn run_job(job: Job, ctx: &JobContext, fire_at: DateTime<Utc>) -> anyh
         }),
         Job::ResponseGapWatch => response_gap_watch(ctx, now).await.map(|r| r.summary()),
         Job::Heartbeat => heartbeat(ctx).await,
+        Job::SelfCheck => super::self_check::self_check(ctx, now)
+            .await
+            .map(|r| r.summary()),
     }
 }
 

@@ -13,6 +13,7 @@
 //! The jobs themselves are declared once, in [`table`].
 
 pub mod jobs;
+pub mod self_check;
 pub mod table;
 
 use std::sync::{Arc, Mutex};

@@ -54,6 +54,8 @@ scheduler_jobs! {
     SlaSweep => "sla_sweep", "SCHEDULE_SLA_SWEEP", RunOnce;
     /// The 07:00 owner report.
     OwnerReport => "owner_report", "SCHEDULE_OWNER_REPORT", RunOnce;
+    /// The daily self-check: one SANITY_CHECK alert on the office's health.
+    SelfCheck => "self_check", "SCHEDULE_SELF_CHECK", RunOnce;
     /// Inbound messages unanswered past the first-response SLA.
     ResponseGapWatch => "response_gap_watch", "SCHEDULE_RESPONSE_GAP_WATCH", Skip;
     /// The scheduler's own heartbeat, and the check that some worker is alive.

@@ -92,6 +92,7 @@ impl FakeAnthropic {
         let state = Arc::new(state);
         let router = Router::new()
             .route("/v1/messages", post(anthropic_messages))
+            .route("/v1/models", axum::routing::get(anthropic_models))
             .with_state(state.clone());
         let bound = serve_on(addr, router).await?;
         Ok(Self {
@@ -141,6 +142,30 @@ impl FakeAnthropic {
 
 /// Answers "Reply to: <last user message>"; hangs (until the client gives up) when that
 /// message contains HANG; answers 529 when it contains OVERLOAD.
+/// The key the models list refuses (401 `authentication_error`, as Anthropic answers a
+/// revoked key): tests of the self-check's probe use it.
+pub const REVOKED_KEY: &str = "revoked-key";
+
+/// List Models (`GET /v1/models`): the documented shape, one model; 401 without a key, or
+/// with [`REVOKED_KEY`].
+async fn anthropic_models(headers: HeaderMap) -> axum::response::Response {
+    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    if key.is_none_or(|k| k.is_empty() || k == REVOKED_KEY)
+        || headers.get("anthropic-version").is_none()
+    {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}})),
+        )
+            .into_response();
+    }
+    Json(serde_json::json!({
+        "data": [{"type": "model", "id": "claude-test", "display_name": "Claude (fake)", "created_at": "2025-01-01T00:00:00Z"}],
+        "has_more": false, "first_id": "claude-test", "last_id": "claude-test"
+    }))
+    .into_response()
+}
+
 async fn anthropic_messages(
     State(state): State<Arc<FakeLlmState>>,
     headers: HeaderMap,

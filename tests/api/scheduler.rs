@@ -652,3 +652,73 @@ async fn the_owner_report_counts_the_day_and_is_stored_and_posted() {
     assert!(posted["text"].as_str().unwrap().starts_with("Daily report"));
     app.stop().await;
 }
+
+/// The daily self-check, here every second, through the running scheduler: one
+/// SANITY_CHECK alert, info while everything holds; a provider key the provider refuses
+/// turns it into a warning that names the provider and its answer.
+#[tokio::test]
+async fn the_running_scheduler_posts_the_self_check_and_names_a_refused_provider_key() {
+    let app = spawn_app_with(TestOptions {
+        env: vec![("SCHEDULE_SELF_CHECK", "* * * * * *".into())],
+        ..TestOptions::default()
+    })
+    .await;
+    wait_until(15, "the self-check's alert", || async {
+        app.alert_events()
+            .await
+            .iter()
+            .any(|e| e == "self_check_ok")
+    })
+    .await;
+    let alert = app
+        .alerts()
+        .await
+        .into_iter()
+        .find(|a| a["event"] == "self_check_ok")
+        .unwrap();
+    assert_eq!(alert["kind"], "sanity_check");
+    assert_eq!(alert["severity"], "info");
+    let text = alert["text"].as_str().unwrap();
+    for line in [
+        "Daily self-check: all checks hold.",
+        "ok      Anthropic answers (models list)",
+        "buildings catalog: ",
+        "Discord: no alert waiting",
+        "verify: never recorded",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from:\n{text}");
+    }
+    app.stop().await;
+
+    let app = spawn_app_with(TestOptions {
+        env: vec![
+            ("SCHEDULE_SELF_CHECK", "* * * * * *".into()),
+            (
+                "ANTHROPIC_API_KEY",
+                crate::support::fake_anthropic::REVOKED_KEY.into(),
+            ),
+        ],
+        ..TestOptions::default()
+    })
+    .await;
+    wait_until(15, "the self-check's warning", || async {
+        app.alert_events()
+            .await
+            .iter()
+            .any(|e| e == "self_check_problems")
+    })
+    .await;
+    let alert = app
+        .alerts()
+        .await
+        .into_iter()
+        .find(|a| a["event"] == "self_check_problems")
+        .unwrap();
+    assert_eq!(alert["severity"], "warning");
+    let text = alert["text"].as_str().unwrap();
+    assert!(
+        text.contains("PROBLEM Anthropic answered 401 Unauthorized"),
+        "{text}"
+    );
+    app.stop().await;
+}
