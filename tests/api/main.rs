@@ -35,6 +35,7 @@ mod scheduler;
 mod simulate;
 mod sla;
 mod supervision;
+mod tracing;
 mod verify;
 mod watch;
 mod webhook;
