@@ -294,3 +294,39 @@ async fn a_collector_that_keeps_failing_costs_no_reply_and_raises_one_alert() {
         "the reply waited for the exporter: {replied_in:?}"
     );
 }
+
+#[tokio::test]
+async fn spans_still_queued_at_sigterm_are_flushed_by_the_ordered_stop() {
+    let otlp = FakeOtlp::start().await;
+    let mut app = Traced::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.url.clone()),
+        ("SCHEDULE_HEARTBEAT", "off".into()),
+    ])
+    .await;
+    let lead = "+13125550180";
+    app.post_sms(lead, "Is parking included?").await;
+    wait_until(15, "the reply", || async {
+        !app.twilio.sent_to(lead).is_empty()
+    })
+    .await;
+    // At once: the batch goes out every 2 s, so the turn's spans are most likely still
+    // queued; the stop waits for the turn, then flushes. Not `Processes::signal`, which
+    // blocks this thread in `wait` — and this thread serves the fake receiver.
+    let pid = app.processes.pid("traced").unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_until(30, "the service to stop in order", || {
+        let exited = app.processes.exit_status("traced").is_some();
+        async move { exited }
+    })
+    .await;
+    assert!(
+        replied_trace(&otlp.spans()).is_some(),
+        "the turn's trace was not flushed at shutdown: {:?}\n{}",
+        otlp.spans().iter().map(|s| &s.name).collect::<Vec<_>>(),
+        app.processes.log_tail("traced", 20)
+    );
+}
