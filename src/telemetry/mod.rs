@@ -1,6 +1,6 @@
 //! Telemetry: one tracing subscriber for the process — pretty in a terminal, JSON lines in
 //! production — filtered by `RUST_LOG`, and, when configured, the same spans exported to
-//! OpenTelemetry (an OTLP/HTTP collector, LangSmith, or both: [`export`]).
+//! OpenTelemetry (an OTLP/HTTP collector, LangSmith, or both: `export`).
 //!
 //! Owns: what a field value may put on a log line. The pretty format writes values through
 //! [`EscapedFields`]: every control character (newline and carriage return included), and
@@ -19,7 +19,7 @@
 //! at the call site: a span's `lead` field is already masked when the exporter sees it).
 //!
 //! Layout: the subscriber and the escaping here; the exporters and the shutdown flush in
-//! [`export`], their HTTP client in `http_client`, the export failure streaks and their
+//! `export`, their HTTP client in `http_client`, the export failure streaks and their
 //! alert in [`export_health`].
 
 mod export;
