@@ -23,7 +23,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let mut settings = Settings::from_env()?;
             settings.allow_insecure |= args.insecure;
-            telemetry::init(settings.log_format);
+            let instance = format!("{}:{}", args.role.name(), Settings::worker_id());
+            telemetry::init(settings.log_format, Some(&settings.tracing), &instance);
             actors::log_phone::set_mode(settings.log_phone.clone());
             let app = Application::build_role(settings, args.role, Overrides::default()).await?;
             app.run_until_stopped(shutdown_signal()).await
@@ -41,7 +42,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Command::Migrate => {
             let settings = Settings::from_env()?;
-            telemetry::init(settings.log_format);
+            // A one-shot command: its log, no span export.
+            telemetry::init(settings.log_format, None, "migrate");
             store::SqlStore::connect(settings.database_url.expose()).await?;
             println!("database is up to date");
             Ok(())

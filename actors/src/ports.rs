@@ -136,6 +136,12 @@ impl ModelError {
 pub trait ChatModel: Send + Sync + 'static {
     /// Short provider name for logs, metrics and the `provider` column.
     fn name(&self) -> &str;
+
+    /// The model asked (`gen_ai.request.model` on the call's span): the provider's model id
+    /// where it has one, else its name.
+    fn model(&self) -> &str {
+        self.name()
+    }
     async fn complete(&self, prompt: &Prompt) -> Result<Completion, ModelError>;
 
     /// One step of a tool-using conversation. A model without tools (the rules responder,

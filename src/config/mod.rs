@@ -9,11 +9,12 @@
 //! Layout: [`vars`] declares the variables and reads one; [`reader`] turns raw values into
 //! typed ones and collects the problems; [`settings`] is what the service runs on, with the
 //! groups that have rules of their own beside it ([`brain`], [`discord`] with HITL,
-//! [`scheduler`]). The scheduler's job table is the scheduler's (`crate::scheduler::table`),
+//! [`scheduler`], [`otel`] for tracing). The scheduler's job table is the scheduler's (`crate::scheduler::table`),
 //! re-exported here because [`JobSetting`] names its jobs.
 
 pub mod brain;
 pub mod discord;
+pub mod otel;
 pub mod reader;
 pub mod scheduler;
 pub mod secret;
@@ -22,6 +23,7 @@ pub mod vars;
 
 pub use brain::BrainSettings;
 pub use discord::{DiscordSettings, HitlSettings};
+pub use otel::{TraceTarget, TracingSettings};
 pub use reader::{ConfigError, is_e164};
 pub(crate) use reader::{Reader, is_snowflake};
 pub use scheduler::{JobSetting, SchedulerSettings};

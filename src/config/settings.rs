@@ -15,6 +15,7 @@ use actors::outbox::InDoubtPolicy;
 
 use super::brain::{BrainSettings, brain_settings};
 use super::discord::{DiscordSettings, HitlSettings, discord_and_hitl};
+use super::otel::{TracingSettings, tracing_settings};
 use super::reader::{ConfigError, Reader, is_e164};
 use super::scheduler::{SchedulerSettings, scheduler_settings};
 use super::secret::Secret;
@@ -116,6 +117,8 @@ pub struct Settings {
     pub log_phone: actors::log_phone::LogPhoneMode,
     pub discord: DiscordSettings,
     pub hitl: HitlSettings,
+    /// Where spans are exported (`OTEL_*`, `LANGSMITH_*`): read by `main` into telemetry.
+    pub tracing: TracingSettings,
 }
 
 /// `INBOUND_JOURNAL_PATH`.
@@ -290,6 +293,7 @@ impl Settings {
         let log_phone = r.log_phone();
 
         let (discord, hitl) = discord_and_hitl(&mut r);
+        let tracing = tracing_settings(&mut r);
 
         let settings = Settings {
             port,
@@ -345,6 +349,7 @@ impl Settings {
             scheduler: scheduler_settings(&mut r),
             log_format,
             log_phone,
+            tracing,
             discord,
             hitl,
         };

@@ -705,6 +705,55 @@ pub const ENV_VARS: &[EnvVar] = &[
         false,
         "Log filter (tracing-subscriber EnvFilter syntax).",
     ),
+    // --- Tracing (`src/telemetry/`, issue 14): OpenTelemetry spans, off by default ---
+    var(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        None,
+        false,
+        "OTLP/HTTP collector base URL (standard OpenTelemetry meaning): spans of each turn, model call, SMS send and scheduler job are POSTed as protobuf to `{endpoint}/v1/traces`. Unset: no OTLP export.",
+    ),
+    var(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        None,
+        true,
+        "Headers for the OTLP collector, `key=value,key2=value2` (values URL-encoded, as the OpenTelemetry spec says): usually its auth token. Sent to OTEL_EXPORTER_OTLP_ENDPOINT only, never to LangSmith.",
+    ),
+    var(
+        "OTEL_SERVICE_NAME",
+        Some("lead-agent"),
+        false,
+        "The `service.name` resource attribute of every exported span (both exporters); `service.instance.id` is the role, host and pid.",
+    ),
+    var(
+        "LANGSMITH_TRACING",
+        Some("false"),
+        false,
+        "`true`: spans also go to LangSmith's OTLP endpoint (`{LANGSMITH_ENDPOINT}/otel/v1/traces`, headers `x-api-key` and `Langsmith-Project`), as the seed traces every agent run. Needs LANGSMITH_API_KEY.",
+    ),
+    var(
+        "LANGSMITH_ENDPOINT",
+        Some("https://api.smith.langchain.com"),
+        false,
+        "LangSmith's API base URL (EU: `https://eu.api.smith.langchain.com`, or a self-hosted one).",
+    ),
+    var(
+        "LANGSMITH_API_KEY",
+        None,
+        true,
+        "LangSmith API key, sent as `x-api-key`. With LANGSMITH_TRACING=true and no key, LangSmith export stays off (one warning at start).",
+    ),
+    var(
+        "LANGSMITH_PROJECT",
+        None,
+        false,
+        "LangSmith project the traces land in (`Langsmith-Project` header). Unset: LangSmith's `default` project.",
+    ),
+    var(
+        "TRACE_EXPORT_ALERT_SECS",
+        Some("300"),
+        false,
+        "An exporter whose every export has failed for this long raises one `trace_export_failing` alert (kind ERROR), and one again only after it recovered. Turns never wait for an export.",
+    ),
     // --- `lead-agent watch`, the watchdog outside the blast radius (issue 11) ---
     var(
         "WATCH_URL",

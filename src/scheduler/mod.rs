@@ -26,6 +26,7 @@ use chrono::{DateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use tokio_cron_scheduler::{Job, JobScheduler};
+use tracing::Instrument as _;
 
 use self::table::{MissedTicks, parse_cron};
 use crate::config::{JobSetting, Settings};
@@ -348,15 +349,45 @@ impl SchedulerActor {
         let ctx = state.ctx.clone();
         let me = myself.clone();
         let started = Instant::now();
+        // One trace per run (`scheduler.job`): what the job does (sends, wake-ups, alerts)
+        // hangs under it; a tick another replica claimed is a short span saying so.
+        let span = tracing::info_span!(
+            "scheduler_job",
+            otel.name = %format_args!("scheduler.job {name}"),
+            otel.status_code = tracing::field::Empty,
+            job = name,
+            fire_at = %fire_at,
+            lateness_ms,
+            outcome = tracing::field::Empty,
+            summary = tracing::field::Empty,
+        );
         tokio::spawn(async move {
-            let outcome = match ctx.store.claim_tick(name, fire_at, &ctx.instance).await {
-                Ok(true) => jobs::run_job(which, &ctx, fire_at)
-                    .await
-                    .map(Some)
-                    .map_err(|e| format!("{e:#}")),
-                Ok(false) => Ok(None),
-                Err(e) => Err(format!("claim failed: {e}")),
-            };
+            let outcome = async {
+                match ctx.store.claim_tick(name, fire_at, &ctx.instance).await {
+                    Ok(true) => jobs::run_job(which, &ctx, fire_at)
+                        .await
+                        .map(Some)
+                        .map_err(|e| format!("{e:#}")),
+                    Ok(false) => Ok(None),
+                    Err(e) => Err(format!("claim failed: {e}")),
+                }
+            }
+            .instrument(span.clone())
+            .await;
+            match &outcome {
+                Ok(Some(summary)) => {
+                    span.record("outcome", "ran");
+                    span.record("summary", actors::log_phone::scrub(summary).as_str());
+                }
+                Ok(None) => {
+                    span.record("outcome", "claimed_elsewhere");
+                }
+                Err(e) => {
+                    span.record("outcome", "failed");
+                    span.record("summary", actors::log_phone::scrub(e).as_str());
+                    span.record("otel.status_code", "ERROR");
+                }
+            }
             let _ = me.send_message(SchedulerMsg::Done {
                 idx,
                 fire_at,

@@ -201,6 +201,13 @@ impl Application {
         if role.serves_webhook() {
             background.push(state.webhooks.clone().spawn_ticker());
         }
+        if crate::telemetry::exporting() {
+            // An exporter that keeps failing is alerted once (`telemetry::export_health`).
+            background.push(crate::telemetry::export_health::spawn_export_alerts(
+                state.alerts.clone(),
+                settings.tracing.alert_after,
+            ));
+        }
         let sweeps = if role.redrives() {
             let sweep = Arc::new(OutboxSweep::new(
                 Arc::new(state.store.clone()),

@@ -1,5 +1,5 @@
 //! The ordered stop: readiness off, the listeners drained, no new deliveries, in-flight
-//! turns given their grace, then the actor tree; and the root supervisor's give-up turned
+//! turns given their grace, then the actor tree, then the trace flush; and the root supervisor's give-up turned
 //! into that same stop followed by a non-zero exit.
 //!
 //! Must not: exit the process while the stop can still finish (the backstop waits out the
@@ -122,6 +122,9 @@ impl Application {
         // The lead supervisor, then the alert router (drained: the shutdown's own alerts are
         // delivered), each stopped for good so that the root restarts neither.
         state.roots.shutdown().await;
+        // Last: every turn's and job's span has ended by now; what the exporters still
+        // queue goes out (within its own bound) before the process exits.
+        crate::telemetry::flush().await;
         drop(alive);
         if let Some(why) = gave_up.borrow().clone() {
             anyhow::bail!("the root supervisor gave up: {why}");

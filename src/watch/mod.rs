@@ -101,7 +101,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let settings = Arc::new(WatchSettings::from_env(flags)?);
-    crate::telemetry::init(settings.log_format);
+    crate::telemetry::init(settings.log_format, None, "watch");
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .with_context(|| format!("Failed to bind {}", settings.bind))?;

@@ -36,6 +36,7 @@ mod scheduler;
 mod simulate;
 mod sla;
 mod supervision;
+mod tracing;
 mod verify;
 mod watch;
 mod webhook;

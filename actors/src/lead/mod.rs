@@ -183,8 +183,9 @@ impl Actor for LeadActor {
         let LeadMsg::Wake(delivery) = msg;
         let clock = state.deps.clock.clone();
         state.activity.mark_busy(clock.now().timestamp_millis());
-        let span = tracing::info_span!("turn", lead = %state.lead.log());
-        let result = run_turn(state).instrument(span).await;
+        let span = turn_span(&state.lead);
+        let result = run_turn(state).instrument(span.clone()).await;
+        record_turn(&span, &result);
         match result {
             Ok(outcome) => {
                 tracing::debug!(lead = %state.lead.log(), ?outcome, "turn done");
@@ -233,6 +234,42 @@ impl Actor for LeadActor {
         });
         Ok(())
     }
+}
+
+/// The span of one task's turns (the root of its trace: the model calls and the sends are
+/// its children). The lead is masked (`LOG_PHONE`), as on every log line; no message text.
+fn turn_span(lead: &LeadId) -> tracing::Span {
+    tracing::info_span!(
+        "turn",
+        otel.name = "lead.turn",
+        otel.status_code = tracing::field::Empty,
+        lead = %lead.log(),
+        outcome = tracing::field::Empty,
+        error = tracing::field::Empty,
+        langsmith.span.kind = "chain",
+    )
+}
+
+fn record_turn(span: &tracing::Span, result: &Result<TurnOutcome, TurnError>) {
+    let outcome = match result {
+        Ok(TurnOutcome::Nothing) => "nothing",
+        Ok(TurnOutcome::Replied) => "replied",
+        Ok(TurnOutcome::OptedOut) => "opted_out",
+        Ok(TurnOutcome::Superseded) => "superseded",
+        Ok(TurnOutcome::Held) => "held",
+        Ok(TurnOutcome::Parked) => "parked",
+        Ok(TurnOutcome::Refused) => "refused",
+        Err(TurnError::LeadBusy) => "lead_busy",
+        Err(e) => {
+            span.record("otel.status_code", "ERROR");
+            span.record(
+                "error",
+                tracing::field::display(crate::log_phone::scrub(&e.to_string())),
+            );
+            "failed"
+        }
+    };
+    span.record("outcome", outcome);
 }
 
 /// Most turns one task may run back to back while it holds the lead's lock.
@@ -483,16 +520,52 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
     Ok(TurnOutcome::Replied)
 }
 
-/// Sends one committed reply at most once. The `claim_send` claim is the line between
+/// Sends one committed reply at most once, in a span of its own (`sms.send`: the masked
+/// lead, the reply's id and length, the attempts and how it ended; never the text).
+async fn send_reply(deps: &LeadDeps, reply: &OutboxReply) -> Result<(), TurnError> {
+    let span = tracing::info_span!(
+        "sms_send",
+        otel.name = "sms.send",
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        lead = %reply.lead.log(),
+        reply_id = reply.id,
+        chars = reply.body.chars().count(),
+        attempts = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        langsmith.span.kind = "tool",
+    );
+    let mut attempts = 0;
+    let result = deliver_reply(deps, reply, &mut attempts)
+        .instrument(span.clone())
+        .await;
+    span.record("attempts", attempts);
+    match &result {
+        Ok(outcome) => {
+            span.record("outcome", *outcome);
+        }
+        Err(_) => {
+            span.record("outcome", "failed");
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+    result.map(|_| ())
+}
+
+/// The send itself; returns how it ended. The `claim_send` claim is the line between
 /// "safe to send" and "may have been sent": past it, an unknown outcome is recorded as
 /// in-doubt and alerted, never resent blindly.
-async fn send_reply(deps: &LeadDeps, reply: &OutboxReply) -> Result<(), TurnError> {
+async fn deliver_reply(
+    deps: &LeadDeps,
+    reply: &OutboxReply,
+    attempt: &mut u32,
+) -> Result<&'static str, TurnError> {
     let store = &deps.store;
     // The opt-out is checked in the claim itself, at the last moment: a STOP that arrived
     // during the turn wins.
     match store.claim_send(reply.id).await? {
         Claim::Send => {}
-        Claim::NotQueued => return Ok(()),
+        Claim::NotQueued => return Ok("not_queued"),
         Claim::Suppressed => {
             deps.alerts.raise(
                 Alert::event(
@@ -504,12 +577,12 @@ async fn send_reply(deps: &LeadDeps, reply: &OutboxReply) -> Result<(), TurnErro
                 )
                 .for_lead(&reply.lead),
             );
-            return Ok(());
+            return Ok("suppressed");
         }
     }
-    let mut attempt = 0;
     loop {
-        attempt += 1;
+        *attempt += 1;
+        let attempt = *attempt;
         match deps.sms.send_sms(&reply.lead, &reply.body).await {
             Ok(sent) => {
                 store
@@ -538,7 +611,7 @@ async fn send_reply(deps: &LeadDeps, reply: &OutboxReply) -> Result<(), TurnErro
                     )
                     .for_lead(&reply.lead),
                 );
-                return Ok(());
+                return Ok("sent");
             }
             Err(e @ SmsError::Retryable(_)) if attempt < deps.sms_attempts => {
                 tracing::warn!(lead = %reply.lead.log(), attempt, error = %crate::log_phone::scrub(&e.to_string()), "SMS send failed; retrying");
@@ -572,7 +645,7 @@ async fn send_reply(deps: &LeadDeps, reply: &OutboxReply) -> Result<(), TurnErro
                     )
                     .for_lead(&reply.lead),
                 );
-                return Ok(());
+                return Ok("rejected");
             }
             Err(SmsError::Unknown(reason)) => {
                 store
@@ -596,7 +669,7 @@ async fn send_reply(deps: &LeadDeps, reply: &OutboxReply) -> Result<(), TurnErro
                     )
                     .for_lead(&reply.lead),
                 );
-                return Ok(());
+                return Ok("in_doubt");
             }
         }
     }

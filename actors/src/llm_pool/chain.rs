@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use tokio::time::{Instant, timeout};
 use tracing::Instrument;
 
+use super::call_span;
 use super::route::Unavailable;
 use super::{PoolError, Shared};
 use crate::alert_router::{Alert, AlertKind, Severity};
@@ -111,15 +112,16 @@ async fn run_chain(
             let remaining = deadline.saturating_duration_since(Instant::now());
             let clamped = remaining < shared.config.soft_timeout;
             let started = Instant::now();
-            let span = tracing::info_span!("llm_call", provider = name, lead = %lead.log(), retry = waited_once);
+            let span = call_span::start(name, &shared.models[i], lead, waited_once);
             let outcome = timeout(
                 remaining.min(shared.config.soft_timeout),
                 ask.call(model.as_ref()),
             )
-            .instrument(span)
+            .instrument(span.clone())
             .await;
             metrics::histogram!("lead_agent_llm_latency_seconds", "provider" => name.to_string())
                 .record(started.elapsed().as_secs_f64());
+            call_span::finish(&span, started.elapsed(), span_outcome(&outcome));
             let error = match outcome {
                 // Cut by the chain's deadline rather than its own soft budget: the hard
                 // budget is spent. Not the provider's fault, so the breaker is not told.
@@ -187,15 +189,16 @@ async fn last_resort(
     let name = shared.names[last].as_str();
     let remaining = deadline.saturating_duration_since(Instant::now());
     let started = Instant::now();
-    let span = tracing::info_span!("llm_call", provider = name, lead = %lead.log(), retry = false);
+    let span = call_span::start(name, &shared.models[last], lead, false);
     let outcome = timeout(
         remaining.min(shared.config.soft_timeout),
         ask.call(shared.chain[last].as_ref()),
     )
-    .instrument(span)
+    .instrument(span.clone())
     .await;
     metrics::histogram!("lead_agent_llm_latency_seconds", "provider" => name.to_string())
         .record(started.elapsed().as_secs_f64());
+    call_span::finish(&span, started.elapsed(), span_outcome(&outcome));
     let error = match outcome {
         Ok(Ok(reply)) => {
             record_success(name, &reply);
@@ -228,6 +231,18 @@ async fn last_resort(
         lead,
         &[format!("pool: {why}"), format!("{name}: {error}")],
     ))
+}
+
+/// A call's result as its span records it: the reply, the provider's error, or `None` for
+/// a call cut by its budget.
+fn span_outcome<T>(
+    outcome: &Result<Result<AgentReply, ModelError>, T>,
+) -> Result<&AgentReply, Option<&ModelError>> {
+    match outcome {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(e)) => Err(Some(e)),
+        Err(_) => Err(None),
+    }
 }
 
 fn chain_failed(shared: &Shared, lead: &LeadId, failures: &[String]) -> PoolError {

@@ -8,7 +8,8 @@
 //! over on timeout, 529, 5xx and 429; wait out a 429's retry-after once when it is short;
 //! never call a provider again for a request it rejected), a circuit breaker per provider,
 //! and what an operator watches (counters, `lead_agent_llm_*` metrics, one tracing span per
-//! provider call, an alert when a fallback answered).
+//! provider call — GenAI semantic conventions, `call_span.rs` — an alert when a fallback
+//! answered).
 //!
 //! Shape: the actor (`actor.rs`) owns the permits (how many are out, who waits, in order),
 //! each provider's breaker and rate-limit hold, and the breaker health `/ops` reads; a call
@@ -24,6 +25,7 @@
 //! permit nor breaker — answers.
 
 mod actor;
+mod call_span;
 mod chain;
 mod child;
 mod permit;
@@ -92,6 +94,8 @@ struct Shared {
     chain: Vec<Arc<dyn ChatModel>>,
     /// `chain`'s names, read once: the actor names providers without calling into them.
     names: Vec<String>,
+    /// `chain`'s model ids, read once: each call's span names the model it asked.
+    models: Vec<String>,
     config: LlmPoolConfig,
     policy: ChainPolicy,
     clock: Arc<dyn Clock>,
@@ -158,9 +162,11 @@ impl LlmPool {
             "the provider chain needs at least one model"
         );
         let names = chain.iter().map(|m| m.name().to_string()).collect();
+        let models = chain.iter().map(|m| m.model().to_string()).collect();
         let shared = Arc::new(Shared {
             chain,
             names,
+            models,
             config,
             policy,
             clock,

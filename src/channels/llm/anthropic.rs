@@ -305,6 +305,10 @@ impl ChatModel for AnthropicClient {
         "anthropic"
     }
 
+    fn model(&self) -> &str {
+        &self.model
+    }
+
     async fn complete(&self, prompt: &Prompt) -> Result<Completion, ModelError> {
         let request = Request {
             model: &self.model,

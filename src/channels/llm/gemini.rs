@@ -229,6 +229,10 @@ impl ChatModel for GeminiClient {
         "gemini"
     }
 
+    fn model(&self) -> &str {
+        &self.model
+    }
+
     async fn complete(&self, prompt: &Prompt) -> Result<Completion, ModelError> {
         let request = AgentRequest {
             prompt: prompt.clone(),

@@ -1,5 +1,6 @@
 //! Telemetry: one tracing subscriber for the process — pretty in a terminal, JSON lines in
-//! production — filtered by `RUST_LOG`.
+//! production — filtered by `RUST_LOG`, and, when configured, the same spans exported to
+//! OpenTelemetry (an OTLP/HTTP collector, LangSmith, or both: `export`).
 //!
 //! Owns: what a field value may put on a log line. The pretty format writes values through
 //! [`EscapedFields`]: every control character (newline and carriage return included), and
@@ -9,29 +10,102 @@
 //! tracing-subscriber's own pretty fields escape only ANSI sequences, and not in every
 //! field. The JSON format needs no help: serde_json escapes every control character in a
 //! string, so a value never ends its line (`telemetry::tests` checks both).
+//! Also owns which spans are exported: those of this crate and the actor crate at `info`
+//! and above ([`export_filter`]), whatever `RUST_LOG` says — each layer has its own filter,
+//! so quieting the log does not blind the traces, and vendor crates' spans (HTTP clients,
+//! the exporter's own requests) never enter a trace.
 //! Must not: be initialised twice (tests build many apps in one process; `try_init` makes
 //! the second call a no-op), or decide how phone numbers look (`actors::log_phone` does,
-//! at the call site).
+//! at the call site: a span's `lead` field is already masked when the exporter sees it).
+//!
+//! Layout: the subscriber and the escaping here; the exporters and the shutdown flush in
+//! `export`, their HTTP client in `http_client`, the export failure streaks and their
+//! alert in [`export_health`].
+
+mod export;
+pub mod export_health;
+mod http_client;
 
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::{RecordFields, VisitOutput};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
-use crate::config::{LogFormat, read_var};
+use crate::config::{LogFormat, TracingSettings, read_var};
 
-pub fn init(format: LogFormat) {
+pub use export::{exporting, flush};
+
+/// The spans (and the events inside them) that are exported: ours, at `info` and above.
+pub fn export_filter() -> Targets {
+    Targets::new()
+        .with_target("lead_agent", tracing::Level::INFO)
+        .with_target("actors", tracing::Level::INFO)
+}
+
+/// Installs the process's subscriber: the log in `format`, and the span export of
+/// `tracing` when it names a target (`instance` is the resource's `service.instance.id`).
+/// `serve` says in one line what is off and which variable turns it on; the one-shot
+/// commands and the watch pass `None`: they export nothing and say nothing of it.
+pub fn init(format: LogFormat, tracing: Option<&TracingSettings>, instance: &str) {
+    let off = TracingSettings::off();
+    let (announce, tracing) = match tracing {
+        Some(t) => (true, t),
+        None => (false, &off),
+    };
     let filter = read_var("RUST_LOG")
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new("info,sqlx=warn,tokio_cron_scheduler=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Pretty => builder.fmt_fields(EscapedFields).try_init(),
-    };
+    let log = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .fmt_fields(EscapedFields)
+            .boxed(),
+    }
+    .with_filter(filter);
+    let mut problems = Vec::new();
+    let provider = export::install(tracing, instance, &mut problems);
+    let spans = provider.as_ref().map(|p| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("lead-agent"))
+            .with_filter(export_filter())
+    });
+    let installed = tracing_subscriber::registry()
+        .with(log)
+        .with(spans)
+        .try_init()
+        .is_ok();
+    if !installed {
+        return;
+    }
+    for problem in problems {
+        tracing::error!("{problem}");
+    }
+    if tracing.langsmith_without_key {
+        tracing::warn!(
+            "LANGSMITH_TRACING=true but LANGSMITH_API_KEY is not set: LangSmith tracing is off"
+        );
+    }
+    match provider {
+        Some(_) => {
+            let names: Vec<&str> = tracing.targets.iter().map(|t| t.name).collect();
+            tracing::info!(exporters = ?names, service = %tracing.service_name, "tracing: spans are exported");
+        }
+        None if announce && tracing.targets.is_empty() => tracing::info!(
+            "tracing export is off: set OTEL_EXPORTER_OTLP_ENDPOINT (a collector) or \
+             LANGSMITH_TRACING=true with LANGSMITH_API_KEY to turn it on"
+        ),
+        None => {}
+    }
 }
 
 /// True for a character that must not reach a log line as itself.
