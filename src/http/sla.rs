@@ -46,7 +46,7 @@ fn kind_from(s: &str) -> Result<SlaKind, ApiError> {
     })
 }
 
-fn lead_from(phone: &str) -> Result<LeadId, ApiError> {
+pub(super) fn lead_from(phone: &str) -> Result<LeadId, ApiError> {
     if is_e164(phone) {
         Ok(LeadId::new(phone))
     } else {
@@ -56,7 +56,7 @@ fn lead_from(phone: &str) -> Result<LeadId, ApiError> {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
+pub(super) fn unavailable(e: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable(e.to_string())
 }
 
