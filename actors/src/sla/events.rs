@@ -334,7 +334,245 @@ fn capitalised(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::super::testing::{FakeTickets, MemSlaStore};
+    use super::super::{SlaSweep, TicketError};
     use super::*;
+    use crate::testing::{FakeSms, MemStore, RecordingAlertSink, test_alerts, wait_for};
+
+    const LEAD: &str = "+13125550100";
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
+    }
+
+    struct Rig {
+        slas: Arc<MemSlaStore>,
+        tickets: Arc<FakeTickets>,
+        sink: Arc<RecordingAlertSink>,
+        events: SlaEvents,
+        sweep: SlaSweep,
+    }
+
+    async fn rig() -> Rig {
+        let slas = Arc::new(MemSlaStore::default());
+        let tickets = Arc::new(FakeTickets::default());
+        let (alerts, sink) = test_alerts().await;
+        let sweep = SlaSweep::new(
+            slas.clone(),
+            Arc::new(MemStore::default()),
+            tickets.clone(),
+            Arc::new(FakeSms::default()),
+            alerts.clone(),
+            None,
+        );
+        Rig {
+            events: SlaEvents::new(slas.clone(), tickets.clone(), alerts),
+            slas,
+            tickets,
+            sink,
+            sweep,
+        }
+    }
+
+    #[tokio::test]
+    async fn documents_open_a_ticketed_review_once_and_a_complete_review_opens_the_decision() {
+        let r = rig().await;
+        let lead = LeadId::new(LEAD);
+        let Opened::Created(s) = r
+            .events
+            .documents_arrived(&lead, t0(), "pay stubs")
+            .await
+            .unwrap()
+        else {
+            panic!("new review")
+        };
+        assert_eq!(s.ticket_id, "7000");
+        assert_eq!(
+            r.slas.get(&lead, SlaKind::DocReview).unwrap().ticket_id,
+            "7000"
+        );
+        let task = &r.tickets.tasks()[0];
+        assert_eq!(task.name, format!("Doc review: {LEAD}"));
+        assert!(
+            task.notes.contains("pay stubs") && task.notes.contains("due 2026-03-03 09:00 UTC")
+        );
+        assert!(matches!(
+            r.events
+                .documents_arrived(&lead, t0(), "again")
+                .await
+                .unwrap(),
+            Opened::AlreadyOpen(_)
+        ));
+        assert_eq!(r.tickets.tasks().len(), 1);
+
+        let (review, decision) = r
+            .events
+            .doc_review_resolved(&lead, t0(), false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            review.resolved_at.is_some() && decision.is_none(),
+            "incomplete: no decision"
+        );
+        r.events.documents_arrived(&lead, t0(), "").await.unwrap();
+        let (_, decision) = r
+            .events
+            .doc_review_resolved(&lead, t0(), true)
+            .await
+            .unwrap()
+            .unwrap();
+        let Some(Opened::Created(d)) = decision else {
+            panic!("decision opened")
+        };
+        assert_eq!(d.kind, SlaKind::ApplicationDecision);
+        assert_eq!(d.ticket_id, "7002");
+        assert!(
+            r.events
+                .doc_review_resolved(&LeadId::new("+13125550199"), t0(), true)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_task_that_fails_for_now_is_created_by_a_later_sweep_and_a_refused_one_is_alerted() {
+        let r = rig().await;
+        let lead = LeadId::new(LEAD);
+        r.tickets
+            .fail_with(Some(TicketError::Retryable("503".into())));
+        r.events.documents_arrived(&lead, t0(), "").await.unwrap();
+        assert_eq!(r.slas.get(&lead, SlaKind::DocReview).unwrap().ticket_id, "");
+        wait_for(|| {
+            r.sink
+                .events()
+                .contains(&"sla_task_create_failed".to_string())
+        })
+        .await;
+        let rep = r
+            .sweep
+            .run_sla_sweep(t0() + Duration::minutes(5))
+            .await
+            .unwrap();
+        assert_eq!(rep.tasks_created, 0, "still failing");
+        r.tickets.fail_with(None);
+        let rep = r
+            .sweep
+            .run_sla_sweep(t0() + Duration::hours(12))
+            .await
+            .unwrap();
+        assert_eq!(rep.tasks_created, 1);
+        assert_eq!(
+            r.slas.get(&lead, SlaKind::DocReview).unwrap().ticket_id,
+            "7000"
+        );
+        // The gentle nag of that same sweep went to the new task.
+        assert_eq!(r.tickets.comments()[0].0, "7000");
+
+        r.tickets.fail_with(Some(TicketError::Permanent {
+            status: 403,
+            message: "no".into(),
+        }));
+        r.events
+            .tour_requested(&lead, t0(), "can I tour it?")
+            .await
+            .unwrap();
+        wait_for(|| {
+            r.slas
+                .get(&lead, SlaKind::ShowingSchedule)
+                .is_some_and(|s| s.ticket_id == NO_TICKET)
+        })
+        .await;
+        r.tickets.fail_with(None);
+        r.sweep
+            .run_sla_sweep(t0() + Duration::hours(30))
+            .await
+            .unwrap();
+        assert_eq!(r.tickets.tasks().len(), 1, "a refused task is not retried");
+        assert!(r.tickets.comments().iter().all(|(t, _)| t != NO_TICKET));
+    }
+
+    #[tokio::test]
+    async fn a_tour_asked_for_opens_the_showing_sla_and_booking_resolves_it() {
+        let r = rig().await;
+        let lead = LeadId::new(LEAD);
+        assert!(matches!(
+            r.events
+                .tour_requested(&lead, t0(), "can I see it?")
+                .await
+                .unwrap(),
+            Opened::Created(_)
+        ));
+        wait_for(|| {
+            r.slas
+                .get(&lead, SlaKind::ShowingSchedule)
+                .is_some_and(|s| s.ticket_id == "7000")
+        })
+        .await;
+        wait_for(|| r.sink.events().contains(&"showing_requested".to_string())).await;
+        r.events.tour_requested(&lead, t0(), "again").await.unwrap();
+        let resolved = r
+            .events
+            .tour_booked(&lead, t0() + Duration::hours(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(resolved.resolved_at.is_some());
+        assert_eq!(r.tickets.tasks().len(), 1);
+        assert_eq!(
+            r.sink
+                .events()
+                .iter()
+                .filter(|e| *e == "showing_requested")
+                .count(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn the_sweep_opens_the_invoice_at_the_move_in_date_once() {
+        let r = rig().await;
+        let (due, later, words, old) = (
+            LeadId::new(LEAD),
+            LeadId::new("+13125550101"),
+            LeadId::new("+13125550102"),
+            LeadId::new("+13125550103"),
+        );
+        r.slas.set_move_in(&due, "2026-03-01");
+        r.slas.set_move_in(&later, "2026-03-20");
+        r.slas.set_move_in(&words, "next month");
+        r.slas.set_move_in(&old, "2025-12-01");
+        let rep = r.sweep.run_sla_sweep(t0()).await.unwrap();
+        assert_eq!(rep.invoices_opened, 1);
+        let inv = r.slas.get(&due, SlaKind::Invoice).unwrap();
+        assert_eq!(
+            inv.started_at,
+            Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
+        );
+        assert_eq!(inv.ticket_id, "7000");
+        for l in [&later, &words, &old] {
+            assert!(r.slas.get(l, SlaKind::Invoice).is_none());
+        }
+        r.slas
+            .resolve_sla(&due, SlaKind::Invoice, t0())
+            .await
+            .unwrap();
+        let rep = r
+            .sweep
+            .run_sla_sweep(t0() + Duration::days(1))
+            .await
+            .unwrap();
+        assert_eq!(rep.invoices_opened, 0, "one invoice per lead, ever");
+        let rep = r
+            .sweep
+            .run_sla_sweep(t0() + Duration::days(18))
+            .await
+            .unwrap();
+        assert_eq!(rep.invoices_opened, 1, "the later move-in, on its day");
+    }
 
     #[test]
     fn a_move_in_is_a_date_only_when_it_reads_as_one() {
