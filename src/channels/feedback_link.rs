@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-use actors::alert_router::{Alert, AlertError, AlertSink};
+use actors::alert_router::{Alert, AlertError, AlertKind, AlertSink};
 use async_trait::async_trait;
 
 /// The HITL hold and its expiry, the brain's hand-off to a person, and the SLA engine's
-/// escalation to the owner.
+/// escalation to the owner (never on the EVENT stream's lines of the same name).
 pub const FEEDBACK_EVENTS: [&str; 4] = [
     "reply_held",
     "hitl_hold_expired",
@@ -39,7 +39,8 @@ impl FeedbackLinkSink {
 
 /// The alert as it is delivered: with the link when its event asks for feedback.
 pub fn with_feedback_link(alert: &Alert, url: &str) -> Option<Alert> {
-    if !FEEDBACK_EVENTS.contains(&alert.event.as_str()) {
+    // The EVENT stream repeats `reply_held` as a line of the turn's trace: not a request.
+    if alert.kind == AlertKind::Event || !FEEDBACK_EVENTS.contains(&alert.event.as_str()) {
         return None;
     }
     let mut a = alert.clone();
@@ -59,7 +60,7 @@ impl AlertSink for FeedbackLinkSink {
 
 #[cfg(test)]
 mod tests {
-    use actors::alert_router::{AlertKind, Severity};
+    use actors::alert_router::Severity;
 
     use super::*;
 
@@ -80,5 +81,10 @@ mod tests {
         assert!(with_feedback_link(&esc, url).unwrap().text.ends_with(url));
         let other = Alert::event("sms_sent", "x");
         assert!(with_feedback_link(&other, url).is_none());
+        let trace = Alert::event("reply_held", "held for approval");
+        assert!(
+            with_feedback_link(&trace, url).is_none(),
+            "the event stream's line"
+        );
     }
 }
