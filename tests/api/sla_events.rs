@@ -191,6 +191,17 @@ async fn documents_open_the_doc_review_and_a_complete_review_opens_the_applicati
             .starts_with("Reminder: application decision")
     );
 
+    // An SLA an operator opens by hand without a ticket gets its task too.
+    let (status, v) = post_json(
+        &app,
+        &format!("/ops/leads/{LEAD}/sla"),
+        json!({"kind": "showing_schedule"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(asana.tasks().len(), 3);
+    assert_eq!(v["sla"]["ticket_id"], asana.tasks()[2].gid.as_str());
+
     // Bad requests: a clear 4xx; no review to resolve: 404.
     let (status, _) = post_json(&app, &review, json!({"done": true})).await;
     assert_eq!(status, 400);
