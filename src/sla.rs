@@ -1,9 +1,11 @@
-//! The SLA engine's wiring: [`SlaEngine`] binds the actors' [`SlaSweep`] to this process's
-//! store, SMS sender, alert router and ticket system (Asana or the dry-run log), and wakes
-//! the leads whose update SMS it queued.
+//! The SLA engine's wiring: [`SlaEngine`] binds the actors' [`SlaSweep`] and [`SlaEvents`]
+//! (the events that open and resolve SLAs by themselves) to this process's store, SMS
+//! sender, alert router and ticket system (Asana or the dry-run log), and wakes the leads
+//! whose update SMS it queued.
 //!
-//! Owns: choosing the ticket adapter from the settings and the one-call entry point the
-//! scheduler runs, [`SlaEngine::run_sla_sweep`]. Must not: hold rules (they live in
+//! Owns: choosing the ticket adapter from the settings (and saying at start what is off),
+//! the one-call entry point the scheduler runs, [`SlaEngine::run_sla_sweep`], and the
+//! [`SlaEngine::events`] every other path opens SLAs through. Must not: hold rules (they live in
 //! `actors::sla`) or schedule itself (the scheduler owns when it runs).
 
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use actors::alert_router::AlertHandle;
 use actors::ports::{LeadId, SmsSender, WakeLead};
-use actors::sla::{SlaSweep, SweepReport, TicketSystem};
+use actors::sla::{SlaEvents, SlaSweep, SweepReport, TicketSystem};
 use chrono::{DateTime, Utc};
 
 use crate::channels::asana::{AsanaClient, DryRunTickets};
@@ -21,6 +23,7 @@ use crate::store::SqlStore;
 
 pub struct SlaEngine {
     sweep: SlaSweep,
+    events: SlaEvents,
     queue: Arc<dyn WorkQueue>,
 }
 
@@ -33,15 +36,34 @@ impl SlaEngine {
         alerts: AlertHandle,
     ) -> anyhow::Result<Self> {
         let tickets: Arc<dyn TicketSystem> = match &settings.asana_access_token {
-            Some(token) => Arc::new(AsanaClient::new(
-                &settings.asana_api_base,
-                token.clone(),
-                Duration::from_secs(15),
-            )?),
-            None => Arc::new(DryRunTickets),
+            Some(token) => {
+                if settings.asana_project_gid.is_none() {
+                    tracing::info!(
+                        "SLA tasks are off (dry-run ids): set ASANA_PROJECT_GID to create them in Asana"
+                    );
+                }
+                Arc::new(
+                    AsanaClient::new(
+                        &settings.asana_api_base,
+                        token.clone(),
+                        Duration::from_secs(15),
+                    )?
+                    .with_project(
+                        settings.asana_project_gid.clone(),
+                        settings.asana_section_gid.clone(),
+                    ),
+                )
+            }
+            None => {
+                tracing::info!(
+                    "Asana is off (SLA tasks get dry-run ids, nags are logged): set ASANA_ACCESS_TOKEN and ASANA_PROJECT_GID to turn it on"
+                );
+                Arc::new(DryRunTickets)
+            }
         };
         let store = Arc::new(store.clone());
         Ok(Self {
+            events: SlaEvents::new(store.clone(), tickets.clone(), alerts.clone()),
             sweep: SlaSweep::new(
                 store.clone(),
                 store,
@@ -53,6 +75,12 @@ impl SlaEngine {
             .with_quiet_hours(settings.scheduler.quiet_hours, settings.scheduler.time_zone),
             queue,
         })
+    }
+
+    /// Opens and resolves SLAs on events (tour asked for, documents arrived, review done),
+    /// with the same ticket system the sweep nags through.
+    pub fn events(&self) -> &SlaEvents {
+        &self.events
     }
 
     /// One SLA sweep as of `now` (the scheduler passes the wall clock): every open SLA is
@@ -67,7 +95,14 @@ impl SlaEngine {
                 tracing::warn!(lead = %lead.log(), error = %e, "could not wake a lead for its SLA update; the stale-work sweep will");
             }
         }
-        if report.breaches + report.staff_nags + report.escalations + report.lead_updates > 0 {
+        if report.breaches
+            + report.staff_nags
+            + report.escalations
+            + report.lead_updates
+            + report.invoices_opened
+            + report.tasks_created
+            > 0
+        {
             tracing::info!(?report, "SLA sweep");
         }
         Ok(report)

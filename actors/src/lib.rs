@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod brain;
 pub mod breaker;
 pub mod conversation;
+pub mod dialer;
 pub mod followup;
 pub mod hitl;
 pub mod intensity;
@@ -23,6 +24,7 @@ pub mod park;
 pub mod phone_zone;
 pub mod ports;
 pub mod root;
+pub mod signals;
 pub mod sla;
 pub mod supervisor;
 // In-memory ports for tests: this crate's own, and the binary's through the `testing`

@@ -2,7 +2,10 @@
 //! `ASANA_ACCESS_TOKEN` is set ([`AsanaClient`]), the log otherwise ([`DryRunTickets`]).
 //!
 //! Owns: the wire format of a comment (a story on a task: `POST {base}/tasks/{gid}/stories`
-//! with `{"data":{"text":…}}` and a bearer token) and the mapping of Asana's answers onto
+//! with `{"data":{"text":…}}` and a bearer token), of a new SLA's task (`POST {base}/tasks`
+//! with `{"data":{"name","notes","projects":[project],"memberships":[{"project","section"}]}}`,
+//! answered `201 {"data":{"gid",…}}`), the `dry-run-…` ids given when no task is posted,
+//! and the mapping of Asana's answers onto
 //! [`TicketError`]'s classes: 429, 5xx and transport failures are retried by the next sweep;
 //! any other refusal is permanent.
 //! Must not: retry by itself (the sweep owns that), decide which tickets are real (the
@@ -10,7 +13,7 @@
 
 use std::time::Duration;
 
-use actors::sla::{TicketError, TicketSystem};
+use actors::sla::{DRY_RUN_TICKET_PREFIX, NewTask, TicketError, TicketSystem};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
@@ -20,6 +23,18 @@ pub struct AsanaClient {
     http: reqwest::Client,
     base: url::Url,
     token: Secret,
+    /// `ASANA_PROJECT_GID`, `ASANA_SECTION_GID`; no project: tasks are dry runs.
+    project: Option<String>,
+    section: Option<String>,
+}
+
+/// The id of a task that was not posted: never commented on (the engine's `dry-run` rule).
+pub fn dry_run_task_id(task: &NewTask) -> String {
+    format!(
+        "{DRY_RUN_TICKET_PREFIX}-{}-{}",
+        task.kind.as_str(),
+        chrono::Utc::now().timestamp_millis()
+    )
 }
 
 impl AsanaClient {
@@ -34,7 +49,50 @@ impl AsanaClient {
             http: super::http_client(timeout)?,
             base,
             token,
+            project: None,
+            section: None,
         })
+    }
+
+    /// Where new SLA tasks are created. No project: they are dry runs (Asana needs a
+    /// project or workspace for a task, and a workspace-only task would be seen by nobody).
+    pub fn with_project(mut self, project: Option<String>, section: Option<String>) -> Self {
+        self.project = project;
+        self.section = section;
+        self
+    }
+
+    fn tasks_url(&self) -> url::Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("checked in new: the base can be a base")
+            .pop_if_empty()
+            .push("tasks");
+        url
+    }
+
+    /// Posts and classifies: 2xx is the body, 429/5xx/transport retryable, else permanent.
+    async fn post(&self, url: url::Url, body: &Value) -> Result<Value, TicketError> {
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(self.token.expose())
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| TicketError::Retryable(format!("Asana unreachable: {e}")))?;
+        let status = response.status().as_u16();
+        let ok = response.status().is_success();
+        let text = response.text().await.unwrap_or_default();
+        if ok {
+            return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
+        }
+        let message = error_message(&text);
+        if status == 429 || status >= 500 {
+            Err(TicketError::Retryable(format!("Asana {status}: {message}")))
+        } else {
+            Err(TicketError::Permanent { status, message })
+        }
     }
 
     fn stories_url(&self, task_gid: &str) -> url::Url {
@@ -74,24 +132,37 @@ impl TicketSystem for AsanaClient {
                 message: format!("{ticket_id:?} is not an Asana task gid (digits only)"),
             });
         }
-        let response = self
-            .http
-            .post(self.stories_url(ticket_id))
-            .bearer_auth(self.token.expose())
-            .json(&json!({ "data": { "text": text } }))
-            .send()
-            .await
-            .map_err(|e| TicketError::Retryable(format!("Asana unreachable: {e}")))?;
-        let status = response.status().as_u16();
-        if response.status().is_success() {
-            return Ok(());
+        self.post(
+            self.stories_url(ticket_id),
+            &json!({ "data": { "text": text } }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn create_task(&self, task: &NewTask) -> Result<String, TicketError> {
+        let Some(project) = &self.project else {
+            let id = dry_run_task_id(task);
+            tracing::info!(ticket = %id, name = %task.name, "dry-run SLA task (ASANA_PROJECT_GID is not set)");
+            return Ok(id);
+        };
+        let mut membership = json!({ "project": project });
+        if let Some(section) = &self.section {
+            membership["section"] = json!(section);
         }
-        let body = response.text().await.unwrap_or_default();
-        let message = error_message(&body);
-        if status == 429 || status >= 500 {
-            Err(TicketError::Retryable(format!("Asana {status}: {message}")))
-        } else {
-            Err(TicketError::Permanent { status, message })
+        let body = json!({ "data": {
+            "name": task.name,
+            "notes": task.notes,
+            "projects": [project],
+            "memberships": [membership],
+        }});
+        let answer = self.post(self.tasks_url(), &body).await?;
+        match answer["data"]["gid"].as_str() {
+            Some(gid) if valid_gid(gid) => Ok(gid.to_string()),
+            _ => Err(TicketError::Permanent {
+                status: 201,
+                message: "Asana created a task but answered no gid".into(),
+            }),
         }
     }
 }
@@ -113,6 +184,12 @@ impl TicketSystem for DryRunTickets {
             "dry-run ticket comment (ASANA_ACCESS_TOKEN is not set)"
         );
         Ok(())
+    }
+
+    async fn create_task(&self, task: &NewTask) -> Result<String, TicketError> {
+        let id = dry_run_task_id(task);
+        tracing::info!(ticket = %id, name = %task.name, "dry-run SLA task (ASANA_ACCESS_TOKEN is not set)");
+        Ok(id)
     }
 }
 
@@ -141,6 +218,39 @@ mod tests {
         assert_eq!(
             body,
             &json!({"data": {"text": "OVERDUE (30h): doc review"}})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_task_is_posted_to_the_project_and_section_and_its_gid_returned() {
+        let asana = FakeAsana::start().await;
+        let task = NewTask {
+            lead: actors::ports::LeadId::new("+13125550140"),
+            kind: actors::sla::SlaKind::DocReview,
+            name: "Doc review: +13125550140".into(),
+            notes: "Documents arrived".into(),
+        };
+        let c = client(&asana.url).with_project(Some("111".into()), Some("222".into()));
+        let gid = c.create_task(&task).await.unwrap();
+        let tasks = asana.tasks();
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(gid, tasks[0].gid);
+        assert_eq!(tasks[0].auth, "Bearer asana-pat");
+        assert_eq!(
+            tasks[0].body,
+            json!({"data": {"name": "Doc review: +13125550140", "notes": "Documents arrived",
+                "projects": ["111"], "memberships": [{"project": "111", "section": "222"}]}})
+        );
+        // No project: a dry-run id, nothing posted.
+        let id = client(&asana.url).create_task(&task).await.unwrap();
+        assert!(id.starts_with("dry-run-doc_review-"), "{id}");
+        assert_eq!(asana.tasks().len(), 1);
+        assert!(
+            DryRunTickets
+                .create_task(&task)
+                .await
+                .unwrap()
+                .starts_with("dry-run-")
         );
     }
 

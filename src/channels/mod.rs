@@ -6,8 +6,10 @@
 
 pub mod asana;
 pub mod crm;
+pub mod dialer;
 pub mod discord;
 pub mod dry_run;
+pub mod feedback_link;
 pub mod llm;
 pub mod log_alerts;
 pub mod twilio;

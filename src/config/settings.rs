@@ -111,6 +111,14 @@ pub struct Settings {
     /// Asana for SLA staff nags; `None`: the dry-run ticket log.
     pub asana_access_token: Option<Secret>,
     pub asana_api_base: String,
+    /// `ASANA_PROJECT_GID` / `ASANA_SECTION_GID`: where SLA tasks are created.
+    pub asana_project_gid: Option<String>,
+    pub asana_section_gid: Option<String>,
+    /// `HOMEEASY_DIALER_URL`; `None`: dialer hand-offs are dry runs.
+    pub dialer_url: Option<String>,
+    pub voice_ai_api_key: Option<Secret>,
+    /// `FEEDBACK_FORM_URL`: shown on HITL and escalation alerts.
+    pub feedback_form_url: Option<String>,
     pub scheduler: SchedulerSettings,
     pub log_format: LogFormat,
     /// `LOG_PHONE` (+ `LOG_PHONE_KEY`): set once at start by `main`.
@@ -287,6 +295,35 @@ impl Settings {
             r.problems
                 .push(format!("ASANA_API_BASE={asana_api_base:?} is not a URL"));
         }
+        let gid = |r: &mut Reader<'_>, name: &str| {
+            let v = r
+                .raw(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty());
+            if let Some(g) = &v
+                && !g.bytes().all(|b| b.is_ascii_digit())
+            {
+                r.problems
+                    .push(format!("{name}={g:?} must be an Asana gid (digits)"));
+            }
+            v
+        };
+        let asana_project_gid = gid(&mut r, "ASANA_PROJECT_GID");
+        let asana_section_gid = gid(&mut r, "ASANA_SECTION_GID");
+        let dialer_url = r
+            .raw("HOMEEASY_DIALER_URL")
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
+        if let Some(u) = &dialer_url
+            && !matches!(url::Url::parse(u), Ok(p) if p.scheme() == "https" || p.scheme() == "http")
+        {
+            r.problems
+                .push(format!("HOMEEASY_DIALER_URL={u:?} is not an http(s) URL"));
+        }
+        let feedback_form_url = r
+            .raw("FEEDBACK_FORM_URL")
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
         let brain = brain_settings(&mut r);
 
         let log_format = r.log_format();
@@ -346,6 +383,11 @@ impl Settings {
             owner_phone,
             asana_access_token: r.raw("ASANA_ACCESS_TOKEN").map(Secret::new),
             asana_api_base,
+            asana_project_gid,
+            asana_section_gid,
+            dialer_url,
+            voice_ai_api_key: r.raw("VOICE_AI_API_KEY").map(Secret::new),
+            feedback_form_url,
             scheduler: scheduler_settings(&mut r),
             log_format,
             log_phone,

@@ -598,6 +598,36 @@ pub const ENV_VARS: &[EnvVar] = &[
         "Asana REST base URL; the client appends /tasks/{task_gid}/stories.",
     ),
     var(
+        "ASANA_PROJECT_GID",
+        None,
+        false,
+        "Asana project (gid) each SLA opened by an event gets its task in (`POST /tasks`); the task's gid is stored on the SLA and the nags comment on it. Unset (or no ASANA_ACCESS_TOKEN): tasks are not created and SLAs get `dry-run-…` ids (nothing posted).",
+    ),
+    var(
+        "ASANA_SECTION_GID",
+        None,
+        false,
+        "Section (gid) of ASANA_PROJECT_GID the SLA tasks are created in (`memberships`). Unset: the project's default section.",
+    ),
+    var(
+        "HOMEEASY_DIALER_URL",
+        None,
+        false,
+        "The operator's dialer: a lead who asks to be called (\"call me\") or whom the brain marks hot is posted here as JSON `{phone, name, summary, lead_id, client_id, reason}`, at most once per lead per day. Unset: the hand-off is logged and recorded (dry run), nothing is posted.",
+    ),
+    var(
+        "VOICE_AI_API_KEY",
+        None,
+        true,
+        "Bearer token of the dialer hand-off (`Authorization: Bearer …` on POST HOMEEASY_DIALER_URL). Unset: no Authorization header.",
+    ),
+    var(
+        "FEEDBACK_FORM_URL",
+        None,
+        false,
+        "Link to the office's feedback form, added to HITL held-reply and escalation alerts (\"Feedback: <url>\"). Unset: no link.",
+    ),
+    var(
         "OWNER_TZ",
         Some("America/Chicago"),
         false,

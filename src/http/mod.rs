@@ -10,6 +10,7 @@
 //! in milliseconds; slow inline work is what made Twilio retry in the seed.
 
 pub mod discord;
+pub mod documents;
 pub mod health;
 pub mod metrics;
 pub mod ops;
@@ -152,6 +153,8 @@ pub const ROUTES: &[RouteSpec] = &[
         "POST",
         "/ops/leads/{phone}/sla/{kind}/resolve",
     ),
+    at(Listener::Ops, "POST", "/ops/leads/{phone}/documents"),
+    at(Listener::Ops, "POST", "/ops/leads/{phone}/documents/review"),
 ];
 
 /// The handler of one [`ROUTES`] entry, mounted under the entry's method. A `(method,
@@ -185,6 +188,8 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/ops/sla") => on(m, sla::list),
         ("POST", "/ops/leads/{phone}/sla") => on(m, sla::open),
         ("POST", "/ops/leads/{phone}/sla/{kind}/resolve") => on(m, sla::resolve),
+        ("POST", "/ops/leads/{phone}/documents") => on(m, documents::arrived),
+        ("POST", "/ops/leads/{phone}/documents/review") => on(m, documents::reviewed),
         _ => return None,
     })
 }

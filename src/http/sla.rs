@@ -1,5 +1,6 @@
-//! `/ops` routes of the SLA engine: open an SLA for a lead, resolve it, and list open SLAs
-//! and recent breaches (the /ops page and the daily owner report read the list).
+//! `/ops` routes of the SLA engine: open an SLA for a lead (with its task when no ticket is
+//! given), resolve it, and list open SLAs and recent breaches (the /ops page and the daily
+//! owner report read the list).
 //!
 //! Owns: validating what an operator or another system sends (phone, kind, ticket id,
 //! start time) with a clear 4xx for each mistake. Must not: run the rules or the sweep
@@ -46,7 +47,7 @@ fn kind_from(s: &str) -> Result<SlaKind, ApiError> {
     })
 }
 
-fn lead_from(phone: &str) -> Result<LeadId, ApiError> {
+pub(super) fn lead_from(phone: &str) -> Result<LeadId, ApiError> {
     if is_e164(phone) {
         Ok(LeadId::new(phone))
     } else {
@@ -56,7 +57,7 @@ fn lead_from(phone: &str) -> Result<LeadId, ApiError> {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
+pub(super) fn unavailable(e: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable(e.to_string())
 }
 
@@ -100,9 +101,18 @@ pub async fn open(
             started_at.to_rfc3339()
         )));
     }
+    // Through the events path, so an SLA opened without a ticket gets its task (created
+    // before the answer, which carries its id), as one opened by an event does.
     let opened = state
-        .store
-        .open_sla(&lead, kind, &ticket_id, started_at)
+        .sla
+        .events()
+        .open(
+            &lead,
+            kind,
+            started_at,
+            &ticket_id,
+            &format!("Opened by an operator through /ops for {lead}."),
+        )
         .await
         .map_err(unavailable)?;
     let (status, created, sla) = match opened {

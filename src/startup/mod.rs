@@ -43,7 +43,7 @@ use background::{spawn_heartbeat, spawn_hitl_escalation, spawn_outbox_sweeps};
 use intake::build_intake;
 use shared::{alert_sink, build_queue, build_sms_sender, start_discord_sender, start_roots};
 use shutdown::GiveUpWatch;
-use worker::{prefetch, start_worker};
+use worker::{TurnEffects, prefetch, start_worker};
 
 /// What a test may replace.
 #[derive(Default)]
@@ -133,7 +133,10 @@ impl Application {
                 &roots,
                 &alerts,
                 clock.clone(),
-                sms.clone(),
+                TurnEffects {
+                    sms: sms.clone(),
+                    sla: sla.events().clone(),
+                },
                 overrides.chat_models,
             )
             .await?;

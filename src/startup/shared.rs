@@ -53,6 +53,17 @@ pub(super) fn alert_sink(
     store: &SqlStore,
     inbox: &Arc<DiscordInbox>,
 ) -> Arc<dyn AlertSink> {
+    crate::channels::feedback_link::FeedbackLinkSink::wrap(
+        chosen_sink(settings, store, inbox),
+        settings.feedback_form_url.as_deref(),
+    )
+}
+
+fn chosen_sink(
+    settings: &Settings,
+    store: &SqlStore,
+    inbox: &Arc<DiscordInbox>,
+) -> Arc<dyn AlertSink> {
     if settings.discord.bot_token.is_none() {
         tracing::info!("alerts go to the log (DISCORD_BOT_TOKEN is not set)");
         return Arc::new(LogAlertSink);

@@ -12,23 +12,35 @@ use actors::brain::context::CrmNotes;
 use actors::brain::tools::ToolBox;
 use actors::brain::{AgentMode, Brain, PlainChain, Responder, Shadow};
 use actors::breaker::BreakerConfig;
+use actors::dialer::{Dialer, DialerHandoff};
 use actors::hitl::ReplyHolds;
 use actors::lead::LeadDeps;
 use actors::llm_pool::{ChainPolicy, LlmPool, LlmPoolChild, LlmPoolConfig};
 use actors::ports::{ChatModel, Clock, SmsSender};
 use actors::root::RootHandle;
+use actors::signals::Listening;
+use actors::sla::SlaEvents;
 use actors::supervisor::{LeadSupervisorChild, SupervisorConfig};
 use actors::window::WindowLimits;
 use anyhow::Context;
 
 use crate::channels::crm::{DryRunCrm, FollowUpBoss};
+use crate::channels::dialer::{DryRunDialer, HttpDialer};
 use crate::channels::llm::anthropic::AnthropicClient;
 use crate::channels::llm::gemini::GeminiClient;
+use crate::channels::llm::rules::signals::RulesReader;
 use crate::channels::llm::rules::{OfficeInfo, RulesResponder};
 use crate::channels::llm::system_prompt;
 use crate::config::Settings;
 use crate::http::WorkerState;
 use crate::store::SqlStore;
+
+/// What a lead's turn acts through besides the model chain: the SMS sender, and the SLA
+/// events a tour request or a booked tour opens or resolves.
+pub(super) struct TurnEffects {
+    pub sms: Arc<dyn SmsSender>,
+    pub sla: SlaEvents,
+}
 
 /// The worker's half: the model chain and pool, the SMS sender and the lead actor tree.
 pub(super) async fn start_worker(
@@ -37,9 +49,10 @@ pub(super) async fn start_worker(
     roots: &RootHandle,
     alerts: &AlertHandle,
     clock: Arc<dyn Clock>,
-    sms: Arc<dyn SmsSender>,
+    effects: TurnEffects,
     chat_models: Option<Vec<Arc<dyn ChatModel>>>,
 ) -> anyhow::Result<WorkerState> {
+    let TurnEffects { sms, sla } = effects;
     let holds = settings.hitl.enabled.then(|| {
         tracing::info!("HITL_ENABLED: replies are held for approval in Discord");
         Arc::new(store.clone()) as Arc<dyn ReplyHolds>
@@ -74,7 +87,17 @@ pub(super) async fn start_worker(
         .await
         .context("Failed to start the LLM pool")?;
     tracing::info!(providers = ?pool.provider_names(), cap = settings.llm_concurrency, "model chain ready");
-    let responder = build_responder(settings, store, alerts, &clock, &pool)?;
+    let dialer = Arc::new(build_dialer(settings, store, alerts, &clock)?);
+    let inner = build_responder(settings, store, alerts, &clock, &pool, &sla, &dialer)?;
+    // Every turn's new messages are read for a tour or a call request, whichever model
+    // answers (the plain chain, the brain or shadow).
+    let responder: Option<Arc<dyn Responder>> = Some(Arc::new(Listening {
+        inner,
+        pool: pool.clone(),
+        reader: Arc::new(RulesReader),
+        sla: Some(sla),
+        dialer: Some(dialer),
+    }));
 
     let deps = Arc::new(LeadDeps {
         store: Arc::new(store.clone()),
@@ -161,6 +184,41 @@ fn configured_models(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn ChatMode
     Ok(chain)
 }
 
+/// The dialer hand-off: `HOMEEASY_DIALER_URL` (bearer `VOICE_AI_API_KEY`), or the dry run.
+fn build_dialer(
+    settings: &Settings,
+    store: &SqlStore,
+    alerts: &AlertHandle,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<DialerHandoff> {
+    let dialer: Arc<dyn Dialer> = match &settings.dialer_url {
+        Some(url) => {
+            if settings.voice_ai_api_key.is_none() {
+                tracing::warn!(
+                    "HOMEEASY_DIALER_URL is set without VOICE_AI_API_KEY: hand-offs carry no Authorization header"
+                );
+            }
+            Arc::new(HttpDialer::new(
+                url,
+                settings.voice_ai_api_key.clone(),
+                Duration::from_secs(10),
+            )?)
+        }
+        None => {
+            tracing::info!(
+                "the dialer hand-off is off (logged and recorded, not posted): set HOMEEASY_DIALER_URL to turn it on"
+            );
+            Arc::new(DryRunDialer)
+        }
+    };
+    Ok(DialerHandoff::new(
+        Arc::new(store.clone()),
+        dialer,
+        alerts.clone(),
+        clock.clone(),
+    ))
+}
+
 /// `USE_AGENT_CORE`: `None` lets the lead actor ask the plain chain; otherwise the brain,
 /// or the shadow pair. The catalog is loaded whenever `BUILDINGS_FILE` is set, so a broken
 /// file stops start-up even while the brain is off.
@@ -170,6 +228,8 @@ fn build_responder(
     alerts: &AlertHandle,
     clock: &Arc<dyn Clock>,
     pool: &LlmPool,
+    sla: &SlaEvents,
+    dialer: &Arc<DialerHandoff>,
 ) -> anyhow::Result<Option<Arc<dyn Responder>>> {
     let mode = settings.brain.agent_mode;
     if mode == AgentMode::Plain && settings.brain.buildings_file.is_none() {
@@ -196,6 +256,8 @@ fn build_responder(
         crm,
         alerts: alerts.clone(),
         clock: clock.clone(),
+        sla: Some(sla.clone()),
+        dialer: Some(dialer.clone()),
     };
     tracing::info!(
         ?mode,

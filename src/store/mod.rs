@@ -722,3 +722,6 @@ mod in_doubt;
 
 // Parked leads and the reply caps' count (issue 12): its own file, so its queries merge cleanly.
 mod parks;
+
+// The dialer hand-off ledger (issue 14): its own file, so its queries merge cleanly.
+mod dialer;

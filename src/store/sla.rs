@@ -229,6 +229,53 @@ impl SlaStore for SqlStore {
         })
     }
 
+    async fn attach_ticket(
+        &self,
+        lead: &LeadId,
+        kind: SlaKind,
+        ticket_id: &str,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let n = sqlx::query(
+                "UPDATE slas SET ticket_id = $1, updated_at = $2
+                 WHERE lead_phone = $3 AND kind = $4 AND ticket_id = '' AND resolved_at IS NULL",
+            )
+            .bind(ticket_id)
+            .bind(now())
+            .bind(lead.as_str())
+            .bind(kind.as_str())
+            .execute(pool)
+            .await
+            .map_err(store_err("attach SLA ticket"))?
+            .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    /// Reads the move-in out of the brain's context documents (the store does not look
+    /// inside them otherwise): the LIKE only narrows the rows decoded.
+    async fn move_ins_without_invoice(&self) -> Result<Vec<(LeadId, String)>, StoreError> {
+        let rows: Vec<(String, String)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT c.lead_phone, c.context FROM lead_context c
+                 WHERE c.context LIKE '%\"move_in\"%'
+                 AND NOT EXISTS (SELECT 1 FROM slas s WHERE s.lead_phone = c.lead_phone AND s.kind = 'invoice')
+                 AND c.lead_phone NOT IN (SELECT phone FROM leads WHERE synthetic = 1)",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(store_err("move-ins without an invoice"))?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(lead, context)| {
+                let ctx: actors::brain::context::LeadContext =
+                    serde_json::from_str(&context).ok()?;
+                Some((LeadId(lead), ctx.requirements.move_in?))
+            })
+            .collect())
+    }
+
     async fn save_with_lead_sms(
         &self,
         next: &SlaState,

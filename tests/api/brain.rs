@@ -89,7 +89,8 @@ async fn a_tour_the_model_schedules_updates_the_lead_and_posts_the_tour_request_
             "schedule_tour",
             "mark_dead_lead",
             "escalate_to_human",
-            "suggest_crm_stage"
+            "suggest_crm_stage",
+            "mark_hot_lead"
         ]
     );
     assert!(
@@ -158,7 +159,7 @@ async fn gemini_function_calls_round_trip_with_function_responses() {
     let decls = first["tools"][0]["functionDeclarations"]
         .as_array()
         .unwrap();
-    assert_eq!(decls.len(), 5);
+    assert_eq!(decls.len(), 6);
     assert!(decls.iter().all(|d| d["parameters"]["type"] == "object"));
     assert_eq!(first["toolConfig"]["functionCallingConfig"]["mode"], "AUTO");
     let contents = seen[1].body["contents"].as_array().unwrap();

@@ -317,3 +317,48 @@ async fn an_approved_reply_to_a_lead_who_texted_stop_meanwhile_is_suppressed() {
     .await;
     assert!(h.app.twilio.sent_to(LEAD).is_empty(), "the opt-out wins");
 }
+
+#[tokio::test]
+async fn the_feedback_form_link_is_on_the_held_reply_and_its_escalation_only() {
+    let form = "https://forms.example.com/agent-feedback";
+    let h = hitl_app(vec![
+        ("HITL_HOLD_TIMEOUT_SECS", "1".to_string()),
+        ("FEEDBACK_FORM_URL", form.to_string()),
+    ])
+    .await;
+    h.held_reply("is it still available?").await;
+    let feedback = format!("Feedback: {form}");
+    let held = h
+        .discord
+        .created_in(HITL_CHANNEL)
+        .into_iter()
+        .find(|b| b["components"].is_array())
+        .unwrap();
+    assert!(
+        held["embeds"][0]["description"]
+            .as_str()
+            .unwrap()
+            .ends_with(&feedback),
+        "{held}"
+    );
+    wait_until(10, "the escalation with the link", || async {
+        h.discord.created_in("900").iter().any(|b| {
+            b["embeds"][0]["title"] == "ERROR · hitl_hold_expired"
+                && b["embeds"][0]["description"]
+                    .as_str()
+                    .is_some_and(|d| d.ends_with(&feedback))
+        })
+    })
+    .await;
+    let others: Vec<Value> = h
+        .discord
+        .created_in("900")
+        .into_iter()
+        .filter(|b| b["embeds"][0]["title"] != "ERROR · hitl_hold_expired")
+        .collect();
+    assert!(!others.is_empty());
+    assert!(
+        others.iter().all(|b| !b.to_string().contains(form)),
+        "{others:?}"
+    );
+}

@@ -267,8 +267,9 @@ pub fn system_prompt(catalog: &Catalog, ctx: &LeadContext, prompt: &Prompt) -> S
          will check with the team and call escalate_to_human. Use the tools: \
          record_requirements whenever the lead states a requirement, schedule_tour once they \
          agree to a building and a time (say it is requested, the team confirms), \
-         suggest_crm_stage when they qualify or book, mark_dead_lead only when they are \
-         clearly no longer looking. If several messages arrived together, answer them in \
+         suggest_crm_stage when they qualify or book, mark_hot_lead when they are ready to \
+         rent now or ask for a phone call, mark_dead_lead only when they are clearly no \
+         longer looking. If several messages arrived together, answer them in \
          one reply.\n\n",
     );
     s.push_str(&format!(

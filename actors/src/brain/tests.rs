@@ -111,6 +111,8 @@ async fn rig(chain: Vec<Arc<dyn ChatModel>>) -> Rig {
         crm: crm.clone(),
         alerts,
         clock: Arc::new(SystemClock),
+        sla: None,
+        dialer: None,
     };
     Rig {
         contexts,

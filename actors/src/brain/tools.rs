@@ -18,13 +18,16 @@ use super::catalog::Catalog;
 use super::context::{CrmNotes, LeadContext, LeadContextStore, Requirements, TourRequest};
 use crate::alert_router::{Alert, AlertHandle, AlertKind, Severity};
 use crate::conversation::{ToolCall, ToolResult, ToolSpec};
+use crate::dialer::{DialReason, DialerHandoff};
 use crate::ports::{Clock, LeadId, StoreError};
+use crate::sla::SlaEvents;
 
 pub const RECORD_REQUIREMENTS: &str = "record_requirements";
 pub const SCHEDULE_TOUR: &str = "schedule_tour";
 pub const MARK_DEAD_LEAD: &str = "mark_dead_lead";
 pub const ESCALATE_TO_HUMAN: &str = "escalate_to_human";
 pub const SUGGEST_CRM_STAGE: &str = "suggest_crm_stage";
+pub const MARK_HOT_LEAD: &str = "mark_hot_lead";
 
 /// The stages the brain may suggest (the office maps them onto its CRM's own).
 pub const CRM_STAGES: [&str; 7] = [
@@ -103,6 +106,17 @@ pub fn tool_specs() -> Vec<ToolSpec> {
                     "reason": {"type": "string", "description": "Why, in a few words."}
                 },
                 "required": ["stage", "reason"]
+            }),
+        },
+        ToolSpec {
+            name: MARK_HOT_LEAD,
+            description: "Mark the lead hot: ready to rent now (qualified, wants to move soon, asking to apply) or asking to talk on the phone. A person calls them today; tell the lead to expect a call.",
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "reason": {"type": "string", "description": "Why they are hot, in a few words, for the caller."}
+                },
+                "required": ["reason"]
             }),
         },
     ]
@@ -185,6 +199,10 @@ pub struct ToolBox {
     pub crm: Arc<dyn CrmNotes>,
     pub alerts: AlertHandle,
     pub clock: Arc<dyn Clock>,
+    /// Resolves the showing SLA when a tour is booked; `None`: no SLA engine here.
+    pub sla: Option<SlaEvents>,
+    /// Where `mark_hot_lead` hands the lead; `None`: the tool only records and alerts.
+    pub dialer: Option<Arc<DialerHandoff>>,
 }
 
 /// What one tool run produced.
@@ -238,6 +256,7 @@ impl ToolBox {
             MARK_DEAD_LEAD => self.mark_dead(lead, call, ctx, live).await?,
             ESCALATE_TO_HUMAN => self.escalate(lead, call, ctx, live).await?,
             SUGGEST_CRM_STAGE => self.suggest_stage(lead, call, ctx, live).await?,
+            MARK_HOT_LEAD => self.mark_hot(lead, call, ctx, live).await?,
             other => refuse(call, format!("there is no tool named `{other}`")),
         };
         metrics::counter!("lead_agent_brain_tool_calls_total", "tool" => call.name.clone(), "outcome" => if outcome.result.is_error { "refused" } else { "ok" }).increment(1);
@@ -387,6 +406,11 @@ impl ToolBox {
             );
             self.note(lead, AlertKind::TourRequest, "Tour requested", text);
         }
+        if live && let Some(sla) = &self.sla {
+            // Booked: the showing the lead asked for has its time (resolving is
+            // idempotent, so a replayed call changes nothing).
+            sla.tour_booked(lead, self.clock.now()).await?;
+        }
         Ok(ok(
             call,
             json!({
@@ -514,6 +538,37 @@ impl ToolBox {
             call,
             json!({"status": "suggested", "stage": stage}),
             format!("{SUGGEST_CRM_STAGE}: {stage}"),
+        ))
+    }
+
+    async fn mark_hot(
+        &self,
+        lead: &LeadId,
+        call: &ToolCall,
+        ctx: &mut LeadContext,
+        live: bool,
+    ) -> Result<ToolOutcome, StoreError> {
+        let input: ReasonInput = match parse(call) {
+            Ok(i) => i,
+            Err(e) => return Ok(refuse(call, e)),
+        };
+        let reason = input.reason.trim().to_string();
+        let mut status = "noted";
+        if live {
+            let summary = format!("Hot lead: {reason}. Known: {}.", ctx.requirements.summary());
+            if let Some(dialer) = &self.dialer {
+                status = if dialer.hand_off(lead, DialReason::Hot, &summary).await? {
+                    "a person will call them today"
+                } else {
+                    "already queued for a call today"
+                };
+            }
+            self.note(lead, AlertKind::General, "Hot lead", summary);
+        }
+        Ok(ok(
+            call,
+            json!({"status": status}),
+            format!("{MARK_HOT_LEAD}: {reason}"),
         ))
     }
 

@@ -11,6 +11,7 @@
 //! comment on a ticket whose id starts with `dry-run`, or know which ticket system, database
 //! or SMS provider is behind a port.
 
+pub mod events;
 pub mod sweep;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ports::{LeadId, StoreError};
 
+pub use events::SlaEvents;
 pub use sweep::{SlaSweep, SweepReport};
 
 /// Gap between two overdue staff nags, and between the last nag and the escalation: "three
@@ -43,6 +45,9 @@ pub const LEAD_OVERDUE_AFTER_HOURS: i64 = 48;
 pub const TICKET_RETRY_GRACE_MINUTES: i64 = 60;
 /// Ticket ids with this prefix belong to simulations: never commented on.
 pub const DRY_RUN_TICKET_PREFIX: &str = "dry-run";
+/// The ticket id of an SLA whose task the ticket system refused to create: never
+/// commented on, and not retried (an empty id is: the sweep creates the missing task).
+pub const NO_TICKET: &str = "none";
 
 /// The five internal SLAs of the seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -199,7 +204,7 @@ impl SlaState {
     /// The ticket to comment on, unless there is none or it is a simulation's.
     pub fn real_ticket(&self) -> Option<&str> {
         let t = self.ticket_id.trim();
-        (!t.is_empty() && !t.starts_with(DRY_RUN_TICKET_PREFIX)).then_some(t)
+        (!t.is_empty() && t != NO_TICKET && !t.starts_with(DRY_RUN_TICKET_PREFIX)).then_some(t)
     }
 }
 
@@ -440,6 +445,32 @@ pub trait SlaStore: Send + Sync + 'static {
         next: &SlaState,
         body: &str,
     ) -> Result<Option<i64>, StoreError>;
+
+    /// Records the ticket created for an open SLA that has none yet (`ticket_id` empty).
+    /// Not version-checked and no version bump: the sweep's writes never touch the ticket,
+    /// so neither can undo the other. False: resolved meanwhile, or a ticket already set.
+    async fn attach_ticket(
+        &self,
+        lead: &LeadId,
+        kind: SlaKind,
+        ticket_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Leads whose recorded move-in (the brain's requirements, as the lead or the model
+    /// put it) exists and who never had an invoice SLA: (lead, move-in text). The caller
+    /// reads the date.
+    async fn move_ins_without_invoice(&self) -> Result<Vec<(LeadId, String)>, StoreError>;
+}
+
+/// A task to create for a newly opened SLA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTask {
+    pub lead: LeadId,
+    pub kind: SlaKind,
+    /// The task's title ("Showing schedule: +1312…").
+    pub name: String,
+    /// Its description: why it was opened, the deadline.
+    pub notes: String,
 }
 
 /// Why a ticket comment failed, by what to do about it.
@@ -449,7 +480,7 @@ pub enum TicketError {
     #[error("ticket system temporarily unavailable: {0}")]
     Retryable(String),
     /// The ticket system refused (bad token, unknown task): trying again will not help.
-    #[error("ticket comment rejected ({status}): {message}")]
+    #[error("ticket system refused ({status}): {message}")]
     Permanent { status: u16, message: String },
 }
 
@@ -465,4 +496,7 @@ pub trait TicketSystem: Send + Sync + 'static {
     /// Short name for logs (`asana`, `dry-run`).
     fn name(&self) -> &str;
     async fn add_comment(&self, ticket_id: &str, text: &str) -> Result<(), TicketError>;
+    /// Creates the SLA's task and returns its id; a dry-run system returns an id starting
+    /// with [`DRY_RUN_TICKET_PREFIX`] and posts nothing.
+    async fn create_task(&self, task: &NewTask) -> Result<String, TicketError>;
 }

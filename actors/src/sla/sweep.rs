@@ -31,7 +31,9 @@ use crate::alert_router::{Alert, AlertHandle, AlertKind, Severity};
 use crate::followup::QuietHours;
 use crate::ports::{LeadId, SmsError, SmsSender, Store, StoreError};
 
-use super::{SlaAction, SlaState, SlaStore, TICKET_RETRY_GRACE_MINUTES, TicketSystem, decide};
+use super::{
+    SlaAction, SlaEvents, SlaState, SlaStore, TICKET_RETRY_GRACE_MINUTES, TicketSystem, decide,
+};
 
 /// Tries of the owner's escalation SMS when the provider fails temporarily (never for an
 /// unknown outcome: that one may have gone out).
@@ -58,6 +60,10 @@ pub struct SweepReport {
     pub conflicts: usize,
     /// Steps that failed and will be tried again by the next sweep.
     pub retry_later: usize,
+    /// Invoice SLAs opened because a lead's move-in date was reached.
+    pub invoices_opened: usize,
+    /// Tasks created for open SLAs that had none (a creation that failed earlier).
+    pub tasks_created: usize,
     /// Leads with an update SMS in the outbox: publish a wake-up for each (the periodic
     /// stale-work sweep would also find them, later).
     pub wake: Vec<LeadId>,
@@ -67,6 +73,8 @@ pub struct SlaSweep {
     slas: Arc<dyn SlaStore>,
     store: Arc<dyn Store>,
     tickets: Arc<dyn TicketSystem>,
+    /// Opens the invoices whose move-in date came, and retries missing tasks.
+    events: SlaEvents,
     sms: Arc<dyn SmsSender>,
     alerts: AlertHandle,
     owner_phone: Option<LeadId>,
@@ -86,6 +94,7 @@ impl SlaSweep {
         owner_phone: Option<LeadId>,
     ) -> Self {
         Self {
+            events: SlaEvents::new(slas.clone(), tickets.clone(), alerts.clone()),
             slas,
             store,
             tickets,
@@ -119,8 +128,20 @@ impl SlaSweep {
     /// retried next time.
     pub async fn run_sla_sweep(&self, now: DateTime<Utc>) -> Result<SweepReport, StoreError> {
         let mut report = SweepReport::default();
-        for sla in self.slas.open_slas().await? {
+        // Invoices first, so a move-in reached today is swept (and ticketed) in this pass.
+        match self.events.open_due_invoices(now).await {
+            Ok(n) => report.invoices_opened = n,
+            Err(e) => {
+                report.retry_later += 1;
+                tracing::warn!(error = %e, "could not open the invoices due; the next sweep retries");
+            }
+        }
+        for mut sla in self.slas.open_slas().await? {
             report.checked += 1;
+            if let Some(id) = self.events.create_missing_task(&sla).await {
+                report.tasks_created += 1;
+                sla.ticket_id = id;
+            }
             if let Err(e) = self.check_one(sla.clone(), now, &mut report).await {
                 report.retry_later += 1;
                 tracing::warn!(lead = %sla.lead.log(), sla = %sla.kind, error = %e, "SLA step failed; the next sweep retries it");

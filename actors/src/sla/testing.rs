@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Opened, SlaKind, SlaState, SlaStore, TicketError, TicketSystem};
+use super::{NewTask, Opened, SlaKind, SlaState, SlaStore, TicketError, TicketSystem};
 use crate::ports::{LeadId, StoreError};
 
 #[derive(Default)]
@@ -19,6 +19,7 @@ pub struct MemSlaStore {
     /// Update SMS queued in the "outbox": (lead, body).
     queued: Mutex<Vec<(LeadId, String)>>,
     zones: Mutex<BTreeMap<LeadId, String>>,
+    move_ins: Mutex<BTreeMap<LeadId, String>>,
 }
 
 impl MemSlaStore {
@@ -37,6 +38,13 @@ impl MemSlaStore {
             .lock()
             .unwrap()
             .insert(lead.clone(), tz.to_string());
+    }
+    /// Records a lead's move-in as the brain's requirements would.
+    pub fn set_move_in(&self, lead: &LeadId, move_in: &str) {
+        self.move_ins
+            .lock()
+            .unwrap()
+            .insert(lead.clone(), move_in.to_string());
     }
     /// Overwrites a row as if an earlier process had left it so (restart tests).
     pub fn put(&self, state: SlaState) {
@@ -142,18 +150,51 @@ impl SlaStore for MemSlaStore {
         q.push((next.lead.clone(), body.to_string()));
         Ok(Some(q.len() as i64))
     }
+
+    async fn attach_ticket(
+        &self,
+        lead: &LeadId,
+        kind: SlaKind,
+        ticket_id: &str,
+    ) -> Result<bool, StoreError> {
+        let mut rows = self.rows.lock().unwrap();
+        Ok(match rows.get_mut(&(lead.clone(), kind)) {
+            Some(row) if row.resolved_at.is_none() && row.ticket_id.is_empty() => {
+                row.ticket_id = ticket_id.to_string();
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn move_ins_without_invoice(&self) -> Result<Vec<(LeadId, String)>, StoreError> {
+        let rows = self.rows.lock().unwrap();
+        Ok(self
+            .move_ins
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(lead, _)| !rows.contains_key(&((*lead).clone(), SlaKind::Invoice)))
+            .map(|(l, m)| (l.clone(), m.clone()))
+            .collect())
+    }
 }
 
-/// Records every comment; `fail_with` makes the following calls fail.
+/// Records every comment and task (tasks get ids `7000`, `7001`, …); `fail_with` makes
+/// the following calls fail.
 #[derive(Default)]
 pub struct FakeTickets {
     comments: Mutex<Vec<(String, String)>>,
+    tasks: Mutex<Vec<NewTask>>,
     failure: Mutex<Option<TicketError>>,
 }
 
 impl FakeTickets {
     pub fn comments(&self) -> Vec<(String, String)> {
         self.comments.lock().unwrap().clone()
+    }
+    pub fn tasks(&self) -> Vec<NewTask> {
+        self.tasks.lock().unwrap().clone()
     }
     /// `Some`: every call fails with it until set back to `None`.
     pub fn fail_with(&self, e: Option<TicketError>) {
@@ -175,5 +216,13 @@ impl TicketSystem for FakeTickets {
             .unwrap()
             .push((ticket_id.to_string(), text.to_string()));
         Ok(())
+    }
+    async fn create_task(&self, task: &NewTask) -> Result<String, TicketError> {
+        if let Some(e) = self.failure.lock().unwrap().clone() {
+            return Err(e);
+        }
+        let mut tasks = self.tasks.lock().unwrap();
+        tasks.push(task.clone());
+        Ok(format!("{}", 7000 + tasks.len() - 1))
     }
 }

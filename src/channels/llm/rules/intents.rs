@@ -1,7 +1,7 @@
 //! What the lead's new messages ask for: a close (wrong number, not interested), a tour,
 //! or answers only the team has (parking, price, ...).
 //!
-//! Owns: [`Closing`], the tour-request test, what counts as a question and the labels of
+//! Owns: [`Closing`], the tour-request and call-request tests, what counts as a question and the labels of
 //! the questions we hold for the team, with the word lists in `intents.txt`. Must not: read
 //! qualification facts (`facts`) or word the reply (`compose` turns labels into a sentence).
 
@@ -17,6 +17,8 @@ struct Words {
     not_interested: Vec<&'static str>,
     moved_on: Vec<&'static str>,
     tour_request: Vec<&'static str>,
+    call_request: Vec<&'static str>,
+    call_refusal: Vec<&'static str>,
     inquiry_starts: Vec<&'static str>,
     question_topics: Vec<(&'static str, Vec<&'static str>)>,
     weak_availability: Vec<&'static str>,
@@ -29,6 +31,8 @@ static WORDS: LazyLock<Words> = LazyLock::new(|| {
         not_interested: s.take("not interested"),
         moved_on: s.take("moved on"),
         tour_request: s.take("tour request"),
+        call_request: s.take("call request"),
+        call_refusal: s.take("call refusal"),
         inquiry_starts: s.take("inquiry starts"),
         question_topics: s.take_prefixed("question: "),
         weak_availability: s.take("weak availability"),
@@ -70,6 +74,13 @@ pub(super) fn detect_closing(text: &str) -> Option<Closing> {
 
 pub(super) fn is_tour_request(text: &str) -> bool {
     contains_any_phrase(&normalize_text(text), &WORDS.tour_request)
+}
+
+/// "can you call me?", "give me a call" — and not "please don't call me".
+pub(super) fn is_call_request(text: &str) -> bool {
+    let normalized = normalize_text(text);
+    contains_any_phrase(&normalized, &WORDS.call_request)
+        && !contains_any_phrase(&normalized, &WORDS.call_refusal)
 }
 
 /// The labels of the questions in `text` that only the team can answer, in the order of

@@ -36,6 +36,7 @@ mod dates;
 mod facts;
 mod intents;
 mod phrases;
+pub mod signals;
 mod text;
 mod topics;
 mod tour;

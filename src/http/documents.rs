@@ -1,0 +1,125 @@
+//! `/ops` routes of document intake: a lead's documents arrived (opens the doc review SLA
+//! and its task), and an operator's review of them (resolves it; complete documents open
+//! the application decision). The mailbox intake (issue 14, item 3) will call the same
+//! [`actors::sla::SlaEvents::documents_arrived`].
+//!
+//! Owns: validating the request. Must not: decide what a review opens (that is
+//! `actors::sla::events`), or answer anyone [`super::ops::authorize`] refuses.
+
+use std::net::SocketAddr;
+
+use actors::sla::{Opened, SlaView};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ops::authorize;
+use super::sla::{lead_from, unavailable};
+use super::{ApiError, AppState};
+
+const MAX_NOTE_CHARS: usize = 2000;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Arrived {
+    /// What arrived ("pay stubs, ID"), for the task's notes.
+    #[serde(default)]
+    note: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reviewed {
+    /// True: the documents are complete (the application decision opens).
+    complete: bool,
+}
+
+/// `POST /ops/leads/{phone}/documents` with `{"note"?}` (or an empty body): 201 with the
+/// new doc review SLA and its task id, 200 with the open one unchanged.
+pub async fn arrived(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(phone): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&state, &peer, &headers)?;
+    let lead = lead_from(&phone)?;
+    let req: Arrived = if body.iter().all(u8::is_ascii_whitespace) {
+        Arrived::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("body must be JSON {{\"note\"?}}: {e}")))?
+    };
+    let note = req.note.unwrap_or_default();
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(ApiError::BadRequest(format!(
+            "note must be at most {MAX_NOTE_CHARS} characters"
+        )));
+    }
+    let now = Utc::now();
+    let opened = state
+        .sla
+        .events()
+        .documents_arrived(&lead, now, &note)
+        .await
+        .map_err(unavailable)?;
+    let (status, created, sla) = match opened {
+        Opened::Created(s) => (StatusCode::CREATED, true, s),
+        Opened::AlreadyOpen(s) => (StatusCode::OK, false, s),
+    };
+    Ok((
+        status,
+        Json(json!({ "created": created, "sla": SlaView::at(sla, now) })),
+    )
+        .into_response())
+}
+
+/// `POST /ops/leads/{phone}/documents/review` with `{"complete": bool}`: resolves the doc
+/// review; when complete, opens the application decision (in `application_decision`).
+/// 404 when the lead has no doc review.
+pub async fn reviewed(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(phone): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&state, &peer, &headers)?;
+    let lead = lead_from(&phone)?;
+    let req: Reviewed = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "body must be JSON {{\"complete\": true|false}}: {e}"
+        ))
+    })?;
+    let now = Utc::now();
+    match state
+        .sla
+        .events()
+        .doc_review_resolved(&lead, now, req.complete)
+        .await
+        .map_err(unavailable)?
+    {
+        None => Ok((
+            StatusCode::NOT_FOUND,
+            format!("{lead} has no doc_review SLA"),
+        )
+            .into_response()),
+        Some((review, decision)) => {
+            tracing::info!(lead = %lead.log(), complete = req.complete, "doc review resolved");
+            let decision = decision.map(|o| match o {
+                Opened::Created(s) | Opened::AlreadyOpen(s) => SlaView::at(s, now),
+            });
+            Ok(Json(json!({
+                "doc_review": SlaView::at(review, now),
+                "application_decision": decision,
+            }))
+            .into_response())
+        }
+    }
+}

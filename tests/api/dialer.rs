@@ -1,0 +1,150 @@
+//! The dialer hand-off end to end: a lead asking to be called is posted to the operator's
+//! dialer (the README contract, bearer `VOICE_AI_API_KEY`) once per day; without
+//! `HOMEEASY_DIALER_URL` it is a recorded dry run; a dialer that keeps failing is retried
+//! and alerted.
+
+use actors::ports::LeadId;
+use serde_json::json;
+
+use crate::helpers::{TestOptions, spawn_app_with, wait_until};
+use testkit::fake_dialer::FakeDialer;
+
+const LEAD: &str = "+13125550171";
+
+#[tokio::test]
+async fn a_lead_asking_to_be_called_is_posted_to_the_dialer_once_a_day() {
+    let dialer = FakeDialer::start().await;
+    let app = spawn_app_with(TestOptions {
+        env: vec![
+            ("HOMEEASY_DIALER_URL", dialer.url.clone()),
+            ("VOICE_AI_API_KEY", "voice-test-key".into()),
+        ],
+        ..TestOptions::default()
+    })
+    .await;
+    app.post_sms(LEAD, "can you call me?").await;
+    app.wait_for_sms(LEAD, 1).await;
+    wait_until(10, "the hand-off at the dialer", || async {
+        !dialer.requests().is_empty()
+    })
+    .await;
+    let (auth, body) = dialer.requests()[0].clone();
+    assert_eq!(auth, "Bearer voice-test-key");
+    assert_eq!(body["phone"], LEAD);
+    assert_eq!(body["lead_id"], LEAD);
+    assert_eq!(body["client_id"], LEAD);
+    assert_eq!(body["reason"], "asked_for_call");
+    assert_eq!(body["name"], json!(null));
+    assert!(
+        body["summary"]
+            .as_str()
+            .unwrap()
+            .contains("can you call me?")
+    );
+    wait_until(10, "the outcome recorded", || async {
+        app.store.dialer_handoffs(&LeadId::new(LEAD)).await.unwrap()[0].2 == "sent"
+    })
+    .await;
+
+    app.post_sms(LEAD, "please give me a call when you can")
+        .await;
+    app.wait_for_sms(LEAD, 2).await;
+    wait_until(10, "the dialer_handoff alert", || async {
+        app.alert_events()
+            .await
+            .iter()
+            .any(|e| e == "dialer_handoff")
+    })
+    .await;
+    assert_eq!(dialer.requests().len(), 1, "once per lead per day");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_dialer_url_the_hand_off_is_a_recorded_dry_run() {
+    let dialer = FakeDialer::start().await;
+    let app = spawn_app_with(TestOptions::default()).await;
+    app.post_sms(LEAD, "Can someone phone me?").await;
+    app.wait_for_sms(LEAD, 1).await;
+    wait_until(10, "the dry run recorded", || async {
+        app.store
+            .dialer_handoffs(&LeadId::new(LEAD))
+            .await
+            .unwrap()
+            .first()
+            .is_some_and(|h| h.1 == "asked_for_call" && h.2 == "dry_run")
+    })
+    .await;
+    assert!(dialer.requests().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_dialer_that_keeps_failing_is_retried_then_alerted() {
+    let dialer = FakeDialer::start().await;
+    dialer.answer_next(vec![503, 503, 503]);
+    let app = spawn_app_with(TestOptions {
+        env: vec![("HOMEEASY_DIALER_URL", dialer.url.clone())],
+        ..TestOptions::default()
+    })
+    .await;
+    app.post_sms(LEAD, "give me a call").await;
+    wait_until(15, "the dialer_handoff_failed alert", || async {
+        app.alert_events()
+            .await
+            .iter()
+            .any(|e| e == "dialer_handoff_failed")
+    })
+    .await;
+    assert_eq!(dialer.requests().len(), 3, "three tries");
+    assert_eq!(
+        dialer.requests()[0].0,
+        "",
+        "no key: no Authorization header"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_lead_the_brain_marks_hot_is_handed_to_the_dialer() {
+    use crate::llm_fakes::*;
+    let dialer = FakeDialer::start().await;
+    let anthropic = FakeProvider::anthropic().await;
+    anthropic.script(vec![
+        Canned::ok(anthropic_tool_use(
+            "toolu_01H",
+            "mark_hot_lead",
+            json!({"reason": "approved voucher, wants to sign this week"}),
+        )),
+        Canned::ok(anthropic_text("Great, someone will call you today.")),
+    ]);
+    let app = spawn_app_with(TestOptions {
+        env: vec![
+            ("USE_AGENT_CORE", "true".to_string()),
+            ("ANTHROPIC_BASE_URL", anthropic.url.clone()),
+            ("ANTHROPIC_MODEL", "claude-test".to_string()),
+            ("HOMEEASY_DIALER_URL", dialer.url.clone()),
+            ("VOICE_AI_API_KEY", "voice-test-key".into()),
+        ],
+        ..TestOptions::default()
+    })
+    .await;
+    app.post_sms(LEAD, "My voucher got approved, I want to sign this week")
+        .await;
+    app.wait_for_sms(LEAD, 1).await;
+    wait_until(10, "the hot lead at the dialer", || async {
+        !dialer.requests().is_empty()
+    })
+    .await;
+    let (auth, body) = dialer.requests()[0].clone();
+    assert_eq!(auth, "Bearer voice-test-key");
+    assert_eq!(body["reason"], "hot_lead");
+    assert!(
+        body["summary"]
+            .as_str()
+            .unwrap()
+            .contains("approved voucher, wants to sign this week"),
+        "{body}"
+    );
+    app.stop().await;
+}
