@@ -1,5 +1,6 @@
 //! The brain's settings (issue 5): the second provider (Gemini), the model chain's failure
-//! policy, `USE_AGENT_CORE`, the buildings catalog and the CRM.
+//! policy, `USE_AGENT_CORE`, the buildings catalog and the CRM; the chain's order and OpenAI
+//! are read beside it (`super::providers`).
 //!
 //! Must not: load the catalog or build clients (`crate::startup` does); a file name with an
 //! unknown extension is refused here, its contents at start-up.
@@ -23,6 +24,8 @@ pub struct BrainSettings {
     pub buildings_file: Option<String>,
     pub fub_api: Option<Secret>,
     pub fub_api_base: String,
+    /// OpenAI and the chain's order (`LLM_PROVIDERS`).
+    pub providers: super::providers::ProviderSettings,
 }
 
 pub(super) fn brain_settings(r: &mut Reader<'_>) -> BrainSettings {
@@ -63,6 +66,7 @@ pub(super) fn brain_settings(r: &mut Reader<'_>) -> BrainSettings {
         buildings_file,
         fub_api: r.raw("FUB_API").map(Secret::new),
         fub_api_base: r.string("FUB_API_BASE"),
+        providers: super::providers::provider_settings(r),
     }
 }
 

@@ -256,6 +256,30 @@ pub const ENV_VARS: &[EnvVar] = &[
         "Gemini base URL; the client appends /v1beta/models/{model}:generateContent.",
     ),
     var(
+        "OPENAI_API_KEY",
+        None,
+        true,
+        "When set, OpenAI (Chat Completions) joins the model chain: after Gemini by default, or where LLM_PROVIDERS puts it.",
+    ),
+    var(
+        "OPENAI_MODEL",
+        Some("gpt-4o-mini"),
+        false,
+        "OpenAI model id.",
+    ),
+    var(
+        "OPENAI_API_BASE",
+        Some("https://api.openai.com"),
+        false,
+        "OpenAI base URL; the client appends /v1/chat/completions.",
+    ),
+    var(
+        "LLM_PROVIDERS",
+        None,
+        false,
+        "Order of the model chain, a comma list of `anthropic`, `gemini`, `openai` (a provider whose key is unset is skipped, with a log line). Unset: `anthropic,gemini`, then `openai` when OPENAI_API_KEY is set. The rules responder always answers last and cannot be removed (`rules` may close the list); an unknown name is a configuration error.",
+    ),
+    var(
         "LLM_RETRY_AFTER_CAP_SECS",
         Some("5"),
         false,

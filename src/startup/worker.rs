@@ -24,6 +24,7 @@ use anyhow::Context;
 use crate::channels::crm::{DryRunCrm, FollowUpBoss};
 use crate::channels::llm::anthropic::AnthropicClient;
 use crate::channels::llm::gemini::GeminiClient;
+use crate::channels::llm::openai::OpenAiClient;
 use crate::channels::llm::rules::{OfficeInfo, RulesResponder};
 use crate::channels::llm::system_prompt;
 use crate::config::Settings;
@@ -138,25 +139,54 @@ pub(super) fn prefetch(settings: &Settings) -> usize {
     }
 }
 
+/// The providers in `LLM_PROVIDERS` order (default: Anthropic, Gemini, then OpenAI when
+/// keyed); a listed provider without its key is off, said once in the log.
 fn configured_models(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn ChatModel>>> {
+    use crate::config::providers::Provider;
+    let system = system_prompt(&settings.office_name);
+    let timeout = settings.llm_hard_timeout;
     let mut chain: Vec<Arc<dyn ChatModel>> = Vec::new();
-    if let Some(a) = &settings.anthropic {
-        chain.push(Arc::new(AnthropicClient::new(
-            &settings.anthropic_base_url,
-            a.api_key.clone(),
-            a.model.clone(),
-            system_prompt(&settings.office_name),
-            settings.llm_hard_timeout,
-        )?));
-    }
-    if let Some(g) = &settings.brain.gemini {
-        chain.push(Arc::new(GeminiClient::new(
-            &settings.brain.gemini_base_url,
-            g.api_key.clone(),
-            g.model.clone(),
-            system_prompt(&settings.office_name),
-            settings.llm_hard_timeout,
-        )?));
+    for &provider in &settings.brain.providers.order {
+        let model: Option<Arc<dyn ChatModel>> = match provider {
+            Provider::Anthropic => match &settings.anthropic {
+                Some(a) => Some(Arc::new(AnthropicClient::new(
+                    &settings.anthropic_base_url,
+                    a.api_key.clone(),
+                    a.model.clone(),
+                    system.clone(),
+                    timeout,
+                )?)),
+                None => None,
+            },
+            Provider::Gemini => match &settings.brain.gemini {
+                Some(g) => Some(Arc::new(GeminiClient::new(
+                    &settings.brain.gemini_base_url,
+                    g.api_key.clone(),
+                    g.model.clone(),
+                    system.clone(),
+                    timeout,
+                )?)),
+                None => None,
+            },
+            Provider::OpenAi => match &settings.brain.providers.openai {
+                Some(o) => Some(Arc::new(OpenAiClient::new(
+                    &settings.brain.providers.openai_base_url,
+                    o.api_key.clone(),
+                    o.model.clone(),
+                    system.clone(),
+                    timeout,
+                )?)),
+                None => None,
+            },
+        };
+        match model {
+            Some(m) => chain.push(m),
+            None => tracing::info!(
+                provider = provider.name(),
+                "model provider off: set {} to turn it on",
+                provider.key_var()
+            ),
+        }
     }
     Ok(chain)
 }

@@ -1,6 +1,6 @@
 //! The outside world's fakes, on loopback, in one place: Twilio's REST API
 //! ([`fake_twilio`]), Anthropic ([`fake_anthropic`], the load-shaped one; and
-//! [`fake_providers`], Anthropic and Gemini with scripted answers), Discord
+//! [`fake_providers`], Anthropic, Gemini and OpenAI with scripted answers), Discord
 //! ([`fake_discord`]), Asana ([`fake_asana`]), Follow Up Boss ([`fake_fub`]), and a TCP
 //! proxy that stages network partitions ([`proxy`]).
 //!

@@ -22,6 +22,7 @@ mod log_safety;
 mod model_chain;
 mod multiprocess;
 mod multiprocess_alerts;
+mod openai;
 mod openapi;
 mod ops_page;
 mod opt_out;
