@@ -16,6 +16,7 @@ pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod config_check;
+pub mod crm_text_log;
 pub mod deploy_lint;
 pub mod dev_sms;
 pub mod exposure;

@@ -8,6 +8,7 @@ pub mod asana;
 pub mod crm;
 pub mod discord;
 pub mod dry_run;
+pub mod fub_texts;
 pub mod llm;
 pub mod log_alerts;
 pub mod twilio;

@@ -48,6 +48,10 @@ pub async fn run_job(job: Job, ctx: &JobContext, fire_at: DateTime<Utc>) -> anyh
         }),
         Job::ResponseGapWatch => response_gap_watch(ctx, now).await.map(|r| r.summary()),
         Job::Heartbeat => heartbeat(ctx).await,
+        Job::CrmTextLog => match &ctx.crm_texts {
+            Some(log) => log.run(&ctx.store, now).await.map(|r| r.summary()),
+            None => Ok("off (FUB_API is not set)".into()),
+        },
     }
 }
 

@@ -213,11 +213,17 @@ fn build_responder(
         tracing::warn!("BUILDINGS_FILE is not set: the brain leases the bundled SAMPLE buildings");
     }
     let crm: Arc<dyn CrmNotes> = match &settings.brain.fub_api {
-        Some(key) => Arc::new(FollowUpBoss::new(
-            &settings.brain.fub_api_base,
-            key.clone(),
-            Duration::from_secs(10),
-        )?),
+        Some(key) => Arc::new(
+            FollowUpBoss::new(
+                &settings.brain.fub_api_base,
+                key.clone(),
+                Duration::from_secs(10),
+            )?
+            .with_system(
+                settings.brain.fub_system.clone(),
+                settings.brain.fub_system_key.clone(),
+            ),
+        ),
         None => Arc::new(DryRunCrm),
     };
     let tools = ToolBox {

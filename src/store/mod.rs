@@ -722,3 +722,7 @@ mod in_doubt;
 
 // Parked leads and the reply caps' count (issue 12): its own file, so its queries merge cleanly.
 mod parks;
+
+// The CRM texting log (issue 14): its own file, so its queries merge cleanly.
+mod crm_texts;
+pub use crm_texts::{PendingText, TextLogOutcome, TextLogRow};

@@ -12,6 +12,7 @@ use testkit::fake_providers as llm_fakes;
 mod alerts_outage;
 mod brain;
 mod conversation;
+mod crm_texts;
 mod discord;
 mod embedded;
 mod exposure;
