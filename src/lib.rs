@@ -11,6 +11,7 @@
 //! reads and the synthetic SMS), `watch` (the watchdog process), `cli`, `dev_sms`,
 //! `inspect`, `park_cli` and `simulate` (commands), `telemetry`.
 
+pub mod building_service;
 pub mod catalog;
 pub mod channels;
 pub mod cli;

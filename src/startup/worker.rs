@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actors::alert_router::AlertHandle;
+use actors::brain::catalog::SharedCatalog;
 use actors::brain::context::CrmNotes;
 use actors::brain::tools::ToolBox;
 use actors::brain::{AgentMode, Brain, PlainChain, Responder, Shadow};
@@ -21,6 +22,7 @@ use actors::supervisor::{LeadSupervisorChild, SupervisorConfig};
 use actors::window::WindowLimits;
 use anyhow::Context;
 
+use crate::building_service::{self, BuildingService};
 use crate::channels::crm::{DryRunCrm, FollowUpBoss};
 use crate::channels::llm::anthropic::AnthropicClient;
 use crate::channels::llm::gemini::GeminiClient;
@@ -75,7 +77,7 @@ pub(super) async fn start_worker(
         .await
         .context("Failed to start the LLM pool")?;
     tracing::info!(providers = ?pool.provider_names(), cap = settings.llm_concurrency, "model chain ready");
-    let responder = build_responder(settings, store, alerts, &clock, &pool)?;
+    let responder = build_responder(settings, store, alerts, &clock, &pool).await?;
 
     let deps = Arc::new(LeadDeps {
         store: Arc::new(store.clone()),
@@ -193,8 +195,9 @@ fn configured_models(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn ChatMode
 
 /// `USE_AGENT_CORE`: `None` lets the lead actor ask the plain chain; otherwise the brain,
 /// or the shadow pair. The catalog is loaded whenever `BUILDINGS_FILE` is set, so a broken
-/// file stops start-up even while the brain is off.
-fn build_responder(
+/// file stops start-up even while the brain is off. With `BUILDING_SERVICE_API` (and the
+/// brain on) the catalog comes from the service and is refreshed in the background.
+async fn build_responder(
     settings: &Settings,
     store: &SqlStore,
     alerts: &AlertHandle,
@@ -205,13 +208,39 @@ fn build_responder(
     if mode == AgentMode::Plain && settings.brain.buildings_file.is_none() {
         return Ok(None);
     }
-    let catalog = crate::catalog::load(settings.brain.buildings_file.as_deref())?;
+    let file = settings.brain.buildings_file.as_deref();
+    let load_file = || crate::catalog::load(file);
     if mode == AgentMode::Plain {
+        load_file()?;
         return Ok(None);
     }
-    if settings.brain.buildings_file.is_none() {
-        tracing::warn!("BUILDINGS_FILE is not set: the brain leases the bundled SAMPLE buildings");
-    }
+    let catalog = match &settings.brain.building_service {
+        Some(url) => {
+            let service = BuildingService::new(url)?;
+            let (catalog, answered) =
+                building_service::initial_catalog(&service, load_file, alerts).await?;
+            let shared = SharedCatalog::new(catalog);
+            building_service::spawn_refresh(
+                service,
+                shared.downgrade(),
+                settings.brain.building_refresh,
+                alerts.clone(),
+                answered,
+            );
+            shared
+        }
+        None => {
+            tracing::info!(
+                "building service off: set BUILDING_SERVICE_API to fetch the catalog from it"
+            );
+            if file.is_none() {
+                tracing::warn!(
+                    "BUILDINGS_FILE is not set: the brain leases the bundled SAMPLE buildings"
+                );
+            }
+            SharedCatalog::new(load_file()?)
+        }
+    };
     let crm: Arc<dyn CrmNotes> = match &settings.brain.fub_api {
         Some(key) => Arc::new(
             FollowUpBoss::new(
@@ -227,7 +256,7 @@ fn build_responder(
         None => Arc::new(DryRunCrm),
     };
     let tools = ToolBox {
-        catalog: Arc::new(catalog),
+        catalog,
         contexts: Arc::new(store.clone()),
         crm,
         alerts: alerts.clone(),
@@ -235,7 +264,7 @@ fn build_responder(
     };
     tracing::info!(
         ?mode,
-        buildings = tools.catalog.buildings.len(),
+        buildings = tools.catalog.current().buildings.len(),
         "agent core on"
     );
     Ok(Some(match mode {

@@ -11,6 +11,7 @@ use testkit::fake_providers as llm_fakes;
 
 mod alerts_outage;
 mod brain;
+mod building_service;
 mod conversation;
 mod crm_texts;
 mod discord;
