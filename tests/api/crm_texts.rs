@@ -138,3 +138,35 @@ async fn without_fub_api_nothing_is_attempted() {
     assert!(app.store.text_log_rows().await.unwrap().is_empty());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_text_is_not_retried_and_is_alerted_once() {
+    let fub = FakeFub::start(LEAD).await;
+    fub.fail_texts(Some(401));
+    let app = app_with(&fub, true).await;
+    app.post_sms(LEAD, "Hi").await;
+    app.wait_for_sms(LEAD, 1).await;
+    wait_until(20, "both texts failed", || async {
+        let rows = app.store.text_log_rows().await.unwrap();
+        rows.len() == 2 && rows.iter().all(|r| r.state == "failed" && r.attempts == 1)
+    })
+    .await;
+    wait_until(10, "crm_text_log_failed", || async {
+        app.alert_events()
+            .await
+            .iter()
+            .any(|e| e == "crm_text_log_failed")
+    })
+    .await;
+    let refused = fub.refused();
+    wait_runs(&app, 2).await;
+    assert_eq!(fub.refused(), refused, "a 401 is not retried");
+    let alerts = app.alerts().await;
+    let failed: Vec<_> = alerts
+        .iter()
+        .filter(|a| a["event"] == "crm_text_log_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "paced");
+    assert_eq!(failed[0]["kind"], "error");
+    app.stop().await;
+}
