@@ -180,6 +180,7 @@ async fn followup_sweep_over_postgres() {
             alerts,
             sla,
             instance: "bench".into(),
+            crm_texts: None,
         };
         let t = Instant::now();
         let report = followup_sweep(&ctx, Utc::now()).await.unwrap();

@@ -1,6 +1,7 @@
 //! Loading the brain's building catalog (`BUILDINGS_FILE`): YAML or JSON by extension,
 //! validated, with the bundled sample (`deploy/buildings.sample.yaml`, compiled in) when
-//! the variable is unset.
+//! the variable is unset; and parsing what the building service serves (`parse_served`,
+//! the same schema, the format by content-type; fetched by `crate::building_service`).
 //!
 //! Owns: file reading, format choice and error messages that name the file. Must not: hold
 //! catalog logic (matching, prompt rendering: `actors::brain::catalog`).
@@ -38,6 +39,16 @@ fn parse(text: &str, format: Format) -> anyhow::Result<Catalog> {
     };
     catalog.validate()?;
     Ok(catalog)
+}
+
+/// A catalog the building service answered: YAML when its content-type says so (`yaml`
+/// anywhere in it: `application/yaml`, `application/x-yaml`, `text/yaml`), JSON otherwise.
+pub fn parse_served(text: &str, content_type: Option<&str>) -> anyhow::Result<Catalog> {
+    let format = match content_type {
+        Some(ct) if ct.to_ascii_lowercase().contains("yaml") => Format::Yaml,
+        _ => Format::Json,
+    };
+    parse(text, format)
 }
 
 /// The catalog at `path`, or the bundled sample when `None`.
@@ -89,5 +100,20 @@ mod tests {
 
         let missing = format!("{:#}", load(Some("/nonexistent/b.yaml")).unwrap_err());
         assert!(missing.contains("cannot be read"), "{missing}");
+    }
+
+    #[test]
+    fn a_served_catalog_is_yaml_by_content_type_and_json_otherwise() {
+        let yaml = "buildings:\n  - id: a\n    name: A\n    address: x\n";
+        assert_eq!(
+            parse_served(yaml, Some("application/x-yaml; charset=utf-8"))
+                .unwrap()
+                .buildings[0]
+                .id,
+            "a"
+        );
+        let json = r#"{"buildings":[{"id":"b","name":"B","address":"y"}]}"#;
+        assert_eq!(parse_served(json, None).unwrap().buildings[0].id, "b");
+        assert!(parse_served(yaml, Some("application/json")).is_err());
     }
 }

@@ -11,11 +11,13 @@
 //! reads and the synthetic SMS), `watch` (the watchdog process), `cli`, `dev_sms`,
 //! `inspect`, `park_cli` and `simulate` (commands), `telemetry`.
 
+pub mod building_service;
 pub mod catalog;
 pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod config_check;
+pub mod crm_text_log;
 pub mod deploy_lint;
 pub mod dev_sms;
 pub mod exposure;

@@ -16,13 +16,14 @@ use serde_json::{Value, json};
 
 use crate::config::Secret;
 
-/// Names us to FUB (its `X-System` header identifies the integration).
-const SYSTEM_NAME: &str = "lead-agent";
-
 pub struct FollowUpBoss {
     http: reqwest::Client,
     base: String,
     api_key: Secret,
+    /// Names us to FUB (`X-System`, `FUB_SYSTEM`), with the registered system's key
+    /// (`X-System-Key`, `FUB_SYSTEM_KEY`) when we have one.
+    system: String,
+    system_key: Option<Secret>,
 }
 
 impl FollowUpBoss {
@@ -31,14 +32,28 @@ impl FollowUpBoss {
             http: crate::channels::http_client(timeout)?,
             base: base_url.trim_end_matches('/').to_string(),
             api_key,
+            system: "lead-agent".into(),
+            system_key: None,
         })
     }
 
+    /// The registered system's name and key (`FUB_SYSTEM`, `FUB_SYSTEM_KEY`).
+    pub fn with_system(mut self, system: String, key: Option<Secret>) -> Self {
+        self.system = system;
+        self.system_key = key;
+        self
+    }
+
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
+        let r = self
+            .http
             .request(method, format!("{}{path}", self.base))
             .basic_auth(self.api_key.expose(), Some(""))
-            .header("X-System", SYSTEM_NAME)
+            .header("X-System", &self.system);
+        match &self.system_key {
+            Some(key) => r.header("X-System-Key", key.expose()),
+            None => r,
+        }
     }
 
     async fn person_id(&self, lead: &LeadId) -> Result<i64, CrmError> {

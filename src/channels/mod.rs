@@ -10,6 +10,7 @@ pub mod dialer;
 pub mod discord;
 pub mod dry_run;
 pub mod feedback_link;
+pub mod fub_texts;
 pub mod llm;
 pub mod log_alerts;
 pub mod twilio;

@@ -1,5 +1,6 @@
 //! The brain's settings (issue 5): the second provider (Gemini), the model chain's failure
-//! policy, `USE_AGENT_CORE`, the buildings catalog and the CRM.
+//! policy, `USE_AGENT_CORE`, the buildings catalog and the CRM; the chain's order and OpenAI
+//! are read beside it (`super::providers`).
 //!
 //! Must not: load the catalog or build clients (`crate::startup` does); a file name with an
 //! unknown extension is refused here, its contents at start-up.
@@ -23,6 +24,15 @@ pub struct BrainSettings {
     pub buildings_file: Option<String>,
     pub fub_api: Option<Secret>,
     pub fub_api_base: String,
+    /// `FUB_TEXTING_SERVICE`: where the text log posts (else `fub_api_base`).
+    pub fub_texting_service: Option<String>,
+    pub fub_system: String,
+    pub fub_system_key: Option<Secret>,
+    /// `BUILDING_SERVICE_API`: the catalog's URL; `None`: the file or the sample.
+    pub building_service: Option<String>,
+    pub building_refresh: Duration,
+    /// OpenAI and the chain's order (`LLM_PROVIDERS`).
+    pub providers: super::providers::ProviderSettings,
 }
 
 pub(super) fn brain_settings(r: &mut Reader<'_>) -> BrainSettings {
@@ -63,7 +73,22 @@ pub(super) fn brain_settings(r: &mut Reader<'_>) -> BrainSettings {
         buildings_file,
         fub_api: r.raw("FUB_API").map(Secret::new),
         fub_api_base: r.string("FUB_API_BASE"),
+        fub_texting_service: url_var(r, "FUB_TEXTING_SERVICE"),
+        fub_system: r.string("FUB_SYSTEM"),
+        fub_system_key: r.raw("FUB_SYSTEM_KEY").map(Secret::new),
+        building_service: url_var(r, "BUILDING_SERVICE_API"),
+        building_refresh: r.seconds("BUILDING_SERVICE_REFRESH_SECS"),
+        providers: super::providers::provider_settings(r),
     }
+}
+
+/// An optional URL variable; a value that is not a URL is a problem.
+fn url_var(r: &mut Reader<'_>, name: &str) -> Option<String> {
+    let value = r.raw(name).filter(|v| !v.trim().is_empty())?;
+    if url::Url::parse(&value).is_err() {
+        r.problems.push(format!("{name}={value:?} is not a URL"));
+    }
+    Some(value)
 }
 
 #[cfg(test)]

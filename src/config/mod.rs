@@ -8,13 +8,15 @@
 //!
 //! Layout: [`vars`] declares the variables and reads one; [`reader`] turns raw values into
 //! typed ones and collects the problems; [`settings`] is what the service runs on, with the
-//! groups that have rules of their own beside it ([`brain`], [`discord`] with HITL,
-//! [`scheduler`], [`otel`] for tracing). The scheduler's job table is the scheduler's (`crate::scheduler::table`),
+//! groups that have rules of their own beside it ([`brain`] with [`providers`], [`discord`]
+//! with HITL, [`scheduler`], [`otel`] for tracing). The scheduler's job table is the
+//! scheduler's (`crate::scheduler::table`),
 //! re-exported here because [`JobSetting`] names its jobs.
 
 pub mod brain;
 pub mod discord;
 pub mod otel;
+pub mod providers;
 pub mod reader;
 pub mod scheduler;
 pub mod secret;

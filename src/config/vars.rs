@@ -256,6 +256,30 @@ pub const ENV_VARS: &[EnvVar] = &[
         "Gemini base URL; the client appends /v1beta/models/{model}:generateContent.",
     ),
     var(
+        "OPENAI_API_KEY",
+        None,
+        true,
+        "When set, OpenAI (Chat Completions) joins the model chain: after Gemini by default, or where LLM_PROVIDERS puts it.",
+    ),
+    var(
+        "OPENAI_MODEL",
+        Some("gpt-4o-mini"),
+        false,
+        "OpenAI model id.",
+    ),
+    var(
+        "OPENAI_API_BASE",
+        Some("https://api.openai.com"),
+        false,
+        "OpenAI base URL; the client appends /v1/chat/completions.",
+    ),
+    var(
+        "LLM_PROVIDERS",
+        None,
+        false,
+        "Order of the model chain, a comma list of `anthropic`, `gemini`, `openai` (a provider whose key is unset is skipped, with a log line). Unset: `anthropic,gemini`, then `openai` when OPENAI_API_KEY is set. The rules responder always answers last and cannot be removed (`rules` may close the list); an unknown name is a configuration error.",
+    ),
+    var(
         "LLM_RETRY_AFTER_CAP_SECS",
         Some("5"),
         false,
@@ -296,6 +320,36 @@ pub const ENV_VARS: &[EnvVar] = &[
         Some("https://api.followupboss.com"),
         false,
         "Follow Up Boss base URL; the client calls /v1/people and /v1/notes.",
+    ),
+    var(
+        "FUB_TEXTING_SERVICE",
+        None,
+        false,
+        "Base URL the CRM texting log posts /v1/textMessages to (the seed's FUB texting endpoint). Unset: FUB_API_BASE. The log runs when FUB_API is set.",
+    ),
+    var(
+        "FUB_SYSTEM",
+        Some("lead-agent"),
+        false,
+        "The registered system's name Follow Up Boss knows us by (`X-System` header on every FUB request).",
+    ),
+    var(
+        "FUB_SYSTEM_KEY",
+        None,
+        true,
+        "The registered system's key (`X-System-Key` header): FUB accepts /v1/textMessages from registered systems only. Unset: the header is not sent (FUB refuses the text log; alerted).",
+    ),
+    var(
+        "BUILDING_SERVICE_API",
+        None,
+        false,
+        "URL of the building service: the brain's catalog is fetched from it (same schema as BUILDINGS_FILE; JSON, or YAML by content-type) at start and every BUILDING_SERVICE_REFRESH_SECS, the last good copy kept on failure (alerted). Unset: BUILDINGS_FILE or the sample.",
+    ),
+    var(
+        "BUILDING_SERVICE_REFRESH_SECS",
+        Some("300"),
+        false,
+        "How often each worker refreshes the catalog from BUILDING_SERVICE_API.",
     ),
     var(
         "LEAD_TURN_TIMEOUT_SECS",
@@ -674,6 +728,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         Some("*/15 * * * * *"),
         false,
         "Cron of the scheduler's heartbeat, which also checks that some worker is alive. Missed ticks: skip.",
+    ),
+    var(
+        "SCHEDULE_CRM_TEXT_LOG",
+        Some("*/10 * * * * *"),
+        false,
+        "Cron of the CRM texting log: inbound and sent SMS not yet on the lead's Follow Up Boss timeline are posted (at most 50 a run; retryable failures backed off 1 s → 5 min, 12 attempts, then alerted). Idle without FUB_API. Missed ticks: skip (the next run catches up).",
     ),
     var(
         "SCHEDULER_LEASE_SECS",

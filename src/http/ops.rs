@@ -216,6 +216,7 @@ pub async fn report(
             alerts: state.alerts.clone(),
             sla: state.sla.clone(),
             instance: "ops".into(),
+            crm_texts: None,
         };
         let report = build_owner_report(&ctx, chrono::Utc::now())
             .await

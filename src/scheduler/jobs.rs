@@ -51,6 +51,10 @@ pub async fn run_job(job: Job, ctx: &JobContext, fire_at: DateTime<Utc>) -> anyh
         Job::SelfCheck => super::self_check::self_check(ctx, now)
             .await
             .map(|r| r.summary()),
+        Job::CrmTextLog => match &ctx.crm_texts {
+            Some(log) => log.run(&ctx.store, now).await.map(|r| r.summary()),
+            None => Ok("off (FUB_API is not set)".into()),
+        },
     }
 }
 

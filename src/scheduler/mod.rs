@@ -54,6 +54,8 @@ pub struct JobContext {
     pub alerts: AlertHandle,
     pub sla: Arc<crate::sla::SlaEngine>,
     pub instance: String,
+    /// The CRM texting log's drain; `None` without `FUB_API` (the job is then idle).
+    pub crm_texts: Option<Arc<crate::crm_text_log::CrmTextLog>>,
 }
 
 pub enum SchedulerMsg {

@@ -60,6 +60,8 @@ scheduler_jobs! {
     ResponseGapWatch => "response_gap_watch", "SCHEDULE_RESPONSE_GAP_WATCH", Skip;
     /// The scheduler's own heartbeat, and the check that some worker is alive.
     Heartbeat => "heartbeat", "SCHEDULE_HEARTBEAT", Skip;
+    /// SMS not yet on the lead's Follow Up Boss timeline (`FUB_API`).
+    CrmTextLog => "crm_text_log", "SCHEDULE_CRM_TEXT_LOG", Skip;
 }
 
 /// What a new scheduler leader does with ticks nobody ran (the process was down, or the old

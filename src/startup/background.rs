@@ -1,6 +1,6 @@
 //! The loops a role runs beside its listeners: the start-up re-drive of stored work and the
 //! periodic outbox sweep (the roles that own the clock), the HITL escalation, and the
-//! heartbeat (every role but web).
+//! heartbeat (every role but web); and the CRM texting log's drain the scheduler runs.
 //!
 //! Must not: stop the process on a failed pass — each logs and tries again next period.
 
@@ -140,4 +140,45 @@ pub(super) fn spawn_outbox_sweeps(
             }
         }
     })
+}
+
+/// The CRM texting log's drain for the scheduler's `crm_text_log` job, or `None` (one log
+/// line) without `FUB_API`. Our side of each text is the number replies go out from; with a
+/// messaging service there is no single number, so its SID stands in.
+pub(super) fn crm_text_log(
+    settings: &crate::config::Settings,
+    alerts: &actors::alert_router::AlertHandle,
+) -> anyhow::Result<Option<Arc<crate::crm_text_log::CrmTextLog>>> {
+    use crate::config::TwilioSender;
+    let Some(key) = &settings.brain.fub_api else {
+        tracing::info!(
+            "CRM texting log off: set FUB_API to record every SMS on the lead's Follow Up Boss timeline"
+        );
+        return Ok(None);
+    };
+    let fub = crate::channels::fub_texts::FubTexts::new(
+        &settings.brain.fub_api_base,
+        settings.brain.fub_texting_service.as_deref(),
+        key.clone(),
+        settings.brain.fub_system.clone(),
+        settings.brain.fub_system_key.clone(),
+        Duration::from_secs(10),
+    )
+    .context("Failed to build the Follow Up Boss texting client")?;
+    if settings.brain.fub_system_key.is_none() {
+        tracing::warn!(
+            "FUB_SYSTEM_KEY is not set: Follow Up Boss accepts /v1/textMessages from registered systems only"
+        );
+    }
+    let our_number = match settings.twilio.as_ref().map(|t| &t.sender) {
+        Some(TwilioSender::From(n)) => n.clone(),
+        Some(TwilioSender::MessagingService(sid)) => sid.clone(),
+        None => String::new(),
+    };
+    tracing::info!("CRM texting log on: inbound and sent SMS go to the Follow Up Boss timeline");
+    Ok(Some(Arc::new(crate::crm_text_log::CrmTextLog::new(
+        fub,
+        our_number,
+        alerts.clone(),
+    ))))
 }

@@ -39,7 +39,7 @@ use crate::sla::SlaEngine;
 use crate::store::{SqlStore, is_postgres_url};
 
 pub use background::redrive_pending;
-use background::{spawn_heartbeat, spawn_hitl_escalation, spawn_outbox_sweeps};
+use background::{crm_text_log, spawn_heartbeat, spawn_hitl_escalation, spawn_outbox_sweeps};
 use intake::build_intake;
 use shared::{alert_sink, build_queue, build_sms_sender, start_discord_sender, start_roots};
 use shutdown::GiveUpWatch;
@@ -240,6 +240,7 @@ impl Application {
                         alerts: state.alerts.clone(),
                         sla: state.sla.clone(),
                         instance: instance.clone(),
+                        crm_texts: crm_text_log(&settings, &state.alerts)?,
                     },
                     &state.roots,
                 )

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actors::alert_router::AlertHandle;
+use actors::brain::catalog::SharedCatalog;
 use actors::brain::context::CrmNotes;
 use actors::brain::tools::ToolBox;
 use actors::brain::{AgentMode, Brain, PlainChain, Responder, Shadow};
@@ -24,10 +25,12 @@ use actors::supervisor::{LeadSupervisorChild, SupervisorConfig};
 use actors::window::WindowLimits;
 use anyhow::Context;
 
+use crate::building_service::{self, BuildingService};
 use crate::channels::crm::{DryRunCrm, FollowUpBoss};
 use crate::channels::dialer::{DryRunDialer, HttpDialer};
 use crate::channels::llm::anthropic::AnthropicClient;
 use crate::channels::llm::gemini::GeminiClient;
+use crate::channels::llm::openai::OpenAiClient;
 use crate::channels::llm::rules::signals::RulesReader;
 use crate::channels::llm::rules::{OfficeInfo, RulesResponder};
 use crate::channels::llm::system_prompt;
@@ -88,7 +91,7 @@ pub(super) async fn start_worker(
         .context("Failed to start the LLM pool")?;
     tracing::info!(providers = ?pool.provider_names(), cap = settings.llm_concurrency, "model chain ready");
     let dialer = Arc::new(build_dialer(settings, store, alerts, &clock)?);
-    let inner = build_responder(settings, store, alerts, &clock, &pool, &sla, &dialer)?;
+    let inner = build_responder(settings, store, alerts, &clock, &pool, &sla, &dialer).await?;
     // Every turn's new messages are read for a tour or a call request, whichever model
     // answers (the plain chain, the brain or shadow).
     let responder: Option<Arc<dyn Responder>> = Some(Arc::new(Listening {
@@ -161,25 +164,54 @@ pub(super) fn prefetch(settings: &Settings) -> usize {
     }
 }
 
+/// The providers in `LLM_PROVIDERS` order (default: Anthropic, Gemini, then OpenAI when
+/// keyed); a listed provider without its key is off, said once in the log.
 fn configured_models(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn ChatModel>>> {
+    use crate::config::providers::Provider;
+    let system = system_prompt(&settings.office_name);
+    let timeout = settings.llm_hard_timeout;
     let mut chain: Vec<Arc<dyn ChatModel>> = Vec::new();
-    if let Some(a) = &settings.anthropic {
-        chain.push(Arc::new(AnthropicClient::new(
-            &settings.anthropic_base_url,
-            a.api_key.clone(),
-            a.model.clone(),
-            system_prompt(&settings.office_name),
-            settings.llm_hard_timeout,
-        )?));
-    }
-    if let Some(g) = &settings.brain.gemini {
-        chain.push(Arc::new(GeminiClient::new(
-            &settings.brain.gemini_base_url,
-            g.api_key.clone(),
-            g.model.clone(),
-            system_prompt(&settings.office_name),
-            settings.llm_hard_timeout,
-        )?));
+    for &provider in &settings.brain.providers.order {
+        let model: Option<Arc<dyn ChatModel>> = match provider {
+            Provider::Anthropic => match &settings.anthropic {
+                Some(a) => Some(Arc::new(AnthropicClient::new(
+                    &settings.anthropic_base_url,
+                    a.api_key.clone(),
+                    a.model.clone(),
+                    system.clone(),
+                    timeout,
+                )?)),
+                None => None,
+            },
+            Provider::Gemini => match &settings.brain.gemini {
+                Some(g) => Some(Arc::new(GeminiClient::new(
+                    &settings.brain.gemini_base_url,
+                    g.api_key.clone(),
+                    g.model.clone(),
+                    system.clone(),
+                    timeout,
+                )?)),
+                None => None,
+            },
+            Provider::OpenAi => match &settings.brain.providers.openai {
+                Some(o) => Some(Arc::new(OpenAiClient::new(
+                    &settings.brain.providers.openai_base_url,
+                    o.api_key.clone(),
+                    o.model.clone(),
+                    system.clone(),
+                    timeout,
+                )?)),
+                None => None,
+            },
+        };
+        match model {
+            Some(m) => chain.push(m),
+            None => tracing::info!(
+                provider = provider.name(),
+                "model provider off: set {} to turn it on",
+                provider.key_var()
+            ),
+        }
     }
     Ok(chain)
 }
@@ -221,8 +253,9 @@ fn build_dialer(
 
 /// `USE_AGENT_CORE`: `None` lets the lead actor ask the plain chain; otherwise the brain,
 /// or the shadow pair. The catalog is loaded whenever `BUILDINGS_FILE` is set, so a broken
-/// file stops start-up even while the brain is off.
-fn build_responder(
+/// file stops start-up even while the brain is off. With `BUILDING_SERVICE_API` (and the
+/// brain on) the catalog comes from the service and is refreshed in the background.
+async fn build_responder(
     settings: &Settings,
     store: &SqlStore,
     alerts: &AlertHandle,
@@ -235,23 +268,55 @@ fn build_responder(
     if mode == AgentMode::Plain && settings.brain.buildings_file.is_none() {
         return Ok(None);
     }
-    let catalog = crate::catalog::load(settings.brain.buildings_file.as_deref())?;
+    let file = settings.brain.buildings_file.as_deref();
+    let load_file = || crate::catalog::load(file);
     if mode == AgentMode::Plain {
+        load_file()?;
         return Ok(None);
     }
-    if settings.brain.buildings_file.is_none() {
-        tracing::warn!("BUILDINGS_FILE is not set: the brain leases the bundled SAMPLE buildings");
-    }
+    let catalog = match &settings.brain.building_service {
+        Some(url) => {
+            let service = BuildingService::new(url)?;
+            let (catalog, answered) =
+                building_service::initial_catalog(&service, load_file, alerts).await?;
+            let shared = SharedCatalog::new(catalog);
+            building_service::spawn_refresh(
+                service,
+                shared.downgrade(),
+                settings.brain.building_refresh,
+                alerts.clone(),
+                answered,
+            );
+            shared
+        }
+        None => {
+            tracing::info!(
+                "building service off: set BUILDING_SERVICE_API to fetch the catalog from it"
+            );
+            if file.is_none() {
+                tracing::warn!(
+                    "BUILDINGS_FILE is not set: the brain leases the bundled SAMPLE buildings"
+                );
+            }
+            SharedCatalog::new(load_file()?)
+        }
+    };
     let crm: Arc<dyn CrmNotes> = match &settings.brain.fub_api {
-        Some(key) => Arc::new(FollowUpBoss::new(
-            &settings.brain.fub_api_base,
-            key.clone(),
-            Duration::from_secs(10),
-        )?),
+        Some(key) => Arc::new(
+            FollowUpBoss::new(
+                &settings.brain.fub_api_base,
+                key.clone(),
+                Duration::from_secs(10),
+            )?
+            .with_system(
+                settings.brain.fub_system.clone(),
+                settings.brain.fub_system_key.clone(),
+            ),
+        ),
         None => Arc::new(DryRunCrm),
     };
     let tools = ToolBox {
-        catalog: Arc::new(catalog),
+        catalog,
         contexts: Arc::new(store.clone()),
         crm,
         alerts: alerts.clone(),
@@ -261,7 +326,7 @@ fn build_responder(
     };
     tracing::info!(
         ?mode,
-        buildings = tools.catalog.buildings.len(),
+        buildings = tools.catalog.current().buildings.len(),
         "agent core on"
     );
     Ok(Some(match mode {

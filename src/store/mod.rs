@@ -725,3 +725,6 @@ mod parks;
 
 // The dialer hand-off ledger (issue 14): its own file, so its queries merge cleanly.
 mod dialer;
+// The CRM texting log (issue 14): its own file, so its queries merge cleanly.
+mod crm_texts;
+pub use crm_texts::{PendingText, TextLogOutcome, TextLogRow};

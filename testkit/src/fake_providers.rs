@@ -1,4 +1,4 @@
-//! Fake Anthropic and Gemini servers for the model-chain and brain tests: each answers with
+//! Fake Anthropic, Gemini and OpenAI servers for the model-chain and brain tests: each answers with
 //! scripted responses in the providers' documented shapes (success, tool use / function
 //! call, and the error bodies and headers of REFERENCE.md), then with a default text reply,
 //! and records every request with the instant it arrived.
@@ -50,6 +50,7 @@ pub struct Seen {
 enum Kind {
     Anthropic,
     Gemini,
+    OpenAi,
 }
 
 struct FakeState {
@@ -77,6 +78,7 @@ impl FakeProvider {
         let router = Router::new()
             .route("/v1/messages", post(anthropic))
             .route("/v1beta/models/{action}", post(gemini))
+            .route("/v1/chat/completions", post(openai))
             .with_state(state.clone());
         Self {
             url: serve(router).await,
@@ -90,6 +92,11 @@ impl FakeProvider {
 
     pub async fn gemini() -> Self {
         Self::start(Kind::Gemini).await
+    }
+
+    /// OpenAI's Chat Completions (`POST /v1/chat/completions`).
+    pub async fn openai() -> Self {
+        Self::start(Kind::OpenAi).await
     }
 
     /// Answers these, in order, before anything else.
@@ -172,6 +179,27 @@ async fn gemini(
     respond(&state, gemini_text(&format!("Gemini: {last}")))
 }
 
+async fn openai(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    assert!(state.kind == Kind::OpenAi);
+    let last = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_string();
+    state.seen.lock().unwrap().push(Seen {
+        at: Instant::now(),
+        path: "/v1/chat/completions".into(),
+        headers,
+        body,
+    });
+    respond(&state, openai_text(&format!("OpenAI: {last}")))
+}
+
 fn last_user_text_anthropic(body: &Value) -> String {
     let Some(last) = body["messages"].as_array().and_then(|m| m.last()) else {
         return String::new();
@@ -251,5 +279,46 @@ pub fn gemini_error(code: u16, status: &str, message: &str, retry_delay: Option<
         status: code,
         headers: vec![],
         body: json!({"error": {"code": code, "message": message, "status": status, "details": details}}),
+    }
+}
+
+// ---- OpenAI shapes (Chat Completions) ----
+
+pub fn openai_text(text: &str) -> Value {
+    json!({
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": 1764700000,
+        "model": "gpt-4o-mini",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": text, "refusal": null},
+            "finish_reason": "stop"
+        }],
+        "usage": {"prompt_tokens": 13, "completion_tokens": 7, "total_tokens": 20}
+    })
+}
+
+pub fn openai_tool_call(id: &str, name: &str, arguments: Value) -> Value {
+    json!({
+        "id": "chatcmpl-tool", "object": "chat.completion", "created": 1764700000,
+        "model": "gpt-4o-mini",
+        "choices": [{
+            "index": 0,
+            "message": {
+                "role": "assistant", "content": null, "refusal": null,
+                "tool_calls": [{"id": id, "type": "function",
+                    "function": {"name": name, "arguments": arguments.to_string()}}]
+            },
+            "finish_reason": "tool_calls"
+        }],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}
+    })
+}
+
+/// OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`.
+pub fn openai_error(status: u16, kind: &str, code: &str, message: &str) -> Canned {
+    Canned {
+        status,
+        headers: vec![],
+        body: json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
     }
 }

@@ -1,9 +1,9 @@
 //! The outside world's fakes, on loopback, in one place: Twilio's REST API
 //! ([`fake_twilio`]), Anthropic ([`fake_anthropic`], the load-shaped one; and
-//! [`fake_providers`], Anthropic and Gemini with scripted answers), Discord
-//! ([`fake_discord`]), Asana ([`fake_asana`]), Follow Up Boss ([`fake_fub`]), the
-//! operator's dialer ([`fake_dialer`]), an OTLP/HTTP trace receiver that stands for a
-//! collector and for LangSmith ([`fake_otlp`]), and a TCP
+//! [`fake_providers`], Anthropic, Gemini and OpenAI with scripted answers), Discord
+//! ([`fake_discord`]), Asana ([`fake_asana`]), Follow Up Boss ([`fake_fub`]), the building
+//! service ([`fake_buildings`]), the operator's dialer ([`fake_dialer`]), an OTLP/HTTP trace
+//! receiver that stands for a collector and for LangSmith ([`fake_otlp`]), and a TCP
 //! proxy that stages network partitions ([`proxy`]).
 //!
 //! Used by `tests/api`, the fault suite (`tests/faults`), the binary's unit tests and the
@@ -14,6 +14,7 @@
 
 pub mod fake_anthropic;
 pub mod fake_asana;
+pub mod fake_buildings;
 pub mod fake_dialer;
 pub mod fake_discord;
 pub mod fake_fub;

@@ -7,9 +7,50 @@
 //! Must not: read files (the adapter in `src/` parses YAML or JSON into these types), or
 //! invent facts: what is not in the catalog is not in the prompt.
 
+use std::sync::{Arc, RwLock, Weak};
+
 use serde::{Deserialize, Serialize};
 
 use super::context::Requirements;
+
+/// The catalog the brain reads, swappable at runtime (the building service's refresh puts a
+/// new one in while turns run): a turn takes the current one once and keeps it for the
+/// whole turn, so its prompt and its tools agree. A lock, not `arc-swap`: it is read once
+/// per turn and written every few minutes, far from contended.
+#[derive(Clone, Debug)]
+pub struct SharedCatalog(Arc<RwLock<Arc<Catalog>>>);
+
+impl SharedCatalog {
+    pub fn new(catalog: Catalog) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(catalog))))
+    }
+
+    /// The catalog now.
+    pub fn current(&self) -> Arc<Catalog> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `catalog` in for every later turn.
+    pub fn replace(&self, catalog: Catalog) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
+    }
+
+    /// A handle that does not keep the catalog alive: a refresh loop holds this and ends
+    /// when the brain that read the catalog is gone.
+    pub fn downgrade(&self) -> WeakCatalog {
+        WeakCatalog(Arc::downgrade(&self.0))
+    }
+}
+
+/// See [`SharedCatalog::downgrade`].
+#[derive(Clone, Debug)]
+pub struct WeakCatalog(Weak<RwLock<Arc<Catalog>>>);
+
+impl WeakCatalog {
+    pub fn upgrade(&self) -> Option<SharedCatalog> {
+        self.0.upgrade().map(SharedCatalog)
+    }
+}
 
 /// The most catalog text put into one system prompt: a big portfolio must not crowd out the
 /// conversation or blow the request size.

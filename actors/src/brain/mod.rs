@@ -109,8 +109,9 @@ impl Brain {
         }
     }
 
-    pub fn catalog(&self) -> &Catalog {
-        &self.tools.catalog
+    /// The catalog as it is now (the building service may replace it between turns).
+    pub fn catalog(&self) -> std::sync::Arc<Catalog> {
+        self.tools.catalog.current()
     }
 
     /// Runs the tool loop for one turn. The loop's deadline is set once, by the pool when
@@ -120,7 +121,7 @@ impl Brain {
         let mut deadline: Option<Instant> = None;
         let lead = &prompt.lead;
         let mut ctx = self.tools.contexts.load_context(lead).await?;
-        let system = system_prompt(&self.tools.catalog, &ctx, prompt);
+        let system = system_prompt(&self.tools.catalog.current(), &ctx, prompt);
         let mut turns = turns_from_prompt(prompt);
         let mut actions = Vec::new();
         let (mut input_tokens, mut output_tokens) = (0, 0);

@@ -106,7 +106,7 @@ async fn rig(chain: Vec<Arc<dyn ChatModel>>) -> Rig {
         alerts.clone(),
     );
     let tools = ToolBox {
-        catalog: Arc::new(catalog::sample()),
+        catalog: catalog::SharedCatalog::new(catalog::sample()),
         contexts: contexts.clone(),
         crm: crm.clone(),
         alerts,

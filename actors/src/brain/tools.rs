@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::catalog::Catalog;
+use super::catalog::SharedCatalog;
 use super::context::{CrmNotes, LeadContext, LeadContextStore, Requirements, TourRequest};
 use crate::alert_router::{Alert, AlertHandle, AlertKind, Severity};
 use crate::conversation::{ToolCall, ToolResult, ToolSpec};
@@ -194,7 +194,7 @@ struct StageInput {
 /// Everything a tool may touch.
 #[derive(Clone)]
 pub struct ToolBox {
-    pub catalog: Arc<Catalog>,
+    pub catalog: SharedCatalog,
     pub contexts: Arc<dyn LeadContextStore>,
     pub crm: Arc<dyn CrmNotes>,
     pub alerts: AlertHandle,
@@ -292,6 +292,7 @@ impl ToolBox {
         let changed = ctx.requirements.merge(update);
         let matching: Vec<String> = self
             .catalog
+            .current()
             .matching(&ctx.requirements)
             .iter()
             .map(|b| format!("{} [{}]", b.name, b.id))
@@ -350,13 +351,9 @@ impl ToolBox {
             Ok(i) => i,
             Err(e) => return Ok(refuse(call, e)),
         };
-        let Some(building) = self.catalog.find(&input.building) else {
-            let ids: Vec<&str> = self
-                .catalog
-                .buildings
-                .iter()
-                .map(|b| b.id.as_str())
-                .collect();
+        let catalog = self.catalog.current();
+        let Some(building) = catalog.find(&input.building) else {
+            let ids: Vec<&str> = catalog.buildings.iter().map(|b| b.id.as_str()).collect();
             return Ok(refuse(
                 call,
                 format!(

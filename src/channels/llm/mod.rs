@@ -1,11 +1,14 @@
 //! Chat model clients: Anthropic (the primary brain when a key is set), Gemini (the
-//! fallback when `GOOGLE_API_KEY` is set) and the built-in rules responder (always last in the chain, so a lead never meets silence).
+//! fallback when `GOOGLE_API_KEY` is set), OpenAI (when `OPENAI_API_KEY` is set; after
+//! Gemini unless `LLM_PROVIDERS` orders otherwise) and the built-in rules responder (always
+//! last in the chain, so a lead never meets silence).
 //!
 //! Owns: each provider's wire format and the mapping of its failures onto
 //! [`actors::ports::ModelError`]. Must not: retry or fall back (the LLM pool does).
 
 pub mod anthropic;
 pub mod gemini;
+pub mod openai;
 pub mod rules;
 
 /// What the agent is told about its job. Kept short: the conversation carries the rest.
