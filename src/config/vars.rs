@@ -529,7 +529,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "DISCORD_CHANNEL_BUILDING_OPTIONS",
         None,
         false,
-        "Channel id for BUILDING_OPTIONS alerts: Building options offered. Nothing raises them yet: no code generates options for a lead.",
+        "Channel id for BUILDING_OPTIONS alerts: Building options offered: the brain's `record_requirements` found buildings matching the lead's needs and the set is new to the lead.",
     ),
     var(
         "DISCORD_CHANNEL_REQUIREMENTS_CHECK",

@@ -1,7 +1,8 @@
 //! Every alert kind has something that raises it (a kind with no trigger is a Discord
 //! channel an operator watches in vain), and the triggers of this issue work through the
 //! real path: the per-reply sanity check, the AGENT_RESPONSE stream of sent replies, and
-//! CHAT_HISTORY_NOT_FOUND for a lead with no stored conversation.
+//! CHAT_HISTORY_NOT_FOUND for a lead with no stored conversation, BUILDING_OPTIONS when the
+//! brain's requirements match buildings.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -14,16 +15,10 @@ use crate::llm_fakes::*;
 /// Kinds nothing raises yet, each with the reason; the scan below fails when this list
 /// is not exactly the kinds without a trigger (so a new trigger shrinks it, and a lost one
 /// is caught). README's alert table says the same.
-const NOT_RAISED_YET: [(AlertKind, &str); 2] = [
-    (
-        AlertKind::Locator,
-        "the Locator agent (issue 14 item 6) is not built",
-    ),
-    (
-        AlertKind::BuildingOptions,
-        "no code generates building options for a lead yet (issue 19)",
-    ),
-];
+const NOT_RAISED_YET: [(AlertKind, &str); 1] = [(
+    AlertKind::Locator,
+    "the Locator agent (issue 14 item 6) is not built",
+)];
 
 /// Production source of both crates: every `.rs` under `src/` and `actors/src/`, with
 /// test modules (from the first `#[cfg(test)]`), `tests.rs` files and `testing/` left out,
@@ -159,4 +154,64 @@ async fn a_templated_reply_is_not_sent_and_raises_sanity_check_a_good_one_goes_o
         "{response}"
     );
     app.stop().await;
+}
+
+#[tokio::test]
+async fn matching_buildings_from_a_real_turn_reach_the_building_options_channel_once() {
+    let discord = crate::fake_discord::FakeDiscord::start().await;
+    let anthropic = FakeProvider::anthropic().await;
+    anthropic.script(vec![
+        Canned::ok(anthropic_tool_use(
+            "toolu_01B",
+            "record_requirements",
+            serde_json::json!({"bedrooms": 2}),
+        )),
+        Canned::ok(anthropic_text("Maple Court has a 2BR. When do you move?")),
+        Canned::ok(anthropic_tool_use(
+            "toolu_01C",
+            "record_requirements",
+            serde_json::json!({"notes": "near the Red Line"}),
+        )),
+        Canned::ok(anthropic_text("Noted. Want a tour?")),
+    ]);
+    let mut env = discord.env();
+    env.extend([
+        ("SCHEDULE_HEARTBEAT", "off".to_string()),
+        ("USE_AGENT_CORE", "true".to_string()),
+        ("ANTHROPIC_BASE_URL", anthropic.url.clone()),
+        ("ANTHROPIC_MODEL", "claude-test".to_string()),
+        ("DISCORD_CHANNEL_BUILDING_OPTIONS", "4242".to_string()),
+    ]);
+    let app = spawn_app_with(TestOptions {
+        env,
+        ..TestOptions::default()
+    })
+    .await;
+    app.post_sms(LEAD, "Any 2 bedrooms?").await;
+    app.wait_for_sms(LEAD, 1).await;
+    wait_until(15, "building options at the fake Discord", || async {
+        !discord.texts_in("4242").is_empty()
+    })
+    .await;
+    let posted = discord.texts_in("4242");
+    assert!(posted[0].contains("Maple Court"), "{posted:?}");
+
+    // The same matching set again (a note): the channel hears nothing new.
+    app.post_sms(LEAD, "Near the Red Line please").await;
+    app.wait_for_sms(LEAD, 2).await;
+    wait_until(15, "the second requirements check", || async {
+        app.alert_events()
+            .await
+            .iter()
+            .filter(|e| *e == "requirements_check")
+            .count()
+            == 2
+    })
+    .await;
+    assert_eq!(
+        discord.texts_in("4242").len(),
+        1,
+        "{:?}",
+        discord.texts_in("4242")
+    );
 }

@@ -149,6 +149,10 @@ pub struct LeadContext {
     /// Why the lead was marked dead, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_reason: Option<String>,
+    /// The building ids last offered to the lead as matching their needs: a
+    /// `BUILDING_OPTIONS` alert is raised when this set changes, not on every repeat.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offered: Vec<String>,
 }
 
 /// Durable per-lead context. Each method is one transaction.

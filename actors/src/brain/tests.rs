@@ -221,6 +221,21 @@ async fn requirements_are_merged_into_the_context_and_the_next_prompt_knows_them
     })
     .await;
 
+    let options = r
+        .sink
+        .alerts()
+        .into_iter()
+        .filter(|a| a.kind == AlertKind::BuildingOptions)
+        .collect::<Vec<_>>();
+    assert_eq!(options.len(), 1, "{options:?}");
+    assert!(
+        options[0].text.contains("Maple Court"),
+        "{}",
+        options[0].text
+    );
+    assert_eq!(options[0].lead, Some(p.lead.clone()));
+    assert!(!ctx.offered.is_empty());
+
     brain.think(&prompt("ok")).await.unwrap();
     let third = &model.requests()[2];
     assert!(third.system.contains("2 bedroom(s)") && third.system.contains("budget $1700/mo"));
@@ -398,4 +413,73 @@ fn agent_mode_reads_true_false_and_shadow_and_names_anything_else() {
             .unwrap_err()
             .contains("true, false or shadow")
     );
+}
+
+#[tokio::test]
+async fn building_options_are_alerted_when_the_matching_set_changes_not_on_a_repeat() {
+    let r = rig(vec![Arc::new(ScriptedAgent::new(vec![]))]).await;
+    let lead = LeadId::new("+13125550188");
+    let mut ctx = context::LeadContext::default();
+    let record = |id: &str, input: serde_json::Value| ToolCall {
+        id: id.into(),
+        name: tools::RECORD_REQUIREMENTS.into(),
+        input,
+        signature: None,
+    };
+    let options = || {
+        r.sink
+            .alerts()
+            .into_iter()
+            .filter(|a| a.kind == AlertKind::BuildingOptions)
+            .map(|a| a.text)
+            .collect::<Vec<_>>()
+    };
+    r.tools
+        .run(&lead, &record("a", json!({"bedrooms": 2})), &mut ctx, true)
+        .await
+        .unwrap();
+    wait_for(|| options().len() == 1).await;
+    assert!(options()[0].contains("Maple Court") && options()[0].contains("Lakeview Lofts"));
+    assert_eq!(ctx.offered.len(), 2, "{:?}", ctx.offered);
+
+    // The same set again (a note added): no second alert.
+    r.tools
+        .run(
+            &lead,
+            &record("b", json!({"notes": "near a school"})),
+            &mut ctx,
+            true,
+        )
+        .await
+        .unwrap();
+    // A dog narrows the set to the one building that takes dogs: news again.
+    r.tools
+        .run(
+            &lead,
+            &record("c", json!({"pets": "a dog"})),
+            &mut ctx,
+            true,
+        )
+        .await
+        .unwrap();
+    wait_for(|| options().len() == 2).await;
+    assert!(options()[1].contains("Lakeview Lofts") && !options()[1].contains("Maple Court"));
+    let stored = r.contexts.get(&lead).unwrap().offered;
+    assert!(
+        stored.len() == 1 && stored[0].starts_with("lakeview"),
+        "{stored:?}"
+    );
+
+    // Shadow mode computes the same result and raises nothing.
+    let mut shadow = context::LeadContext::default();
+    r.tools
+        .run(
+            &lead,
+            &record("d", json!({"bedrooms": 3})),
+            &mut shadow,
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(options().len(), 2);
 }

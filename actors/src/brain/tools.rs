@@ -290,16 +290,35 @@ impl ToolBox {
             notes: input.notes.filter(|s| !s.trim().is_empty()),
         };
         let changed = ctx.requirements.merge(update);
-        let matching: Vec<String> = self
-            .catalog
-            .current()
-            .matching(&ctx.requirements)
+        let catalog = self.catalog.current();
+        let buildings = catalog.matching(&ctx.requirements);
+        let matching: Vec<String> = buildings
             .iter()
             .map(|b| format!("{} [{}]", b.name, b.id))
             .collect();
+        let offered: Vec<String> = buildings.iter().map(|b| b.id.clone()).collect();
+        // Options are "generated" when the matching set is new to the lead: the same set
+        // again (the model re-saving one field) is not news for the channel.
+        let new_options = !offered.is_empty() && offered != ctx.offered;
         let summary = ctx.requirements.summary();
-        if live && changed {
+        if live && (changed || new_options) {
+            if new_options {
+                ctx.offered = offered;
+            }
             self.contexts.save_context(lead, ctx).await?;
+        }
+        if live && new_options {
+            self.alerts.raise(
+                Alert::new(
+                    AlertKind::BuildingOptions,
+                    Severity::Info,
+                    "building_options",
+                    format!("{lead}: {} matching {summary}", matching.join(", ")),
+                )
+                .for_lead(lead),
+            );
+        }
+        if live && changed {
             let missing = ctx.requirements.missing();
             self.alerts.raise(
                 Alert::new(
