@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 
+use super::exchange;
 use crate::config::Secret;
 
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -99,25 +100,13 @@ impl AnthropicClient {
         &self,
         request: &impl Serialize,
     ) -> Result<T, ModelError> {
-        let response = self
+        let request = self
             .http
             .post(&self.url)
             .header("x-api-key", self.api_key.expose())
             .header("anthropic-version", ANTHROPIC_VERSION)
-            .json(request)
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = response.status().as_u16();
-        if !response.status().is_success() {
-            let headers = response.headers().clone();
-            let message = response.text().await.unwrap_or_default();
-            return Err(classify(status, &headers, &message));
-        }
-        response
-            .json()
-            .await
-            .map_err(|e| ModelError::BadResponse(e.to_string()))
+            .json(request);
+        exchange::send(request, classify).await
     }
 }
 
@@ -192,14 +181,6 @@ fn classify(status: u16, headers: &reqwest::header::HeaderMap, body: &str) -> Mo
         529 => ModelError::Overloaded,
         408 | 409 | 500..=599 => ModelError::Server { status },
         _ => ModelError::Rejected { status, message },
-    }
-}
-
-fn transport(e: reqwest::Error) -> ModelError {
-    if e.is_timeout() {
-        ModelError::Timeout
-    } else {
-        ModelError::Transport(e.to_string())
     }
 }
 

@@ -13,11 +13,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use actors::conversation::{AgentReply, AgentRequest, Block, Speaker, ToolCall, turns_from_prompt};
+use actors::conversation::{AgentReply, AgentRequest, Block, Speaker, ToolCall};
 use actors::ports::{ChatModel, Completion, ModelError, Prompt};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
+use super::exchange;
 use crate::config::Secret;
 
 pub struct GeminiClient {
@@ -152,13 +153,7 @@ fn retry_delay(body: &Value, headers: &reqwest::header::HeaderMap) -> Option<Dur
 }
 
 pub fn classify(status: u16, headers: &reqwest::header::HeaderMap, text: &str) -> ModelError {
-    let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-    let message: String = body["error"]["message"]
-        .as_str()
-        .unwrap_or(text)
-        .chars()
-        .take(300)
-        .collect();
+    let (body, message) = exchange::error_message(text);
     match status {
         429 => ModelError::RateLimited {
             retry_after: retry_delay(&body, headers),
@@ -234,52 +229,17 @@ impl ChatModel for GeminiClient {
     }
 
     async fn complete(&self, prompt: &Prompt) -> Result<Completion, ModelError> {
-        let request = AgentRequest {
-            prompt: prompt.clone(),
-            system: self.system.clone(),
-            turns: turns_from_prompt(prompt),
-            tools: Vec::new(),
-            allow_tools: false,
-        };
-        let reply = self.converse(&request).await?;
-        let text = reply.text();
-        if text.trim().is_empty() {
-            return Err(ModelError::BadResponse("no text in the reply".into()));
-        }
-        Ok(Completion {
-            text,
-            provider: reply.provider,
-            input_tokens: reply.input_tokens,
-            output_tokens: reply.output_tokens,
-        })
+        exchange::complete_by_converse(self, &self.system, prompt).await
     }
 
     async fn converse(&self, request: &AgentRequest) -> Result<AgentReply, ModelError> {
         let body = request_body(&self.model, self.max_tokens, request);
-        let response = self
+        let request = self
             .http
             .post(&self.url)
             .header("x-goog-api-key", self.api_key.expose())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    ModelError::Timeout
-                } else {
-                    ModelError::Transport(e.to_string())
-                }
-            })?;
-        let status = response.status().as_u16();
-        if !response.status().is_success() {
-            let headers = response.headers().clone();
-            let text = response.text().await.unwrap_or_default();
-            return Err(classify(status, &headers, &text));
-        }
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|e| ModelError::BadResponse(e.to_string()))?;
+            .json(&body);
+        let body: Value = exchange::send(request, classify).await?;
         self.parse_reply(body)
     }
 }

@@ -7,6 +7,7 @@
 //! [`actors::ports::ModelError`]. Must not: retry or fall back (the LLM pool does).
 
 pub mod anthropic;
+pub mod exchange;
 pub mod gemini;
 pub mod openai;
 pub mod rules;
