@@ -415,17 +415,28 @@ fn agent_mode_reads_true_false_and_shadow_and_names_anything_else() {
     );
 }
 
+/// Runs `record_requirements` with `input` as the model would call it.
+async fn record(
+    tools: &ToolBox,
+    lead: &LeadId,
+    ctx: &mut context::LeadContext,
+    input: serde_json::Value,
+    live: bool,
+) {
+    let call = ToolCall {
+        id: "c".into(),
+        name: tools::RECORD_REQUIREMENTS.into(),
+        input,
+        signature: None,
+    };
+    tools.run(lead, &call, ctx, live).await.unwrap();
+}
+
 #[tokio::test]
 async fn building_options_are_alerted_when_the_matching_set_changes_not_on_a_repeat() {
     let r = rig(vec![Arc::new(ScriptedAgent::new(vec![]))]).await;
     let lead = LeadId::new("+13125550188");
     let mut ctx = context::LeadContext::default();
-    let record = |id: &str, input: serde_json::Value| ToolCall {
-        id: id.into(),
-        name: tools::RECORD_REQUIREMENTS.into(),
-        input,
-        signature: None,
-    };
     let options = || {
         r.sink
             .alerts()
@@ -434,34 +445,22 @@ async fn building_options_are_alerted_when_the_matching_set_changes_not_on_a_rep
             .map(|a| a.text)
             .collect::<Vec<_>>()
     };
-    r.tools
-        .run(&lead, &record("a", json!({"bedrooms": 2})), &mut ctx, true)
-        .await
-        .unwrap();
+    record(&r.tools, &lead, &mut ctx, json!({"bedrooms": 2}), true).await;
     wait_for(|| options().len() == 1).await;
     assert!(options()[0].contains("Maple Court") && options()[0].contains("Lakeview Lofts"));
     assert_eq!(ctx.offered.len(), 2, "{:?}", ctx.offered);
 
     // The same set again (a note added): no second alert.
-    r.tools
-        .run(
-            &lead,
-            &record("b", json!({"notes": "near a school"})),
-            &mut ctx,
-            true,
-        )
-        .await
-        .unwrap();
+    record(
+        &r.tools,
+        &lead,
+        &mut ctx,
+        json!({"notes": "near a school"}),
+        true,
+    )
+    .await;
     // A dog narrows the set to the one building that takes dogs: news again.
-    r.tools
-        .run(
-            &lead,
-            &record("c", json!({"pets": "a dog"})),
-            &mut ctx,
-            true,
-        )
-        .await
-        .unwrap();
+    record(&r.tools, &lead, &mut ctx, json!({"pets": "a dog"}), true).await;
     wait_for(|| options().len() == 2).await;
     assert!(options()[1].contains("Lakeview Lofts") && !options()[1].contains("Maple Court"));
     let stored = r.contexts.get(&lead).unwrap().offered;
@@ -472,14 +471,6 @@ async fn building_options_are_alerted_when_the_matching_set_changes_not_on_a_rep
 
     // Shadow mode computes the same result and raises nothing.
     let mut shadow = context::LeadContext::default();
-    r.tools
-        .run(
-            &lead,
-            &record("d", json!({"bedrooms": 3})),
-            &mut shadow,
-            false,
-        )
-        .await
-        .unwrap();
+    record(&r.tools, &lead, &mut shadow, json!({"bedrooms": 3}), false).await;
     assert_eq!(options().len(), 2);
 }
