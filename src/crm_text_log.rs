@@ -11,6 +11,8 @@
 //! most one alert per [`ALERT_EVERY`], with the count since the last). A lead FUB does not
 //! know is `no_person`: logged, not alerted (leads reach FUB through the office's lead
 //! sources, not through us).
+//! The people search also gives who the lead is (FUB's person id and name): recorded on
+//! the lead (`SqlStore::record_lead_identity`) for the typed events' `client_id` and name.
 //! Runs off the reply path: the webhook's 200 and the lead's reply never wait for it.
 //! Must not: call FUB itself (`crate::channels::fub_texts` does) or create FUB people.
 
@@ -22,8 +24,10 @@ use actors::alert_router::{Alert, AlertHandle};
 use actors::backoff::Backoff;
 use chrono::{DateTime, Utc};
 
-use crate::channels::fub_texts::{FubTextError, FubTexts, TextEntry};
-use crate::store::{SqlStore, TextLogOutcome};
+use actors::ports::LeadId;
+
+use crate::channels::fub_texts::{FubPerson, FubTextError, FubTexts, TextEntry};
+use crate::store::{LeadIdentity, SqlStore, TextLogOutcome};
 
 /// Most messages one run posts.
 pub const BATCH: i64 = 50;
@@ -101,7 +105,11 @@ impl CrmTextLog {
             let person = match people.get(text.lead.as_str()) {
                 Some(p) => p.clone(),
                 None => {
-                    let p = self.fub.person_id(text.lead.as_str()).await;
+                    let found = self.fub.person(text.lead.as_str()).await;
+                    if let Ok(person) = &found {
+                        self.record_identity(store, &text.lead, person).await;
+                    }
+                    let p = found.map(|person| person.id);
                     people.insert(text.lead.as_str().to_string(), p.clone());
                     p
                 }
@@ -164,6 +172,22 @@ impl CrmTextLog {
         }
         self.maybe_alert(now);
         Ok(report)
+    }
+
+    /// Keeps who FUB says the lead is, for the typed events' `client_id` and name. A store
+    /// error here only costs the identity (the texts are still logged): a log line.
+    async fn record_identity(&self, store: &SqlStore, lead: &LeadId, person: &FubPerson) {
+        let identity = LeadIdentity {
+            client_id: Some(person.id.to_string()),
+            name: person.name.clone(),
+        };
+        match store.record_lead_identity(lead, &identity).await {
+            Ok(true) => {
+                tracing::info!(lead = %lead.log(), client_id = person.id, "lead identified in Follow Up Boss")
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(lead = %lead.log(), error = %e, "lead identity not recorded"),
+        }
     }
 
     fn note_failure(&self, detail: &str) {

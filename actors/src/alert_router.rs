@@ -116,6 +116,16 @@ pub struct Alert {
     /// The held reply (HITL) this alert asks a person to decide on: a chat sink attaches
     /// approve / edit / reject to it.
     pub reply_hold: Option<i64>,
+    /// Who the lead is, where known — the seed's typed events carry `client_id`, phone and
+    /// name. The CRM's id of the person (Follow Up Boss `personId`); filled in on delivery
+    /// from what the store knows when the raiser did not know it (`src/channels/identity.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Why, as its own field (a `dead_lead`'s reason), so a reader need not parse the text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Alert {
@@ -128,6 +138,9 @@ impl Alert {
             lead: None,
             raised_at: DateTime::<Utc>::UNIX_EPOCH,
             reply_hold: None,
+            client_id: None,
+            name: None,
+            reason: None,
         }
     }
 
@@ -141,6 +154,18 @@ impl Alert {
 
     pub fn for_lead(mut self, lead: &LeadId) -> Self {
         self.lead = Some(lead.clone());
+        self
+    }
+
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Who the lead is; either part may be unknown.
+    pub fn with_identity(mut self, client_id: Option<String>, name: Option<String>) -> Self {
+        self.client_id = client_id;
+        self.name = name;
         self
     }
 }

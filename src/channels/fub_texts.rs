@@ -18,6 +18,13 @@ use serde_json::{Value, json};
 
 use crate::config::Secret;
 
+/// A person FUB found by phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FubPerson {
+    pub id: i64,
+    pub name: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FubTextError {
     #[error("no Follow Up Boss person with this phone")]
@@ -108,12 +115,12 @@ impl FubTexts {
         })
     }
 
-    /// The FUB person id of `phone`.
-    pub async fn person_id(&self, phone: &str) -> Result<i64, FubTextError> {
+    /// The FUB person with `phone`: its id, and its name when FUB has one.
+    pub async fn person(&self, phone: &str) -> Result<FubPerson, FubTextError> {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("phone", phone)
             .append_pair("limit", "1")
-            .append_pair("fields", "id")
+            .append_pair("fields", "id,name")
             .finish();
         let response = self
             .request(
@@ -128,11 +135,17 @@ impl FubTexts {
             .json()
             .await
             .map_err(|e| FubTextError::Transport(format!("unreadable people search: {e}")))?;
-        body["people"]
+        let person = body["people"]
             .as_array()
             .and_then(|p| p.first())
-            .and_then(|p| p["id"].as_i64())
-            .ok_or(FubTextError::NoPerson)
+            .ok_or(FubTextError::NoPerson)?;
+        let id = person["id"].as_i64().ok_or(FubTextError::NoPerson)?;
+        let name = person["name"]
+            .as_str()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
+        Ok(FubPerson { id, name })
     }
 
     /// Records one text on person `person`'s timeline.
@@ -174,9 +187,10 @@ mod tests {
             Duration::from_secs(5),
         )
         .unwrap();
-        let person = fub.person_id("+13125550100").await.unwrap();
+        let person = fub.person("+13125550100").await.unwrap();
+        assert_eq!(person.name.as_deref(), Some(testkit::fake_fub::PERSON_NAME));
         fub.log_text(
-            person,
+            person.id,
             &TextEntry {
                 message: "hi",
                 to_number: "+13125550000",
@@ -194,7 +208,7 @@ mod tests {
         assert_eq!(texts[0].body["personId"], 42);
         assert_eq!(texts[0].body["isIncoming"], true);
         assert_eq!(
-            fub.person_id("+19995550000").await,
+            fub.person("+19995550000").await,
             Err(FubTextError::NoPerson)
         );
     }

@@ -138,7 +138,8 @@ pub async fn followup_sweep(
                                 "dead_lead",
                                 format!("{} marked dead: {reason}", f.lead),
                             )
-                            .for_lead(&f.lead),
+                            .for_lead(&f.lead)
+                            .with_reason(reason.clone()),
                         );
                     }
                     progressed += 1;

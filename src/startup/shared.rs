@@ -76,11 +76,15 @@ fn chosen_sink(
     if !to_log.is_empty() {
         tracing::warn!(kinds = ?to_log, "these alert kinds have no Discord channel (DISCORD_CHANNEL_<KIND> or DISCORD_DEFAULT_CHANNEL) and go to the log");
     }
-    Arc::new(DiscordSpoolSink::new(
+    crate::channels::identity::IdentitySink::wrap(
+        Arc::new(DiscordSpoolSink::new(
+            store.clone(),
+            settings.discord.clone(),
+            inbox.clone(),
+        )),
         store.clone(),
-        settings.discord.clone(),
         inbox.clone(),
-    ))
+    )
 }
 
 /// Every process that has the bot token posts: its own direct queue, and the spool under

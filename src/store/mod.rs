@@ -728,3 +728,6 @@ mod dialer;
 // The CRM texting log (issue 14): its own file, so its queries merge cleanly.
 mod crm_texts;
 pub use crm_texts::{PendingText, TextLogOutcome, TextLogRow};
+// Who a lead is (client id, name) for the typed events (issue 14): its own file.
+mod identity;
+pub use identity::LeadIdentity;

@@ -1,5 +1,5 @@
-//! A fake Follow Up Boss: `GET /v1/people?phone=…` finds the one person it knows (id 42) by
-//! phone, `POST /v1/notes` answers 201, `POST /v1/textMessages` (the text log) answers 201;
+//! A fake Follow Up Boss: `GET /v1/people?phone=…` finds the one person it knows (id 42,
+//! named [`PERSON_NAME`]) by phone, `POST /v1/notes` answers 201, `POST /v1/textMessages` (the text log) answers 201;
 //! the first two record (kind, authorization header, query or body) with kind `people` or
 //! `note`, the text log records each text with its registered-system headers
 //! ([`FakeFub::text_messages`]). [`FakeFub::fail_texts`] makes the text log (and the people
@@ -15,6 +15,9 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::serve;
+
+/// The name of the one person the fake knows.
+pub const PERSON_NAME: &str = "Dana Reyes";
 
 /// One `POST /v1/textMessages` the fake accepted.
 #[derive(Clone, Debug)]
@@ -115,7 +118,7 @@ async fn people(
         .unwrap()
         .push(("people".into(), header(&headers, "authorization"), json!(q)));
     let people = if found {
-        json!([{"id": 42}])
+        json!([{"id": 42, "name": PERSON_NAME}])
     } else {
         json!([])
     };

@@ -257,4 +257,6 @@ async fn a_lead_the_model_marks_dead_leaves_the_lifecycle_and_is_alerted() {
     );
     let alert = wait_alert(&app, "dead_lead").await;
     assert_eq!(alert["kind"], "dead_lead");
+    // The typed event carries its reason as a field, not only in the text.
+    assert_eq!(alert["reason"], "signed a lease elsewhere");
 }

@@ -170,3 +170,90 @@ async fn a_refused_text_is_not_retried_and_is_alerted_once() {
     assert_eq!(failed[0]["kind"], "error");
     app.stop().await;
 }
+
+/// The typed events carry who the lead is once FUB has said so: the people search of the
+/// text log records FUB's person id and name on the lead, and the next turn's
+/// `message_received` reaches the fake Discord with the phone, the name and the client id.
+#[tokio::test]
+async fn once_fub_knows_the_lead_its_events_carry_the_client_id_and_name() {
+    const EVENTS: &str = "5151";
+    let fub = FakeFub::start(LEAD).await;
+    let discord = crate::fake_discord::FakeDiscord::start().await;
+    let mut env = discord.env();
+    env.extend([
+        ("FUB_API", "test-fub-key".to_string()),
+        ("FUB_API_BASE", fub.url.clone()),
+        ("SCHEDULE_CRM_TEXT_LOG", "* * * * * *".to_string()),
+        ("SCHEDULE_HEARTBEAT", "off".to_string()),
+        ("DISCORD_CHANNEL_EVENT", EVENTS.to_string()),
+    ]);
+    let app = spawn_app_with(TestOptions {
+        env,
+        ..TestOptions::default()
+    })
+    .await;
+    let lead = actors::ports::LeadId::new(LEAD);
+    app.post_sms(LEAD, "Hi").await;
+    app.wait_for_sms(LEAD, 1).await;
+    wait_until(20, "the lead identified from FUB", || async {
+        app.store
+            .lead_identity(&lead)
+            .await
+            .unwrap()
+            .client_id
+            .is_some()
+    })
+    .await;
+    let identity = app.store.lead_identity(&lead).await.unwrap();
+    assert_eq!(identity.client_id.as_deref(), Some("42"));
+    assert_eq!(
+        identity.name.as_deref(),
+        Some(testkit::fake_fub::PERSON_NAME)
+    );
+
+    // Before: the first message's event had the phone only (nothing was known yet).
+    let field = |body: &serde_json::Value, name: &str| {
+        body["embeds"][0]["fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["name"] == name)
+            .and_then(|f| f["value"].as_str().map(str::to_string))
+    };
+    let received = |bodies: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        bodies
+            .into_iter()
+            .filter(|b| {
+                b["embeds"][0]["title"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("message_received"))
+            })
+            .collect()
+    };
+    wait_until(
+        15,
+        "the first message_received at the fake Discord",
+        || async { !received(discord.created_in(EVENTS)).is_empty() },
+    )
+    .await;
+    let first = received(discord.created_in(EVENTS)).remove(0);
+    assert_eq!(field(&first, "Lead (phone)").as_deref(), Some(LEAD));
+    assert_eq!(field(&first, "Client"), None);
+
+    app.post_sms(LEAD, "Is the 2BR still open?").await;
+    app.wait_for_sms(LEAD, 2).await;
+    wait_until(
+        15,
+        "the second message_received at the fake Discord",
+        || async { received(discord.created_in(EVENTS)).len() >= 2 },
+    )
+    .await;
+    let second = received(discord.created_in(EVENTS)).remove(1);
+    assert_eq!(field(&second, "Lead (phone)").as_deref(), Some(LEAD));
+    assert_eq!(field(&second, "Client").as_deref(), Some("42"));
+    assert_eq!(
+        field(&second, "Name").as_deref(),
+        Some(testkit::fake_fub::PERSON_NAME)
+    );
+    app.stop().await;
+}

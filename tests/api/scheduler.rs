@@ -187,7 +187,12 @@ async fn a_silent_lead_gets_followups_then_is_marked_dead() {
             .unwrap()
             .contains("no answer after 2 followups")
     );
-    assert!(app.alert_events().await.iter().any(|e| e == "dead_lead"));
+    let alerts = app.alerts().await;
+    let dead = alerts
+        .iter()
+        .find(|a| a["event"] == "dead_lead")
+        .expect("dead_lead raised");
+    assert_eq!(dead["reason"], "no answer after 2 followups");
     assert!(
         app.alert_events()
             .await

@@ -463,7 +463,8 @@ impl ToolBox {
                     "dead_lead",
                     format!("{lead} marked dead: {reason}"),
                 )
-                .for_lead(lead),
+                .for_lead(lead)
+                .with_reason(reason.clone()),
             );
             self.note(lead, AlertKind::DeadLead, "Lead closed", reason.clone());
         }

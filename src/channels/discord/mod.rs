@@ -53,13 +53,23 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 /// The message body for one alert: one embed (title `KIND · event`, the text as its
-/// description, the severity as its colour, the lead as a field, the time as its
-/// timestamp) and, for a held reply, the approve / edit / reject buttons.
+/// description, the severity as its colour, the lead — phone, name, client id — and a
+/// reason as fields, the time as its timestamp) and, for a held reply, the approve / edit / reject buttons.
 pub fn alert_message(alert: &Alert) -> Value {
     let mut fields = Vec::new();
     if let Some(lead) = &alert.lead {
-        // A lead is known by its phone number (the store keeps no name yet): one field.
         fields.push(json!({"name": "Lead (phone)", "value": lead.as_str(), "inline": true}));
+    }
+    // The typed event's other context, each where known (the seed's `client_id`, name, and
+    // a dead lead's reason).
+    for (label, value) in [
+        ("Name", &alert.name),
+        ("Client", &alert.client_id),
+        ("Reason", &alert.reason),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !v.trim().is_empty()) {
+            fields.push(json!({"name": label, "value": v, "inline": true}));
+        }
     }
     if let Some(hold) = alert.reply_hold {
         fields.push(json!({"name": "Reply", "value": format!("#{hold}"), "inline": true}));
@@ -282,6 +292,38 @@ mod tests {
         assert!(m.get("components").is_none());
         assert_eq!(m["allowed_mentions"]["parse"], json!([]));
         assert_within_limits(&m);
+    }
+
+    #[test]
+    fn a_typed_event_shows_the_leads_name_client_id_and_reason_after_the_phone() {
+        let alert = Alert::new(AlertKind::DeadLead, Severity::Info, "dead_lead", "closed")
+            .for_lead(&LeadId::new("+13125550100"))
+            .with_identity(Some("42".into()), Some("Dana Reyes".into()))
+            .with_reason("found a place");
+        let m = alert_message(&alert);
+        let fields: Vec<(String, String)> = m["embeds"][0]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["name"].as_str().unwrap().to_string(),
+                    f["value"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let expect = [
+            ("Lead (phone)", "+13125550100"),
+            ("Name", "Dana Reyes"),
+            ("Client", "42"),
+            ("Reason", "found a place"),
+        ];
+        assert_eq!(
+            fields,
+            expect.map(|(a, b)| (a.to_string(), b.to_string())).to_vec()
+        );
+        let bare = alert_message(&Alert::event("x", "y").for_lead(&LeadId::new("+13125550100")));
+        assert_eq!(bare["embeds"][0]["fields"].as_array().unwrap().len(), 1);
     }
 
     #[test]

@@ -68,7 +68,7 @@ impl DiscordInbox {
         }
     }
 
-    pub(super) fn store_down(&self) -> bool {
+    pub(crate) fn store_down(&self) -> bool {
         self.store_down.load(Ordering::SeqCst)
     }
 
