@@ -93,6 +93,9 @@ pub trait DialLedger: Send + Sync + 'static {
         day: NaiveDate,
         outcome: &str,
     ) -> Result<(), StoreError>;
+    /// Whether the lead is synthetic (the watchdog's or verify's probe number): never
+    /// handed to the dialer, whose calls reach a person.
+    async fn is_synthetic(&self, lead: &LeadId) -> Result<bool, StoreError>;
 }
 
 /// Longest summary sent; SMS threads can be long and the caller needs the gist.
@@ -139,6 +142,10 @@ impl DialerHandoff {
         reason: DialReason,
         summary: &str,
     ) -> Result<bool, StoreError> {
+        if self.ledger.is_synthetic(lead).await? {
+            tracing::info!(lead = %lead.log(), reason = reason.as_str(), "synthetic lead: not handed to the dialer");
+            return Ok(false);
+        }
         let day = self.clock.now().date_naive();
         let summary: String = summary.trim().chars().take(MAX_SUMMARY_CHARS).collect();
         if !self

@@ -31,6 +31,10 @@ impl SqlStore {
 
 #[async_trait]
 impl DialLedger for SqlStore {
+    async fn is_synthetic(&self, lead: &LeadId) -> Result<bool, StoreError> {
+        SqlStore::is_synthetic(self, lead).await
+    }
+
     async fn claim_dial(
         &self,
         lead: &LeadId,

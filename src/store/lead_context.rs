@@ -53,6 +53,10 @@ impl LeadContextStore for SqlStore {
     /// Ends the lead's lifecycle (`leads.dead_at`, its follow-up timer dropped: the
     /// scheduler's `mark_lead_dead`) and records the reason in the context too, so the
     /// brain's prompt knows it. Marking an already dead lead again changes nothing.
+    async fn is_synthetic(&self, lead: &LeadId) -> Result<bool, StoreError> {
+        SqlStore::is_synthetic(self, lead).await
+    }
+
     async fn mark_dead(&self, lead: &LeadId, reason: &str) -> Result<(), StoreError> {
         self.mark_lead_dead(lead, reason).await?;
         let mut context = self.load_context(lead).await?;

@@ -197,6 +197,10 @@ impl SlaStore for SqlStore {
         })
     }
 
+    async fn is_synthetic(&self, lead: &LeadId) -> Result<bool, StoreError> {
+        SqlStore::is_synthetic(self, lead).await
+    }
+
     async fn lead_time_zone(&self, lead: &LeadId) -> Result<Option<String>, StoreError> {
         with_pool!(self, pool => {
             let tz: Option<Option<String>> =

@@ -148,3 +148,56 @@ async fn a_lead_the_brain_marks_hot_is_handed_to_the_dialer() {
     );
     app.stop().await;
 }
+
+/// A probe number (the watch's or verify's signed `LeadAgentSynthetic=1`) is answered, but
+/// nothing it says reaches a person's system: asking to be called hands nothing to the
+/// dialer, asking for a tour creates no Asana task. A real lead saying the same, after it,
+/// reaches both — so the probe's absence is not a hand-off that had not happened yet.
+#[tokio::test]
+async fn a_synthetic_lead_is_never_handed_to_the_dialer_nor_given_an_sla_task() {
+    const PROBE: &str = "+13125550199";
+    let dialer = FakeDialer::start().await;
+    let asana = testkit::fake_asana::FakeAsana::start().await;
+    let app = spawn_app_with(TestOptions {
+        env: vec![
+            ("HOMEEASY_DIALER_URL", dialer.url.clone()),
+            ("ASANA_ACCESS_TOKEN", "asana-test-pat".into()),
+            ("ASANA_API_BASE", asana.url.clone()),
+            ("ASANA_PROJECT_GID", "1201000000001".into()),
+        ],
+        ..TestOptions::default()
+    })
+    .await;
+    let text = "can you call me? and can I tour one of your apartments?";
+    let (status, _) = app.post_synthetic_sms(PROBE, text).await;
+    assert_eq!(status, 200);
+    app.wait_for_sms(PROBE, 1).await;
+    assert!(app.store.is_synthetic(&LeadId::new(PROBE)).await.unwrap());
+
+    app.post_sms(LEAD, text).await;
+    app.wait_for_sms(LEAD, 1).await;
+    wait_until(10, "the real lead's hand-off and task", || async {
+        !dialer.requests().is_empty() && !asana.tasks().is_empty()
+    })
+    .await;
+    let dialed: Vec<_> = dialer
+        .requests()
+        .iter()
+        .map(|(_, b)| b["phone"].clone())
+        .collect();
+    assert_eq!(dialed, vec![json!(LEAD)], "the probe was not dialed");
+    let tasks: Vec<String> = asana.tasks().iter().map(|t| t.name().to_string()).collect();
+    assert!(
+        tasks.iter().all(|t| !t.contains(PROBE)) && tasks.iter().any(|t| t.contains(LEAD)),
+        "{tasks:?}"
+    );
+    assert!(
+        app.store
+            .dialer_handoffs(&LeadId::new(PROBE))
+            .await
+            .unwrap()
+            .is_empty(),
+        "no hand-off claimed for the probe"
+    );
+    app.stop().await;
+}

@@ -188,6 +188,20 @@ impl TestApp {
         .await
     }
 
+    /// An SMS from a probe number: signed, with `LeadAgentSynthetic=1` as the watch and
+    /// `verify` send it.
+    pub async fn post_synthetic_sms(&self, from: &str, body: &str) -> (u16, String) {
+        let mut params = sms_params(&new_message_sid(), from, body);
+        params.push(("LeadAgentSynthetic".to_string(), "1".to_string()));
+        let signature = compute_signature(AUTH_TOKEN, &format!("{PUBLIC_URL}/twilio/sms"), &params);
+        self.post_form(
+            &encode_form(&params),
+            Some(&signature),
+            "application/x-www-form-urlencoded",
+        )
+        .await
+    }
+
     pub async fn post_form(
         &self,
         body: &str,

@@ -164,6 +164,9 @@ pub trait LeadContextStore: Send + Sync + 'static {
     /// Ends the lead's lifecycle (no more follow-ups) besides recording the reason in its
     /// context.
     async fn mark_dead(&self, lead: &LeadId, reason: &str) -> Result<(), StoreError>;
+    /// Whether the lead is synthetic (the watchdog's or verify's probe number): the brain
+    /// writes no CRM note about it.
+    async fn is_synthetic(&self, lead: &LeadId) -> Result<bool, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

@@ -474,3 +474,42 @@ async fn building_options_are_alerted_when_the_matching_set_changes_not_on_a_rep
     record(&r.tools, &lead, &mut shadow, json!({"bedrooms": 3}), false).await;
     assert_eq!(options().len(), 2);
 }
+
+#[tokio::test]
+async fn a_synthetic_leads_requirements_are_alerted_but_never_noted_in_the_crm() {
+    let r = rig(vec![Arc::new(ScriptedAgent::new(vec![]))]).await;
+    let probe = LeadId::new("+13125550199");
+    let real = LeadId::new("+13125550188");
+    r.contexts.set_synthetic(&probe);
+    let notes_of = |lead: &LeadId| r.crm.notes().iter().filter(|n| &n.0 == lead).count();
+    record(
+        &r.tools,
+        &probe,
+        &mut context::LeadContext::default(),
+        json!({"bedrooms": 2}),
+        true,
+    )
+    .await;
+    record(
+        &r.tools,
+        &real,
+        &mut context::LeadContext::default(),
+        json!({"bedrooms": 2}),
+        true,
+    )
+    .await;
+    // The real lead's note is the anchor: the probe's was spawned first.
+    wait_for(|| notes_of(&real) == 1).await;
+    assert_eq!(notes_of(&probe), 0, "{:?}", r.crm.notes());
+    let noted: Vec<_> = r
+        .sink
+        .alerts()
+        .into_iter()
+        .filter(|a| a.event == "crm_requirements_note")
+        .filter_map(|a| a.lead)
+        .collect();
+    assert!(
+        noted.contains(&probe),
+        "the alert still goes out: {noted:?}"
+    );
+}

@@ -604,9 +604,23 @@ impl ToolBox {
             );
         }
         let crm = self.crm.clone();
+        let contexts = self.contexts.clone();
         let lead = lead.clone();
         let subject = format!("Leasing agent: {subject}");
         tokio::spawn(async move {
+            // A probe number's conversation is not a person's: nothing in the CRM. Unknown
+            // (store error): the note is skipped too, as a failed note would be.
+            match contexts.is_synthetic(&lead).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::info!(lead = %lead.log(), "synthetic lead: no CRM note");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(lead = %lead.log(), error = %e, "CRM note skipped: the store did not say whether the lead is synthetic");
+                    return;
+                }
+            }
             match tokio::time::timeout(CRM_NOTE_TIMEOUT, crm.add_note(&lead, &subject, &body)).await
             {
                 Ok(Ok(())) => {}

@@ -136,6 +136,19 @@ impl SlaEvents {
     /// Creates the task and stores its id on the SLA. `first_try`: a temporary failure is
     /// alerted once, on the first try; the sweep's retries only log.
     async fn create_task_for(&self, s: &SlaState, why: &str, first_try: bool) -> Option<String> {
+        // A probe's SLA is real state (so /ops shows the path works) but no person's work:
+        // no task. A store error here leaves the ticket empty for the sweep's retry.
+        match self.slas.is_synthetic(&s.lead).await {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::info!(lead = %s.lead.log(), sla = %s.kind, "synthetic lead: no SLA task");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(lead = %s.lead.log(), sla = %s.kind, error = %e, "SLA task deferred: the store did not say whether the lead is synthetic");
+                return None;
+            }
+        }
         let task = NewTask {
             lead: s.lead.clone(),
             kind: s.kind,
@@ -435,6 +448,32 @@ mod tests {
                 .await
                 .unwrap()
                 .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_synthetic_leads_sla_opens_without_a_task() {
+        let r = rig().await;
+        let probe = LeadId::new("+13125550199");
+        r.slas.set_synthetic(&probe);
+        let Opened::Created(s) = r
+            .events
+            .documents_arrived(&probe, t0(), "probe")
+            .await
+            .unwrap()
+        else {
+            panic!("opened")
+        };
+        assert_eq!(s.ticket_id, "");
+        assert!(r.tickets.tasks().is_empty(), "{:?}", r.tickets.tasks());
+        r.events
+            .documents_arrived(&LeadId::new(LEAD), t0(), "real")
+            .await
+            .unwrap();
+        assert_eq!(
+            r.tickets.tasks().len(),
+            1,
+            "a real lead's SLA gets its task"
         );
     }
 

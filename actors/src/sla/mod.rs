@@ -433,6 +433,10 @@ pub trait SlaStore: Send + Sync + 'static {
     /// False: someone wrote in between (resolved, or another sweep): nothing written.
     async fn save_sla(&self, next: &SlaState) -> Result<bool, StoreError>;
 
+    /// Whether the lead is synthetic (the watchdog's or verify's probe number): its SLAs
+    /// open, but no task is created in the ticket system for them.
+    async fn is_synthetic(&self, lead: &LeadId) -> Result<bool, StoreError>;
+
     /// The lead's own IANA time zone, when known (quiet hours are the lead's local time).
     async fn lead_time_zone(&self, lead: &LeadId) -> Result<Option<String>, StoreError>;
 

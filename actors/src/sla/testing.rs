@@ -20,9 +20,15 @@ pub struct MemSlaStore {
     queued: Mutex<Vec<(LeadId, String)>>,
     zones: Mutex<BTreeMap<LeadId, String>>,
     move_ins: Mutex<BTreeMap<LeadId, String>>,
+    synthetic: Mutex<std::collections::BTreeSet<LeadId>>,
 }
 
 impl MemSlaStore {
+    /// Marks `lead` synthetic (a probe number).
+    pub fn set_synthetic(&self, lead: &LeadId) {
+        self.synthetic.lock().unwrap().insert(lead.clone());
+    }
+
     pub fn get(&self, lead: &LeadId, kind: SlaKind) -> Option<SlaState> {
         self.rows
             .lock()
@@ -132,6 +138,10 @@ impl SlaStore for MemSlaStore {
 
     async fn lead_time_zone(&self, lead: &LeadId) -> Result<Option<String>, StoreError> {
         Ok(self.zones.lock().unwrap().get(lead).cloned())
+    }
+
+    async fn is_synthetic(&self, lead: &LeadId) -> Result<bool, StoreError> {
+        Ok(self.synthetic.lock().unwrap().contains(lead))
     }
 
     async fn save_sla(&self, next: &SlaState) -> Result<bool, StoreError> {

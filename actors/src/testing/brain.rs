@@ -15,9 +15,14 @@ use crate::ports::*;
 pub struct MemLeadContexts {
     contexts: Mutex<HashMap<LeadId, crate::brain::context::LeadContext>>,
     dead: Mutex<Vec<(LeadId, String)>>,
+    synthetic: Mutex<std::collections::HashSet<LeadId>>,
 }
 
 impl MemLeadContexts {
+    /// Marks `lead` synthetic (a probe number), as the webhook's signed flag does.
+    pub fn set_synthetic(&self, lead: &LeadId) {
+        self.synthetic.lock().unwrap().insert(lead.clone());
+    }
     pub fn get(&self, lead: &LeadId) -> Option<crate::brain::context::LeadContext> {
         self.contexts.lock().unwrap().get(lead).cloned()
     }
@@ -51,6 +56,9 @@ impl crate::brain::context::LeadContextStore for MemLeadContexts {
             .unwrap()
             .push((lead.clone(), reason.to_string()));
         Ok(())
+    }
+    async fn is_synthetic(&self, lead: &LeadId) -> Result<bool, StoreError> {
+        Ok(self.synthetic.lock().unwrap().contains(lead))
     }
 }
 
