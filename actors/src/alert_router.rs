@@ -126,6 +126,10 @@ pub struct Alert {
     /// Why, as its own field (a `dead_lead`'s reason), so a reader need not parse the text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// This alert asks a person to review the lead's documents: a chat sink attaches
+    /// complete / incomplete to it (the same action as `POST /ops/leads/{phone}/documents/review`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub doc_review: bool,
 }
 
 impl Alert {
@@ -141,6 +145,7 @@ impl Alert {
             client_id: None,
             name: None,
             reason: None,
+            doc_review: false,
         }
     }
 

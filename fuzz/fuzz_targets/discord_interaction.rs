@@ -8,7 +8,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {
     match parse_interaction(body) {
-        Ok(Interaction::Button { by, .. }) | Ok(Interaction::EditSubmit { by, .. }) => {
+        Ok(Interaction::Button { by, .. })
+        | Ok(Interaction::EditSubmit { by, .. })
+        | Ok(Interaction::DocReview { by, .. }) => {
             assert!(by.chars().count() <= 64);
         }
         Ok(Interaction::Ping) | Err(_) => {}

@@ -1,10 +1,11 @@
-//! `POST /discord/interactions`: Discord's callbacks for the HITL buttons and the edit
-//! modal; `GET /ops/discord`: this process's alert sender.
+//! `POST /discord/interactions`: Discord's callbacks for the HITL buttons, the edit modal
+//! and the doc review buttons; `GET /ops/discord`: this process's alert sender.
 //!
 //! Owns: the Ed25519 check of every interaction (`X-Signature-Ed25519` over
 //! `X-Signature-Timestamp` + the raw body, with `DISCORD_PUBLIC_KEY`) — a missing or bad
 //! signature is answered 401 before the body is even parsed, so it can store or send
-//! nothing — PING, and the mapping of buttons and modal submits onto [`crate::hitl`].
+//! nothing — PING, and the mapping of buttons and modal submits onto [`crate::hitl`] and the doc
+//! review (`super::documents::review`).
 //! Must not: wait for an SMS to go out: Discord wants an answer within 3 s, so a decision
 //! is recorded (a fast store write) and the send happens in the background.
 
@@ -20,8 +21,8 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
-use crate::channels::discord::HitlAction;
 use crate::channels::discord::sender::SenderStatus;
+use crate::channels::discord::{DocReviewAction, HitlAction};
 use crate::hitl::{Decision, decide};
 use crate::store::HoldDecision;
 
@@ -151,6 +152,13 @@ pub enum Interaction {
         text: Option<String>,
         by: String,
     },
+    /// A doc review button: the lead's documents are `complete` or not. `lead` as the
+    /// `custom_id` wrote it (validated as a phone by the handler).
+    DocReview {
+        complete: bool,
+        lead: String,
+        by: String,
+    },
 }
 
 /// Reads a (verified) interaction body; the error is the 400's reason.
@@ -165,6 +173,18 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, String> {
         return Err(format!("unsupported interaction type {kind}"));
     }
     let custom_id = interaction["data"]["custom_id"].as_str().unwrap_or("");
+    if let Some((review, lead)) = DocReviewAction::parse(custom_id) {
+        if kind != MESSAGE_COMPONENT {
+            return Err(format!(
+                "custom_id {custom_id:?} does not fit interaction type {kind}"
+            ));
+        }
+        return Ok(Interaction::DocReview {
+            complete: review.complete,
+            lead,
+            by: who(&interaction),
+        });
+    }
     let Some((action, hold_id)) = HitlAction::parse(custom_id) else {
         return Err(format!("unknown custom_id {custom_id:?}"));
     };
@@ -208,6 +228,9 @@ pub async fn interactions(
                 by,
                 Some(text.unwrap_or_default()),
             ),
+            Interaction::DocReview { complete, lead, by } => {
+                return doc_review(&state, &lead, complete, &by).await;
+            }
         };
     let unavailable = |e: actors::ports::StoreError| ApiError::Unavailable(e.to_string());
     let decision = match action {
@@ -272,6 +295,28 @@ pub async fn interactions(
         )),
         HoldDecision::NotFound => ephemeral(format!("Reply #{hold_id} does not exist.")),
     })
+}
+
+/// A doc review button pressed: the same review as `POST /ops/leads/{phone}/documents/review`.
+async fn doc_review(
+    state: &AppState,
+    phone: &str,
+    complete: bool,
+    by: &str,
+) -> Result<Response, ApiError> {
+    let lead = super::sla::lead_from(phone)?;
+    let who = format!("{by} (Discord)");
+    Ok(
+        match super::documents::review(state, &lead, chrono::Utc::now(), complete, &who).await? {
+            None => ephemeral(format!("{lead} has no doc review; nothing changed.")),
+            Some((_, Some(_))) => settled(format!(
+                "✅ Documents of {lead} reviewed as complete by {by}: the application decision is open."
+            )),
+            Some((_, None)) => settled(format!(
+                "📝 Documents of {lead} reviewed as incomplete by {by}: the doc review is resolved."
+            )),
+        },
+    )
 }
 
 /// The Discord sender's state from memory — whether this process posts (`posts`), which

@@ -1,6 +1,7 @@
 //! `/ops` routes of document intake: a lead's documents arrived (opens the doc review SLA
-//! and its task), and an operator's review of them (resolves it; complete documents open
-//! the application decision). The mailbox intake (issue 14, item 3) will call the same
+//! and its task, and alerts REQUIREMENTS_NOTE with the review buttons), and an operator's
+//! review of them (resolves it; complete documents open the application decision) — the
+//! same [`review`] the Discord button calls. The mailbox intake (issue 14, item 3) will call the same
 //! [`actors::sla::SlaEvents::documents_arrived`].
 //!
 //! Owns: validating the request. Must not: decide what a review opens (that is
@@ -8,13 +9,14 @@
 
 use std::net::SocketAddr;
 
-use actors::sla::{Opened, SlaView};
+use actors::ports::LeadId;
+use actors::sla::{Opened, SlaState, SlaView};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -98,20 +100,13 @@ pub async fn reviewed(
         ))
     })?;
     let now = Utc::now();
-    match state
-        .sla
-        .events()
-        .doc_review_resolved(&lead, now, req.complete)
-        .await
-        .map_err(unavailable)?
-    {
+    match review(&state, &lead, now, req.complete, "an operator (/ops)").await? {
         None => Ok((
             StatusCode::NOT_FOUND,
             format!("{lead} has no doc_review SLA"),
         )
             .into_response()),
         Some((review, decision)) => {
-            tracing::info!(lead = %lead.log(), complete = req.complete, "doc review resolved");
             let decision = decision.map(|o| match o {
                 Opened::Created(s) | Opened::AlreadyOpen(s) => SlaView::at(s, now),
             });
@@ -122,4 +117,26 @@ pub async fn reviewed(
             .into_response())
         }
     }
+}
+
+/// The review itself, for both its doors (this endpoint and the Discord button in
+/// `super::discord`): resolves the lead's doc review and, when complete, opens the
+/// application decision. `None`: the lead has no doc review. `by`: who, for the log.
+pub(super) async fn review(
+    state: &AppState,
+    lead: &LeadId,
+    now: DateTime<Utc>,
+    complete: bool,
+    by: &str,
+) -> Result<Option<(SlaState, Option<Opened>)>, ApiError> {
+    let resolved = state
+        .sla
+        .events()
+        .doc_review_resolved(lead, now, complete)
+        .await
+        .map_err(unavailable)?;
+    if resolved.is_some() {
+        tracing::info!(lead = %lead.log(), complete, by, "doc review resolved");
+    }
+    Ok(resolved)
 }

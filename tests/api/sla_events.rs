@@ -295,3 +295,77 @@ async fn the_running_scheduler_opens_the_invoice_when_the_move_in_date_is_reache
     assert_eq!(asana.tasks().len(), 1, "{:?}", asana.tasks());
     app.stop().await;
 }
+
+/// The doc review's other door: documents arriving post REQUIREMENTS_NOTE to Discord with
+/// two buttons; "Documents complete", pressed (a correctly signed interaction), resolves
+/// the review and opens the application decision — the same path as the /ops review; an
+/// unsigned press changes nothing.
+#[tokio::test]
+async fn the_documents_arrived_alert_carries_review_buttons_that_resolve_the_review() {
+    const NOTES: &str = "6161";
+    let discord = crate::fake_discord::FakeDiscord::start().await;
+    let signer = crate::fake_discord::InteractionSigner::generate();
+    let mut env = discord.env();
+    env.extend([
+        ("DISCORD_PUBLIC_KEY", signer.public_key_hex()),
+        ("DISCORD_CHANNEL_REQUIREMENTS_NOTE", NOTES.to_string()),
+        ("SCHEDULE_HEARTBEAT", "off".to_string()),
+    ]);
+    let app = spawn_app_with(TestOptions {
+        env,
+        ..TestOptions::default()
+    })
+    .await;
+    let docs = format!("/ops/leads/{LEAD}/documents");
+    let (status, v) = post_json(&app, &docs, json!({"note": "pay stubs"})).await;
+    assert_eq!(status, 201, "{v}");
+    wait_until(15, "documents_arrived at the fake Discord", || async {
+        !discord.created_in(NOTES).is_empty()
+    })
+    .await;
+    let posted = discord.created_in(NOTES).remove(0);
+    let text = posted["embeds"][0]["description"].as_str().unwrap();
+    assert!(text.contains("pay stubs"), "{text}");
+    let buttons: Vec<String> = posted["components"][0]["components"]
+        .as_array()
+        .expect("review buttons")
+        .iter()
+        .map(|b| b["custom_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(buttons.len(), 2, "{buttons:?}");
+
+    let press = |custom_id: &str, signed: bool| {
+        let body = crate::hitl::click(custom_id).to_string();
+        let mut req = app
+            .http
+            .post(format!("{}/discord/interactions", app.base_url))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if signed {
+            let (sig, ts) = signer.sign(&body);
+            req = req
+                .header("X-Signature-Ed25519", sig)
+                .header("X-Signature-Timestamp", ts);
+        }
+        req.send()
+    };
+    let unsigned = press(&buttons[0], false).await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    assert!(open_sla(&app, "doc_review").await.is_some());
+
+    let answer = press(&buttons[0], true).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: Value = answer.json().await.unwrap();
+    assert_eq!(answer["type"], 7, "the message is updated: {answer}");
+    assert_eq!(answer["data"]["components"], json!([]));
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("complete"),
+        "{answer}"
+    );
+    assert!(open_sla(&app, "doc_review").await.is_none());
+    assert!(open_sla(&app, "application_decision").await.is_some());
+    app.stop().await;
+}

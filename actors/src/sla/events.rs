@@ -269,7 +269,9 @@ impl SlaEvents {
     }
 
     /// A lead's documents arrived: opens `doc_review` (24 h) with its task, created before
-    /// this returns. Every intake calls this: the operators' /ops endpoint today, the
+    /// this returns, and — when the review is new — raises REQUIREMENTS_NOTE
+    /// `documents_arrived`, which asks for the review (`Alert::doc_review`: Discord shows
+    /// complete / incomplete buttons). Every intake calls this: the operators' /ops endpoint today, the
     /// mailbox poller later. `note`: what arrived.
     pub async fn documents_arrived(
         &self,
@@ -282,7 +284,24 @@ impl SlaEvents {
         } else {
             format!("Documents arrived from {lead}: {}", note.trim())
         };
-        self.open(lead, SlaKind::DocReview, at, "", &why).await
+        let opened = self.open(lead, SlaKind::DocReview, at, "", &why).await?;
+        if let Opened::Created(s) = &opened {
+            // One alert per review, asking for it: the chat sink attaches the buttons.
+            let mut alert = Alert::new(
+                AlertKind::RequirementsNote,
+                Severity::Info,
+                "documents_arrived",
+                format!(
+                    "{why}\nDoc review due in {} (by {}).",
+                    human_duration(s.kind.window()),
+                    s.due_at().format("%Y-%m-%d %H:%M UTC")
+                ),
+            )
+            .for_lead(lead);
+            alert.doc_review = true;
+            self.alerts.raise(alert);
+        }
+        Ok(opened)
     }
 
     /// An operator reviewed the lead's documents: `doc_review` is resolved, and when the

@@ -7,7 +7,7 @@
 //! Owns: the message body we post (`POST /channels/{id}/messages`) and the limits it must
 //! respect (REFERENCE.md: content 2,000; ≤ 10 embeds; title 256, description 4,096, ≤ 25
 //! fields of name 256 / value 1,024, footer 2,048, all embeds together 6,000), the
-//! `custom_id`s of the HITL buttons and their parsing.
+//! `custom_id`s of the HITL and doc review buttons and their parsing.
 //! Must not: decide which alerts exist or how long their text is (the alert router cuts
 //! text to 1,950 characters first); this module only makes sure whatever it builds is a
 //! body Discord accepts, because a rejected alert is a lost alert.
@@ -31,6 +31,8 @@ pub const MAX_EMBEDS_TOTAL: usize = 6000;
 
 /// Discord's `custom_id` prefix for our HITL buttons and modal.
 const HITL_PREFIX: &str = "hitl";
+/// The prefix of the doc review buttons.
+const DOCS_PREFIX: &str = "docs";
 
 /// Colours by severity (decimal RGB as Discord wants it).
 pub fn severity_colour(severity: Severity) -> u32 {
@@ -93,6 +95,10 @@ pub fn alert_message(alert: &Alert) -> Value {
     });
     if let Some(hold) = alert.reply_hold {
         message["components"] = hitl_buttons(hold);
+    } else if alert.doc_review
+        && let Some(lead) = &alert.lead
+    {
+        message["components"] = doc_review_buttons(lead.as_str());
     }
     enforce_limits(&mut message);
     message
@@ -109,6 +115,52 @@ pub fn hitl_buttons(hold_id: i64) -> Value {
             {"type": 2, "style": 4, "label": "Reject", "custom_id": HitlAction::Reject.custom_id(hold_id)},
         ]
     }])
+}
+
+/// One action row on a documents-arrived alert: complete (green), incomplete (red), each
+/// `custom_id` carrying the lead's phone (E.164: at most 16 characters, far within
+/// Discord's 100).
+pub fn doc_review_buttons(lead: &str) -> Value {
+    json!([{
+        "type": 1,
+        "components": [
+            {"type": 2, "style": 3, "label": "Documents complete", "custom_id": DocReviewAction { complete: true }.custom_id(lead)},
+            {"type": 2, "style": 4, "label": "Incomplete", "custom_id": DocReviewAction { complete: false }.custom_id(lead)},
+        ]
+    }])
+}
+
+/// A doc review button: the documents are complete (the application decision opens) or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DocReviewAction {
+    pub complete: bool,
+}
+
+impl DocReviewAction {
+    pub fn custom_id(self, lead: &str) -> String {
+        let verdict = if self.complete {
+            "complete"
+        } else {
+            "incomplete"
+        };
+        format!("{DOCS_PREFIX}:{verdict}:{lead}")
+    }
+
+    /// Parses a doc review `custom_id` of ours into the verdict and the lead's phone as
+    /// written (the caller validates it as a lead); `None` for anything else.
+    pub fn parse(custom_id: &str) -> Option<(DocReviewAction, String)> {
+        let mut parts = custom_id.split(':');
+        if parts.next()? != DOCS_PREFIX {
+            return None;
+        }
+        let complete = match parts.next()? {
+            "complete" => true,
+            "incomplete" => false,
+            _ => return None,
+        };
+        let lead = parts.next()?.to_string();
+        (parts.next().is_none() && !lead.is_empty()).then_some((DocReviewAction { complete }, lead))
+    }
 }
 
 /// What a HITL button or modal asks for.
@@ -378,6 +430,49 @@ mod tests {
         for b in buttons {
             assert!(b["custom_id"].as_str().unwrap().len() <= 100);
         }
+    }
+
+    #[test]
+    fn doc_review_buttons_name_the_lead_and_parse_back_and_others_do_not() {
+        let alert = {
+            let mut a = Alert::new(
+                AlertKind::RequirementsNote,
+                Severity::Info,
+                "documents_arrived",
+                "pay stubs",
+            )
+            .for_lead(&LeadId::new("+13125550100"));
+            a.doc_review = true;
+            a
+        };
+        let m = alert_message(&alert);
+        let ids: Vec<&str> = m["components"][0]["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["custom_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            ["docs:complete:+13125550100", "docs:incomplete:+13125550100"]
+        );
+        assert_eq!(
+            DocReviewAction::parse(ids[1]),
+            Some((DocReviewAction { complete: false }, "+13125550100".into()))
+        );
+        for id in [
+            "docs:complete:",
+            "docs:maybe:+1312",
+            "docs:complete:+1:x",
+            "hitl:approve:7",
+        ] {
+            assert_eq!(DocReviewAction::parse(id), None, "{id}");
+        }
+        let no_lead = Alert {
+            lead: None,
+            ..alert.clone()
+        };
+        assert!(alert_message(&no_lead).get("components").is_none());
     }
 
     #[test]
