@@ -178,10 +178,14 @@ impl TestApp {
     }
 
     pub async fn post_sms_with_sid(&self, sid: &str, from: &str, body: &str) -> (u16, String) {
-        let params = sms_params(sid, from, body);
-        let signature = compute_signature(AUTH_TOKEN, &format!("{PUBLIC_URL}/twilio/sms"), &params);
+        self.post_signed(&sms_params(sid, from, body)).await
+    }
+
+    /// The webhook's form, signed as Twilio signs it.
+    async fn post_signed(&self, params: &[(String, String)]) -> (u16, String) {
+        let signature = compute_signature(AUTH_TOKEN, &format!("{PUBLIC_URL}/twilio/sms"), params);
         self.post_form(
-            &encode_form(&params),
+            &encode_form(params),
             Some(&signature),
             "application/x-www-form-urlencoded",
         )
@@ -193,13 +197,7 @@ impl TestApp {
     pub async fn post_synthetic_sms(&self, from: &str, body: &str) -> (u16, String) {
         let mut params = sms_params(&new_message_sid(), from, body);
         params.push(("LeadAgentSynthetic".to_string(), "1".to_string()));
-        let signature = compute_signature(AUTH_TOKEN, &format!("{PUBLIC_URL}/twilio/sms"), &params);
-        self.post_form(
-            &encode_form(&params),
-            Some(&signature),
-            "application/x-www-form-urlencoded",
-        )
-        .await
+        self.post_signed(&params).await
     }
 
     pub async fn post_form(
