@@ -1,8 +1,11 @@
-//! Carrier keywords: which inbound texts opt a lead out, back in, or ask for help.
+//! Carrier keywords: which inbound texts opt a lead out, back in, or ask for help — and,
+//! beyond the carrier's single words, consent revoked in plain language
+//! ([`crate::revocation`]: the law reads any reasonable means as revocation).
 //!
-//! Owns: the keyword lists and the rule that they count only as a whole, single-word
-//! message (REFERENCE.md, Twilio opt-out). Must not: decide what to do about them — the
-//! webhook records the opt-out, the lead actor and the sender honour it.
+//! Owns: the carrier's keyword lists and the rule that they count only as a whole,
+//! single-word message (REFERENCE.md, Twilio opt-out: Twilio itself blocks and confirms
+//! these). Must not: decide what to do about them — the webhook records the opt-out, the
+//! lead actor and the sender honour it.
 
 /// What a single inbound text means to the carrier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +17,9 @@ pub enum Keyword {
     OptIn,
     /// HELP / INFO: the carrier answers these itself.
     Help,
+    /// Consent revoked in other words ("please stop texting me", "alto", "stop please"):
+    /// an opt-out as binding as STOP, which the carrier does not see as one.
+    Revocation,
 }
 
 const OPT_OUT: &[&str] = &[
@@ -30,9 +36,14 @@ const OPT_IN: &[&str] = &["START", "YES", "UNSTOP"];
 const HELP: &[&str] = &["HELP", "INFO"];
 
 /// Classifies a message body. Surrounding whitespace and trailing punctuation are ignored
-/// ("Stop." opts out); anything with a second word is an ordinary message ("stop texting
-/// me please" is for the agent to handle politely, not a carrier opt-out).
+/// ("Stop." opts out); a message of more words is a carrier keyword never, but may revoke
+/// consent all the same ("stop texting me please": [`Keyword::Revocation`]).
 pub fn classify(body: &str) -> Option<Keyword> {
+    carrier_keyword(body)
+        .or_else(|| crate::revocation::is_revocation(body).then_some(Keyword::Revocation))
+}
+
+fn carrier_keyword(body: &str) -> Option<Keyword> {
     let word = body
         .trim()
         .trim_end_matches(['.', '!', '?'])
@@ -76,10 +87,17 @@ mod tests {
     }
 
     #[test]
-    fn a_keyword_inside_a_sentence_is_an_ordinary_message() {
-        assert_eq!(classify("please stop"), None);
+    fn a_keyword_inside_a_sentence_is_no_carrier_keyword_but_may_revoke() {
+        assert_eq!(classify("please stop"), Some(Keyword::Revocation));
+        assert_eq!(classify("stop texting me"), Some(Keyword::Revocation));
+        assert_eq!(
+            classify("STOP"),
+            Some(Keyword::OptOut),
+            "the carrier's word wins"
+        );
         assert_eq!(classify("yes I want a tour"), None);
         assert_eq!(classify("stopping by tomorrow"), None);
+        assert_eq!(classify("stop by tomorrow?"), None);
         assert_eq!(classify(""), None);
     }
 }

@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod park;
 pub mod phone_zone;
 pub mod ports;
+pub mod revocation;
 pub mod root;
 pub mod signals;
 pub mod sla;

@@ -262,7 +262,7 @@ impl InboundIntake {
 /// for anyone else "yes" is an answer to our question.
 async fn classify(store: &SqlStore, lead: &LeadId, text: &str) -> Result<InboundKind, StoreError> {
     Ok(match keywords::classify(text) {
-        Some(Keyword::OptOut) => InboundKind::OptOut,
+        Some(Keyword::OptOut | Keyword::Revocation) => InboundKind::OptOut,
         Some(Keyword::Help) => InboundKind::CarrierHelp,
         Some(Keyword::OptIn) => {
             if store.is_opted_out(lead).await? {

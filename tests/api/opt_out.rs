@@ -1,4 +1,6 @@
-//! Carrier keywords: STOP opts out (no reply, nothing later), START opts back in.
+//! Opt-out: STOP and consent revoked in plain words opt out (no reply, nothing later), START opts back in.
+
+use actors::ports::Store;
 
 use crate::helpers::*;
 
@@ -58,5 +60,53 @@ async fn a_stop_sent_while_a_turn_runs_suppresses_its_reply() {
     assert!(
         conv.iter()
             .any(|m| m.direction == "outbound" && m.state == "suppressed")
+    );
+}
+
+/// Consent revoked in plain words (47 CFR 64.1200(a)(10): any reasonable means) opts the
+/// lead out at once, as STOP does — through the real webhook, in English and Spanish — and
+/// an ambiguous text beside it is answered as ever.
+#[tokio::test]
+async fn plain_language_revocations_opt_out_and_ambiguous_texts_are_answered() {
+    let app = spawn_app().await;
+    for (n, text) in [
+        "please stop texting me",
+        "Wrong number, don't text me",
+        "take me off your list",
+        "Por favor no me escriban más",
+        "stop please",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let lead = format!("+1312555041{n}");
+        app.post_sms(&lead, "Hi").await;
+        app.wait_for_sms(&lead, 1).await;
+        assert_eq!(app.post_sms(&lead, text).await.0, 200);
+        app.post_sms(&lead, "hello?").await;
+        app.wait_settled(&lead).await;
+        let conv = app.conversation(&lead).await;
+        let revoked = conv.iter().find(|m| m.body == *text).unwrap();
+        assert_eq!(revoked.state, "no_reply", "{text}");
+        assert!(
+            app.store
+                .is_opted_out(&actors::ports::LeadId::new(&lead))
+                .await
+                .unwrap(),
+            "{text} opts out"
+        );
+        assert_eq!(app.twilio.sent_to(&lead).len(), 1, "nothing after {text:?}");
+    }
+    let lead = "+13125550419";
+    app.post_sms(lead, "Can I stop by tomorrow at 5?").await;
+    assert_eq!(
+        app.wait_for_sms(lead, 1).await,
+        vec!["Reply to: Can I stop by tomorrow at 5?"]
+    );
+    assert!(
+        !app.store
+            .is_opted_out(&actors::ports::LeadId::new(lead))
+            .await
+            .unwrap()
     );
 }

@@ -9,7 +9,7 @@
 //! has its own harness for that) or talk to anything off loopback.
 
 // Each binary uses a part of this module; the rest is dead code there, not a mistake.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod processes;
 
