@@ -316,6 +316,11 @@ impl RulesResponder {
     }
 
     fn greet(&self) -> String {
+        if let Some(g) = self.office.greeting.as_deref().map(str::trim)
+            && !g.is_empty()
+        {
+            return g.to_string();
+        }
         let name = self.office.office_name.trim();
         if name.is_empty() {
             "Hi! Thanks for texting us and for your interest.".to_string()
