@@ -333,7 +333,7 @@ impl RulesResponder {
 #[cfg(test)]
 mod tests {
     use super::super::OfficeInfo;
-    use super::super::fixtures::{lead, reply_with, thursday_morning};
+    use super::super::fixtures::{lead, office, reply_with, thursday_morning};
     use super::*;
 
     #[test]
@@ -363,6 +363,25 @@ mod tests {
         };
         let answer = reply_with(info, vec![lead("Hi")], 1, thursday_morning());
         assert_eq!(answer, question_for(Topic::Bedrooms));
+    }
+
+    #[test]
+    fn a_profiles_greeting_replaces_the_office_one() {
+        let default = reply_with(office(), vec![lead("Hi")], 1, thursday_morning());
+        assert!(
+            default.starts_with("Hi! Thanks for texting Maple Court"),
+            "{default}"
+        );
+        let info = OfficeInfo {
+            greeting: Some("Hi! This is the apartment locator.".into()),
+            ..office()
+        };
+        let answer = reply_with(info, vec![lead("Hi")], 1, thursday_morning());
+        assert!(
+            answer.starts_with("Hi! This is the apartment locator.")
+                && answer.ends_with(question_for(Topic::Bedrooms)),
+            "{answer}"
+        );
     }
 
     #[test]
