@@ -32,7 +32,9 @@ pub fn run_print() -> anyhow::Result<()> {
     if let Some(add) = profile.prompt_addition() {
         println!("# the profile adds to the system prompt: {add}");
     }
-    for (from, to) in &profile.alert_routes {
+    let mut routes: Vec<_> = profile.alert_routes.iter().collect();
+    routes.sort_by_key(|(from, _)| from.key());
+    for (from, to) in routes {
         println!(
             "# the profile posts {} alerts to the {} channel",
             from.key(),
