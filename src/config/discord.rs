@@ -21,6 +21,9 @@ pub struct DiscordSettings {
     pub default_channel: Option<String>,
     /// `DISCORD_CHANNEL_<KEY>` of each kind that has its own.
     pub channels: HashMap<AlertKind, String>,
+    /// The agent profile's routes (`super::profile`): a kind posted to another kind's
+    /// channel (the Locator's EVENT and AGENT_RESPONSE to LOCATOR). Empty by default.
+    pub routes: HashMap<AlertKind, AlertKind>,
     /// `DISCORD_PUBLIC_KEY`, decoded: verifies interaction signatures.
     pub public_key: Option<[u8; 32]>,
     pub retry_max: Duration,
@@ -31,12 +34,15 @@ pub struct DiscordSettings {
 }
 
 impl DiscordSettings {
-    /// The channel a kind is posted to: its own, else the default; `None` (no channel or no
-    /// token) means the log.
+    /// The channel a kind is posted to: the channel of the kind the profile routes it to,
+    /// else its own, else the default; `None` (no channel or no token) means the log. A
+    /// route to a kind without a channel falls through, so a profile never silences a kind.
     pub fn channel_for(&self, kind: AlertKind) -> Option<&str> {
         self.bot_token.as_ref()?;
-        self.channels
+        self.routes
             .get(&kind)
+            .and_then(|to| self.channels.get(to))
+            .or_else(|| self.channels.get(&kind))
             .or(self.default_channel.as_ref())
             .map(String::as_str)
     }
@@ -104,6 +110,7 @@ pub(super) fn discord_and_hitl(r: &mut Reader<'_>) -> (DiscordSettings, HitlSett
             .to_string(),
         default_channel,
         channels,
+        routes: HashMap::new(),
         public_key,
         retry_max: r.seconds("DISCORD_RETRY_MAX_SECS"),
         direct_queue_max: r.positive("DISCORD_DIRECT_QUEUE_MAX"),

@@ -9,13 +9,15 @@
 //! Layout: [`vars`] declares the variables and reads one; [`reader`] turns raw values into
 //! typed ones and collects the problems; [`settings`] is what the service runs on, with the
 //! groups that have rules of their own beside it ([`brain`] with [`providers`], [`discord`]
-//! with HITL, [`scheduler`], [`otel`] for tracing). The scheduler's job table is the
+//! with HITL, [`scheduler`], [`otel`] for tracing); [`profile`] is the agent profile, whose
+//! values are defaults of the variables it sets (an explicit variable still wins). The scheduler's job table is the
 //! scheduler's (`crate::scheduler::table`),
 //! re-exported here because [`JobSetting`] names its jobs.
 
 pub mod brain;
 pub mod discord;
 pub mod otel;
+pub mod profile;
 pub mod providers;
 pub mod reader;
 pub mod scheduler;
@@ -26,6 +28,7 @@ pub mod vars;
 pub use brain::BrainSettings;
 pub use discord::{DiscordSettings, HitlSettings};
 pub use otel::{TraceTarget, TracingSettings};
+pub use profile::AgentProfile;
 pub use reader::{ConfigError, is_e164};
 pub(crate) use reader::{Reader, is_snowflake};
 pub use scheduler::{JobSetting, SchedulerSettings};

@@ -127,6 +127,8 @@ pub struct Settings {
     pub hitl: HitlSettings,
     /// Where spans are exported (`OTEL_*`, `LANGSMITH_*`): read by `main` into telemetry.
     pub tracing: TracingSettings,
+    /// `AGENT_PROFILE` (+ `AGENT_PROFILE_FILE`): who this deployment is (`super::profile`).
+    pub profile: super::profile::AgentProfile,
 }
 
 /// `INBOUND_JOURNAL_PATH`.
@@ -206,7 +208,12 @@ impl Settings {
 
     /// Builds settings from any lookup (tests pass a map). Reports all problems together.
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut r = Reader::new(get);
+        // The profile's values are defaults of the variables it sets: every reader below
+        // sees an explicit variable first, then the profile, then the variable's default.
+        let (profile, profile_problems) = super::profile::AgentProfile::resolve(get);
+        let layered = |name: &str| get(name).or_else(|| profile.value_of(name));
+        let mut r = Reader::new(&layered);
+        r.problems.extend(profile_problems);
         let port: u16 = r.parse("PORT");
         let bind_address: IpAddr = r.parse("BIND_ADDRESS");
         let ops_port: u16 = r.parse("OPS_PORT");
@@ -329,7 +336,8 @@ impl Settings {
         let log_format = r.log_format();
         let log_phone = r.log_phone();
 
-        let (discord, hitl) = discord_and_hitl(&mut r);
+        let (mut discord, hitl) = discord_and_hitl(&mut r);
+        discord.routes = profile.alert_routes.clone();
         let tracing = tracing_settings(&mut r);
 
         let settings = Settings {
@@ -394,6 +402,7 @@ impl Settings {
             tracing,
             discord,
             hitl,
+            profile: profile.clone(),
         };
         if settings.llm_hard_timeout < settings.llm_soft_timeout {
             r.problems.push(

@@ -104,6 +104,19 @@ pub const ENV_VARS: &[EnvVar] = &[
         false,
         "After SIGTERM, how long requests in progress get to finish; then every connection left is dropped and the ordered stop runs. HTTP_SHUTDOWN_SECS + SHUTDOWN_GRACE_SECS + a preStop sleep + 3 s must fit in terminationGracePeriodSeconds (`config check`).",
     ),
+    // --- The agent profile (`config::profile`, issue 14 item 6): who this deployment is ---
+    var(
+        "AGENT_PROFILE",
+        Some("landlord_rep"),
+        false,
+        "Which agent this deployment is: `landlord_rep` (the leasing rep, today's agent) or `locator` (the apartment Locator: its own prompt, tone, greeting, followups `24,72`, queue `lead-agent-locator.wake`, and its EVENT and AGENT_RESPONSE alerts to DISCORD_CHANNEL_LOCATOR). The profile's values are defaults of OFFICE_NAME, BUILDINGS_FILE, BUILDING_SERVICE_API, FOLLOWUP_HOURS and AMQP_QUEUE: a variable that is set still wins. An unknown name stops the start. Set in each agent's Deployment (deploy/agents/), not in a ConfigMap.",
+    ),
+    var(
+        "AGENT_PROFILE_FILE",
+        None,
+        false,
+        "A YAML profile laid over AGENT_PROFILE's built-in one, field by field: `office_name`, `prompt`, `tone`, `greeting`, `buildings_file`, `building_service_api`, `followup_hours`, `queue`, `alert_channels` (alert kind → the kind whose channel it goes to, e.g. `EVENT: LOCATOR`). Unknown fields, an unreadable file or an unknown kind stop the start. Unset: the built-in profile alone.",
+    ),
     var(
         "DATABASE_URL",
         Some("sqlite://lead-agent.db"),
@@ -499,7 +512,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "DISCORD_CHANNEL_LOCATOR",
         None,
         false,
-        "Channel id for LOCATOR alerts: Locator (apartment search) notices. Nothing raises them yet: the Locator agent is not built.",
+        "Channel id for LOCATOR alerts: Locator agent events: a deployment with AGENT_PROFILE=locator posts its EVENT and AGENT_RESPONSE alerts here (the profile's alert_channels); unset: their own channels.",
     ),
     var(
         "DISCORD_CHANNEL_AGENT_REASONING",

@@ -12,7 +12,8 @@
 //! Secret, the watch's objects only the watch's; every container has resources, `/health`
 //! and `/ready` probes; the pod's grace period holds the shutdown budget (preStop sleep +
 //! `HTTP_SHUTDOWN_SECS` + `SHUTDOWN_GRACE_SECS` + a margin; the watch: no turns);
-//! replicated roles have a disruption budget. What the network can reach (the Ingress, the
+//! replicated roles have a disruption budget; each service container's AGENT_PROFILE is a
+//! built-in profile. What the network can reach (the Ingress, the
 //! Services, the ops port, the binds and the tokens they need) is checked by
 //! [`crate::deploy_lint::check_exposure`], which this runs too. Also the redacted view of
 //! the effective configuration (`config print`) and the keys to paste (`config env-yaml`).
@@ -207,6 +208,16 @@ pub fn check(vars: &[EnvVar], manifests: &[Manifest]) -> Vec<String> {
                         }
                     ));
                 }
+            }
+            // Who the container is: a profile the binary has, or it would not start.
+            if !watch
+                && let Some(name) = configured_value(c, "AGENT_PROFILE", &config_maps)
+                && crate::config::profile::builtin(name.trim()).is_none()
+            {
+                problems.push(format!(
+                    "{at}: AGENT_PROFILE={name:?} is not a built-in profile ({}): the service would refuse to start",
+                    crate::config::profile::BUILTIN_PROFILES.join(", ")
+                ));
             }
             for (probe, path) in [("livenessProbe", "/health"), ("readinessProbe", "/ready")] {
                 if probe_path(c, probe) != Some(path) {

@@ -20,8 +20,26 @@ pub fn print_line(var: &EnvVar, value: Option<&str>) -> String {
 
 /// `config print`: the effective configuration, secrets redacted, then whether it is valid.
 pub fn run_print() -> anyhow::Result<()> {
+    let (profile, _) = crate::config::AgentProfile::resolve(&read_var);
+    println!("# agent profile: {}", profile.describe());
     for var in ENV_VARS {
-        println!("{}", print_line(var, read_var(var.name).as_deref()));
+        let set = read_var(var.name);
+        match (&set, profile.value_of(var.name)) {
+            (None, Some(v)) => println!("{}={v} (profile {})", var.name, profile.name),
+            _ => println!("{}", print_line(var, set.as_deref())),
+        }
+    }
+    if let Some(add) = profile.prompt_addition() {
+        println!("# the profile adds to the system prompt: {add}");
+    }
+    let mut routes: Vec<_> = profile.alert_routes.iter().collect();
+    routes.sort_by_key(|(from, _)| from.key());
+    for (from, to) in routes {
+        println!(
+            "# the profile posts {} alerts to the {} channel",
+            from.key(),
+            to.key()
+        );
     }
     match crate::config::Settings::from_env() {
         Ok(_) => {
@@ -59,10 +77,15 @@ pub fn env_yaml_watch(vars: &[EnvVar], indent: usize) -> String {
     )
 }
 
-/// The variables a Deployment sets itself, as literal values: they decide who can reach the
-/// pod (base/deployment.yaml, watch.yaml), so they are no key of a ConfigMap.
-pub(super) const SET_IN_THE_DEPLOYMENT: [&str; 3] =
-    ["BIND_ADDRESS", "OPS_BIND_ADDRESS", "ALLOW_INSECURE"];
+/// The variables a Deployment sets itself, as literal values: three decide who can reach the
+/// pod (base/deployment.yaml, watch.yaml), AGENT_PROFILE which agent the Deployment set is
+/// (each agent's overlay, deploy/agents/), so they are no key of a ConfigMap.
+pub(super) const SET_IN_THE_DEPLOYMENT: [&str; 4] = [
+    "BIND_ADDRESS",
+    "OPS_BIND_ADDRESS",
+    "ALLOW_INSECURE",
+    "AGENT_PROFILE",
+];
 
 fn env_yaml_from(vars: &[&EnvVar], indent: usize, config_map: &str, secret: &str) -> String {
     let pad = " ".repeat(indent);

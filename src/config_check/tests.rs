@@ -1,6 +1,7 @@
 //! The checks of `config check` against fixture manifests, and the shipped examples held
 //! to the keys `config env-yaml` prints.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_yaml_ng::{Mapping, Value};
@@ -487,6 +488,97 @@ fn a_watch_container_is_held_to_the_watchs_own_variables_and_the_service_to_the_
     let problems = check(ENV_VARS, &broken).join("\n");
     assert!(
         problems.contains("is taken by the watch and by the service's containers"),
+        "{problems}"
+    );
+}
+
+fn locator_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/agents/locator")
+}
+
+#[test]
+fn the_locator_overlay_is_a_deployment_set_of_its_own_that_passes_the_check() {
+    let locator = load_manifests(&locator_dir()).expect("the Locator's overlay renders");
+    assert_eq!(check(ENV_VARS, &locator), Vec::<String>::new());
+    let landlord = shipped();
+    let deployments = |m: &[Manifest]| -> Vec<Manifest> {
+        m.iter()
+            .filter(|m| m.kind() == "Deployment" && !list_runs_watch(m))
+            .cloned()
+            .collect()
+    };
+    let (ours, theirs) = (deployments(&locator), deployments(&landlord));
+    assert_eq!(ours.len(), 3, "web, worker, scheduler");
+    for d in &ours {
+        assert!(d.name().ends_with("-locator"), "{}", d.name());
+        let c = containers(d)[0];
+        assert_eq!(
+            container_env_from(c),
+            [
+                EnvFrom::ConfigMap("lead-agent-locator-config".into()),
+                EnvFrom::Secret("lead-agent-locator-secrets".into())
+            ]
+        );
+        assert_eq!(
+            configured_value(c, "AGENT_PROFILE", &BTreeMap::new()).as_deref(),
+            Some("locator")
+        );
+        // Neither agent's selectors reach the other's pods.
+        let pods = &d.doc["spec"]["template"]["metadata"]["labels"];
+        for other in &theirs {
+            assert!(!labels_match(
+                &other.doc["spec"]["selector"]["matchLabels"],
+                pods
+            ));
+            let their_pods = &other.doc["spec"]["template"]["metadata"]["labels"];
+            assert!(!labels_match(
+                &d.doc["spec"]["selector"]["matchLabels"],
+                their_pods
+            ));
+        }
+    }
+    for d in &theirs {
+        assert_eq!(
+            configured_value(containers(d)[0], "AGENT_PROFILE", &BTreeMap::new()).as_deref(),
+            Some("landlord_rep")
+        );
+    }
+    // Its own database: a DATABASE_URL other than the landlord's rep's.
+    let url = |m: &[Manifest], secret: &str| {
+        m.iter()
+            .find(|o| o.kind() == "Secret" && o.name() == secret)
+            .unwrap()
+            .doc["stringData"]["DATABASE_URL"]
+            .clone()
+    };
+    assert_ne!(
+        url(&locator, "lead-agent-locator-secrets"),
+        url(&landlord, "lead-agent-secrets")
+    );
+    // Its queue is its profile's: its ConfigMap leaves AMQP_QUEUE to it.
+    let config = locator
+        .iter()
+        .find(|o| o.kind() == "ConfigMap" && o.name() == "lead-agent-locator-config")
+        .unwrap();
+    assert_eq!(config.doc["data"]["AMQP_QUEUE"].as_str(), Some(""));
+}
+
+#[test]
+fn an_agent_profile_the_binary_lacks_is_named() {
+    let mut manifests = shipped();
+    let env = first_container(deployment(&mut manifests, "lead-agent-worker"))["env"]
+        .as_sequence_mut()
+        .unwrap();
+    let entry = env
+        .iter_mut()
+        .find(|e| e["name"].as_str() == Some("AGENT_PROFILE"))
+        .unwrap();
+    entry["value"] = "ken".into();
+    let problems = check(ENV_VARS, &manifests).join("\n");
+    assert!(
+        problems.contains(
+            "deployment/lead-agent-worker container worker: AGENT_PROFILE=\"ken\" is not a built-in profile"
+        ),
         "{problems}"
     );
 }

@@ -85,6 +85,11 @@ impl Application {
         // Before anything emits: metrics recorded earlier would go to the no-op recorder.
         http::metrics::install();
         let settings = Arc::new(settings);
+        tracing::info!(
+            profile = %settings.profile.describe(),
+            queue = settings.amqp.as_ref().map(|a| a.queue.as_str()).unwrap_or("in-process"),
+            "agent profile (AGENT_PROFILE)"
+        );
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let store = SqlStore::connect_with_reader(
             settings.database_url.expose(),

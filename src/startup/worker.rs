@@ -66,6 +66,7 @@ pub(super) async fn start_worker(
     };
     chain.push(Arc::new(RulesResponder::new(OfficeInfo {
         office_name: settings.office_name.clone(),
+        greeting: settings.profile.greeting.clone(),
         ..OfficeInfo::default()
     })));
     let (pool_child, pool) = LlmPoolChild::new(
@@ -168,7 +169,9 @@ pub(super) fn prefetch(settings: &Settings) -> usize {
 /// keyed); a listed provider without its key is off, said once in the log.
 fn configured_models(settings: &Settings) -> anyhow::Result<Vec<Arc<dyn ChatModel>>> {
     use crate::config::providers::Provider;
-    let system = system_prompt(&settings.office_name);
+    let system = settings
+        .profile
+        .extend_prompt(system_prompt(&settings.office_name));
     let timeout = settings.llm_hard_timeout;
     let mut chain: Vec<Arc<dyn ChatModel>> = Vec::new();
     for &provider in &settings.brain.providers.order {
@@ -329,11 +332,12 @@ async fn build_responder(
         buildings = tools.catalog.current().buildings.len(),
         "agent core on"
     );
+    let persona = settings.profile.prompt_addition();
     Ok(Some(match mode {
-        AgentMode::Agent => Arc::new(Brain::new(pool.clone(), tools)),
+        AgentMode::Agent => Arc::new(Brain::new(pool.clone(), tools).with_persona(persona)),
         AgentMode::Shadow => Arc::new(Shadow {
             primary: Arc::new(PlainChain(pool.clone())),
-            shadow: Arc::new(Brain::disarmed(pool.clone(), tools)),
+            shadow: Arc::new(Brain::disarmed(pool.clone(), tools).with_persona(persona)),
             alerts: alerts.clone(),
         }),
         AgentMode::Plain => unreachable!("handled above"),

@@ -42,12 +42,19 @@ impl std::fmt::Debug for EventChannel {
 
 impl EventChannel {
     /// From the service's own variables (`DISCORD_BOT_TOKEN`, `DISCORD_API_BASE`, and the
-    /// channel EVENT alerts post to: `DISCORD_CHANNEL_EVENT`, else
+    /// channel EVENT alerts post to: the channel the agent profile routes them to when it
+    /// is set (the Locator's `DISCORD_CHANNEL_LOCATOR`), else `DISCORD_CHANNEL_EVENT`, else
     /// `DISCORD_DEFAULT_CHANNEL`); `Err` says why the trace cannot be read.
     pub fn from_env() -> Result<Self, String> {
         let bot_token = read_var("DISCORD_BOT_TOKEN")
             .ok_or("no DISCORD_BOT_TOKEN: the event trace in Discord was not read")?;
-        let channel = read_var("DISCORD_CHANNEL_EVENT")
+        let (profile, _) = crate::config::AgentProfile::resolve(&read_var);
+        let routed = profile
+            .alert_routes
+            .get(&actors::alert_router::AlertKind::Event)
+            .and_then(|to| read_var(&crate::config::DiscordSettings::channel_var(*to)));
+        let channel = routed
+            .or_else(|| read_var("DISCORD_CHANNEL_EVENT"))
             .or_else(|| read_var("DISCORD_DEFAULT_CHANNEL"))
             .ok_or(
                 "neither DISCORD_CHANNEL_EVENT nor DISCORD_DEFAULT_CHANNEL: \

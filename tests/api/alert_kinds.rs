@@ -14,11 +14,9 @@ use crate::llm_fakes::*;
 
 /// Kinds nothing raises yet, each with the reason; the scan below fails when this list
 /// is not exactly the kinds without a trigger (so a new trigger shrinks it, and a lost one
-/// is caught). README's alert table says the same.
-const NOT_RAISED_YET: [(AlertKind, &str); 1] = [(
-    AlertKind::Locator,
-    "the Locator agent (issue 14 item 6) is not built",
-)];
+/// is caught). README's alert table says the same. Empty since the Locator agent (issue 14
+/// item 6): its profile routes its turn events to the LOCATOR channel.
+const NOT_RAISED_YET: [(AlertKind, &str); 0] = [];
 
 /// Production source of both crates: every `.rs` under `src/` and `actors/src/`, with
 /// test modules (from the first `#[cfg(test)]`), `tests.rs` files and `testing/` left out,
@@ -64,9 +62,13 @@ fn every_alert_kind_is_raised_somewhere_but_the_ones_listed_as_not_yet() {
             AlertKind::Event => needles.push("Alert::event(".into()),
             _ => {}
         }
+        // A channel only an agent profile fills (LOCATOR: the Locator's EVENT and
+        // AGENT_RESPONSE alerts) is reached too; the profiles live in src/config/, which
+        // the scan leaves out, so they are asked.
         let raised = sources
             .iter()
-            .any(|(_, code)| needles.iter().any(|n| code.contains(n.as_str())));
+            .any(|(_, code)| needles.iter().any(|n| code.contains(n.as_str())))
+            || lead_agent::config::profile::routed_channel_kinds().contains(&kind);
         if !raised {
             unraised.insert(kind.key());
         }

@@ -9,6 +9,7 @@ mod helpers;
 use support::fake_discord;
 use testkit::fake_providers as llm_fakes;
 
+mod agent_profiles;
 mod alert_kinds;
 mod alerts_outage;
 mod brain;

@@ -89,6 +89,8 @@ pub struct Brain {
     tools: ToolBox,
     /// False in shadow mode: tools compute their result but touch nothing.
     live: bool,
+    /// The agent profile's addition to the system prompt (who the agent is, its tone).
+    persona: Option<String>,
 }
 
 impl Brain {
@@ -97,6 +99,7 @@ impl Brain {
             pool,
             tools,
             live: true,
+            persona: None,
         }
     }
 
@@ -106,7 +109,15 @@ impl Brain {
             pool,
             tools,
             live: false,
+            persona: None,
         }
+    }
+
+    /// The same brain told who it is: `persona` follows the system prompt (the SMS rules
+    /// stay; a profile only adds).
+    pub fn with_persona(mut self, persona: Option<String>) -> Self {
+        self.persona = persona.filter(|p| !p.trim().is_empty());
+        self
     }
 
     /// The catalog as it is now (the building service may replace it between turns).
@@ -121,7 +132,11 @@ impl Brain {
         let mut deadline: Option<Instant> = None;
         let lead = &prompt.lead;
         let mut ctx = self.tools.contexts.load_context(lead).await?;
-        let system = system_prompt(&self.tools.catalog.current(), &ctx, prompt);
+        let mut system = system_prompt(&self.tools.catalog.current(), &ctx, prompt);
+        if let Some(persona) = &self.persona {
+            system.push_str("\n\n");
+            system.push_str(persona);
+        }
         let mut turns = turns_from_prompt(prompt);
         let mut actions = Vec::new();
         let (mut input_tokens, mut output_tokens) = (0, 0);

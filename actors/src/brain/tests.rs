@@ -513,3 +513,31 @@ async fn a_synthetic_leads_requirements_are_alerted_but_never_noted_in_the_crm()
         "the alert still goes out: {noted:?}"
     );
 }
+
+#[tokio::test]
+async fn a_persona_follows_the_system_prompt_and_none_leaves_it_as_it_was() {
+    let model = Arc::new(ScriptedAgent::new(vec![
+        vec![Block::Text("Which area do you like?".into())],
+        vec![Block::Text("Which area do you like?".into())],
+    ]));
+    let r = rig(vec![model.clone()]).await;
+    let p = prompt("Hi");
+    Brain::new(r.pool.clone(), r.tools.clone())
+        .with_persona(Some("You are the apartment locator.".into()))
+        .think(&p)
+        .await
+        .unwrap();
+    Brain::new(r.pool.clone(), r.tools.clone())
+        .with_persona(Some("  ".into()))
+        .think(&p)
+        .await
+        .unwrap();
+    let requests = model.requests();
+    let plain = &requests[1].system;
+    assert!(!plain.contains("apartment locator"), "{plain}");
+    assert_eq!(
+        requests[0].system,
+        format!("{plain}\n\nYou are the apartment locator."),
+        "the persona is added after the SMS rules and the catalog, which stay"
+    );
+}

@@ -316,6 +316,11 @@ impl RulesResponder {
     }
 
     fn greet(&self) -> String {
+        if let Some(g) = self.office.greeting.as_deref().map(str::trim)
+            && !g.is_empty()
+        {
+            return g.to_string();
+        }
         let name = self.office.office_name.trim();
         if name.is_empty() {
             "Hi! Thanks for texting us and for your interest.".to_string()
@@ -328,7 +333,7 @@ impl RulesResponder {
 #[cfg(test)]
 mod tests {
     use super::super::OfficeInfo;
-    use super::super::fixtures::{lead, reply_with, thursday_morning};
+    use super::super::fixtures::{lead, office, reply_with, thursday_morning};
     use super::*;
 
     #[test]
@@ -358,6 +363,25 @@ mod tests {
         };
         let answer = reply_with(info, vec![lead("Hi")], 1, thursday_morning());
         assert_eq!(answer, question_for(Topic::Bedrooms));
+    }
+
+    #[test]
+    fn a_profiles_greeting_replaces_the_office_one() {
+        let default = reply_with(office(), vec![lead("Hi")], 1, thursday_morning());
+        assert!(
+            default.starts_with("Hi! Thanks for texting Maple Court"),
+            "{default}"
+        );
+        let info = OfficeInfo {
+            greeting: Some("Hi! This is the apartment locator.".into()),
+            ..office()
+        };
+        let answer = reply_with(info, vec![lead("Hi")], 1, thursday_morning());
+        assert!(
+            answer.starts_with("Hi! This is the apartment locator.")
+                && answer.ends_with(question_for(Topic::Bedrooms)),
+            "{answer}"
+        );
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub const MAX_REPLY_CHARS: usize = 320;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OfficeInfo {
     pub office_name: String,
+    /// The agent profile's first line to a new lead (`config::profile`); `None`: "Hi!
+    /// Thanks for texting <office>".
+    pub greeting: Option<String>,
     /// Local hours (0-23) at which tours start, Monday to Saturday.
     pub tour_hours: Vec<u32>,
     /// Office local time minus UTC. Fixed: daylight saving is not followed, so set it to the
@@ -67,6 +70,7 @@ impl Default for OfficeInfo {
     fn default() -> Self {
         Self {
             office_name: "the leasing office".to_string(),
+            greeting: None,
             tour_hours: vec![11, 15],
             utc_offset_hours: -6,
         }
