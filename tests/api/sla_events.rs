@@ -277,10 +277,17 @@ async fn the_running_scheduler_opens_the_invoice_when_the_move_in_date_is_reache
             .any(|t| t.name() == format!("Invoice: {LEAD}"))
     })
     .await;
+    // The task exists at Asana a moment before its id is stored on the SLA.
+    let gid = asana.tasks()[0].gid.clone();
+    wait_until(15, "the invoice's task id stored on the SLA", || async {
+        open_sla(&app, "invoice")
+            .await
+            .is_some_and(|s| s["ticket_id"] == gid.as_str())
+    })
+    .await;
     let sla = open_sla(&app, "invoice").await.expect("invoice open");
     let started: chrono::DateTime<Utc> = sla["started_at"].as_str().unwrap().parse().unwrap();
     assert_eq!(started.date_naive(), moved_in);
-    assert_eq!(sla["ticket_id"], asana.tasks()[0].gid.as_str());
     // A few more sweeps: still one invoice, none for the lead who moves in later.
     let runs = || async {
         lead_agent::inspect::fetch_scheduled(&app.ops_url, None)
