@@ -15,6 +15,7 @@
 //! re-exported here because [`JobSetting`] names its jobs.
 
 pub mod brain;
+pub mod compliance;
 pub mod discord;
 pub mod otel;
 pub mod profile;

@@ -119,6 +119,9 @@ pub struct Settings {
     pub voice_ai_api_key: Option<Secret>,
     /// `FEEDBACK_FORM_URL`: shown on HITL and escalation alerts.
     pub feedback_form_url: Option<String>,
+    /// The answer to HELP/INFO (`HELP_REPLY`, else CTIA's parts from OFFICE_NAME and
+    /// OFFICE_CONTACT); `None`: Twilio's Advanced Opt-Out answers it.
+    pub help_reply: Option<String>,
     pub scheduler: SchedulerSettings,
     pub log_format: LogFormat,
     /// `LOG_PHONE` (+ `LOG_PHONE_KEY`): set once at start by `main`.
@@ -332,6 +335,8 @@ impl Settings {
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty());
         let brain = brain_settings(&mut r);
+        let office_name = r.string("OFFICE_NAME");
+        let help_reply = super::compliance::help_reply(&mut r, &office_name);
 
         let log_format = r.log_format();
         let log_phone = r.log_phone();
@@ -385,7 +390,7 @@ impl Settings {
             shutdown_grace: r.seconds("SHUTDOWN_GRACE_SECS"),
             chat_window_messages: r.positive("CHAT_WINDOW_MESSAGES"),
             chat_window_bytes: r.positive("CHAT_WINDOW_BYTES"),
-            office_name: r.string("OFFICE_NAME"),
+            office_name,
             ops_token: r.raw("OPS_TOKEN").map(Secret::new),
             ops_session: r.seconds("OPS_SESSION_SECS"),
             owner_phone,
@@ -396,6 +401,7 @@ impl Settings {
             dialer_url,
             voice_ai_api_key: r.raw("VOICE_AI_API_KEY").map(Secret::new),
             feedback_form_url,
+            help_reply,
             scheduler: scheduler_settings(&mut r),
             log_format,
             log_phone,

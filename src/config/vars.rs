@@ -473,6 +473,24 @@ pub const ENV_VARS: &[EnvVar] = &[
         "How the agent names the office in its replies.",
     ),
     var(
+        "OFFICE_CONTACT",
+        None,
+        false,
+        "The support contact the HELP reply names (a phone number, email or URL), as CTIA asks. Unset: the HELP reply says to text the question instead.",
+    ),
+    var(
+        "HELP_REPLY",
+        None,
+        false,
+        "The answer to HELP or INFO. Must contain STOP (how to opt out) and fit one message body (1,600 characters). Unset: built from OFFICE_NAME and OFFICE_CONTACT with CTIA's parts: the program, \"Msg frequency varies\", \"Msg & data rates may apply\", \"Reply STOP to opt out\", the contact. Sent once per HELP; arms no followup.",
+    ),
+    var(
+        "TWILIO_ADVANCED_OPT_OUT",
+        Some("false"),
+        false,
+        "`true` when Twilio's Advanced Opt-Out is on for the Messaging Service and answers HELP itself: no HELP reply of ours (Twilio's would make two).",
+    ),
+    var(
         "DISCORD_BOT_TOKEN",
         None,
         true,

@@ -109,6 +109,8 @@ pub struct InboundIntake {
     store_outage: OutageAlert,
     /// `queue_unavailable` / `queue_recovered`, shared with the deferred wake-ups.
     queue_outage: Arc<OutageAlert>,
+    /// The answer to HELP/INFO (`Settings::help_reply`); `None`: Twilio answers it.
+    help_reply: Option<String>,
 }
 
 impl InboundIntake {
@@ -129,7 +131,15 @@ impl InboundIntake {
             store_suspect_until: Mutex::new(None),
             store_outage: OutageAlert::new(alerts, alert_every, "store"),
             queue_outage,
+            help_reply: None,
         }
+    }
+
+    /// Answers HELP/INFO with `text` (queued once per new HELP message, sent by the lead's
+    /// actor); `None`: no answer of ours.
+    pub fn with_help_reply(mut self, text: Option<String>) -> Self {
+        self.help_reply = text;
+        self
     }
 
     /// The fallbacks in the order they are tried, by name.
@@ -220,12 +230,16 @@ impl InboundIntake {
             )
             .await?;
         self.store_outage.worked();
-        let publish = match accepted {
-            Accepted::New { needs_turn } => needs_turn,
-            // A retry of a message whose wake-up may have been lost: publish again
-            // (wake-ups are idempotent).
-            Accepted::Duplicate { still_pending } => still_pending,
-        };
+        let help = kind == InboundKind::CarrierHelp
+            && accepted == (Accepted::New { needs_turn: false })
+            && self.queue_help(&lead).await;
+        let publish = help
+            || match accepted {
+                Accepted::New { needs_turn } => needs_turn,
+                // A retry of a message whose wake-up may have been lost: publish again
+                // (wake-ups are idempotent).
+                Accepted::Duplicate { still_pending } => still_pending,
+            };
         if publish {
             match self.queue.publish(WakeLead { lead: lead.clone() }).await {
                 Ok(()) => self.queue_outage.worked(),
@@ -241,6 +255,26 @@ impl InboundIntake {
             }
         }
         Ok(accepted)
+    }
+
+    /// Queues the HELP answer for a HELP just stored (never for a Twilio retry of one: the
+    /// caller checks the message is new). True: queued, the lead must be woken. A store
+    /// error here costs only the answer (the message is stored): logged.
+    async fn queue_help(&self, lead: &LeadId) -> bool {
+        let Some(text) = &self.help_reply else {
+            return false;
+        };
+        match self
+            .store
+            .queue_auto_reply(lead, text, crate::store::HELP_PROVIDER)
+            .await
+        {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(lead = %lead.log(), error = %e, "HELP answer not queued");
+                false
+            }
+        }
     }
 
     fn store_suspect(&self) -> bool {

@@ -50,13 +50,16 @@ pub(super) fn build_intake(
         }
         None => None,
     };
-    let intake = Arc::new(InboundIntake::new(
-        store.clone(),
-        queue.clone(),
-        fallbacks,
-        alerts.clone(),
-        settings.webhook_alert_every,
-    ));
+    let intake = Arc::new(
+        InboundIntake::new(
+            store.clone(),
+            queue.clone(),
+            fallbacks,
+            alerts.clone(),
+            settings.webhook_alert_every,
+        )
+        .with_help_reply(settings.help_reply.clone()),
+    );
     if role.serves_webhook() {
         let names = intake.fallback_names();
         if names.is_empty() {

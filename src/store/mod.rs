@@ -562,12 +562,13 @@ impl Store for SqlStore {
             .map_err(store_err("record send"))?;
             // A sent conversational reply arms the followup timer in the same transaction,
             // so a crash cannot leave a lead answered but never followed up. A followup's
-            // own send does not: the sweep already advanced the timer.
+            // own send does not (the sweep already advanced the timer), nor a HELP answer
+            // (not a conversation turn).
             if let (Some(row), Some(after), SendOutcome::Sent { .. }) =
                 (row, self.followup_first_after, outcome)
             {
                 let provider: Option<String> = row.get(1);
-                if provider.as_deref() != Some("followup") {
+                if !matches!(provider.as_deref(), Some("followup" | HELP_PROVIDER)) {
                     sqlx::query(ARM_FOLLOWUP_SQL)
                     .bind(row.get::<String, _>(0))
                     .bind(at + after)
@@ -731,3 +732,6 @@ pub use crm_texts::{PendingText, TextLogOutcome, TextLogRow};
 // Who a lead is (client id, name) for the typed events (issue 14): its own file.
 mod identity;
 pub use identity::LeadIdentity;
+// Replies owed by rule, not by a turn (issue 15: HELP): its own file.
+mod auto_reply;
+pub use auto_reply::HELP_PROVIDER;

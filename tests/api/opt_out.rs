@@ -110,3 +110,65 @@ async fn plain_language_revocations_opt_out_and_ambiguous_texts_are_answered() {
             .unwrap()
     );
 }
+
+/// HELP gets CTIA's answer from us, once — a Twilio retry of the same message adds
+/// nothing — and arms no followup (it is not a conversation turn); with Twilio's Advanced
+/// Opt-Out answering HELP, we send nothing.
+#[tokio::test]
+async fn help_is_answered_once_with_ctias_parts_unless_twilio_answers_it() {
+    let app = spawn_app_with(TestOptions {
+        env: vec![("OFFICE_CONTACT", "(312) 555-0100".to_string())],
+        ..TestOptions::default()
+    })
+    .await;
+    let lead = "+13125550431";
+    let sid = lead_agent::channels::twilio::new_message_sid();
+    assert_eq!(app.post_sms_with_sid(&sid, lead, "HELP").await.0, 200);
+    let sent = app.wait_for_sms(lead, 1).await;
+    for part in [
+        "Reply STOP to opt out",
+        "Msg & data rates may apply",
+        "Msg frequency varies",
+        "(312) 555-0100",
+    ] {
+        assert!(sent[0].contains(part), "{part}: {}", sent[0]);
+    }
+    assert_eq!(app.post_sms_with_sid(&sid, lead, "HELP").await.0, 200);
+    app.post_sms(lead, "info").await;
+    app.wait_for_sms(lead, 2).await;
+    app.wait_settled(lead).await;
+    assert_eq!(
+        app.twilio.sent_to(lead).len(),
+        2,
+        "one answer per HELP message, none for the retry"
+    );
+    assert!(
+        app.store
+            .followup_of(&actors::ports::LeadId::new(lead))
+            .await
+            .unwrap()
+            .is_none(),
+        "a HELP answer arms no followup"
+    );
+    app.stop().await;
+
+    let app = spawn_app_with(TestOptions {
+        env: vec![("TWILIO_ADVANCED_OPT_OUT", "true".to_string())],
+        ..TestOptions::default()
+    })
+    .await;
+    app.post_sms(lead, "HELP").await;
+    app.post_sms(lead, "Is the 2BR available?").await;
+    let sent = app.wait_for_sms(lead, 1).await;
+    app.wait_settled(lead).await;
+    assert_eq!(
+        app.twilio.sent_to(lead).len(),
+        1,
+        "Twilio answered HELP: {sent:?}"
+    );
+    assert!(
+        sent[0].contains("Is the 2BR available?") && !sent[0].contains("Reply STOP"),
+        "{sent:?}"
+    );
+    app.stop().await;
+}

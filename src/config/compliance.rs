@@ -1,0 +1,83 @@
+//! The compliance texts' settings (issue 15): the HELP/INFO reply CTIA expects — the
+//! program's name, how to stop, the message frequency, "Msg & data rates may apply" and a
+//! contact — unless Twilio's Advanced Opt-Out answers HELP for us
+//! (`TWILIO_ADVANCED_OPT_OUT=true`).
+//!
+//! Owns: the default wording and the rule that a custom `HELP_REPLY` still names how to
+//! stop. Must not: send anything (the intake queues the reply, the lead's actor sends it).
+
+use super::reader::Reader;
+
+/// Longest HELP reply accepted: one Twilio message body (REFERENCE.md: 1,600).
+const MAX_HELP_CHARS: usize = 1600;
+
+/// What we answer to HELP/INFO; `None`: Twilio's Advanced Opt-Out answers it.
+pub(super) fn help_reply(r: &mut Reader<'_>, office: &str) -> Option<String> {
+    let advanced = r.flag("TWILIO_ADVANCED_OPT_OUT");
+    let contact = r
+        .raw("OFFICE_CONTACT")
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
+    let custom = r
+        .raw("HELP_REPLY")
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
+    if let Some(text) = &custom {
+        if !text.to_ascii_uppercase().contains("STOP") {
+            r.problems.push(format!(
+                "HELP_REPLY={text:?} must say how to opt out (CTIA): include \"STOP\""
+            ));
+        }
+        if text.chars().count() > MAX_HELP_CHARS {
+            r.problems.push(format!(
+                "HELP_REPLY is longer than one SMS body ({MAX_HELP_CHARS} characters)"
+            ));
+        }
+    }
+    if advanced {
+        return None;
+    }
+    Some(custom.unwrap_or_else(|| default_help(office, contact.as_deref())))
+}
+
+/// CTIA's five parts, in one SMS.
+pub fn default_help(office: &str, contact: Option<&str>) -> String {
+    let mut text = format!(
+        "{}: texts about your apartment search. Msg frequency varies. Msg & data rates may \
+         apply. Reply STOP to opt out.",
+        capitalised(office.trim())
+    );
+    match contact {
+        Some(c) => text.push_str(&format!(" Help: {c}")),
+        None => text.push_str(" Reply with your question and the team will answer."),
+    }
+    text
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => "The leasing office".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_help_has_ctias_five_parts() {
+        let text = default_help("the leasing office", Some("(312) 555-0100"));
+        for part in [
+            "The leasing office",
+            "Reply STOP to opt out",
+            "Msg frequency varies",
+            "Msg & data rates may apply",
+            "Help: (312) 555-0100",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert!(text.chars().count() <= 160, "one segment: {text}");
+    }
+}

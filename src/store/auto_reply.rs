@@ -1,0 +1,38 @@
+//! Replies the service owes by rule rather than by a turn (issue 15: the HELP answer):
+//! queued in the outbox as a reply row like any other, so the lead's actor sends it with
+//! the outbox's claim (once), after its last opt-out check.
+//!
+//! Owns: the insert. Must not: send, or decide when a rule applies (the intake does).
+
+use actors::ports::{LeadId, StoreError};
+
+use super::{Pool, SqlStore, now, store_err};
+
+/// The provider of a HELP answer: the outbox and `/ops` name it; it arms no followup.
+pub const HELP_PROVIDER: &str = "help";
+
+impl SqlStore {
+    /// Queues `body` to `lead` from `provider`; returns the reply's id.
+    pub async fn queue_auto_reply(
+        &self,
+        lead: &LeadId,
+        body: &str,
+        provider: &str,
+    ) -> Result<i64, StoreError> {
+        let at = now();
+        with_pool!(self, pool => {
+            sqlx::query_scalar(
+                "INSERT INTO messages (lead_phone, direction, body, state, provider, created_at, updated_at)
+                 VALUES ($1, 'outbound', $2, 'queued', $3, $4, $5) RETURNING id",
+            )
+            .bind(lead.as_str())
+            .bind(body)
+            .bind(provider)
+            .bind(at)
+            .bind(at)
+            .fetch_one(pool)
+            .await
+            .map_err(store_err("queue auto reply"))
+        })
+    }
+}
