@@ -731,3 +731,6 @@ pub use crm_texts::{PendingText, TextLogOutcome, TextLogRow};
 // Who a lead is (client id, name) for the typed events (issue 14): its own file.
 mod identity;
 pub use identity::LeadIdentity;
+// The mailbox document intake (issue 14): its own file, so its queries merge cleanly.
+mod doc_intake;
+pub use doc_intake::{IntakeOutcome, IntakeRow};
