@@ -17,7 +17,8 @@
 //!   value=… }`, and refuses any other (400), as Drive refuses a malformed query.
 //!
 //! Every API call must carry a token this fake issued for the API's scope (Gmail: a
-//! `gmail.*` scope and a `sub`; Drive: a `drive*` scope), else 401. [`TestKey`] is an RSA
+//! `gmail.*` scope and a `sub`; Drive: a `drive*` scope), else 401; [`FakeGoogle::fail_drive`]
+//! makes Drive answer an error status. [`TestKey`] is an RSA
 //! key generated at test time (nothing secret is committed).
 
 use std::collections::HashMap;
@@ -138,6 +139,10 @@ struct Seen {
     issued: u64,
     files: Vec<DriveFile>,
     gmail_queries: Vec<String>,
+    /// While set, Drive's endpoints answer this status.
+    drive_failing: Option<u16>,
+    /// Drive requests refused so.
+    drive_refused: usize,
 }
 
 struct Shared {
@@ -224,6 +229,16 @@ impl FakeGoogle {
     /// The `q` of every `messages.list`.
     pub fn gmail_queries(&self) -> Vec<String> {
         self.shared.seen.lock().unwrap().gmail_queries.clone()
+    }
+
+    /// While set, every Drive request answers this status.
+    pub fn fail_drive(&self, status: Option<u16>) {
+        self.shared.seen.lock().unwrap().drive_failing = status;
+    }
+
+    /// Drive requests refused by [`FakeGoogle::fail_drive`].
+    pub fn drive_refused(&self) -> usize {
+        self.shared.seen.lock().unwrap().drive_refused
     }
 
     pub fn drive_files(&self) -> Vec<DriveFile> {
@@ -327,7 +342,14 @@ async fn token(State(shared): State<Arc<Shared>>, body: String) -> Response {
 }
 
 /// The caller's token is one this fake issued for `api` (`gmail` or `drive`).
-fn authorized(seen: &Seen, headers: &HeaderMap, api: &str) -> Result<(), (StatusCode, String)> {
+fn authorized(seen: &mut Seen, headers: &HeaderMap, api: &str) -> Result<(), (StatusCode, String)> {
+    if api == "drive"
+        && let Some(status) = seen.drive_failing
+    {
+        seen.drive_refused += 1;
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Err(refuse(status, "Drive is failing (fake)"));
+    }
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -353,7 +375,7 @@ async fn list_messages(
     Query(q): Query<HashMap<String, String>>,
 ) -> Answer {
     let mut seen = shared.seen.lock().unwrap();
-    authorized(&seen, &headers, "gmail")?;
+    authorized(&mut seen, &headers, "gmail")?;
     seen.gmail_queries
         .push(q.get("q").cloned().unwrap_or_default());
     let page: usize = q
@@ -384,7 +406,7 @@ async fn get_message(
     Path(id): Path<String>,
 ) -> Answer {
     let mut seen = shared.seen.lock().unwrap();
-    authorized(&seen, &headers, "gmail")?;
+    authorized(&mut seen, &headers, "gmail")?;
     let Some((_, mail)) = seen.mails.iter().find(|(m, _)| *m == id).cloned() else {
         return Err(refuse(
             StatusCode::NOT_FOUND,
@@ -436,8 +458,8 @@ async fn get_attachment(
     headers: HeaderMap,
     Path((id, aid)): Path<(String, String)>,
 ) -> Answer {
-    let seen = shared.seen.lock().unwrap();
-    authorized(&seen, &headers, "gmail")?;
+    let mut seen = shared.seen.lock().unwrap();
+    authorized(&mut seen, &headers, "gmail")?;
     let Some((message, i)) = seen.attachment_ids.get(&aid).filter(|(m, _)| *m == id) else {
         return Err(refuse(StatusCode::NOT_FOUND, "Invalid attachment id."));
     };
@@ -518,8 +540,8 @@ async fn list_files(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Answer {
-    let seen = shared.seen.lock().unwrap();
-    authorized(&seen, &headers, "drive")?;
+    let mut seen = shared.seen.lock().unwrap();
+    authorized(&mut seen, &headers, "drive")?;
     let query = q.get("q").cloned().unwrap_or_default();
     let mut found = Vec::new();
     for f in &seen.files {
@@ -583,7 +605,7 @@ async fn create_file(
     Json(meta): Json<Value>,
 ) -> Answer {
     let mut seen = shared.seen.lock().unwrap();
-    authorized(&seen, &headers, "drive")?;
+    authorized(&mut seen, &headers, "drive")?;
     add_file(&mut seen, &meta, Vec::new()).map(Json)
 }
 
@@ -595,7 +617,7 @@ async fn upload_file(
     body: Bytes,
 ) -> Answer {
     let mut seen = shared.seen.lock().unwrap();
-    authorized(&seen, &headers, "drive")?;
+    authorized(&mut seen, &headers, "drive")?;
     if q.get("uploadType").map(String::as_str) != Some("multipart") {
         return Err(refuse(
             StatusCode::BAD_REQUEST,

@@ -4,7 +4,8 @@
 //! endpoint), stores the file in the lead's folder in the fake Drive, opens the lead's
 //! `doc_review` SLA (seen over /ops) and posts REQUIREMENTS_NOTE to its Discord channel —
 //! once, however many runs follow. A token endpoint that fails is alerted and loses
-//! nothing: the mail is taken once it answers again.
+//! nothing: the mail is taken once it answers again. Drive failing: the mail is retried
+//! with backoff and stored once. Without the Drive folder: the files are named, not stored.
 
 use testkit::fake_google::{FakeGoogle, FakeMail};
 
@@ -17,6 +18,10 @@ const PARENT: &str = "1ParentFolderOfTheOffice";
 const NOTE_CHANNEL: &str = "4343";
 
 async fn app_with(google: &FakeGoogle, discord: &FakeDiscord) -> TestApp {
+    app_with_drive(google, discord, true).await
+}
+
+async fn app_with_drive(google: &FakeGoogle, discord: &FakeDiscord, drive: bool) -> TestApp {
     let mut env = discord.env();
     env.extend([
         (
@@ -39,6 +44,9 @@ async fn app_with(google: &FakeGoogle, discord: &FakeDiscord) -> TestApp {
         // Every second, so the test waits for runs, not for the default minute.
         ("SCHEDULE_DOC_INTAKE", "* * * * * *".to_string()),
     ]);
+    if !drive {
+        env.retain(|(k, _)| *k != "YGL_DRIVE_PARENT_FOLDER_ID");
+    }
     spawn_app_with(TestOptions {
         env,
         ..TestOptions::default()
@@ -229,5 +237,85 @@ async fn a_failing_token_endpoint_is_alerted_and_the_mail_is_taken_once_it_answe
     .await;
     wait_runs(&app, 2).await;
     assert_eq!(google.files_in(PARENT, LEAD).len(), 1, "once");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn drive_failing_is_retried_with_backoff_and_the_file_stored_once_it_is_back() {
+    let google = FakeGoogle::start().await;
+    let discord = FakeDiscord::start().await;
+    google.fail_drive(Some(503));
+    let app = app_with(&google, &discord).await;
+    lead_texts(&app).await;
+    let mail = google.add_mail(pay_stub_mail());
+    wait_until(
+        20,
+        "the mail waiting for a retry after two attempts",
+        || async {
+            app.store
+                .doc_intake_rows()
+                .await
+                .unwrap()
+                .iter()
+                .any(|r| r.gmail_id == mail && r.state == "retry" && r.attempts >= 2)
+        },
+    )
+    .await;
+    assert!(google.drive_files().is_empty());
+    assert!(
+        open_doc_reviews(&app).await.is_empty(),
+        "no SLA before the files are in"
+    );
+
+    google.fail_drive(None);
+    wait_until(20, "the pay stub stored once Drive is back", || async {
+        google.files_in(PARENT, LEAD).len() == 1
+    })
+    .await;
+    wait_until(20, "processed", || async {
+        app.store
+            .doc_intake_rows()
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.gmail_id == mail && r.state == "processed")
+    })
+    .await;
+    wait_runs(&app, 2).await;
+    assert_eq!(google.files_in(PARENT, LEAD).len(), 1);
+    assert_eq!(open_doc_reviews(&app).await.len(), 1);
+    assert_eq!(discord.texts_in(NOTE_CHANNEL).len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_the_drive_folder_the_files_are_named_and_doc_review_still_opens() {
+    let google = FakeGoogle::start().await;
+    let discord = FakeDiscord::start().await;
+    let app = app_with_drive(&google, &discord, false).await;
+    lead_texts(&app).await;
+    google.add_mail(pay_stub_mail());
+    wait_until(20, "the doc_review SLA", || async {
+        open_doc_reviews(&app).await.len() == 1
+    })
+    .await;
+    wait_until(20, "REQUIREMENTS_NOTE", || async {
+        !discord.texts_in(NOTE_CHANNEL).is_empty()
+    })
+    .await;
+    let note = discord.texts_in(NOTE_CHANNEL).remove(0);
+    assert!(note.contains("paystub-october.pdf"), "{note}");
+    assert!(
+        note.contains("not stored in Drive: YGL_DRIVE_PARENT_FOLDER_ID is not set"),
+        "{note}"
+    );
+    assert!(google.drive_files().is_empty());
+    assert!(
+        google
+            .token_exchanges()
+            .iter()
+            .all(|e| !e.scope.ends_with("/auth/drive")),
+        "Drive is never asked"
+    );
     app.stop().await;
 }
