@@ -43,7 +43,8 @@ use crate::store::{IntakeOutcome, SqlStore};
 pub const QUERY: &str = "has:attachment newer_than:7d -from:me";
 /// The window [`QUERY`] covers (and the rows a run reads back).
 pub const LOOK_BACK: chrono::Duration = chrono::Duration::days(7);
-/// Most message ids one run lists (newest first): beyond it, the oldest wait.
+/// Most message ids one run lists (newest first, settled ones included): a mailbox with more
+/// mail with attachments than this in a week would have its oldest never seen.
 pub const MAX_LISTED: usize = 500;
 /// Most messages one run takes.
 pub const BATCH: usize = 20;
