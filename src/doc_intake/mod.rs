@@ -10,7 +10,9 @@
 //! no lead emails); for a matched one, every attachment uploaded into the lead's folder
 //! under `YGL_DRIVE_PARENT_FOLDER_ID` (or, with Drive off, named only), then
 //! [`actors::sla::SlaEvents::documents_arrived`] — what `POST /ops/leads/{phone}/documents`
-//! calls — with a note naming the files, and a REQUIREMENTS_NOTE alert. A mail matching no
+//! calls — with a note naming the files; that raises REQUIREMENTS_NOTE `documents_arrived`
+//! (with the review buttons) for a new review, and for one already open this raises
+//! REQUIREMENTS_NOTE `documents_received`, so each mail is told once. A mail matching no
 //! lead is recorded `unmatched` and never retried. A failure is retried after the project's
 //! one backoff ([`actors::backoff::Backoff`], 1 s doubling to 5 min) up to [`MAX_ATTEMPTS`];
 //! a refused or exhausted one is `failed`. A mailbox that cannot be read (the token, the
@@ -18,7 +20,8 @@
 //! ERROR `doc_intake_failed`, at most once per [`ALERT_EVERY`] with the count since the last.
 //! At least once, not exactly once: a run that dies after opening the SLA and before
 //! recording it is retried when its claim lapses; its uploads are found again by their
-//! marks (`channels::google::drive`), the SLA is already open, the alert repeats.
+//! marks (`channels::google::drive`), the SLA is already open, and `documents_received`
+//! tells of the same files again.
 //! Must not: call Google itself (`crate::channels::google`), change the mailbox, or decide
 //! what a doc review opens (`actors::sla::events`).
 
@@ -295,24 +298,25 @@ impl DocIntake {
         if note.chars().count() > MAX_NOTE_CHARS {
             note = note.chars().take(MAX_NOTE_CHARS).collect::<String>() + "…";
         }
+        // A new review is announced by `documents_arrived` itself (REQUIREMENTS_NOTE
+        // `documents_arrived`, with the review buttons; its text is the note). More files
+        // for a review already open are told here, or nobody would look at them.
         let opened = events.documents_arrived(&lead, now, &note).await?;
-        let sla = match opened {
-            Opened::Created(_) => "doc_review SLA opened (24 h to review them)",
-            Opened::AlreadyOpen(_) => "its doc_review SLA was already open",
-        };
-        tracing::info!(lead = %lead.log(), message = %id, files = names.len(), "document intake: documents arrived");
-        self.alerts.raise(
-            Alert::new(
-                AlertKind::RequirementsNote,
-                Severity::Info,
-                "documents_received",
-                format!(
-                    "Documents arrived by email from {lead}: {}; {stored}; {sla}.",
-                    names.join(", ")
-                ),
-            )
-            .for_lead(&lead),
-        );
+        tracing::info!(lead = %lead.log(), message = %id, files = names.len(), new_review = matches!(opened, Opened::Created(_)), "document intake: documents arrived");
+        if let Opened::AlreadyOpen(_) = opened {
+            self.alerts.raise(
+                Alert::new(
+                    AlertKind::RequirementsNote,
+                    Severity::Info,
+                    "documents_received",
+                    format!(
+                        "More documents arrived by email from {lead} for the open doc review: {}; {stored}.",
+                        names.join(", ")
+                    ),
+                )
+                .for_lead(&lead),
+            );
+        }
         Ok(IntakeOutcome::Processed {
             lead,
             files: names.join("\n"),

@@ -3,7 +3,7 @@
 //! from the fake Gmail (after a real service-account token exchange at the fake token
 //! endpoint), stores the file in the lead's folder in the fake Drive, opens the lead's
 //! `doc_review` SLA (seen over /ops) and posts REQUIREMENTS_NOTE to its Discord channel —
-//! once, however many runs follow. A token endpoint that fails is alerted and loses
+//! once, however many runs follow; a second mail while the review is open is told once more. A token endpoint that fails is alerted and loses
 //! nothing: the mail is taken once it answers again. Drive failing: the mail is retried
 //! with backoff and stored once. Without the Drive folder: the files are named, not stored.
 
@@ -190,6 +190,29 @@ async fn a_leads_mailed_document_lands_in_their_drive_folder_and_opens_doc_revie
     assert!(
         google.drive_files().iter().all(|f| f.name != "flyer.pdf"),
         "a stranger's mail is not stored"
+    );
+
+    // More documents while the review is open: same folder, same SLA, told once more.
+    let mut id_mail = pay_stub_mail();
+    id_mail.subject = "My ID".into();
+    id_mail.attachments = vec![("license.jpg".into(), "image/jpeg".into(), b"jpeg".to_vec())];
+    google.add_mail(id_mail);
+    wait_until(20, "the second note at Discord", || async {
+        discord.texts_in(NOTE_CHANNEL).len() == 2
+    })
+    .await;
+    let more = discord.texts_in(NOTE_CHANNEL).remove(1);
+    assert!(
+        more.contains("More documents") && more.contains("license.jpg"),
+        "{more}"
+    );
+    assert_eq!(google.files_in(PARENT, LEAD).len(), 2);
+    assert_eq!(open_doc_reviews(&app).await.len(), 1);
+    wait_runs(&app, 2).await;
+    assert_eq!(
+        discord.texts_in(NOTE_CHANNEL).len(),
+        2,
+        "each mail told once"
     );
     app.stop().await;
 }
