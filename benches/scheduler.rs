@@ -181,6 +181,7 @@ async fn followup_sweep_over_postgres() {
             sla,
             instance: "bench".into(),
             crm_texts: None,
+            doc_intake: None,
         };
         let t = Instant::now();
         let report = followup_sweep(&ctx, Utc::now()).await.unwrap();

@@ -20,6 +20,7 @@ pub mod config_check;
 pub mod crm_text_log;
 pub mod deploy_lint;
 pub mod dev_sms;
+pub mod doc_intake;
 pub mod exposure;
 pub mod hitl;
 pub mod http;

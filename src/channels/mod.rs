@@ -11,6 +11,7 @@ pub mod discord;
 pub mod dry_run;
 pub mod feedback_link;
 pub mod fub_texts;
+pub mod google;
 pub mod identity;
 pub mod llm;
 pub mod log_alerts;

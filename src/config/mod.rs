@@ -9,14 +9,16 @@
 //! Layout: [`vars`] declares the variables and reads one; [`reader`] turns raw values into
 //! typed ones and collects the problems; [`settings`] is what the service runs on, with the
 //! groups that have rules of their own beside it ([`brain`] with [`providers`], [`discord`]
-//! with HITL, [`scheduler`], [`otel`] for tracing); [`profile`] is the agent profile, whose
-//! values are defaults of the variables it sets (an explicit variable still wins). The scheduler's job table is the
+//! with HITL, [`scheduler`], [`otel`] for tracing, [`doc_intake`] for the mailbox intake);
+//! [`profile`] is the agent profile, whose values are defaults of the variables it sets (an
+//! explicit variable still wins). The scheduler's job table is the
 //! scheduler's (`crate::scheduler::table`),
 //! re-exported here because [`JobSetting`] names its jobs.
 
 pub mod brain;
 pub mod compliance;
 pub mod discord;
+pub mod doc_intake;
 pub mod otel;
 pub mod profile;
 pub mod providers;
@@ -28,6 +30,7 @@ pub mod vars;
 
 pub use brain::BrainSettings;
 pub use discord::{DiscordSettings, HitlSettings};
+pub use doc_intake::DocIntakeSettings;
 pub use otel::{TraceTarget, TracingSettings};
 pub use profile::AgentProfile;
 pub use reader::{ConfigError, is_e164};

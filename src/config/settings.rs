@@ -132,6 +132,8 @@ pub struct Settings {
     pub tracing: TracingSettings,
     /// `AGENT_PROFILE` (+ `AGENT_PROFILE_FILE`): who this deployment is (`super::profile`).
     pub profile: super::profile::AgentProfile,
+    /// The mailbox document intake (`GMAIL_*`, `GDRIVE_*`, `BLUELAKE_STAFF_EMAIL`).
+    pub doc_intake: super::DocIntakeSettings,
 }
 
 /// `INBOUND_JOURNAL_PATH`.
@@ -344,6 +346,7 @@ impl Settings {
         let (mut discord, hitl) = discord_and_hitl(&mut r);
         discord.routes = profile.alert_routes.clone();
         let tracing = tracing_settings(&mut r);
+        let doc_intake = super::doc_intake::doc_intake_settings(&mut r);
 
         let settings = Settings {
             port,
@@ -406,6 +409,7 @@ impl Settings {
             log_format,
             log_phone,
             tracing,
+            doc_intake,
             discord,
             hitl,
             profile: profile.clone(),

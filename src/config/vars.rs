@@ -364,6 +364,43 @@ pub const ENV_VARS: &[EnvVar] = &[
         false,
         "How often each worker refreshes the catalog from BUILDING_SERVICE_API.",
     ),
+    // --- The mailbox document intake (`crate::doc_intake`, issue 14 item 3) ---
+    var(
+        "GMAIL_SERVICE_ACCOUNT_JSON",
+        None,
+        true,
+        "The Google service account (domain-wide delegation) that reads the staff mailbox BLUELAKE_STAFF_EMAIL (scope gmail.readonly): the key file's JSON itself, or its path (the manifests mount the Secret lead-agent-google at /var/run/secrets/google/GMAIL_SERVICE_ACCOUNT_JSON). Set: the scheduler's doc_intake job reads mail with attachments from known leads (a lead's phone number in the From, Subject or text), stores the files in Drive, opens the lead's doc_review SLA and alerts REQUIREMENTS_NOTE. Unset, or a path with no file: the intake is off (one log line).",
+    ),
+    var(
+        "GDRIVE_SERVICE_ACCOUNT_JSON",
+        None,
+        true,
+        "The Google service account that writes the leads' folders under YGL_DRIVE_PARENT_FOLDER_ID (scope drive; share the parent folder with its client_email): the key file's JSON or its path (/var/run/secrets/google/GDRIVE_SERVICE_ACCOUNT_JSON). Unset, or without YGL_DRIVE_PARENT_FOLDER_ID: attachments are recorded by name only (the SLA's note says so).",
+    ),
+    var(
+        "YGL_DRIVE_PARENT_FOLDER_ID",
+        None,
+        false,
+        "Id of the Drive folder (a shared drive's too) that holds one folder per lead, named by the lead's phone number, for the attachments the document intake stores.",
+    ),
+    var(
+        "BLUELAKE_STAFF_EMAIL",
+        None,
+        false,
+        "The staff mailbox the document intake reads (the service account acts as this user: the token's `sub`). Required with GMAIL_SERVICE_ACCOUNT_JSON.",
+    ),
+    var(
+        "GMAIL_API_BASE",
+        Some("https://gmail.googleapis.com"),
+        false,
+        "Gmail API base URL; the client calls /gmail/v1/users/me/messages…. The token endpoint is the key file's token_uri.",
+    ),
+    var(
+        "GDRIVE_API_BASE",
+        Some("https://www.googleapis.com"),
+        false,
+        "Google Drive API base URL; the client calls /drive/v3/files and /upload/drive/v3/files.",
+    ),
     var(
         "LEAD_TURN_TIMEOUT_SECS",
         Some("90"),
@@ -765,6 +802,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         Some("*/10 * * * * *"),
         false,
         "Cron of the CRM texting log: inbound and sent SMS not yet on the lead's Follow Up Boss timeline are posted (at most 50 a run; retryable failures backed off 1 s → 5 min, 12 attempts, then alerted). Idle without FUB_API. Missed ticks: skip (the next run catches up).",
+    ),
+    var(
+        "SCHEDULE_DOC_INTAKE",
+        Some("0 * * * * *"),
+        false,
+        "Cron of the document intake: the staff mailbox's mail with attachments of the last 7 days not yet taken (at most 20 a run; each message once, by its Gmail id) is matched to a lead, stored in Drive, and opens doc_review; failures retried 1 s → 5 min, 12 attempts, then alerted. Idle without GMAIL_SERVICE_ACCOUNT_JSON. Missed ticks: skip (the next run catches up).",
     ),
     var(
         "SCHEDULER_LEASE_SECS",

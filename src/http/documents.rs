@@ -1,7 +1,8 @@
 //! `/ops` routes of document intake: a lead's documents arrived (opens the doc review SLA
 //! and its task, and alerts REQUIREMENTS_NOTE with the review buttons), and an operator's
 //! review of them (resolves it; complete documents open the application decision) — the
-//! same [`review`] the Discord button calls. The mailbox intake (issue 14, item 3) will call the same
+//! same [`review`] the Discord button calls. The mailbox intake (`crate::doc_intake`, the
+//! scheduler's `doc_intake` job) calls the same
 //! [`actors::sla::SlaEvents::documents_arrived`].
 //!
 //! Owns: validating the request. Must not: decide what a review opens (that is

@@ -217,6 +217,7 @@ pub async fn report(
             sla: state.sla.clone(),
             instance: "ops".into(),
             crm_texts: None,
+            doc_intake: None,
         };
         let report = build_owner_report(&ctx, chrono::Utc::now())
             .await

@@ -1,5 +1,6 @@
 //! The scheduler's job bodies: followup sweep, stale-context clean-up, SLA sweep (the
-//! engine is `crate::sla`), owner report, response-gap watch, heartbeat.
+//! engine is `crate::sla`), owner report, response-gap watch, heartbeat; the CRM text log and
+//! the document intake are drains of their own (`crate::crm_text_log`, `crate::doc_intake`).
 //!
 //! Owns: what each periodic job does with the store, the queue and the alert router, and the
 //! short summary each returns for `inspect scheduled`. Must not: send SMS itself — a
@@ -54,6 +55,13 @@ pub async fn run_job(job: Job, ctx: &JobContext, fire_at: DateTime<Utc>) -> anyh
         Job::CrmTextLog => match &ctx.crm_texts {
             Some(log) => log.run(&ctx.store, now).await.map(|r| r.summary()),
             None => Ok("off (FUB_API is not set)".into()),
+        },
+        Job::DocIntake => match &ctx.doc_intake {
+            Some(intake) => intake
+                .run(&ctx.store, ctx.sla.events(), now)
+                .await
+                .map(|r| r.summary()),
+            None => Ok("off (GMAIL_SERVICE_ACCOUNT_JSON is not set)".into()),
         },
     }
 }

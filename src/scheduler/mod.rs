@@ -56,6 +56,8 @@ pub struct JobContext {
     pub instance: String,
     /// The CRM texting log's drain; `None` without `FUB_API` (the job is then idle).
     pub crm_texts: Option<Arc<crate::crm_text_log::CrmTextLog>>,
+    /// The mailbox document intake; `None` without `GMAIL_SERVICE_ACCOUNT_JSON` (idle job).
+    pub doc_intake: Option<Arc<crate::doc_intake::DocIntake>>,
 }
 
 pub enum SchedulerMsg {

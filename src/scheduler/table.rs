@@ -62,6 +62,8 @@ scheduler_jobs! {
     Heartbeat => "heartbeat", "SCHEDULE_HEARTBEAT", Skip;
     /// SMS not yet on the lead's Follow Up Boss timeline (`FUB_API`).
     CrmTextLog => "crm_text_log", "SCHEDULE_CRM_TEXT_LOG", Skip;
+    /// Mail with documents from known leads (`GMAIL_SERVICE_ACCOUNT_JSON`).
+    DocIntake => "doc_intake", "SCHEDULE_DOC_INTAKE", Skip;
 }
 
 /// What a new scheduler leader does with ticks nobody ran (the process was down, or the old

@@ -182,3 +182,63 @@ pub(super) fn crm_text_log(
         alerts.clone(),
     ))))
 }
+
+/// The mailbox document intake for the scheduler's `doc_intake` job, or `None` (one log
+/// line) without `GMAIL_SERVICE_ACCOUNT_JSON`; its Drive step off (one log line: files are
+/// named, not stored) without `GDRIVE_SERVICE_ACCOUNT_JSON` and `YGL_DRIVE_PARENT_FOLDER_ID`.
+/// A key that is set but unreadable fails the start, naming the variable.
+pub(super) fn doc_intake(
+    settings: &crate::config::Settings,
+    alerts: &actors::alert_router::AlertHandle,
+) -> anyhow::Result<Option<Arc<crate::doc_intake::DocIntake>>> {
+    use crate::channels::google::auth::TokenSource;
+    use crate::channels::google::{drive, gmail};
+    use crate::config::doc_intake::load_key;
+    use crate::doc_intake::{DocIntake, FileStore};
+    let s = &settings.doc_intake;
+    let account = match &s.gmail_key {
+        Some(key) => load_key("GMAIL_SERVICE_ACCOUNT_JSON", key)?,
+        None => None,
+    };
+    let Some(account) = account else {
+        tracing::info!(
+            "Document intake off: set GMAIL_SERVICE_ACCOUNT_JSON (with BLUELAKE_STAFF_EMAIL) to take leads' documents from the staff mailbox"
+        );
+        return Ok(None);
+    };
+    // Attachments reach 25 MB: a minute per request.
+    let http = crate::channels::http_client(Duration::from_secs(60))
+        .context("Failed to build the Google client")?;
+    let gmail = gmail::Gmail::new(
+        http.clone(),
+        &s.gmail_api_base,
+        TokenSource::new(http.clone(), account, gmail::SCOPE, s.staff_email.clone()),
+    );
+    let drive_account = match (&s.drive_key, &s.drive_parent) {
+        (Some(key), Some(_)) => load_key("GDRIVE_SERVICE_ACCOUNT_JSON", key)?,
+        _ => None,
+    };
+    let files = match (drive_account, &s.drive_parent) {
+        (Some(account), Some(parent)) => FileStore::Drive(
+            Box::new(drive::Drive::new(
+                http.clone(),
+                &s.drive_api_base,
+                TokenSource::new(http, account, drive::SCOPE, None),
+            )),
+            parent.clone(),
+        ),
+        (_, None) => FileStore::Off("YGL_DRIVE_PARENT_FOLDER_ID is not set".into()),
+        (None, Some(_)) => {
+            FileStore::Off("GDRIVE_SERVICE_ACCOUNT_JSON is not set, or names no file".into())
+        }
+    };
+    match &files {
+        FileStore::Off(why) => tracing::info!(
+            "Document intake on, Drive step off ({why}): attachments are named in the doc review, not stored"
+        ),
+        FileStore::Drive(..) => tracing::info!(
+            "Document intake on: leads' mailed documents go to their Drive folders and open doc_review"
+        ),
+    }
+    Ok(Some(Arc::new(DocIntake::new(gmail, files, alerts.clone()))))
+}

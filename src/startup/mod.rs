@@ -39,7 +39,9 @@ use crate::sla::SlaEngine;
 use crate::store::{SqlStore, is_postgres_url};
 
 pub use background::redrive_pending;
-use background::{crm_text_log, spawn_heartbeat, spawn_hitl_escalation, spawn_outbox_sweeps};
+use background::{
+    crm_text_log, doc_intake, spawn_heartbeat, spawn_hitl_escalation, spawn_outbox_sweeps,
+};
 use intake::build_intake;
 use shared::{alert_sink, build_queue, build_sms_sender, start_discord_sender, start_roots};
 use shutdown::GiveUpWatch;
@@ -246,6 +248,7 @@ impl Application {
                         sla: state.sla.clone(),
                         instance: instance.clone(),
                         crm_texts: crm_text_log(&settings, &state.alerts)?,
+                        doc_intake: doc_intake(&settings, &state.alerts)?,
                     },
                     &state.roots,
                 )

@@ -735,3 +735,6 @@ pub use identity::LeadIdentity;
 // Replies owed by rule, not by a turn (issue 15: HELP): its own file.
 mod auto_reply;
 pub use auto_reply::HELP_PROVIDER;
+// The mailbox document intake (issue 14): its own file, so its queries merge cleanly.
+mod doc_intake;
+pub use doc_intake::{IntakeOutcome, IntakeRow};

@@ -402,3 +402,84 @@ fn a_driver_error_is_kept_as_the_source_and_said_in_the_message() {
     assert!(std::error::Error::source(&err.clone()).is_some());
     assert!(std::error::Error::source(&StoreError::new("found by the store")).is_none());
 }
+
+#[tokio::test]
+async fn a_gmail_message_is_claimed_by_one_run_and_a_settled_one_by_none() {
+    let (s, _dir) = store().await;
+    let now = Utc::now();
+    let until = now + chrono::Duration::minutes(10);
+    assert!(s.claim_doc_intake("m1", now, until).await.unwrap());
+    assert!(
+        !s.claim_doc_intake("m1", now, until).await.unwrap(),
+        "an overlapping run does not take it"
+    );
+    // A claim whose run died is taken again once it lapses.
+    assert!(s.claim_doc_intake("m1", until, until).await.unwrap());
+    let lead = LeadId::new("+13125550186");
+    s.finish_doc_intake(
+        "m1",
+        1,
+        &IntakeOutcome::Processed {
+            lead: lead.clone(),
+            files: "a.pdf\nb.jpg".into(),
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    let later = now + chrono::Duration::days(1);
+    assert!(
+        !s.claim_doc_intake("m1", later, later).await.unwrap(),
+        "settled"
+    );
+    let rows = s
+        .doc_intake_since(now - chrono::Duration::days(8))
+        .await
+        .unwrap();
+    let row = &rows["m1"];
+    assert_eq!(row.state, "processed");
+    assert_eq!(row.lead.as_deref(), Some("+13125550186"));
+    assert_eq!(row.files.as_deref(), Some("a.pdf\nb.jpg"));
+    assert!(row.is_resting(later));
+
+    // A retry rests until its time, then is taken.
+    assert!(s.claim_doc_intake("m2", now, until).await.unwrap());
+    let at = now + chrono::Duration::seconds(30);
+    s.finish_doc_intake(
+        "m2",
+        1,
+        &IntakeOutcome::Retry {
+            at,
+            detail: "503".into(),
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    let rows = s
+        .doc_intake_since(now - chrono::Duration::days(8))
+        .await
+        .unwrap();
+    assert!(rows["m2"].is_resting(now));
+    assert!(!rows["m2"].is_resting(at));
+    assert!(!s.claim_doc_intake("m2", now, until).await.unwrap());
+    assert!(s.claim_doc_intake("m2", at, until).await.unwrap());
+
+    // Known leads: a real lead who wrote, not a stranger, not a synthetic probe.
+    s.accept_inbound(inbound("SM1", &lead, "Hi"), InboundKind::Conversation)
+        .await
+        .unwrap();
+    let probe = LeadId::new("+13125550999");
+    s.accept_inbound(
+        NewInbound {
+            synthetic: true,
+            ..inbound("SM2", &probe, "probe")
+        },
+        InboundKind::Conversation,
+    )
+    .await
+    .unwrap();
+    assert!(s.is_known_lead("+13125550186").await.unwrap());
+    assert!(!s.is_known_lead("+13125550999").await.unwrap());
+    assert!(!s.is_known_lead("+17735550100").await.unwrap());
+}

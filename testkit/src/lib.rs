@@ -1,7 +1,8 @@
 //! The outside world's fakes, on loopback, in one place: Twilio's REST API
 //! ([`fake_twilio`]), Anthropic ([`fake_anthropic`], the load-shaped one; and
 //! [`fake_providers`], Anthropic, Gemini and OpenAI with scripted answers), Discord
-//! ([`fake_discord`]), Asana ([`fake_asana`]), Follow Up Boss ([`fake_fub`]), the building
+//! ([`fake_discord`]), Asana ([`fake_asana`]), Follow Up Boss ([`fake_fub`]), Google's token endpoint, Gmail and Drive
+//! ([`fake_google`]), the building
 //! service ([`fake_buildings`]), the operator's dialer ([`fake_dialer`]), an OTLP/HTTP trace
 //! receiver that stands for a collector and for LangSmith ([`fake_otlp`]), and a TCP
 //! proxy that stages network partitions ([`proxy`]).
@@ -18,6 +19,7 @@ pub mod fake_buildings;
 pub mod fake_dialer;
 pub mod fake_discord;
 pub mod fake_fub;
+pub mod fake_google;
 pub mod fake_otlp;
 pub mod fake_providers;
 pub mod fake_twilio;

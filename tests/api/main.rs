@@ -18,6 +18,7 @@ mod conversation;
 mod crm_texts;
 mod dialer;
 mod discord;
+mod doc_intake;
 mod embedded;
 mod exposure;
 mod hitl;

@@ -271,8 +271,8 @@ impl SlaEvents {
     /// A lead's documents arrived: opens `doc_review` (24 h) with its task, created before
     /// this returns, and — when the review is new — raises REQUIREMENTS_NOTE
     /// `documents_arrived`, which asks for the review (`Alert::doc_review`: Discord shows
-    /// complete / incomplete buttons). Every intake calls this: the operators' /ops endpoint today, the
-    /// mailbox poller later. `note`: what arrived.
+    /// complete / incomplete buttons). Every intake calls this: the operators' /ops endpoint
+    /// and the mailbox intake (the binary's `doc_intake` job). `note`: what arrived.
     pub async fn documents_arrived(
         &self,
         lead: &LeadId,
