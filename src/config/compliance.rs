@@ -3,7 +3,9 @@
 //! contact — unless Twilio's Advanced Opt-Out answers HELP for us
 //! (`TWILIO_ADVANCED_OPT_OUT=true`).
 //!
-//! Owns: the default wording and the rule that a custom `HELP_REPLY` still names how to
+//! And the one confirmation of a revocation in plain words (`OPT_OUT_CONFIRMATION`).
+//!
+//! Owns: the default wordings and the rule that a custom `HELP_REPLY` still names how to
 //! stop. Must not: send anything (the intake queues the reply, the lead's actor sends it).
 
 use super::reader::Reader;
@@ -38,6 +40,35 @@ pub(super) fn help_reply(r: &mut Reader<'_>, office: &str) -> Option<String> {
         return None;
     }
     Some(custom.unwrap_or_else(|| default_help(office, contact.as_deref())))
+}
+
+/// The one confirmation of a revocation in plain words (one Twilio does not see as an
+/// opt-out, so it neither blocks nor confirms it); `None`: Twilio's Advanced Opt-Out
+/// answers opt-outs for us (`TWILIO_ADVANCED_OPT_OUT=true`).
+pub(super) fn opt_out_confirmation(r: &mut Reader<'_>, office: &str) -> Option<String> {
+    let custom = r
+        .raw("OPT_OUT_CONFIRMATION")
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
+    if let Some(text) = &custom
+        && text.chars().count() > MAX_HELP_CHARS
+    {
+        r.problems.push(format!(
+            "OPT_OUT_CONFIRMATION is longer than one SMS body ({MAX_HELP_CHARS} characters)"
+        ));
+    }
+    if r.flag("TWILIO_ADVANCED_OPT_OUT") {
+        return None;
+    }
+    Some(custom.unwrap_or_else(|| default_confirmation(office)))
+}
+
+/// Not marketing, as the rule asks: who, that nothing more comes, how to undo it.
+pub fn default_confirmation(office: &str) -> String {
+    format!(
+        "{}: you are opted out and will get no more messages from us. Reply START to opt back in.",
+        capitalised(office.trim())
+    )
 }
 
 /// CTIA's five parts, in one SMS.
@@ -79,5 +110,11 @@ mod tests {
             assert!(text.contains(part), "{part}: {text}");
         }
         assert!(text.chars().count() <= 160, "one segment: {text}");
+        let confirm = default_confirmation("the leasing office");
+        assert!(
+            confirm.starts_with("The leasing office: you are opted out"),
+            "{confirm}"
+        );
+        assert!(confirm.chars().count() <= 160, "one segment: {confirm}");
     }
 }

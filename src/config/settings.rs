@@ -122,6 +122,9 @@ pub struct Settings {
     /// The answer to HELP/INFO (`HELP_REPLY`, else CTIA's parts from OFFICE_NAME and
     /// OFFICE_CONTACT); `None`: Twilio's Advanced Opt-Out answers it.
     pub help_reply: Option<String>,
+    /// The one confirmation of a plain-language revocation (`OPT_OUT_CONFIRMATION`);
+    /// `None`: Twilio's Advanced Opt-Out answers opt-outs.
+    pub opt_out_confirmation: Option<String>,
     pub scheduler: SchedulerSettings,
     pub log_format: LogFormat,
     /// `LOG_PHONE` (+ `LOG_PHONE_KEY`): set once at start by `main`.
@@ -339,6 +342,7 @@ impl Settings {
         let brain = brain_settings(&mut r);
         let office_name = r.string("OFFICE_NAME");
         let help_reply = super::compliance::help_reply(&mut r, &office_name);
+        let opt_out_confirmation = super::compliance::opt_out_confirmation(&mut r, &office_name);
 
         let log_format = r.log_format();
         let log_phone = r.log_phone();
@@ -405,6 +409,7 @@ impl Settings {
             voice_ai_api_key: r.raw("VOICE_AI_API_KEY").map(Secret::new),
             feedback_form_url,
             help_reply,
+            opt_out_confirmation,
             scheduler: scheduler_settings(&mut r),
             log_format,
             log_phone,

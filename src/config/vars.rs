@@ -525,7 +525,13 @@ pub const ENV_VARS: &[EnvVar] = &[
         "TWILIO_ADVANCED_OPT_OUT",
         Some("false"),
         false,
-        "`true` when Twilio's Advanced Opt-Out is on for the Messaging Service and answers HELP itself: no HELP reply of ours (Twilio's would make two).",
+        "`true` when Twilio's Advanced Opt-Out is on for the Messaging Service and answers HELP and opt-outs itself: no HELP reply and no OPT_OUT_CONFIRMATION of ours (Twilio's would make two).",
+    ),
+    var(
+        "OPT_OUT_CONFIRMATION",
+        None,
+        false,
+        "The one SMS confirming a revocation in plain words (\"please stop texting me\", \"alto\": ones Twilio does not treat as STOP, so it neither blocks nor confirms them), sent once, arming no followup, never marketing. Unset: \"<OFFICE_NAME>: you are opted out and will get no more messages from us. Reply START to opt back in.\" Off with TWILIO_ADVANCED_OPT_OUT=true.",
     ),
     var(
         "DISCORD_BOT_TOKEN",

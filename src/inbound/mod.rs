@@ -111,6 +111,8 @@ pub struct InboundIntake {
     queue_outage: Arc<OutageAlert>,
     /// The answer to HELP/INFO (`Settings::help_reply`); `None`: Twilio answers it.
     help_reply: Option<String>,
+    /// The one confirmation of a plain-language revocation; `None`: not ours to send.
+    opt_out_confirmation: Option<String>,
 }
 
 impl InboundIntake {
@@ -132,7 +134,14 @@ impl InboundIntake {
             store_outage: OutageAlert::new(alerts, alert_every, "store"),
             queue_outage,
             help_reply: None,
+            opt_out_confirmation: None,
         }
+    }
+
+    /// Confirms a revocation in plain words once with `text`; `None`: never.
+    pub fn with_opt_out_confirmation(mut self, text: Option<String>) -> Self {
+        self.opt_out_confirmation = text;
+        self
     }
 
     /// Answers HELP/INFO with `text` (queued once per new HELP message, sent by the lead's
@@ -216,7 +225,13 @@ impl InboundIntake {
     /// wakes the lead later.
     pub async fn store_and_wake(&self, msg: &VerifiedInbound) -> Result<Accepted, StoreError> {
         let lead = msg.lead();
-        let kind = classify(&self.store, &lead, &msg.body).await?;
+        let keyword = keywords::classify(&msg.body);
+        let kind = classify(&self.store, &lead, keyword).await?;
+        // A revocation Twilio does not see gets our one confirmation — unless the lead was
+        // already out (a second "stop texting me" is not confirmed again).
+        let confirm = keyword == Some(Keyword::Revocation)
+            && self.opt_out_confirmation.is_some()
+            && !self.store.is_opted_out(&lead).await?;
         let accepted = self
             .store
             .accept_inbound(
@@ -230,10 +245,11 @@ impl InboundIntake {
             )
             .await?;
         self.store_outage.worked();
-        let help = kind == InboundKind::CarrierHelp
-            && accepted == (Accepted::New { needs_turn: false })
-            && self.queue_help(&lead).await;
+        let new = accepted == (Accepted::New { needs_turn: false });
+        let help = kind == InboundKind::CarrierHelp && new && self.queue_help(&lead).await;
+        let confirmed = confirm && new && self.queue_confirmation(&lead).await;
         let publish = help
+            || confirmed
             || match accepted {
                 Accepted::New { needs_turn } => needs_turn,
                 // A retry of a message whose wake-up may have been lost: publish again
@@ -277,6 +293,21 @@ impl InboundIntake {
         }
     }
 
+    /// Queues the opt-out confirmation (at most one waiting per lead). True: queued, the
+    /// lead must be woken. A store error costs only the confirmation: logged.
+    async fn queue_confirmation(&self, lead: &LeadId) -> bool {
+        let Some(text) = &self.opt_out_confirmation else {
+            return false;
+        };
+        match self.store.queue_opt_out_confirmation(lead, text).await {
+            Ok(queued) => queued.is_some(),
+            Err(e) => {
+                tracing::warn!(lead = %lead.log(), error = %e, "opt-out confirmation not queued");
+                false
+            }
+        }
+    }
+
     fn store_suspect(&self) -> bool {
         self.store_suspect_until
             .lock()
@@ -294,8 +325,12 @@ impl InboundIntake {
 /// Carrier keywords are classified here, before any turn: an opt-out must take effect even
 /// if the lead's actor is busy. START/YES opt back in only for a lead that had opted out —
 /// for anyone else "yes" is an answer to our question.
-async fn classify(store: &SqlStore, lead: &LeadId, text: &str) -> Result<InboundKind, StoreError> {
-    Ok(match keywords::classify(text) {
+async fn classify(
+    store: &SqlStore,
+    lead: &LeadId,
+    keyword: Option<Keyword>,
+) -> Result<InboundKind, StoreError> {
+    Ok(match keyword {
         Some(Keyword::OptOut | Keyword::Revocation) => InboundKind::OptOut,
         Some(Keyword::Help) => InboundKind::CarrierHelp,
         Some(Keyword::OptIn) => {

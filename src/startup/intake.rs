@@ -58,7 +58,8 @@ pub(super) fn build_intake(
             alerts.clone(),
             settings.webhook_alert_every,
         )
-        .with_help_reply(settings.help_reply.clone()),
+        .with_help_reply(settings.help_reply.clone())
+        .with_opt_out_confirmation(settings.opt_out_confirmation.clone()),
     );
     if role.serves_webhook() {
         let names = intake.fallback_names();

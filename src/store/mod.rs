@@ -511,14 +511,17 @@ impl Store for SqlStore {
     async fn claim_send(&self, reply_id: i64) -> Result<Claim, StoreError> {
         with_pool!(self, pool => {
             // The opt-out check and the claim in one statement: one round trip, and no STOP
-            // committed before it can slip between a separate check and the claim.
+            // committed before it can slip between a separate check and the claim. The one
+            // exception is the opt-out's own confirmation ($3), which the rule allows.
             let state: Option<String> = sqlx::query_scalar(
                 "UPDATE messages SET
                     state = CASE WHEN EXISTS (SELECT 1 FROM leads
                                               WHERE phone = messages.lead_phone AND opted_out = 1)
+                                  AND messages.provider IS DISTINCT FROM $3
                             THEN 'suppressed' ELSE 'sending' END,
                     detail = CASE WHEN EXISTS (SELECT 1 FROM leads
                                                WHERE phone = messages.lead_phone AND opted_out = 1)
+                                   AND messages.provider IS DISTINCT FROM $3
                              THEN 'lead opted out' ELSE detail END,
                     updated_at = $1
                  WHERE id = $2 AND state = 'queued'
@@ -526,6 +529,7 @@ impl Store for SqlStore {
             )
             .bind(now())
             .bind(reply_id)
+            .bind(OPT_OUT_CONFIRMATION_PROVIDER)
             .fetch_optional(pool)
             .await
             .map_err(store_err("claim send"))?;
@@ -568,7 +572,10 @@ impl Store for SqlStore {
                 (row, self.followup_first_after, outcome)
             {
                 let provider: Option<String> = row.get(1);
-                if !matches!(provider.as_deref(), Some("followup" | HELP_PROVIDER)) {
+                if !matches!(
+                    provider.as_deref(),
+                    Some("followup" | HELP_PROVIDER | OPT_OUT_CONFIRMATION_PROVIDER)
+                ) {
                     sqlx::query(ARM_FOLLOWUP_SQL)
                     .bind(row.get::<String, _>(0))
                     .bind(at + after)
@@ -734,7 +741,7 @@ mod identity;
 pub use identity::LeadIdentity;
 // Replies owed by rule, not by a turn (issue 15: HELP): its own file.
 mod auto_reply;
-pub use auto_reply::HELP_PROVIDER;
+pub use auto_reply::{HELP_PROVIDER, OPT_OUT_CONFIRMATION_PROVIDER};
 // The mailbox document intake (issue 14): its own file, so its queries merge cleanly.
 mod doc_intake;
 pub use doc_intake::{IntakeOutcome, IntakeRow};

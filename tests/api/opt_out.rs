@@ -95,7 +95,13 @@ async fn plain_language_revocations_opt_out_and_ambiguous_texts_are_answered() {
                 .unwrap(),
             "{text} opts out"
         );
-        assert_eq!(app.twilio.sent_to(&lead).len(), 1, "nothing after {text:?}");
+        let sent = app.twilio.sent_to(&lead);
+        assert_eq!(
+            sent.len(),
+            2,
+            "the confirmation, nothing else, after {text:?}"
+        );
+        assert!(sent[1].contains("you are opted out"), "{sent:?}");
     }
     let lead = "+13125550419";
     app.post_sms(lead, "Can I stop by tomorrow at 5?").await;
@@ -169,6 +175,53 @@ async fn help_is_answered_once_with_ctias_parts_unless_twilio_answers_it() {
     assert!(
         sent[0].contains("Is the 2BR available?") && !sent[0].contains("Reply STOP"),
         "{sent:?}"
+    );
+    app.stop().await;
+}
+
+/// A revocation in plain words gets exactly one confirmation — through the send path's one
+/// exception to the opt-out — and nothing after it: not the reply to a later text, not a
+/// second confirmation for a second revocation. STOP itself gets none from us (Twilio
+/// confirms its keywords).
+#[tokio::test]
+async fn a_plain_language_revocation_is_confirmed_once_and_stop_is_not() {
+    let app = spawn_app().await;
+    let lead = "+13125550441";
+    app.post_sms(lead, "Hi").await;
+    app.wait_for_sms(lead, 1).await;
+    app.post_sms(lead, "please stop texting me").await;
+    let sent = app.wait_for_sms(lead, 2).await;
+    assert!(
+        sent[1].starts_with("The leasing office: you are opted out"),
+        "{sent:?}"
+    );
+    app.post_sms(lead, "take me off your list").await;
+    app.post_sms(lead, "hello?").await;
+    app.wait_settled(lead).await;
+    assert_eq!(
+        app.twilio.sent_to(lead).len(),
+        2,
+        "one confirmation, nothing else"
+    );
+    assert!(
+        app.store
+            .followup_of(&actors::ports::LeadId::new(lead))
+            .await
+            .unwrap()
+            .is_none(),
+        "the confirmation arms no followup"
+    );
+
+    let keyword = "+13125550442";
+    app.post_sms(keyword, "Hi").await;
+    app.wait_for_sms(keyword, 1).await;
+    app.post_sms(keyword, "STOP").await;
+    app.post_sms(keyword, "hello?").await;
+    app.wait_settled(keyword).await;
+    assert_eq!(
+        app.twilio.sent_to(keyword).len(),
+        1,
+        "Twilio confirms STOP, not us"
     );
     app.stop().await;
 }
