@@ -43,7 +43,7 @@ impl DialReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DialRequest {
     pub lead: LeadId,
-    /// Unknown for most leads (an SMS carries no name).
+    /// Known once the CRM has named the lead (`leads.name`); an SMS carries none.
     pub name: Option<String>,
     /// A short account for the caller: what the lead said or why the brain thinks it hot.
     pub summary: String,
@@ -96,6 +96,8 @@ pub trait DialLedger: Send + Sync + 'static {
     /// Whether the lead is synthetic (the watchdog's or verify's probe number): never
     /// handed to the dialer, whose calls reach a person.
     async fn is_synthetic(&self, lead: &LeadId) -> Result<bool, StoreError>;
+    /// The lead's name when known (from the CRM), for the caller.
+    async fn lead_name(&self, lead: &LeadId) -> Result<Option<String>, StoreError>;
 }
 
 /// Longest summary sent; SMS threads can be long and the caller needs the gist.
@@ -156,9 +158,14 @@ impl DialerHandoff {
             tracing::info!(lead = %lead.log(), reason = reason.as_str(), "already handed to the dialer today");
             return Ok(false);
         }
+        // Best effort: a store error costs the caller the name, not the hand-off.
+        let name = self.ledger.lead_name(lead).await.unwrap_or_else(|e| {
+            tracing::warn!(lead = %lead.log(), error = %e, "lead name unknown for the dialer");
+            None
+        });
         let request = DialRequest {
             lead: lead.clone(),
-            name: None,
+            name,
             summary,
             reason,
         };

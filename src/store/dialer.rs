@@ -35,6 +35,10 @@ impl DialLedger for SqlStore {
         SqlStore::is_synthetic(self, lead).await
     }
 
+    async fn lead_name(&self, lead: &LeadId) -> Result<Option<String>, StoreError> {
+        Ok(self.lead_identity(lead).await?.name)
+    }
+
     async fn claim_dial(
         &self,
         lead: &LeadId,

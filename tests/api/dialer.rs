@@ -201,3 +201,40 @@ async fn a_synthetic_lead_is_never_handed_to_the_dialer_nor_given_an_sla_task() 
     );
     app.stop().await;
 }
+
+/// Once the CRM has named the lead (the text log records FUB's name on it), the dialer's
+/// caller gets the name with the hand-off.
+#[tokio::test]
+async fn the_hand_off_carries_the_name_the_crm_gave_the_lead() {
+    let dialer = FakeDialer::start().await;
+    let app = spawn_app_with(TestOptions {
+        env: vec![("HOMEEASY_DIALER_URL", dialer.url.clone())],
+        ..TestOptions::default()
+    })
+    .await;
+    app.post_sms(LEAD, "Hi").await;
+    app.wait_for_sms(LEAD, 1).await;
+    let named = lead_agent::store::LeadIdentity {
+        client_id: Some("42".into()),
+        name: Some("Dana Reyes".into()),
+    };
+    assert!(
+        app.store
+            .record_lead_identity(&LeadId::new(LEAD), &named)
+            .await
+            .unwrap()
+    );
+    app.post_sms(LEAD, "can you call me?").await;
+    app.wait_for_sms(LEAD, 2).await;
+    wait_until(10, "the hand-off at the dialer", || async {
+        !dialer.requests().is_empty()
+    })
+    .await;
+    let (_, body) = dialer.requests()[0].clone();
+    assert_eq!(body["name"], "Dana Reyes");
+    assert_eq!(
+        body["client_id"], LEAD,
+        "the contract's client_id is the phone"
+    );
+    app.stop().await;
+}
