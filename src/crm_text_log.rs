@@ -17,7 +17,6 @@
 //! Must not: call FUB itself (`crate::channels::fub_texts` does) or create FUB people.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use actors::alert_router::{Alert, AlertHandle};
@@ -27,6 +26,7 @@ use chrono::{DateTime, Utc};
 use actors::ports::LeadId;
 
 use crate::channels::fub_texts::{FubPerson, FubTextError, FubTexts, TextEntry};
+use crate::paced_failures::PacedFailures;
 use crate::store::{LeadIdentity, SqlStore, TextLogOutcome};
 
 /// Most messages one run posts.
@@ -48,15 +48,7 @@ pub struct CrmTextLog {
     /// Our side of each text: `fromNumber` of a reply, `toNumber` of an inbound SMS.
     our_number: String,
     alerts: AlertHandle,
-    pacing: Mutex<Pacing>,
-}
-
-#[derive(Default)]
-struct Pacing {
-    last_alert: Option<DateTime<Utc>>,
-    /// Failures not yet alerted, and the last one's reason.
-    unreported: usize,
-    last_error: String,
+    failures: PacedFailures,
 }
 
 /// What one run did.
@@ -84,7 +76,7 @@ impl CrmTextLog {
             fub,
             our_number,
             alerts,
-            pacing: Mutex::new(Pacing::default()),
+            failures: PacedFailures::new(ALERT_EVERY),
         }
     }
 
@@ -191,32 +183,20 @@ impl CrmTextLog {
     }
 
     fn note_failure(&self, detail: &str) {
-        let mut p = self.pacing.lock().unwrap_or_else(|e| e.into_inner());
-        p.unreported += 1;
-        p.last_error = detail.to_string();
+        self.failures.note(detail);
     }
 
     /// One alert for the failures since the last one, unless one went out within
     /// [`ALERT_EVERY`] (the rest wait for the next run past it).
     fn maybe_alert(&self, now: DateTime<Utc>) {
-        let mut p = self.pacing.lock().unwrap_or_else(|e| e.into_inner());
-        if p.unreported == 0 {
-            return;
+        if let Some((count, last)) = self.failures.due(now) {
+            self.alerts.raise(Alert::error(
+                "crm_text_log_failed",
+                format!(
+                    "{} SMS could not be logged to the Follow Up Boss timeline (they stay out of the CRM); last error: {}",
+                    count, last
+                ),
+            ));
         }
-        let due = p
-            .last_alert
-            .is_none_or(|at| (now - at).to_std().unwrap_or_default() >= ALERT_EVERY);
-        if !due {
-            return;
-        }
-        self.alerts.raise(Alert::error(
-            "crm_text_log_failed",
-            format!(
-                "{} SMS could not be logged to the Follow Up Boss timeline (they stay out of the CRM); last error: {}",
-                p.unreported, p.last_error
-            ),
-        ));
-        p.unreported = 0;
-        p.last_alert = Some(now);
     }
 }

@@ -26,6 +26,7 @@ pub mod hitl;
 pub mod http;
 pub mod inbound;
 pub mod inspect;
+pub mod paced_failures;
 pub mod park_cli;
 pub mod probe;
 pub mod queue;

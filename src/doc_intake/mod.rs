@@ -28,7 +28,6 @@
 pub mod matching;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use actors::alert_router::{Alert, AlertHandle, AlertKind, Severity};
@@ -40,6 +39,7 @@ use chrono::{DateTime, Utc};
 use crate::channels::google::GoogleError;
 use crate::channels::google::drive::{Drive, folder_link};
 use crate::channels::google::gmail::{Gmail, Mail};
+use crate::paced_failures::PacedFailures;
 use crate::store::{IntakeOutcome, SqlStore};
 
 /// Gmail's search: mail with attachments of the last week, not sent by the mailbox itself.
@@ -74,14 +74,7 @@ pub struct DocIntake {
     gmail: Gmail,
     files: FileStore,
     alerts: AlertHandle,
-    pacing: Mutex<Pacing>,
-}
-
-#[derive(Default)]
-struct Pacing {
-    last_alert: Option<DateTime<Utc>>,
-    unreported: usize,
-    last_error: String,
+    failures: PacedFailures,
 }
 
 /// What one run did.
@@ -138,7 +131,7 @@ impl DocIntake {
             gmail,
             files,
             alerts,
-            pacing: Mutex::new(Pacing::default()),
+            failures: PacedFailures::new(ALERT_EVERY),
         }
     }
 
@@ -324,32 +317,20 @@ impl DocIntake {
     }
 
     fn note_failure(&self, detail: &str) {
-        let mut p = self.pacing.lock().unwrap_or_else(|e| e.into_inner());
-        p.unreported += 1;
-        p.last_error = detail.to_string();
+        self.failures.note(detail);
     }
 
     /// One alert for the failures since the last one, unless one went out within
     /// [`ALERT_EVERY`] (the rest wait for the next run past it).
     fn maybe_alert(&self, now: DateTime<Utc>) {
-        let mut p = self.pacing.lock().unwrap_or_else(|e| e.into_inner());
-        if p.unreported == 0 {
-            return;
+        if let Some((count, last)) = self.failures.due(now) {
+            self.alerts.raise(Alert::error(
+                "doc_intake_failed",
+                format!(
+                    "{} document intake failures (a mailbox that cannot be read is tried again every run; a mail that failed is left for a person, its doc_intake row says why); last: {}",
+                    count, last
+                ),
+            ));
         }
-        let due = p
-            .last_alert
-            .is_none_or(|at| (now - at).to_std().unwrap_or_default() >= ALERT_EVERY);
-        if !due {
-            return;
-        }
-        self.alerts.raise(Alert::error(
-            "doc_intake_failed",
-            format!(
-                "{} document intake failures (a mailbox that cannot be read is tried again every run; a mail that failed is left for a person, its doc_intake row says why); last: {}",
-                p.unreported, p.last_error
-            ),
-        ));
-        p.unreported = 0;
-        p.last_alert = Some(now);
     }
 }
