@@ -48,7 +48,7 @@ pub async fn run_job(job: Job, ctx: &JobContext, fire_at: DateTime<Utc>) -> anyh
             )
         }),
         Job::ResponseGapWatch => response_gap_watch(ctx, now).await.map(|r| r.summary()),
-        Job::Heartbeat => heartbeat(ctx).await,
+        Job::Heartbeat => heartbeat(ctx, now).await,
         Job::SelfCheck => super::self_check::self_check(ctx, now)
             .await
             .map(|r| r.summary()),
@@ -462,53 +462,175 @@ pub async fn response_gap_watch(ctx: &JobContext, now: DateTime<Utc>) -> anyhow:
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct HeartbeatState {
     workers_missing: bool,
+    /// When this watch first found no worker heartbeat at all: a scheduler that starts
+    /// before any worker (a fresh deploy, a new database) waits the same grace as one whose
+    /// workers went quiet, instead of crying "no workers" on its first tick.
+    #[serde(default)]
+    none_seen_since: Option<DateTime<Utc>>,
+}
+
+/// What the worker check says on one run.
+#[derive(Debug, PartialEq, Eq)]
+enum WorkerVerdict {
+    /// Nothing to tell: the state is unchanged or still within the grace.
+    Quiet,
+    NoneAlive,
+    Back,
+}
+
+/// The worker check, without the store: the ages of the worker heartbeats (live or stale),
+/// the last run's state and `now` → the new state and what to alert. No worker heartbeat
+/// within `stale_ms` is "no workers"; a worker never seen counts from the first run that
+/// found none.
+fn check_workers(
+    worker_ages_ms: &[i64],
+    stale_ms: i64,
+    before: &HeartbeatState,
+    now: DateTime<Utc>,
+) -> (HeartbeatState, WorkerVerdict) {
+    let live = worker_ages_ms.iter().any(|&age| age <= stale_ms);
+    let none_seen_since = worker_ages_ms
+        .is_empty()
+        .then(|| before.none_seen_since.unwrap_or(now));
+    let missing =
+        !live && none_seen_since.is_none_or(|since| (now - since).num_milliseconds() >= stale_ms);
+    let verdict = match (before.workers_missing, missing) {
+        (false, true) => WorkerVerdict::NoneAlive,
+        (true, false) => WorkerVerdict::Back,
+        _ => WorkerVerdict::Quiet,
+    };
+    (
+        HeartbeatState {
+            workers_missing: missing,
+            none_seen_since,
+        },
+        verdict,
+    )
 }
 
 /// The scheduler is alive (this run is the proof, in `scheduled_jobs`) and checks that
-/// some worker is: no worker heartbeat for three periods (at least a minute) while leads
-/// wait is an alert, once, and another when one is back.
-async fn heartbeat(ctx: &JobContext) -> anyhow::Result<String> {
+/// some worker is: no worker heartbeat for three periods (at least a minute) is an alert,
+/// once, and another when one is back.
+async fn heartbeat(ctx: &JobContext, now: DateTime<Utc>) -> anyhow::Result<String> {
     let period = ctx.settings.scheduler.heartbeat_every;
     let stale_ms = (period.as_millis() as i64 * 3).max(60_000);
-    let beats = ctx.store.heartbeats().await?;
-    let live_workers = beats
+    let ages: Vec<i64> = ctx
+        .store
+        .heartbeats()
+        .await?
         .iter()
-        .filter(|b| (b.role == "worker" || b.role == "all") && b.age_ms <= stale_ms)
-        .count();
-    let missing = live_workers == 0;
+        .filter(|b| b.role == "worker" || b.role == "all")
+        .map(|b| b.age_ms)
+        .collect();
+    let live_workers = ages.iter().filter(|&&age| age <= stale_ms).count();
     let before: HeartbeatState = ctx
         .store
         .job_state("heartbeat")
         .await?
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
-    if missing != before.workers_missing {
+    let (after, verdict) = check_workers(&ages, stale_ms, &before, now);
+    if after != before {
         ctx.store
-            .set_job_state(
-                "heartbeat",
-                &serde_json::to_string(&HeartbeatState {
-                    workers_missing: missing,
-                })?,
-            )
+            .set_job_state("heartbeat", &serde_json::to_string(&after)?)
             .await?;
-        if missing {
-            ctx.alerts.raise(Alert::new(
-                AlertKind::Error,
-                Severity::Critical,
-                "no_workers",
-                format!(
-                    "No worker has sent a heartbeat for {}s: nothing is answering leads.",
-                    stale_ms / 1000
-                ),
-            ));
-        } else {
-            ctx.alerts.raise(Alert::new(
-                AlertKind::Error,
-                Severity::Info,
-                "workers_back",
-                format!("{live_workers} worker(s) alive again."),
-            ));
-        }
     }
-    Ok(format!("{live_workers} live worker(s)"))
+    match verdict {
+        WorkerVerdict::NoneAlive => ctx.alerts.raise(Alert::new(
+            AlertKind::Error,
+            Severity::Critical,
+            "no_workers",
+            format!(
+                "No worker has sent a heartbeat for {}s: nothing is answering leads.",
+                stale_ms / 1000
+            ),
+        )),
+        WorkerVerdict::Back => ctx.alerts.raise(Alert::new(
+            AlertKind::Error,
+            Severity::Info,
+            "workers_back",
+            format!("{live_workers} worker(s) alive again."),
+        )),
+        WorkerVerdict::Quiet => {}
+    }
+    Ok(match after.none_seen_since {
+        Some(since) if !after.workers_missing => format!(
+            "no worker seen yet ({}s of the {}s grace)",
+            (now - since).num_seconds(),
+            stale_ms / 1000
+        ),
+        _ => format!("{live_workers} live worker(s)"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STALE: i64 = 60_000;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::days(1) + chrono::Duration::seconds(secs)
+    }
+
+    #[test]
+    fn a_scheduler_started_before_any_worker_waits_the_grace_before_alerting() {
+        let s0 = HeartbeatState::default();
+        let (s1, v) = check_workers(&[], STALE, &s0, at(0));
+        assert_eq!(v, WorkerVerdict::Quiet, "first run: the grace starts");
+        assert_eq!(s1.none_seen_since, Some(at(0)));
+        let (s2, v) = check_workers(&[], STALE, &s1, at(59));
+        assert_eq!(v, WorkerVerdict::Quiet, "within the grace");
+        assert_eq!(
+            s2.none_seen_since,
+            Some(at(0)),
+            "counted from the first run"
+        );
+        let (s3, v) = check_workers(&[], STALE, &s2, at(60));
+        assert_eq!(v, WorkerVerdict::NoneAlive);
+        let (s4, v) = check_workers(&[], STALE, &s3, at(75));
+        assert_eq!(v, WorkerVerdict::Quiet, "told once");
+        assert!(s4.workers_missing);
+        let (s5, v) = check_workers(&[1_000], STALE, &s4, at(90));
+        assert_eq!(v, WorkerVerdict::Back);
+        assert_eq!(
+            s5,
+            HeartbeatState::default(),
+            "a worker seen ends the grace"
+        );
+    }
+
+    #[test]
+    fn a_worker_that_arrives_within_the_grace_raises_nothing() {
+        let (s1, _) = check_workers(&[], STALE, &HeartbeatState::default(), at(0));
+        let (s2, v) = check_workers(&[500], STALE, &s1, at(20));
+        assert_eq!(v, WorkerVerdict::Quiet);
+        assert_eq!(s2, HeartbeatState::default());
+    }
+
+    #[test]
+    fn workers_gone_quiet_are_missing_at_once_their_heartbeats_are_the_grace() {
+        let (s, v) = check_workers(&[STALE + 1], STALE, &HeartbeatState::default(), at(0));
+        assert_eq!(v, WorkerVerdict::NoneAlive);
+        assert!(s.workers_missing);
+        assert_eq!(s.none_seen_since, None);
+        let (_, v) = check_workers(
+            &[STALE, STALE * 5],
+            STALE,
+            &HeartbeatState::default(),
+            at(0),
+        );
+        assert_eq!(
+            v,
+            WorkerVerdict::Quiet,
+            "one beat within the window is alive"
+        );
+    }
+
+    #[test]
+    fn a_state_stored_before_the_grace_field_still_reads() {
+        let old: HeartbeatState = serde_json::from_str(r#"{"workers_missing":true}"#).unwrap();
+        assert!(old.workers_missing);
+        assert_eq!(old.none_seen_since, None);
+    }
 }

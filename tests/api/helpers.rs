@@ -20,8 +20,8 @@ pub use crate::support::fake_anthropic::FakeAnthropic;
 pub use crate::support::fake_twilio::FakeTwilio;
 pub use crate::support::proxy::CuttableProxy;
 pub use crate::support::{
-    AUTH_TOKEN, OUR_NUMBER, PUBLIC_URL, encode_form, fake_vendor_env, scrape_metric, sms_params,
-    wait_until,
+    AUTH_TOKEN, OUR_NUMBER, PUBLIC_URL, encode_form, fake_vendor_env, poll_until, scrape_metric,
+    sms_params, wait_until,
 };
 
 // --------------------------------------------------------------------- the app ---------- //
@@ -280,13 +280,28 @@ impl TestApp {
 
     /// Waits until no inbound message of `lead` is pending and no reply is unsent.
     pub async fn wait_settled(&self, lead: &str) {
-        wait_until(15, "the conversation to settle", || async {
+        let last = std::sync::Mutex::new(Vec::new());
+        let settled = poll_until(15, || async {
             let c = self.conversation(lead).await;
-            !c.is_empty()
+            let done = !c.is_empty()
                 && c.iter()
-                    .all(|m| !matches!(m.state.as_str(), "pending" | "queued" | "sending"))
+                    .all(|m| !matches!(m.state.as_str(), "pending" | "queued" | "sending"));
+            *last.lock().unwrap() = c;
+            done
         })
         .await;
+        // Which message stayed in flight, and in what state: a flake here once said only
+        // "timed out".
+        let seen: Vec<String> = last
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| format!("{} {} {:?}", m.direction, m.state, m.body))
+            .collect();
+        assert!(
+            settled,
+            "timed out after 15 s waiting for the conversation of {lead} to settle; last seen: {seen:#?}"
+        );
     }
 
     /// Stops the app as SIGTERM would, and waits for its orderly shutdown.

@@ -2,7 +2,9 @@
 //! RabbitMQ: every process with the bot token posts, one poster per channel (a lease in the
 //! store); the scheduler is killed with SIGKILL while it holds a channel, and that channel's
 //! alerts, plus alerts raised afterwards in the web process (an operator's HITL decision) and
-//! in a worker (Twilio refusing a send with 21211), still arrive — each posted once.
+//! in a worker (Twilio refusing a send with 21211), still arrive — each posted once. And the
+//! scheduler's worker check from a real scheduler process: started alone it waits the grace,
+//! then alerts once, and a worker that starts ends it.
 
 use std::collections::HashMap;
 
@@ -256,4 +258,69 @@ async fn a_killed_scheduler_does_not_silence_web_and_workers_and_no_alert_is_pos
         discord.created().len(),
         "everything after the kill was posted by the web or the worker, once"
     );
+}
+
+/// The heartbeat job's last outcome, as the scheduler stored it.
+async fn heartbeat_outcome(cluster: &Cluster) -> String {
+    cluster
+        .store
+        .scheduled_jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|j| j.name == "heartbeat")
+        .and_then(|j| j.last_outcome)
+        .unwrap_or_default()
+}
+
+fn titled(discord: &FakeDiscord, wanted: &str) -> usize {
+    discord
+        .created_in(ERROR_CHANNEL)
+        .iter()
+        .filter(|b| title(b) == wanted)
+        .count()
+}
+
+/// A scheduler that starts before any worker (a fresh deploy) gives the workers the same
+/// grace as workers gone quiet: nothing on its first ticks, then "no workers" once, and
+/// "workers back" when one starts. (It once alerted on its first tick, and that alert
+/// landed among another test's leases.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_started_alone_alerts_no_workers_after_the_grace_and_a_worker_ends_it() {
+    let discord = FakeDiscord::start().await;
+    let mut env = discord.env();
+    env.extend([
+        ("DISCORD_DEFAULT_CHANNEL", DEFAULT_CHANNEL.to_string()),
+        ("DISCORD_CHANNEL_ERROR", ERROR_CHANNEL.to_string()),
+        ("SCHEDULE_HEARTBEAT", "*/2 * * * * *".to_string()),
+        ("HEARTBEAT_SECS", "2".to_string()),
+    ]);
+    let mut cluster = Cluster::prepare("noworkers", BROKER_URL.to_string(), env).await;
+    cluster.spawn("scheduler", "scheduler").await;
+
+    wait_until(30, "heartbeat runs counting the grace", || async {
+        let outcome = heartbeat_outcome(&cluster).await;
+        outcome.contains("no worker seen yet") && !outcome.contains("(0s of")
+    })
+    .await;
+    assert_eq!(
+        titled(&discord, "ERROR · no_workers"),
+        0,
+        "nothing within the grace: {:?}",
+        discord.texts_in(ERROR_CHANNEL)
+    );
+
+    wait_until(120, "no_workers at Discord after the grace", || async {
+        titled(&discord, "ERROR · no_workers") == 1
+    })
+    .await;
+    let outcome = heartbeat_outcome(&cluster).await;
+    assert!(outcome.ends_with("0 live worker(s)"), "{outcome}");
+
+    cluster.spawn("worker", "worker").await;
+    wait_until(60, "workers_back at Discord", || async {
+        titled(&discord, "ERROR · workers_back") == 1
+    })
+    .await;
+    assert_eq!(titled(&discord, "ERROR · no_workers"), 1, "told once");
 }

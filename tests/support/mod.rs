@@ -21,19 +21,30 @@ use std::time::Duration;
 /// Polls `cond` every 20 ms for up to `secs` seconds (never less than 15: CI shares two
 /// cores with whatever else runs, and a bound is a failure detector, not a timing
 /// assertion); panics with `what` if it never holds.
-pub async fn wait_until<F, Fut>(secs: u64, what: &str, mut cond: F)
+pub async fn wait_until<F, Fut>(secs: u64, what: &str, cond: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let secs = secs.max(15);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    if !poll_until(secs, cond).await {
+        panic!("timed out after {} s waiting for: {what}", secs.max(15));
+    }
+}
+
+/// [`wait_until`]'s poll, answering whether `cond` held in time instead of panicking: for
+/// a wait that says what it saw last when it gives up.
+pub async fn poll_until<F, Fut>(secs: u64, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs.max(15));
     loop {
         if cond().await {
-            return;
+            return true;
         }
         if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {secs} s waiting for: {what}");
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
