@@ -25,6 +25,7 @@ pub mod phone_zone;
 pub mod ports;
 pub mod revocation;
 pub mod root;
+pub mod send_window;
 pub mod signals;
 pub mod sla;
 pub mod supervisor;

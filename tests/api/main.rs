@@ -39,6 +39,7 @@ mod properties;
 mod rabbitmq;
 mod refused;
 mod scheduler;
+mod send_windows;
 mod simulate;
 mod sla;
 mod sla_events;
