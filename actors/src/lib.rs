@@ -12,6 +12,7 @@ pub mod brain;
 pub mod breaker;
 pub mod conversation;
 pub mod dialer;
+pub mod fair_housing;
 pub mod followup;
 pub mod hitl;
 pub mod intensity;

@@ -645,7 +645,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "DISCORD_CHANNEL_SANITY_CHECK",
         None,
         false,
-        "Channel id for SANITY_CHECK alerts: A reply that failed the per-reply check (empty, echoing the prompt, an unfilled placeholder: not sent; over one SMS: cut).",
+        "Channel id for SANITY_CHECK alerts: A reply that failed the per-reply check (empty, echoing the prompt, an unfilled placeholder: not sent; over one SMS: cut; a fair-housing finding: held for a person).",
     ),
     var(
         "DISCORD_CHANNEL_HITL_FEEDBACK",

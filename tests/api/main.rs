@@ -21,6 +21,7 @@ mod discord;
 mod doc_intake;
 mod embedded;
 mod exposure;
+mod fair_housing;
 mod hitl;
 mod input_rules;
 mod listener;
