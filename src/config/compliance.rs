@@ -3,7 +3,9 @@
 //! contact — unless Twilio's Advanced Opt-Out answers HELP for us
 //! (`TWILIO_ADVANCED_OPT_OUT=true`).
 //!
-//! And the one confirmation of a revocation in plain words (`OPT_OUT_CONFIRMATION`).
+//! And the one confirmation of a revocation in plain words (`OPT_OUT_CONFIRMATION`), and
+//! the neutral answer to a voucher or accessibility question (`ACCOMMODATION_REPLY`) with
+//! the office hours its same-business-day deadline is counted in (`BUSINESS_HOURS`).
 //!
 //! Owns: the default wordings and the rule that a custom `HELP_REPLY` still names how to
 //! stop. Must not: send anything (the intake queues the reply, the lead's actor sends it).
@@ -61,6 +63,42 @@ pub(super) fn opt_out_confirmation(r: &mut Reader<'_>, office: &str) -> Option<S
         return None;
     }
     Some(custom.unwrap_or_else(|| default_confirmation(office)))
+}
+
+/// What a lead who asks about a voucher, accessibility or an accommodation is told: that a
+/// person answers, and nothing else (no question about it, no judgement).
+pub const DEFAULT_ACCOMMODATION_REPLY: &str = "Thanks for asking. A member of our team will get back to you about that personally, the same business day.";
+
+/// `ACCOMMODATION_REPLY`, else [`DEFAULT_ACCOMMODATION_REPLY`].
+pub(super) fn accommodation_reply(r: &mut Reader<'_>) -> String {
+    let text = r
+        .raw("ACCOMMODATION_REPLY")
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| DEFAULT_ACCOMMODATION_REPLY.to_string());
+    if text.chars().count() > MAX_HELP_CHARS {
+        r.problems.push(format!(
+            "ACCOMMODATION_REPLY is longer than one SMS body ({MAX_HELP_CHARS} characters)"
+        ));
+    }
+    if let Some(f) = actors::fair_housing::check_draft(&text) {
+        r.problems
+            .push(format!("ACCOMMODATION_REPLY: {}", f.describe()));
+    }
+    text
+}
+
+/// `BUSINESS_HOURS` in the office's zone.
+pub(super) fn business_hours(
+    r: &mut Reader<'_>,
+    tz: chrono_tz::Tz,
+) -> actors::sla::business_day::BusinessHours {
+    use actors::sla::business_day::BusinessHours;
+    let spec = r.string("BUSINESS_HOURS");
+    BusinessHours::parse(&spec, tz).unwrap_or_else(|e| {
+        r.problems.push(format!("BUSINESS_HOURS: {e}"));
+        BusinessHours::parse("mon-fri 09:00-17:00", tz).expect("valid default")
+    })
 }
 
 /// Not marketing, as the rule asks: who, that nothing more comes, how to undo it.

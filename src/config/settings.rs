@@ -125,6 +125,12 @@ pub struct Settings {
     /// The one confirmation of a plain-language revocation (`OPT_OUT_CONFIRMATION`);
     /// `None`: Twilio's Advanced Opt-Out answers opt-outs.
     pub opt_out_confirmation: Option<String>,
+    /// The neutral answer to a voucher, accessibility or accommodation question, which a
+    /// person then answers (`ACCOMMODATION_REPLY`).
+    pub accommodation_reply: String,
+    /// The office's hours (`BUSINESS_HOURS`, in OWNER_TZ): an accommodation request is due
+    /// by their close the same business day.
+    pub business_hours: actors::sla::business_day::BusinessHours,
     pub scheduler: SchedulerSettings,
     pub log_format: LogFormat,
     /// `LOG_PHONE` (+ `LOG_PHONE_KEY`): set once at start by `main`.
@@ -343,9 +349,11 @@ impl Settings {
         let office_name = r.string("OFFICE_NAME");
         let help_reply = super::compliance::help_reply(&mut r, &office_name);
         let opt_out_confirmation = super::compliance::opt_out_confirmation(&mut r, &office_name);
+        let accommodation_reply = super::compliance::accommodation_reply(&mut r);
 
         let log_format = r.log_format();
         let log_phone = r.log_phone();
+        let scheduler = scheduler_settings(&mut r);
 
         let (mut discord, hitl) = discord_and_hitl(&mut r);
         discord.routes = profile.alert_routes.clone();
@@ -410,7 +418,9 @@ impl Settings {
             feedback_form_url,
             help_reply,
             opt_out_confirmation,
-            scheduler: scheduler_settings(&mut r),
+            accommodation_reply,
+            business_hours: super::compliance::business_hours(&mut r, scheduler.time_zone),
+            scheduler,
             log_format,
             log_phone,
             tracing,

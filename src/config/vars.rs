@@ -528,6 +528,18 @@ pub const ENV_VARS: &[EnvVar] = &[
         "`true` when Twilio's Advanced Opt-Out is on for the Messaging Service and answers HELP and opt-outs itself: no HELP reply and no OPT_OUT_CONFIRMATION of ours (Twilio's would make two).",
     ),
     var(
+        "ACCOMMODATION_REPLY",
+        None,
+        false,
+        "The SMS a lead gets who asks about a housing voucher, accessibility, a disability or a reasonable accommodation (the AI answers nothing else on it; a person replies under the `accommodation_request` SLA). Default: \"Thanks for asking. A member of our team will get back to you about that personally, the same business day.\" Refused if it fails the fair-housing check or is longer than one SMS body.",
+    ),
+    var(
+        "BUSINESS_HOURS",
+        Some("mon-fri 09:00-17:00"),
+        false,
+        "The office's hours in OWNER_TZ (`DAYS HH:MM-HH:MM`, days as `mon-fri` or `mon,wed,fri`): an accommodation request is due by their close the same business day (the next business day's when it came after close or on a day off).",
+    ),
+    var(
         "OPT_OUT_CONFIRMATION",
         None,
         false,

@@ -15,7 +15,7 @@ use actors::brain::{AgentMode, Brain, PlainChain, Responder, Shadow};
 use actors::breaker::BreakerConfig;
 use actors::dialer::{Dialer, DialerHandoff};
 use actors::hitl::ReplyHolds;
-use actors::lead::LeadDeps;
+use actors::lead::{AccommodationHandoff, LeadDeps};
 use actors::llm_pool::{ChainPolicy, LlmPool, LlmPoolChild, LlmPoolConfig};
 use actors::ports::{ChatModel, Clock, SmsSender};
 use actors::root::RootHandle;
@@ -56,6 +56,10 @@ pub(super) async fn start_worker(
     chat_models: Option<Vec<Arc<dyn ChatModel>>>,
 ) -> anyhow::Result<WorkerState> {
     let TurnEffects { sms, sla } = effects;
+    let accommodation = Some(AccommodationHandoff {
+        sla: sla.clone().with_business_hours(settings.business_hours),
+        reply: settings.accommodation_reply.clone(),
+    });
     let holds = settings.hitl.enabled.then(|| {
         tracing::info!("HITL_ENABLED: replies are held for approval in Discord");
         Arc::new(store.clone()) as Arc<dyn ReplyHolds>
@@ -121,6 +125,7 @@ pub(super) async fn start_worker(
         holds,
         // Fair-housing holds go to the store whether or not HITL holds every reply.
         guard_holds: Some(Arc::new(store.clone()) as Arc<dyn ReplyHolds>),
+        accommodation,
         responder,
     });
     let (tree, registry) = LeadSupervisorChild::new(

@@ -16,7 +16,8 @@ use sqlx::Row;
 use super::{Pool, SqlStore, now, store_err};
 
 const COLUMNS: &str = "lead_phone, kind, ticket_id, started_at, staff_nag_count, \
-    staff_last_nagged_at, lead_last_update_at, breached_at, escalated_at, resolved_at, version";
+    staff_last_nagged_at, lead_last_update_at, breached_at, escalated_at, resolved_at, version, \
+    due_at";
 
 /// Decodes one `slas` row selected with [`COLUMNS`]; a kind the code does not know (a newer
 /// version wrote it) is an error, not a silent skip.
@@ -39,6 +40,7 @@ macro_rules! sla_from_row {
             escalated_at: r.get(8),
             resolved_at: r.get(9),
             version: r.get(10),
+            due: r.get(11),
         }
     }};
 }
@@ -114,7 +116,7 @@ impl SlaStore for SqlStore {
                  ON CONFLICT (lead_phone, kind) DO UPDATE SET
                      ticket_id = excluded.ticket_id, started_at = excluded.started_at,
                      staff_nag_count = 0, staff_last_nagged_at = NULL, lead_last_update_at = NULL,
-                     breached_at = NULL, escalated_at = NULL, resolved_at = NULL,
+                     breached_at = NULL, escalated_at = NULL, resolved_at = NULL, due_at = NULL,
                      version = slas.version + 1, updated_at = excluded.updated_at
                  WHERE slas.resolved_at IS NOT NULL",
             )
@@ -161,6 +163,29 @@ impl SlaStore for SqlStore {
             .map_err(store_err("resolve SLA"))?;
         });
         self.one_sla(lead, kind).await
+    }
+
+    async fn set_due(
+        &self,
+        lead: &LeadId,
+        kind: SlaKind,
+        due: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let n = sqlx::query(
+                "UPDATE slas SET due_at = $1, version = version + 1, updated_at = $2
+                 WHERE lead_phone = $3 AND kind = $4 AND resolved_at IS NULL",
+            )
+            .bind(due)
+            .bind(now())
+            .bind(lead.as_str())
+            .bind(kind.as_str())
+            .execute(pool)
+            .await
+            .map_err(store_err("set SLA deadline"))?
+            .rows_affected();
+            Ok(n == 1)
+        })
     }
 
     async fn open_slas(&self) -> Result<Vec<SlaState>, StoreError> {

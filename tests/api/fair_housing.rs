@@ -126,3 +126,78 @@ async fn the_plain_chain_s_prompt_carries_the_fair_housing_rule() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_voucher_question_gets_the_neutral_answer_and_a_same_business_day_sla_for_a_person() {
+    // Office open every day until 23:59 UTC: the deadline is today's 23:59, or tomorrow's
+    // when the test runs in the last minute of the day.
+    let app = spawn_app_with(TestOptions {
+        env: vec![
+            ("OWNER_TZ", "UTC".into()),
+            ("BUSINESS_HOURS", "mon-sun 00:00-23:59".into()),
+        ],
+        ..TestOptions::default()
+    })
+    .await;
+    let lead = "+13125550884";
+    let before = app.llm.calls();
+    assert_eq!(
+        app.post_sms(lead, "Do you take Section 8 vouchers?")
+            .await
+            .0,
+        200
+    );
+    let sent = app.wait_for_sms(lead, 1).await;
+    assert_eq!(
+        sent,
+        vec![lead_agent::config::compliance::DEFAULT_ACCOMMODATION_REPLY.to_string()]
+    );
+    app.wait_settled(lead).await;
+    assert_eq!(app.llm.calls(), before, "no model call: a person answers");
+
+    let slas = app.store.all_slas(10).await.unwrap();
+    let sla = slas
+        .iter()
+        .find(|s| s.lead.as_str() == lead)
+        .expect("an SLA for the lead");
+    assert_eq!(sla.kind.as_str(), "accommodation_request");
+    let now = chrono::Utc::now();
+    let close = now.date_naive().and_hms_opt(23, 59, 0).unwrap().and_utc();
+    let want = if sla.started_at < close {
+        close
+    } else {
+        close + chrono::Duration::days(1)
+    };
+    assert_eq!(sla.due_at(), want, "due by the close of the business day");
+    let listed = app.get_json("/ops/sla").await;
+    assert!(
+        listed.to_string().contains("accommodation_request"),
+        "/ops/sla lists it: {listed}"
+    );
+    wait_until(15, "the hand-off alert", || async {
+        app.alert_events()
+            .await
+            .contains(&"accommodation_request".to_string())
+    })
+    .await;
+
+    // Another question while it is open: acknowledged again, the SLA is not reopened.
+    assert_eq!(
+        app.post_sms(lead, "and is the building wheelchair accessible?")
+            .await
+            .0,
+        200
+    );
+    app.wait_for_sms(lead, 2).await;
+    let open: Vec<_> = app
+        .store
+        .all_slas(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.lead.as_str() == lead)
+        .collect();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].started_at, sla.started_at, "the same SLA");
+    app.stop().await;
+}

@@ -40,6 +40,14 @@ const SMS_RETRY_BACKOFF: crate::backoff::Backoff =
 /// Twilio rejects bodies over 1,600 characters (error 21617); a reply is cut to fit.
 pub const MAX_SMS_CHARS: usize = 1600;
 
+/// Where a voucher, accessibility or accommodation question goes (fair housing: a person
+/// answers it, the lead is told so in neutral words).
+#[derive(Clone)]
+pub struct AccommodationHandoff {
+    pub sla: crate::sla::SlaEvents,
+    pub reply: String,
+}
+
 /// What every lead actor shares: the ports and the pool.
 pub struct LeadDeps {
     pub store: Arc<dyn Store>,
@@ -64,6 +72,10 @@ pub struct LeadDeps {
     /// Where a reply the fair-housing check stops is held for a person, HITL or not (the
     /// store, in production). `None` (and no `holds`): such a reply is refused, unsent.
     pub guard_holds: Option<Arc<dyn ReplyHolds>>,
+    /// A question about a voucher, accessibility or an accommodation is answered with
+    /// `reply` and handed to a person (`accommodation_request` SLA), not to the model.
+    /// `None`: the model answers it like any message.
+    pub accommodation: Option<AccommodationHandoff>,
     /// What answers the prompt (`USE_AGENT_CORE`: the brain, or shadow); `None` asks the
     /// pool's plain chain.
     pub responder: Option<Arc<dyn crate::brain::Responder>>,
@@ -154,6 +166,9 @@ pub enum TurnOutcome {
     /// The reply failed the sanity check (`sanity.rs`): not sent, alerted, the messages
     /// left pending.
     Refused,
+    /// A voucher, accessibility or accommodation question: acknowledged and handed to a
+    /// person (`fair_housing.rs`), no model call.
+    HandedOff,
 }
 
 impl Actor for LeadActor {
@@ -262,6 +277,7 @@ fn record_turn(span: &tracing::Span, result: &Result<TurnOutcome, TurnError>) {
         Ok(TurnOutcome::Held) => "held",
         Ok(TurnOutcome::Parked) => "parked",
         Ok(TurnOutcome::Refused) => "refused",
+        Ok(TurnOutcome::HandedOff) => "handed_off",
         Err(TurnError::LeadBusy) => "lead_busy",
         Err(e) => {
             span.record("otel.status_code", "ERROR");
@@ -386,6 +402,50 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
         )
         .for_lead(&lead),
     );
+
+    if let Some(handoff) = &deps.accommodation
+        && let Some((about, said)) = pending.iter().find_map(|p| {
+            crate::fair_housing::accommodation_request(&p.body).map(|a| (a, p.body.as_str()))
+        })
+    {
+        // Opened first and idempotently: a turn that fails after it opens nothing twice.
+        handoff
+            .sla
+            .accommodation_requested(&lead, deps.clock.now(), about, said)
+            .await?;
+        let body = clamp_sms(handoff.reply.trim());
+        let Some(reply_id) = deps
+            .store
+            .commit_reply(&lead, &ids, &body, "accommodation")
+            .await?
+        else {
+            state.window = None;
+            deps.store.finish_turn(turn, "superseded").await?;
+            return Ok(TurnOutcome::Superseded);
+        };
+        // The next turn reloads the history with this exchange in it.
+        state.window = None;
+        deps.alerts.raise(
+            Alert::event(
+                "accommodation_acknowledged",
+                format!(
+                    "{lead} ← [accommodation] {body} (a person answers: SLA accommodation_request)"
+                ),
+            )
+            .for_lead(&lead),
+        );
+        send_reply(
+            &deps,
+            &OutboxReply {
+                id: reply_id,
+                lead: lead.clone(),
+                body,
+            },
+        )
+        .await?;
+        deps.store.finish_turn(turn, "handed_off").await?;
+        return Ok(TurnOutcome::HandedOff);
+    }
 
     if state.window.is_none() {
         let history = deps

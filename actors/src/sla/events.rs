@@ -1,5 +1,6 @@
 //! The events that open and close SLAs by themselves: a lead asking for a tour opens
-//! `showing_schedule` and booking one resolves it; documents arriving open `doc_review`, an
+//! `showing_schedule` and booking one resolves it; a question about a voucher, accessibility
+//! or an accommodation opens `accommodation_request` (same business day); documents arriving open `doc_review`, an
 //! operator's review resolves it and, when complete, opens `application_decision`; the
 //! move-in date recorded for a lead opens `invoice` once that date is reached. Each SLA it
 //! opens gets its task in the ticket system (Asana), whose id is stored on the SLA so the
@@ -20,6 +21,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::alert_router::{Alert, AlertHandle, AlertKind, Severity};
 use crate::ports::{LeadId, StoreError};
 
+use super::business_day::BusinessHours;
 use super::{
     NO_TICKET, NewTask, Opened, SlaKind, SlaState, SlaStore, TicketSystem, human_duration,
 };
@@ -30,6 +32,9 @@ pub struct SlaEvents {
     slas: Arc<dyn SlaStore>,
     tickets: Arc<dyn TicketSystem>,
     alerts: AlertHandle,
+    /// The office's hours: an accommodation request is due by their close the same
+    /// business day. `None`: its fixed 8 h window.
+    business_hours: Option<BusinessHours>,
 }
 
 /// Kinds that get a task when opened. The first-response SLA (5 minutes, opened by the
@@ -57,7 +62,14 @@ impl SlaEvents {
             slas,
             tickets,
             alerts,
+            business_hours: None,
         }
+    }
+
+    /// Accommodation requests are due by the close of `hours` the same business day.
+    pub fn with_business_hours(mut self, hours: BusinessHours) -> Self {
+        self.business_hours = Some(hours);
+        self
     }
 
     /// Opens the lead's SLA of `kind` (idempotent) and, when it is new and has no ticket,
@@ -100,7 +112,25 @@ impl SlaEvents {
         started_at: DateTime<Utc>,
         why: &str,
     ) -> Result<Opened, StoreError> {
-        let opened = self.slas.open_sla(lead, kind, "", started_at).await?;
+        self.open_soon_due(lead, kind, started_at, None, why).await
+    }
+
+    /// [`SlaEvents::open_soon`] with a deadline of its own (`due`), set before the task is
+    /// written so the task says it.
+    async fn open_soon_due(
+        &self,
+        lead: &LeadId,
+        kind: SlaKind,
+        started_at: DateTime<Utc>,
+        due: Option<DateTime<Utc>>,
+        why: &str,
+    ) -> Result<Opened, StoreError> {
+        let mut opened = self.slas.open_sla(lead, kind, "", started_at).await?;
+        if let (Opened::Created(s), Some(due)) = (&mut opened, due)
+            && self.slas.set_due(lead, kind, due).await?
+        {
+            s.due = Some(due);
+        }
         if let Opened::Created(s) = &opened {
             self.record_opened(s, why);
             if gets_task(kind) {
@@ -156,7 +186,7 @@ impl SlaEvents {
             notes: format!(
                 "{why}\n\nSLA: {} from {} (due {}). Opened by the leasing agent; staff nags are \
                  posted here as comments. Resolve it in /ops when done.",
-                human_duration(s.kind.window()),
+                human_duration(s.window()),
                 s.started_at.format("%Y-%m-%d %H:%M UTC"),
                 s.due_at().format("%Y-%m-%d %H:%M UTC"),
             ),
@@ -252,6 +282,48 @@ impl SlaEvents {
         Ok(opened)
     }
 
+    /// A lead asked about a voucher, accessibility or a reasonable accommodation (`about`:
+    /// the phrase that said so): opens `accommodation_request`, due by the close of the
+    /// same business day, and when new raises a HITL_FEEDBACK alert for a person to answer.
+    pub async fn accommodation_requested(
+        &self,
+        lead: &LeadId,
+        at: DateTime<Utc>,
+        about: &str,
+        said: &str,
+    ) -> Result<Opened, StoreError> {
+        let why = format!(
+            "{lead} asked about \"{about}\": \"{said}\". Fair housing: a person answers (the lead was told so)"
+        );
+        let due = self.business_hours.map(|h| h.same_day_deadline(at));
+        let opened = self
+            .open_soon_due(lead, SlaKind::AccommodationRequest, at, due, &why)
+            .await?;
+        if let Opened::Created(s) = &opened {
+            let due_local = match &self.business_hours {
+                Some(h) => s
+                    .due_at()
+                    .with_timezone(&h.tz)
+                    .format("%a %Y-%m-%d %H:%M %Z")
+                    .to_string(),
+                None => s.due_at().format("%Y-%m-%d %H:%M UTC").to_string(),
+            };
+            self.alerts.raise(
+                Alert::new(
+                    AlertKind::HitlFeedback,
+                    Severity::Warning,
+                    "accommodation_request",
+                    format!(
+                        "{why}. SLA accommodation_request opened: reply to the lead by {due_local}; the AI says nothing more on it."
+                    ),
+                )
+                .for_lead(lead)
+                .with_reason(format!("asked about {about}")),
+            );
+        }
+        Ok(opened)
+    }
+
     /// A tour was booked for the lead: its `showing_schedule` SLA, if open, is resolved.
     pub async fn tour_booked(
         &self,
@@ -293,7 +365,7 @@ impl SlaEvents {
                 "documents_arrived",
                 format!(
                     "{why}\nDoc review due in {} (by {}).",
-                    human_duration(s.kind.window()),
+                    human_duration(s.window()),
                     s.due_at().format("%Y-%m-%d %H:%M UTC")
                 ),
             )

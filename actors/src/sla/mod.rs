@@ -1,5 +1,5 @@
 //! The SLA engine: internal deadlines (doc review, application decision, invoice, showing
-//! schedule, first response) and the nag sequence that follows a deadline slipping.
+//! schedule, first response, accommodation request) and the nag sequence that follows a deadline slipping.
 //!
 //! Owns: the rules (each kind's window, the 50 % gentle nag, the overdue nags at 100 % and
 //! then at most every 8 h, at most 3 staff nags, one escalation to the owner, the 24 h
@@ -11,6 +11,7 @@
 //! comment on a ticket whose id starts with `dry-run`, or know which ticket system, database
 //! or SMS provider is behind a port.
 
+pub mod business_day;
 pub mod events;
 pub mod sweep;
 #[cfg(any(test, feature = "testing"))]
@@ -49,7 +50,7 @@ pub const DRY_RUN_TICKET_PREFIX: &str = "dry-run";
 /// commented on, and not retried (an empty id is: the sweep creates the missing task).
 pub const NO_TICKET: &str = "none";
 
-/// The five internal SLAs of the seed.
+/// The five internal SLAs of the seed, and the accommodation request (issue 15).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SlaKind {
@@ -63,15 +64,19 @@ pub enum SlaKind {
     ShowingSchedule,
     /// 5 min from an inbound message (opened by the response-gap watch, not here).
     FirstResponse,
+    /// The same business day (`BUSINESS_HOURS`) from a lead's question about a voucher,
+    /// accessibility or a reasonable accommodation, which a person answers.
+    AccommodationRequest,
 }
 
 impl SlaKind {
-    pub const ALL: [SlaKind; 5] = [
+    pub const ALL: [SlaKind; 6] = [
         SlaKind::DocReview,
         SlaKind::ApplicationDecision,
         SlaKind::Invoice,
         SlaKind::ShowingSchedule,
         SlaKind::FirstResponse,
+        SlaKind::AccommodationRequest,
     ];
 
     /// The name used in the database, the ops API and the metric label.
@@ -82,6 +87,7 @@ impl SlaKind {
             SlaKind::Invoice => "invoice",
             SlaKind::ShowingSchedule => "showing_schedule",
             SlaKind::FirstResponse => "first_response",
+            SlaKind::AccommodationRequest => "accommodation_request",
         }
     }
 
@@ -93,6 +99,7 @@ impl SlaKind {
             "invoice" => Some(SlaKind::Invoice),
             "showing_schedule" => Some(SlaKind::ShowingSchedule),
             "first_response" => Some(SlaKind::FirstResponse),
+            "accommodation_request" => Some(SlaKind::AccommodationRequest),
             _ => None,
         }
     }
@@ -105,11 +112,14 @@ impl SlaKind {
             SlaKind::Invoice => "invoice",
             SlaKind::ShowingSchedule => "showing schedule",
             SlaKind::FirstResponse => "first response",
+            SlaKind::AccommodationRequest => "accommodation request",
         }
     }
 
     /// The seed's numbers: `SLA_DOC_REVIEW_H = 24`, `SLA_APP_DECISION_H = 48`,
     /// `SLA_INVOICE_DAYS = 30`, `SLA_SHOWING_SCHEDULE_H = 48`, first response 5 minutes.
+    /// An accommodation request's deadline is the same business day, set when it opens
+    /// ([`SlaState::due`]); 8 h is its window only when opened without one.
     pub fn window(self) -> Duration {
         match self {
             SlaKind::DocReview => Duration::hours(24),
@@ -117,6 +127,7 @@ impl SlaKind {
             SlaKind::Invoice => Duration::days(30),
             SlaKind::ShowingSchedule => Duration::hours(48),
             SlaKind::FirstResponse => Duration::minutes(5),
+            SlaKind::AccommodationRequest => Duration::hours(8),
         }
     }
 
@@ -142,7 +153,9 @@ impl SlaKind {
                 "Hi! Thanks for your message, and sorry we haven't answered yet. Someone from the office will get back to you soon.",
                 "Hi! We're sorry for the long wait on your message. It's with our team now and someone will reply as soon as possible.",
             )),
-            SlaKind::Invoice => None,
+            // The lead was told a person answers the same business day; the staff nags
+            // carry this one.
+            SlaKind::Invoice | SlaKind::AccommodationRequest => None,
         }
     }
 }
@@ -172,6 +185,9 @@ pub struct SlaState {
     /// Bumped by every write: a write based on an older read changes nothing (two sweeps,
     /// or a resolve racing a sweep, never both act on one step).
     pub version: i64,
+    /// A deadline set when it opened (the accommodation request's business day); `None`:
+    /// `started_at` + the kind's window.
+    pub due: Option<DateTime<Utc>>,
 }
 
 impl SlaState {
@@ -194,11 +210,18 @@ impl SlaState {
             escalated_at: None,
             resolved_at: None,
             version: 0,
+            due: None,
         }
     }
 
     pub fn due_at(&self) -> DateTime<Utc> {
-        self.started_at + self.kind.window()
+        self.due
+            .unwrap_or_else(|| self.started_at + self.kind.window())
+    }
+
+    /// From the start to the deadline: what "50 %" and "SLA: 8h" are of.
+    pub fn window(&self) -> Duration {
+        self.due_at() - self.started_at
     }
 
     /// The ticket to comment on, unless there is none or it is a simulation's.
@@ -290,7 +313,7 @@ pub fn decide(state: &SlaState, now: DateTime<Utc>) -> Decision {
             next: state.clone(),
         };
     }
-    let window = state.kind.window();
+    let window = state.window();
     let waited = now - state.started_at;
     let due_at = state.due_at();
     let overdue = now >= due_at;
@@ -458,6 +481,15 @@ pub trait SlaStore: Send + Sync + 'static {
         lead: &LeadId,
         kind: SlaKind,
         ticket_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Sets the deadline of an open SLA (one whose window is not a fixed duration: the
+    /// accommodation request's business day). False: no open SLA of that kind.
+    async fn set_due(
+        &self,
+        lead: &LeadId,
+        kind: SlaKind,
+        due: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
     /// Leads whose recorded move-in (the brain's requirements, as the lead or the model

@@ -112,6 +112,23 @@ impl SlaStore for MemSlaStore {
         }))
     }
 
+    async fn set_due(
+        &self,
+        lead: &LeadId,
+        kind: SlaKind,
+        due: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut rows = self.rows.lock().unwrap();
+        Ok(match rows.get_mut(&(lead.clone(), kind)) {
+            Some(row) if row.resolved_at.is_none() => {
+                row.due = Some(due);
+                row.version += 1;
+                true
+            }
+            _ => false,
+        })
+    }
+
     async fn open_slas(&self) -> Result<Vec<SlaState>, StoreError> {
         Ok(self
             .rows

@@ -99,6 +99,7 @@ pub(crate) fn test_ports(
         retry_delay: Duration::from_millis(10),
         holds: hitl.then(|| store.clone() as Arc<dyn crate::hitl::ReplyHolds>),
         guard_holds: Some(store.clone() as Arc<dyn crate::hitl::ReplyHolds>),
+        accommodation: None,
     });
     TestPorts {
         deps,
