@@ -128,7 +128,43 @@ where
     })
 }
 
+/// A lead's latest consent event with its status now: one row of the /ops page's list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LeadConsent {
+    pub opted_out: bool,
+    pub opted_out_at: Option<DateTime<Utc>>,
+    pub latest: ConsentEvent,
+}
+
 impl SqlStore {
+    /// The `limit` leads whose consent changed last, newest first, each with its latest
+    /// event and its status now.
+    pub async fn recent_consent(&self, limit: u32) -> Result<Vec<LeadConsent>, StoreError> {
+        with_pool!(self, pool => {
+            let sql = format!(
+                "SELECT c.{}, l.opted_out, l.opted_out_at
+                 FROM consent_events c JOIN leads l ON l.phone = c.lead_phone
+                 WHERE c.id IN (SELECT MAX(id) FROM consent_events GROUP BY lead_phone)
+                 ORDER BY c.id DESC LIMIT $1",
+                EVENT_COLUMNS.replace(", ", ", c.")
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+                .map_err(store_err("recent consent"))?
+                .iter()
+                .map(|r| {
+                    Ok(LeadConsent {
+                        opted_out: r.get::<i64, _>("opted_out") != 0,
+                        opted_out_at: r.get("opted_out_at"),
+                        latest: event_of(r)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// The lead's consent events, newest first.
     pub async fn consent_events(&self, lead: &LeadId) -> Result<Vec<ConsentEvent>, StoreError> {
         with_pool!(self, pool => {
@@ -339,5 +375,13 @@ mod tests {
                 (ConsentMethod::FirstInbound, true),
             ]
         );
+        // The page's list: one row per lead, its latest event and its status now.
+        let recent = s.recent_consent(10).await.unwrap();
+        assert_eq!(recent.len(), 1);
+        assert!(!recent[0].opted_out && recent[0].latest.grants);
+        assert_eq!(recent[0].latest.method, ConsentMethod::Operator);
+        let all = s.consent_events_since(revoked.at).await.unwrap();
+        assert_eq!(all.len(), 2, "the revoke and the restore, oldest first");
+        assert!(!all[0].grants && all[1].grants);
     }
 }

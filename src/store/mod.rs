@@ -747,7 +747,7 @@ mod auto_reply;
 pub use auto_reply::{HELP_PROVIDER, OPT_OUT_CONFIRMATION_PROVIDER};
 // The consent ledger (issue 15): its own file, so its queries merge cleanly.
 mod consent;
-pub use consent::{ConsentEvent, ConsentMethod, ConsentStatus};
+pub use consent::{ConsentEvent, ConsentMethod, ConsentStatus, LeadConsent};
 // The mailbox document intake (issue 14): its own file, so its queries merge cleanly.
 mod doc_intake;
 pub use doc_intake::{IntakeOutcome, IntakeRow};
