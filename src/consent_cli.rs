@@ -81,7 +81,9 @@ mod tests {
     #[test]
     fn since_is_a_time_or_a_day_and_anything_else_says_what_it_takes() {
         assert_eq!(
-            parse_since("2026-03-02T09:00:00-06:00").unwrap().to_rfc3339(),
+            parse_since("2026-03-02T09:00:00-06:00")
+                .unwrap()
+                .to_rfc3339(),
             "2026-03-02T15:00:00+00:00"
         );
         assert_eq!(

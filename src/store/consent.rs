@@ -119,9 +119,8 @@ where
         id: r.get("id"),
         lead: r.get("lead_phone"),
         at: r.get("at"),
-        method: ConsentMethod::parse(&method).ok_or_else(|| {
-            StoreError::new(format!("consent_events: unknown method {method:?}"))
-        })?,
+        method: ConsentMethod::parse(&method)
+            .ok_or_else(|| StoreError::new(format!("consent_events: unknown method {method:?}")))?,
         grants: r.get::<i64, _>("grants") != 0,
         message_sid: r.get("message_sid"),
         words: r.get("words"),

@@ -133,7 +133,9 @@ mod tests {
         let (alerts, _sink) = actors::testing::test_alerts().await;
         let handoff = DialerHandoff::new(
             Arc::new(store.clone()),
-            Arc::new(HttpDialer::new(&dialer.url, None, std::time::Duration::from_secs(5)).unwrap()),
+            Arc::new(
+                HttpDialer::new(&dialer.url, None, std::time::Duration::from_secs(5)).unwrap(),
+            ),
             alerts,
             Arc::new(SystemClock),
         );

@@ -208,9 +208,11 @@ async fn an_operator_revoke_passes_the_ops_guard_is_recorded_and_stops_a_due_fol
         .arm_followup(&lead, Utc::now() - chrono::Duration::minutes(1))
         .await
         .unwrap();
-    wait_until(10, "the sweep to drop the revoked lead's followup", || async {
-        app.store.followup_of(&lead).await.unwrap().is_none()
-    })
+    wait_until(
+        10,
+        "the sweep to drop the revoked lead's followup",
+        || async { app.store.followup_of(&lead).await.unwrap().is_none() },
+    )
     .await;
     // Another silent lead in the same app gets its followup: the sweep is running.
     let other = "+13125550814";
@@ -277,7 +279,10 @@ async fn a_bad_phone_is_400_an_unknown_lead_404_and_a_bad_action_400() {
     app.wait_for_sms(lead, 1).await;
     for (body, says) in [
         (json!({"action": "pause", "note": "x"}), "unknown action"),
-        (json!({"action": "revoke", "note": "  "}), "note must say why"),
+        (
+            json!({"action": "revoke", "note": "  "}),
+            "note must say why",
+        ),
         (json!({"action": "revoke"}), "body must be JSON"),
         (
             json!({"action": "revoke", "note": "x", "extra": 1}),
@@ -440,9 +445,7 @@ async fn the_ops_page_shows_each_leads_consent_with_a_link_to_its_ledger() {
     let at = |lead: &str| html.find(&format!("<tr data-lead=\"{lead}\">"));
     assert!(at(revoked) < at(kept), "{html}");
     // The link is the ledger's JSON.
-    let l = app
-        .get_json(&format!("/ops/leads/{revoked}/consent"))
-        .await;
+    let l = app.get_json(&format!("/ops/leads/{revoked}/consent")).await;
     assert_eq!(l["events"][0]["method"], "operator");
     app.stop().await;
 }
