@@ -136,26 +136,11 @@ async fn a_revocation_in_plain_words_is_recorded_as_a_revocation() {
     app.stop().await;
 }
 
-/// Followups every second (the sweep), the first ~3.6 s after a reply, quiet hours three
-/// hours from now (as `scheduler.rs` sets them: never now, in UTC or in Chicago).
-fn fast_followups() -> Vec<(&'static str, String)> {
-    let start = Utc::now() + chrono::Duration::hours(3);
-    let end = start + chrono::Duration::hours(1);
-    vec![
-        ("OWNER_TZ", "UTC".into()),
-        ("SCHEDULE_FOLLOWUP_SWEEP", "* * * * * *".into()),
-        ("FOLLOWUP_HOURS", "0.001".into()),
-        (
-            "QUIET_HOURS",
-            format!("{}-{}", start.format("%H:%M"), end.format("%H:%M")),
-        ),
-    ]
-}
-
 #[tokio::test]
 async fn an_operator_revoke_passes_the_ops_guard_is_recorded_and_stops_a_due_followup() {
     let app = spawn_app_with(TestOptions {
-        env: fast_followups(),
+        // A sweep every second, the first followup ~3.6 s after a reply.
+        env: crate::scheduler::fast_followups("0.001"),
         ..TestOptions::default()
     })
     .await;
