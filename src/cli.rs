@@ -1,7 +1,8 @@
 //! The command line: `serve` runs the service; `sms` is the dev helper that plays Twilio
 //! against a running server; `migrate` prepares the database and exits; `inspect scheduled`
 //! shows a running server's scheduled jobs; `parked` and `unpark` list and end parks
-//! through its ops listener; `config` checks the manifests against the code
+//! through its ops listener; `consent export` prints the consent ledger from the database;
+//! `config` checks the manifests against the code
 //! and prints the effective configuration; `verify` runs the post-deploy checklist; `watch`
 //! is the watchdog that runs beside the service and alerts Discord by its own path.
 //!
@@ -55,6 +56,9 @@ pub enum Command {
     /// End a lead's park now (POST /ops/leads/{phone}/unpark): the messages that arrived
     /// while it was parked get one turn. Sends OPS_TOKEN as a bearer token if set.
     Unpark(UnparkArgs),
+    /// The consent ledger (STOP, revocations, START, operator actions, first messages).
+    #[command(subcommand)]
+    Consent(ConsentCommand),
     /// The watchdog: probe a running service over HTTP (readiness, heartbeats, scheduler
     /// lateness, the alert spool, a synthetic SMS) and alert Discord by its own path, once
     /// per incident and once on recovery. Runs as its own process.
@@ -204,6 +208,31 @@ pub struct UnparkArgs {
     /// The server's ops listener (any role). Default: http://127.0.0.1:$OPS_PORT.
     #[arg(long)]
     pub url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConsentCommand {
+    /// Every consent event since a moment, oldest first, to stdout with a header row.
+    /// Reads the database named by DATABASE_URL (and, like `migrate`, brings its schema up
+    /// to date first).
+    Export(ConsentExportArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConsentExportArgs {
+    /// An RFC 3339 time (2026-03-02T09:00:00Z) or a day (2026-03-02, its UTC midnight).
+    #[arg(long)]
+    pub since: String,
+    /// The output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    pub format: ExportFormat,
+}
+
+/// How `consent export` writes the rows.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// RFC 4180 CSV: id, lead, at, method, consent (granted|revoked), message_sid, words.
+    Csv,
 }
 
 #[derive(clap::Args, Debug, Clone)]

@@ -1,7 +1,7 @@
 //! The `lead-agent` binary: parse the command line, set up logging, run the command.
 
 use clap::Parser;
-use lead_agent::cli::{Cli, Command, ConfigCommand, InspectCommand, VerifyArgs};
+use lead_agent::cli::{Cli, Command, ConfigCommand, ConsentCommand, InspectCommand, VerifyArgs};
 use lead_agent::config::Settings;
 use lead_agent::startup::{Application, Overrides};
 use lead_agent::{config_check, dev_sms, inspect, store, telemetry, verify};
@@ -33,6 +33,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(InspectCommand::Scheduled(args)) => inspect::run_scheduled(args).await,
         Command::Parked(args) => lead_agent::park_cli::run_parked(args).await,
         Command::Unpark(args) => lead_agent::park_cli::run_unpark(args).await,
+        Command::Consent(ConsentCommand::Export(args)) => {
+            lead_agent::consent_cli::run_export(args).await
+        }
         #[cfg(feature = "simulate")]
         Command::Simulate(args) => lead_agent::simulate::main(*args).await,
         #[cfg(not(feature = "simulate"))]

@@ -98,6 +98,9 @@ pub trait DialLedger: Send + Sync + 'static {
     async fn is_synthetic(&self, lead: &LeadId) -> Result<bool, StoreError>;
     /// The lead's name when known (from the CRM), for the caller.
     async fn lead_name(&self, lead: &LeadId) -> Result<Option<String>, StoreError>;
+    /// Whether the lead has opted out (STOP, a revocation, an operator's revoke): a
+    /// dialer's call is as proactive as a followup, so it is not handed off.
+    async fn is_opted_out(&self, lead: &LeadId) -> Result<bool, StoreError>;
 }
 
 /// Longest summary sent; SMS threads can be long and the caller needs the gist.
@@ -146,6 +149,12 @@ impl DialerHandoff {
     ) -> Result<bool, StoreError> {
         if self.ledger.is_synthetic(lead).await? {
             tracing::info!(lead = %lead.log(), reason = reason.as_str(), "synthetic lead: not handed to the dialer");
+            return Ok(false);
+        }
+        // Checked here, at the hand-off, as `claim_send` checks a reply: an opt-out
+        // committed after the turn began (an operator's revoke) still stops the call.
+        if self.ledger.is_opted_out(lead).await? {
+            tracing::info!(lead = %lead.log(), reason = reason.as_str(), "opted-out lead: not handed to the dialer");
             return Ok(false);
         }
         let day = self.clock.now().date_naive();

@@ -9,6 +9,7 @@
 //! details. Must not: do a lead's work inline — the webhook stores, publishes and answers
 //! in milliseconds; slow inline work is what made Twilio retry in the seed.
 
+pub mod consent;
 pub mod discord;
 pub mod documents;
 pub mod health;
@@ -146,6 +147,8 @@ pub const ROUTES: &[RouteSpec] = &[
     at(Listener::Ops, "GET", "/ops/leads/{phone}/turns"),
     at(Listener::Ops, "GET", "/ops/parked"),
     at(Listener::Ops, "POST", "/ops/leads/{phone}/unpark"),
+    at(Listener::Ops, "GET", "/ops/leads/{phone}/consent"),
+    at(Listener::Ops, "POST", "/ops/leads/{phone}/consent"),
     at(Listener::Ops, "GET", "/ops/sla"),
     at(Listener::Ops, "POST", "/ops/leads/{phone}/sla"),
     at(
@@ -185,6 +188,8 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/ops/leads/{phone}/turns") => on(m, ops::turns),
         ("GET", "/ops/parked") => on(m, parks::list),
         ("POST", "/ops/leads/{phone}/unpark") => on(m, parks::unpark),
+        ("GET", "/ops/leads/{phone}/consent") => on(m, consent::show),
+        ("POST", "/ops/leads/{phone}/consent") => on(m, consent::act),
         ("GET", "/ops/sla") => on(m, sla::list),
         ("POST", "/ops/leads/{phone}/sla") => on(m, sla::open),
         ("POST", "/ops/leads/{phone}/sla/{kind}/resolve") => on(m, sla::resolve),

@@ -331,7 +331,8 @@ async fn classify(
     keyword: Option<Keyword>,
 ) -> Result<InboundKind, StoreError> {
     Ok(match keyword {
-        Some(Keyword::OptOut | Keyword::Revocation) => InboundKind::OptOut,
+        Some(Keyword::OptOut) => InboundKind::OptOut,
+        Some(Keyword::Revocation) => InboundKind::Revocation,
         Some(Keyword::Help) => InboundKind::CarrierHelp,
         Some(Keyword::OptIn) => {
             if store.is_opted_out(lead).await? {

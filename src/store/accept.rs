@@ -3,8 +3,9 @@
 //! up to [`MAX_BATCH`] messages — in one transaction, then answers each caller.
 //!
 //! Owns: the batch's SQL (lead rows, message rows keyed by `MessageSid`, opt-out and
-//! opt-in, followup cancels), the per-item answer ([`Accepted`]) and the fallback that
-//! writes the items of a failed batch one by one, so a bad item fails only itself.
+//! opt-in with their consent-ledger events, followup cancels), the per-item answer
+//! ([`Accepted`]) and the fallback that writes the items of a failed batch one by one, so a
+//! bad item fails only itself.
 //! Must not: answer a caller before its row is committed (the webhook's 200 means
 //! "durable"), wait for company when the writer is idle (a lone webhook is written at once:
 //! a batch is what queued while the previous commit ran), or decide what a message means
@@ -24,10 +25,11 @@ use actors::ports::StoreError;
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
+use super::consent::{self, ConsentMethod};
 use super::{Accepted, InboundKind, Pool, in_list, now, store_err};
 
 /// The most messages one transaction writes. Bounds a statement's parameters (5 per
-/// message, far below either engine's limit) and the time the write lock is held.
+/// message in each of the message and consent inserts, far below either engine's limit) and the time the write lock is held.
 pub(super) const MAX_BATCH: usize = 128;
 
 /// Requests that may wait for the writer. A webhook beyond it waits to enqueue — the HTTP
@@ -200,15 +202,23 @@ async fn write_batch(pool: &Pool, items: &[InboundItem]) -> Result<Vec<Accepted>
         let at = now();
         let mut tx = pool.begin_with(begin).await.map_err(at_begin("begin inbound batch"))?;
 
+        // RETURNING names the leads this batch created: their first message is the
+        // ledger's `first_inbound`.
         let sql = format!(
-            "INSERT INTO leads (phone, created_at) VALUES {} ON CONFLICT (phone) DO NOTHING",
+            "INSERT INTO leads (phone, created_at) VALUES {} ON CONFLICT (phone) DO NOTHING RETURNING phone",
             values(2, phones.len(), 1, |p| format!("{}, $1", p[0])),
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(cached).bind(at);
         for phone in &phones {
             q = q.bind(*phone);
         }
-        q.execute(&mut *tx).await.map_err(in_batch("insert leads"))?;
+        let created: HashSet<String> = q
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(in_batch("insert leads"))?
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
 
         // Synthetic (the watch's probes): rare, so real traffic pays nothing for it. Once
         // marked, a lead stays marked: the watch's number never becomes a real lead.
@@ -291,9 +301,16 @@ async fn write_batch(pool: &Pool, items: &[InboundItem]) -> Result<Vec<Accepted>
         // Each lead's last opt keyword in the batch is its final state.
         let mut opt: HashMap<&str, bool> = HashMap::new();
         let mut cancel: Vec<&str> = Vec::new();
+        // The ledger's events, in arrival order; only new messages (a retry adds none).
+        let mut consent: Vec<(&InboundItem, ConsentMethod)> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         for (item, _) in items.iter().zip(&is_new).filter(|(_, new)| **new) {
+            let first = seen.insert(item.from.as_str()) && created.contains(&item.from);
+            if let Some(method) = consent::inbound_event(item.kind, first) {
+                consent.push((item, method));
+            }
             match item.kind {
-                InboundKind::OptOut => {
+                InboundKind::OptOut | InboundKind::Revocation => {
                     opt.insert(item.from.as_str(), true);
                 }
                 InboundKind::OptIn => {
@@ -335,6 +352,26 @@ async fn write_batch(pool: &Pool, items: &[InboundItem]) -> Result<Vec<Accepted>
             }
             q.execute(&mut *tx).await.map_err(in_batch("opt out or in"))?;
         }
+        if !consent.is_empty() {
+            let sql = format!(
+                "INSERT INTO consent_events (lead_phone, at, method, grants, message_sid, words)
+                 VALUES {} ON CONFLICT (message_sid) DO NOTHING",
+                values(2, consent.len(), 5, |p| format!(
+                    "{}, $1, {}, {}, {}, {}",
+                    p[0], p[1], p[2], p[3], p[4]
+                )),
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(cached).bind(at);
+            for (item, method) in &consent {
+                q = q
+                    .bind(item.from.as_str())
+                    .bind(method.as_str())
+                    .bind(i64::from(consent::grants(*method)))
+                    .bind(item.sid.as_str())
+                    .bind(item.body.as_str());
+            }
+            q.execute(&mut *tx).await.map_err(in_batch("record consent"))?;
+        }
         cancel.sort_unstable();
         cancel.dedup();
         if !cancel.is_empty() {
@@ -374,6 +411,7 @@ fn state_of(kind: InboundKind) -> (&'static str, Option<&'static str>) {
     match kind {
         InboundKind::Conversation => ("pending", None),
         InboundKind::OptOut => ("no_reply", Some("opt-out keyword")),
+        InboundKind::Revocation => ("no_reply", Some("consent revoked")),
         InboundKind::OptIn => ("no_reply", Some("opt-in keyword")),
         InboundKind::CarrierHelp => ("no_reply", Some("carrier help keyword")),
     }
@@ -552,6 +590,32 @@ mod tests {
         assert!(s.is_opted_out(&LeadId::new(lead)).await.unwrap());
         // START then STOP in one batch: the last word stands.
         assert!(s.is_opted_out(&LeadId::new(other)).await.unwrap());
+        // The ledger, newest first: the lead existed before the batch (no first_inbound);
+        // `other` was created by its HELP; the retry of SM1 added nothing.
+        let ledger = |phone: &str| {
+            let s = s.clone();
+            let lead = LeadId::new(phone);
+            async move {
+                s.consent_events(&lead)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| (e.method.as_str(), e.grants, e.message_sid.unwrap()))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            ledger(lead).await,
+            vec![("stop_keyword", false, "SM2".to_string())]
+        );
+        assert_eq!(
+            ledger(other).await,
+            vec![
+                ("stop_keyword", false, "SM6".to_string()),
+                ("start_keyword", true, "SM5".to_string()),
+                ("first_inbound", true, "SM3".to_string()),
+            ]
+        );
         assert_eq!(
             count(
                 &s,

@@ -39,6 +39,10 @@ impl DialLedger for SqlStore {
         Ok(self.lead_identity(lead).await?.name)
     }
 
+    async fn is_opted_out(&self, lead: &LeadId) -> Result<bool, StoreError> {
+        actors::ports::Store::is_opted_out(self, lead).await
+    }
+
     async fn claim_dial(
         &self,
         lead: &LeadId,
@@ -84,5 +88,76 @@ impl DialLedger for SqlStore {
             .map_err(store_err("record dialer outcome"))?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use actors::dialer::{DialReason, DialerHandoff};
+    use actors::ports::{Store, SystemClock};
+    use testkit::fake_dialer::FakeDialer;
+
+    use super::*;
+    use crate::channels::dialer::HttpDialer;
+    use crate::store::{InboundKind, NewInbound, fresh_test_database_url};
+
+    #[tokio::test]
+    async fn an_opted_out_lead_is_not_handed_to_the_dialer_and_its_day_is_not_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqlStore::connect(&fresh_test_database_url(dir.path()).await)
+            .await
+            .unwrap();
+        let lead = LeadId::new("+13125550177");
+        store
+            .accept_inbound(
+                NewInbound {
+                    message_sid: "SM1",
+                    from: &lead,
+                    body: "call me",
+                    synthetic: false,
+                },
+                InboundKind::Conversation,
+            )
+            .await
+            .unwrap();
+        // An operator's revoke lands while the turn that read "call me" runs.
+        store
+            .record_operator_consent(&lead, false, "asked by phone not to be contacted")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(Store::is_opted_out(&store, &lead).await.unwrap());
+        let dialer = FakeDialer::start().await;
+        let (alerts, _sink) = actors::testing::test_alerts().await;
+        let handoff = DialerHandoff::new(
+            Arc::new(store.clone()),
+            Arc::new(
+                HttpDialer::new(&dialer.url, None, std::time::Duration::from_secs(5)).unwrap(),
+            ),
+            alerts,
+            Arc::new(SystemClock),
+        );
+        let claimed = handoff
+            .hand_off(&lead, DialReason::AskedForCall, "Asked to be called")
+            .await
+            .unwrap();
+        assert!(!claimed);
+        assert!(store.dialer_handoffs(&lead).await.unwrap().is_empty());
+        // Restored: the same hand-off goes through.
+        store
+            .record_operator_consent(&lead, true, "called back, agreed to calls")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            handoff
+                .hand_off(&lead, DialReason::AskedForCall, "Asked to be called")
+                .await
+                .unwrap()
+        );
+        actors::testing::wait_for(|| !dialer.requests().is_empty()).await;
+        assert_eq!(dialer.requests().len(), 1);
     }
 }

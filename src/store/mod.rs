@@ -28,6 +28,9 @@ pub enum InboundKind {
     Conversation,
     /// STOP and friends: recorded, lead opted out, no reply.
     OptOut,
+    /// Consent revoked in plain words ("please stop texting me"): the same as [`Self::OptOut`]
+    /// for every send; the consent ledger records it as a `revocation`.
+    Revocation,
     /// START/YES from an opted-out lead: opted back in, no reply (the carrier confirms).
     OptIn,
     /// HELP/INFO: the carrier answers; no reply from us.
@@ -742,6 +745,9 @@ pub use identity::LeadIdentity;
 // Replies owed by rule, not by a turn (issue 15: HELP): its own file.
 mod auto_reply;
 pub use auto_reply::{HELP_PROVIDER, OPT_OUT_CONFIRMATION_PROVIDER};
+// The consent ledger (issue 15): its own file, so its queries merge cleanly.
+mod consent;
+pub use consent::{ConsentEvent, ConsentMethod, ConsentStatus, LeadConsent};
 // The mailbox document intake (issue 14): its own file, so its queries merge cleanly.
 mod doc_intake;
 pub use doc_intake::{IntakeOutcome, IntakeRow};

@@ -14,6 +14,7 @@ mod alert_kinds;
 mod alerts_outage;
 mod brain;
 mod building_service;
+mod consent;
 mod conversation;
 mod crm_texts;
 mod dialer;

@@ -30,6 +30,8 @@ pub struct Page {
     /// `Err`: the store's answer, shown as "store unavailable".
     pub breaches: Result<Vec<BreachRow>, String>,
     pub parks: Result<Vec<ParkRow>, String>,
+    /// The leads whose consent changed last (the consent ledger), newest first.
+    pub consent: Result<Vec<ConsentRow>, String>,
     pub jobs: Result<Vec<JobRow>, String>,
     /// How many alerts this process keeps (the table shows the newest 25).
     pub alerts_kept: usize,
@@ -79,6 +81,43 @@ pub struct ParkRow {
     pub reason: &'static str,
     pub parked_at: String,
     pub expires_at: String,
+}
+
+/// How many leads the page's consent list shows (the JSON has every lead's ledger).
+const CONSENT_ROWS: u32 = 20;
+
+pub struct ConsentRow {
+    pub lead: String,
+    /// `opted out` or `opted in`: what every send checks now.
+    pub status: &'static str,
+    pub since: String,
+    /// The latest event's method and whether it granted or revoked.
+    pub latest: String,
+    pub latest_at: String,
+    /// `/ops/leads/{phone}/consent`: the whole ledger as JSON.
+    pub href: String,
+}
+
+impl From<&crate::store::LeadConsent> for ConsentRow {
+    fn from(c: &crate::store::LeadConsent) -> Self {
+        let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%m-%d %H:%M").to_string();
+        Self {
+            lead: c.latest.lead.clone(),
+            status: if c.opted_out { "opted out" } else { "opted in" },
+            since: if c.opted_out {
+                c.opted_out_at.map(fmt).unwrap_or_default()
+            } else {
+                String::new()
+            },
+            latest: format!(
+                "{} ({})",
+                c.latest.method.as_str(),
+                if c.latest.grants { "grants" } else { "revokes" }
+            ),
+            latest_at: fmt(c.latest.at),
+            href: format!("/ops/leads/{}/consent", c.latest.lead),
+        }
+    }
 }
 
 pub struct JobRow {
@@ -261,6 +300,14 @@ pub async fn gather(state: &AppState) -> Page {
         })
         .map_err(|e| e.to_string());
 
+    // The consent ledger: the leads whose consent changed last, with their status now.
+    let consent = state
+        .store
+        .recent_consent(CONSENT_ROWS)
+        .await
+        .map(|rows| rows.iter().map(ConsentRow::from).collect())
+        .map_err(|e| e.to_string());
+
     // The scheduler's jobs as the store has them (the scheduler process writes them, so
     // any role can show them). None stored: no scheduler has run against this store.
     let jobs = state
@@ -298,6 +345,7 @@ pub async fn gather(state: &AppState) -> Page {
         pool,
         breaches,
         parks,
+        consent,
         jobs,
         alerts_kept: alerts.len(),
         alerts: alerts.iter().rev().take(25).map(AlertRow::from).collect(),
@@ -321,7 +369,7 @@ mod tests {
     const ESCAPED: &str = "&#60;script&#62;alert(&#34;x&#34;)&#60;/script&#62; &#38; &#39;y&#39;";
 
     /// A page whose every text from data is `HOSTILE`: an alert quoting a lead's message,
-    /// the lead itself, a parked lead, a job, a verification step and a store error.
+    /// the lead itself, a parked lead, a lead's consent, a job, a verification step and a store error.
     fn hostile_page() -> Page {
         let mut alert = Alert::event("hitl_hold", format!("Lead wrote: {HOSTILE}"));
         alert.lead = Some(LeadId::new(HOSTILE));
@@ -356,6 +404,14 @@ mod tests {
                 parked_at: String::new(),
                 expires_at: String::new(),
             }]),
+            consent: Ok(vec![ConsentRow {
+                lead: HOSTILE.into(),
+                status: "opted out",
+                since: String::new(),
+                latest: "operator (revokes)".into(),
+                latest_at: String::new(),
+                href: format!("/ops/leads/{HOSTILE}/consent"),
+            }]),
             jobs: Ok(vec![JobRow {
                 name: HOSTILE.into(),
                 schedule: HOSTILE.into(),
@@ -382,8 +438,9 @@ mod tests {
             "{html}"
         );
         assert!(html.contains(&format!("Lead wrote: {ESCAPED}")), "{html}");
-        // Alert lead and text 2, store error 1, park 1, job 6, verification url and step 3.
-        assert_eq!(html.matches(ESCAPED).count(), 13, "{html}");
+        // Alert lead and text 2, store error 1, park 1, consent lead, row and link 3, job 6,
+        // verification url and step 3.
+        assert_eq!(html.matches(ESCAPED).count(), 16, "{html}");
         assert!(
             html.contains("<td class=\"fail\">FAIL</td>")
                 && html.contains("data-metric=\"last-verification\" class=\"fail\">FAIL<"),
