@@ -2,7 +2,8 @@
 //! reply (HUD's 2024 guidance on AI in housing), and the housing provider answers for its
 //! vendor's model. A drafted reply that asks about or conditions on a protected
 //! characteristic, or steers by who lives in a neighbourhood, is held for a person; a lead
-//! asking about vouchers, accessibility or an accommodation is handed to a person.
+//! asking about vouchers, accessibility or an accommodation (a question or a request, not
+//! news such as "my voucher got approved") is handed to a person.
 //!
 //! Owns: the rule the prompts carry ([`PROMPT_RULE`]), the deterministic check of a draft
 //! ([`check_draft`]) and of a lead's message ([`accommodation_request`]), and their phrase
@@ -240,10 +241,42 @@ pub fn check_draft(draft: &str) -> Option<Finding> {
         .map(|&(ground, pattern)| Finding { ground, pattern })
 }
 
+/// Words that make a message a question or a request ("do you take…", "I need…"): a
+/// statement ("my voucher got approved, I want to sign") is the lead's news, answered by
+/// the agent like any other.
+const ASKING_FIRST: &[&str] = &[
+    "do", "does", "can", "could", "is", "are", "will", "would", "may", "tienen", "aceptan",
+    "puedo", "hay",
+];
+const ASKING_ANYWHERE: &[&str] = &[
+    "accept",
+    "accepts",
+    "take",
+    "takes",
+    "need",
+    "needs",
+    "allow",
+    "allowed",
+    "request",
+    "require",
+    "requesting",
+    "necesito",
+    "aceptan",
+    "acepta",
+];
+
 /// The phrase of `message` that makes it a voucher, accessibility or accommodation
-/// question, if any.
+/// question or request, if any.
 pub fn accommodation_request(message: &str) -> Option<&'static str> {
     let words = normalise(message);
+    let asking = message.contains('?')
+        || words
+            .first()
+            .is_some_and(|w| ASKING_FIRST.contains(&w.as_str()))
+        || words.iter().any(|w| ASKING_ANYWHERE.contains(&w.as_str()));
+    if !asking {
+        return None;
+    }
     ACCOMMODATION_PATTERNS
         .iter()
         .copied()
@@ -446,6 +479,8 @@ mod tests {
             "Is parking included?",
             "I have a cat and a small dog",
             "stop by tomorrow?",
+            // News, not a question: the agent answers (and records the voucher).
+            "My voucher got approved, I want to sign this week",
         ] {
             assert_eq!(accommodation_request(msg), None, "{msg:?}");
         }
