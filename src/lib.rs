@@ -27,6 +27,7 @@ pub mod hitl;
 pub mod http;
 pub mod inbound;
 pub mod inspect;
+pub mod judged_revocations;
 pub mod paced_failures;
 pub mod park_cli;
 pub mod probe;

@@ -333,6 +333,10 @@ async fn build_responder(
         clock: clock.clone(),
         sla: Some(sla.clone()),
         dialer: Some(dialer.clone()),
+        revocations: Some(Arc::new(crate::judged_revocations::StoreRevocations {
+            store: store.clone(),
+            confirmation: settings.opt_out_confirmation.clone(),
+        })),
     };
     tracing::info!(
         ?mode,

@@ -227,6 +227,51 @@ impl SqlStore {
         })
     }
 
+    /// A revocation the model judged (the brain's `record_opt_out`: words the phrase set
+    /// missed): opts the lead out as STOP does (the flag, its followup cancelled) with a
+    /// `revocation` event whose words say it was the model's judgement, in one transaction.
+    /// False: the lead was already out (or unknown): nothing written.
+    pub async fn record_judged_revocation(
+        &self,
+        lead: &LeadId,
+        words: &str,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let at = now();
+            let mut tx = pool.begin().await.map_err(store_err("begin judged revocation"))?;
+            let updated = sqlx::query(
+                "UPDATE leads SET opted_out = 1, opted_out_at = $2
+                 WHERE phone = $1 AND opted_out = 0 RETURNING phone",
+            )
+            .bind(lead.as_str())
+            .bind(at)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_err("judged revocation"))?;
+            if updated.is_none() {
+                return Ok(false);
+            }
+            sqlx::query("DELETE FROM followups WHERE lead_phone = $1")
+                .bind(lead.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(store_err("judged revocation: cancel followup"))?;
+            sqlx::query(
+                "INSERT INTO consent_events (lead_phone, at, method, grants, message_sid, words)
+                 VALUES ($1, $2, $3, 0, NULL, $4)",
+            )
+            .bind(lead.as_str())
+            .bind(at)
+            .bind(ConsentMethod::Revocation.as_str())
+            .bind(format!("[the model's judgement] {words}"))
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err("judged revocation event"))?;
+            tx.commit().await.map_err(store_err("commit judged revocation"))?;
+            Ok(true)
+        })
+    }
+
     /// An operator's revoke (`grants` false) or restore: sets or clears `leads.opted_out`
     /// as STOP and START do (a revoke also cancels the pending followup, as STOP does) and
     /// records the event with the operator's note, in one transaction. `None`: no such

@@ -97,7 +97,8 @@ async fn a_tour_the_model_schedules_updates_the_lead_and_posts_the_tour_request_
             "mark_dead_lead",
             "escalate_to_human",
             "suggest_crm_stage",
-            "mark_hot_lead"
+            "mark_hot_lead",
+            "record_opt_out"
         ]
     );
     assert!(
@@ -166,7 +167,7 @@ async fn gemini_function_calls_round_trip_with_function_responses() {
     let decls = first["tools"][0]["functionDeclarations"]
         .as_array()
         .unwrap();
-    assert_eq!(decls.len(), 6);
+    assert_eq!(decls.len(), 7);
     assert!(decls.iter().all(|d| d["parameters"]["type"] == "object"));
     assert_eq!(first["toolConfig"]["functionCallingConfig"]["mode"], "AUTO");
     let contents = seen[1].body["contents"].as_array().unwrap();
@@ -266,4 +267,61 @@ async fn a_lead_the_model_marks_dead_leaves_the_lifecycle_and_is_alerted() {
     assert_eq!(alert["kind"], "dead_lead");
     // The typed event carries its reason as a field, not only in the text.
     assert_eq!(alert["reason"], "signed a lease elsewhere");
+}
+
+#[tokio::test]
+async fn a_revocation_the_phrase_set_misses_is_opted_out_by_the_model_s_judgement() {
+    // The deterministic set does not read this as a revocation (it is answered by a turn);
+    // the model does, and calls record_opt_out: the lead is opted out as after STOP, the
+    // model's own reply is not sent, the one confirmation is.
+    let words = "All good, I'd rather not hear from you guys again";
+    assert!(
+        !actors::revocation::is_revocation(words),
+        "the phrase set misses it"
+    );
+    let anthropic = FakeProvider::anthropic().await;
+    let gemini = FakeProvider::gemini().await;
+    anthropic.script(vec![
+        Canned::ok(anthropic_tool_use(
+            "toolu_01X",
+            "record_opt_out",
+            json!({"words": words}),
+        )),
+        Canned::ok(anthropic_text("Understood, we won't text you again.")),
+    ]);
+    let app = app_with("true", &anthropic, &gemini).await;
+    let lead = LeadId::new(LEAD);
+    app.post_sms(LEAD, words).await;
+    let sent = app.wait_for_sms(LEAD, 1).await;
+    assert!(
+        sent[0].starts_with("The leasing office: you are opted out"),
+        "the confirmation, not the model's reply: {sent:?}"
+    );
+    app.wait_settled(LEAD).await;
+    assert_eq!(app.twilio.sent_to(LEAD).len(), 1, "one SMS in all");
+    assert!(
+        actors::ports::Store::is_opted_out(&app.store, &lead)
+            .await
+            .unwrap()
+    );
+    let events = app.store.consent_events(&lead).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.method.as_str() == "revocation"
+            && !e.grants
+            && e.words.contains("the model's judgement")
+            && e.words.contains(words)),
+        "{events:?}"
+    );
+    let conversation = app.conversation(LEAD).await;
+    assert!(
+        conversation
+            .iter()
+            .any(|m| m.body.contains("we won't text you again") && m.state == "suppressed"),
+        "the model's reply was suppressed at the send: {conversation:?}"
+    );
+    // Anything later gets nothing.
+    app.post_sms(LEAD, "hello?").await;
+    app.wait_settled(LEAD).await;
+    assert_eq!(app.twilio.sent_to(LEAD).len(), 1);
+    app.stop().await;
 }

@@ -285,7 +285,8 @@ pub fn system_prompt(catalog: &Catalog, ctx: &LeadContext, prompt: &Prompt) -> S
          agree to a building and a time (say it is requested, the team confirms), \
          suggest_crm_stage when they qualify or book, mark_hot_lead when they are ready to \
          rent now or ask for a phone call, mark_dead_lead only when they are clearly no \
-         longer looking. If several messages arrived together, answer them in \
+         longer looking, record_opt_out at once when they ask in any words to get no more \
+         texts. If several messages arrived together, answer them in \
          one reply.\n\n",
     );
     s.push_str(crate::fair_housing::PROMPT_RULE);

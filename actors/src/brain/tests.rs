@@ -113,6 +113,7 @@ async fn rig(chain: Vec<Arc<dyn ChatModel>>) -> Rig {
         clock: Arc::new(SystemClock),
         sla: None,
         dialer: None,
+        revocations: None,
     };
     Rig {
         contexts,

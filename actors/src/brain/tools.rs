@@ -28,6 +28,7 @@ pub const MARK_DEAD_LEAD: &str = "mark_dead_lead";
 pub const ESCALATE_TO_HUMAN: &str = "escalate_to_human";
 pub const SUGGEST_CRM_STAGE: &str = "suggest_crm_stage";
 pub const MARK_HOT_LEAD: &str = "mark_hot_lead";
+pub const RECORD_OPT_OUT: &str = "record_opt_out";
 
 /// The stages the brain may suggest (the office maps them onto its CRM's own).
 pub const CRM_STAGES: [&str; 7] = [
@@ -119,7 +120,32 @@ pub fn tool_specs() -> Vec<ToolSpec> {
                 "required": ["reason"]
             }),
         },
+        ToolSpec {
+            name: RECORD_OPT_OUT,
+            description: "The lead does not want any more texts from us, in whatever words (\"I'd rather not hear from you again\", \"quit messaging\"). Call it at once, without arguing or asking why: the lead is opted out and gets one confirmation from us; your reply will not be sent. Not for a lead who only declines a unit or a time.",
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "words": {"type": "string", "description": "The lead's words that say so, quoted."}
+                },
+                "required": ["words"]
+            }),
+        },
     ]
+}
+
+/// Where a revocation the model judged is recorded (one the deterministic phrase set,
+/// `crate::revocation`, did not see; never the only check): the same effect as STOP —
+/// opted out, a ledger event, followups cancelled, one confirmation queued.
+#[async_trait::async_trait]
+pub trait JudgedRevocations: Send + Sync + 'static {
+    /// True: the lead is opted out now; false: it already was.
+    async fn revoke(&self, lead: &LeadId, words: &str) -> Result<bool, StoreError>;
+}
+
+#[derive(Deserialize)]
+struct OptOutInput {
+    words: String,
 }
 
 /// A number a model may send as 1500, 1500.0 or "$1,500".
@@ -203,6 +229,8 @@ pub struct ToolBox {
     pub sla: Option<SlaEvents>,
     /// Where `mark_hot_lead` hands the lead; `None`: the tool only records and alerts.
     pub dialer: Option<Arc<DialerHandoff>>,
+    /// Where `record_opt_out` opts the lead out; `None`: the tool is refused.
+    pub revocations: Option<Arc<dyn JudgedRevocations>>,
 }
 
 /// What one tool run produced.
@@ -257,6 +285,7 @@ impl ToolBox {
             ESCALATE_TO_HUMAN => self.escalate(lead, call, ctx, live).await?,
             SUGGEST_CRM_STAGE => self.suggest_stage(lead, call, ctx, live).await?,
             MARK_HOT_LEAD => self.mark_hot(lead, call, ctx, live).await?,
+            RECORD_OPT_OUT => self.record_opt_out(lead, call, live).await?,
             other => refuse(call, format!("there is no tool named `{other}`")),
         };
         metrics::counter!("lead_agent_brain_tool_calls_total", "tool" => call.name.clone(), "outcome" => if outcome.result.is_error { "refused" } else { "ok" }).increment(1);
@@ -586,6 +615,41 @@ impl ToolBox {
             call,
             json!({"status": status}),
             format!("{MARK_HOT_LEAD}: {reason}"),
+        ))
+    }
+
+    async fn record_opt_out(
+        &self,
+        lead: &LeadId,
+        call: &ToolCall,
+        live: bool,
+    ) -> Result<ToolOutcome, StoreError> {
+        let input: OptOutInput = match parse(call) {
+            Ok(i) => i,
+            Err(e) => return Ok(refuse(call, e)),
+        };
+        let words = input.words.trim().to_string();
+        let Some(revocations) = &self.revocations else {
+            return Ok(refuse(call, "opt-outs are not recorded here".into()));
+        };
+        if live {
+            let newly = revocations.revoke(lead, &words).await?;
+            self.alerts.raise(
+                Alert::event(
+                    "opted_out",
+                    format!(
+                        "{lead} opted out in words the phrase set missed, by the model's judgement: \"{words}\"{}",
+                        if newly { "" } else { " (already out)" }
+                    ),
+                )
+                .for_lead(lead)
+                .with_reason("revocation judged by the model"),
+            );
+        }
+        Ok(ok(
+            call,
+            json!({"status": "opted out; your reply will not be sent, the lead gets one confirmation"}),
+            format!("{RECORD_OPT_OUT}: {words}"),
         ))
     }
 
