@@ -38,6 +38,7 @@ pub mod simulate;
 pub mod sla;
 pub mod startup;
 pub mod store;
+pub mod takeover;
 pub mod telemetry;
 pub mod verify;
 pub mod watch;

@@ -3,7 +3,8 @@
 //! contact — unless Twilio's Advanced Opt-Out answers HELP for us
 //! (`TWILIO_ADVANCED_OPT_OUT=true`).
 //!
-//! And the one confirmation of a revocation in plain words (`OPT_OUT_CONFIRMATION`).
+//! And the one confirmation of a revocation in plain words (`OPT_OUT_CONFIRMATION`), and
+//! how long a human takeover lasts without operator activity (`TAKEOVER_IDLE_HOURS`).
 //!
 //! Owns: the default wordings and the rule that a custom `HELP_REPLY` still names how to
 //! stop. Must not: send anything (the intake queues the reply, the lead's actor sends it).
@@ -61,6 +62,18 @@ pub(super) fn opt_out_confirmation(r: &mut Reader<'_>, office: &str) -> Option<S
         return None;
     }
     Some(custom.unwrap_or_else(|| default_confirmation(office)))
+}
+
+/// `TAKEOVER_IDLE_HOURS`: hours, fractions allowed (a test's `0.001` is 3.6 s).
+pub(super) fn takeover_idle(r: &mut Reader<'_>) -> std::time::Duration {
+    let hours: f64 = r.parse("TAKEOVER_IDLE_HOURS");
+    if !(hours.is_finite() && hours > 0.0 && hours <= 24.0 * 365.0) {
+        r.problems.push(format!(
+            "TAKEOVER_IDLE_HOURS={hours} must be a positive number of hours (at most a year)"
+        ));
+        return std::time::Duration::from_secs(4 * 3600);
+    }
+    std::time::Duration::from_secs_f64(hours * 3600.0)
 }
 
 /// Not marketing, as the rule asks: who, that nothing more comes, how to undo it.
