@@ -7,7 +7,8 @@
 //! (take) or is not taken over (release); 409 for a take of a lead already taken (naming
 //! who holds it) and for a reply to a lead not taken over.
 //! Must not: be reachable around the ops guard (JSON body, same origin: `ops_guard.rs`, in
-//! front of every `/ops` POST) or authorization, or send an SMS itself (a reply is queued in
+//! front of every `/ops` POST) or authorization (the ops token, or the `/ops` page's
+//! session cookie for the page's own buttons), or send an SMS itself (a reply is queued in
 //! the outbox and sent by the lead's actor).
 
 use std::net::SocketAddr;
@@ -20,7 +21,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::ops::authorize;
 use super::sla::lead_from;
 use super::{ApiError, AppState};
 use crate::store::{TakeOutcome, Takeover};
@@ -43,6 +43,16 @@ fn read(body: &[u8], shape: &str) -> Result<TakeoverRequest, ApiError> {
     };
     serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("body must be JSON {shape}: {e}")))
+}
+
+/// The ops token, as for every `/ops` route (`super::ops::authorize`), or the `/ops`
+/// page's session cookie: the page's Take over and Release buttons post with it
+/// (`super::ops_page::has_page_session`; the ops guard has checked same origin and JSON).
+fn authorize(state: &AppState, peer: &SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+    match super::ops::authorize(state, peer, headers) {
+        Err(_) if super::ops_page::has_page_session(state, headers) => Ok(()),
+        other => other,
+    }
 }
 
 fn refused(e: TakeoverError) -> Result<Response, ApiError> {
