@@ -363,4 +363,33 @@ mod tests {
         assert_eq!(released[0].released_by.as_deref(), Some("scheduler"));
         assert!(store.takeovers().await.unwrap().is_empty());
     }
+
+    #[tokio::test]
+    async fn an_operator_text_to_a_lead_who_opted_out_is_suppressed_at_the_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let lead = LeadId::new("+13125550143");
+        let store = store_with_lead(dir.path(), &lead).await;
+        store
+            .take_over(&lead, "ana", "ops", Utc::now())
+            .await
+            .unwrap();
+        let (reply, _) = store
+            .queue_operator_reply(&lead, "are you still there?", Utc::now())
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .accept_inbound(
+                NewInbound {
+                    message_sid: "SM2",
+                    from: &lead,
+                    body: "STOP",
+                    synthetic: false,
+                },
+                InboundKind::OptOut,
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.claim_send(reply).await.unwrap(), Claim::Suppressed);
+    }
 }
