@@ -104,7 +104,7 @@ pub async fn take(
 /// `TAKEOVER_IDLE_HOURS` as an operator reads it: "4 h", "90 min", "5 s".
 pub fn human_idle(idle: Duration) -> String {
     let secs = idle.as_secs();
-    if secs >= 3600 && secs % 3600 == 0 {
+    if secs >= 3600 && secs.is_multiple_of(3600) {
         format!("{} h", secs / 3600)
     } else if secs >= 60 {
         format!("{} min", secs / 60)
