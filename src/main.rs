@@ -33,6 +33,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(InspectCommand::Scheduled(args)) => inspect::run_scheduled(args).await,
         Command::Parked(args) => lead_agent::park_cli::run_parked(args).await,
         Command::Unpark(args) => lead_agent::park_cli::run_unpark(args).await,
+        Command::Takeovers(args) => lead_agent::takeover_cli::run_takeovers(args).await,
+        Command::Takeover(args) => lead_agent::takeover_cli::run_takeover(args).await,
+        Command::Release(args) => lead_agent::takeover_cli::run_release(args).await,
         #[cfg(feature = "simulate")]
         Command::Simulate(args) => lead_agent::simulate::main(*args).await,
         #[cfg(not(feature = "simulate"))]

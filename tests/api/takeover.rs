@@ -441,3 +441,41 @@ async fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
     assert_eq!(answer["type"], 4, "no modal: {answer}");
     assert_eq!(app.twilio.sent_to(LEAD).len(), 1);
 }
+
+#[tokio::test]
+async fn the_cli_takes_a_lead_over_lists_it_and_releases_it() {
+    let app = spawn_app().await;
+    app.post_sms(LEAD, "hello").await;
+    app.wait_for_sms(LEAD, 1).await;
+    // The real binary, talking to the app's ops listener like an operator's terminal.
+    let cli = |args: &[&str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lead-agent"));
+        command
+            .args(args)
+            .args(["--url", &app.ops_url])
+            .env_remove("OPS_TOKEN");
+        async move {
+            let out = command.output().await.unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            )
+        }
+    };
+    let (ok, out, _) = cli(&["takeovers"]).await;
+    assert!(ok && out.contains("no lead is taken over"), "{out}");
+    let (ok, out, err) = cli(&["takeover", LEAD, "--operator", "ana"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("taken over by ana"), "{out}");
+    let (ok, _, err) = cli(&["takeover", LEAD, "--operator", "bo"]).await;
+    assert!(!ok && err.contains("already taken over by ana"), "{err}");
+    let (ok, out, err) = cli(&["takeovers"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains(LEAD) && out.contains("ana"), "{out}");
+    let (ok, out, err) = cli(&["release", LEAD, "--operator", "ana"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("released"), "{out}");
+    let (ok, _, err) = cli(&["release", LEAD]).await;
+    assert!(!ok && err.contains("not taken over"), "{err}");
+}
