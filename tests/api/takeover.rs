@@ -129,7 +129,13 @@ fn modal_submit(custom_id: &str, text: &str) -> Value {
 #[tokio::test]
 async fn a_taken_lead_gets_no_ai_reply_its_messages_reach_the_operator_whose_reply_goes_once_and_release_hands_back()
  {
-    let d = desk(vec![]).await;
+    // The response-gap watch every second with a 1 s SLA: a taken lead's unanswered
+    // message must not look like a stalled pipeline to it.
+    let d = desk(vec![
+        ("FIRST_RESPONSE_SLA_SECS", "1".into()),
+        ("SCHEDULE_RESPONSE_GAP_WATCH", "* * * * * *".into()),
+    ])
+    .await;
     let app = &d.app;
     let (status, _) = app.post_sms(LEAD, "Hi, is the 2BR on Lake St free?").await;
     assert_eq!(status, 200);
