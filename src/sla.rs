@@ -72,7 +72,10 @@ impl SlaEngine {
                 alerts,
                 settings.owner_phone.as_deref().map(LeadId::new),
             )
-            .with_quiet_hours(settings.scheduler.quiet_hours, settings.scheduler.time_zone),
+            .with_quiet_hours(
+                settings.scheduler.send_windows.clone(),
+                settings.scheduler.time_zone,
+            ),
             queue,
         })
     }

@@ -112,7 +112,7 @@ pub fn is_revocation(text: &str) -> bool {
 
 /// Lowercase, accents folded (Spanish), apostrophes dropped ("don't" → "dont"), any other
 /// punctuation a word break.
-fn normalise(text: &str) -> Vec<String> {
+pub(crate) fn normalise(text: &str) -> Vec<String> {
     let folded: String = text
         .chars()
         .filter(|c| !matches!(c, '\'' | '\u{2019}' | '\u{2018}'))

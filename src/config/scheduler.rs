@@ -29,6 +29,9 @@ pub struct SchedulerSettings {
     /// `None`: followups are off.
     pub followups: Option<actors::followup::FollowupPlan>,
     pub quiet_hours: actors::followup::QuietHours,
+    /// `quiet_hours`, the federal window and the states' windows: when a proactive message
+    /// (a followup, an SLA update to the lead) may go.
+    pub send_windows: actors::send_window::SendWindows,
     pub first_response_sla: Duration,
     pub stall_leads: usize,
 }
@@ -75,6 +78,12 @@ pub(super) fn scheduler_settings(r: &mut Reader<'_>) -> SchedulerSettings {
             r.problems.push(format!("QUIET_HOURS: {e}"));
             actors::followup::QuietHours::parse("21:00-09:00").expect("valid default")
         });
+    let send_windows = actors::send_window::SendWindows::new(quiet_hours)
+        .with_overrides(&r.string("SEND_WINDOWS_BY_STATE"))
+        .unwrap_or_else(|e| {
+            r.problems.push(format!("SEND_WINDOWS_BY_STATE: {e}"));
+            actors::send_window::SendWindows::new(quiet_hours)
+        });
     SchedulerSettings {
         time_zone,
         jobs,
@@ -82,6 +91,7 @@ pub(super) fn scheduler_settings(r: &mut Reader<'_>) -> SchedulerSettings {
         heartbeat_every: r.seconds("HEARTBEAT_SECS"),
         followups,
         quiet_hours,
+        send_windows,
         first_response_sla: r.seconds("FIRST_RESPONSE_SLA_SECS"),
         stall_leads: r.positive("RESPONSE_GAP_STALL_LEADS"),
     }

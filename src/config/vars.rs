@@ -651,7 +651,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "DISCORD_CHANNEL_SANITY_CHECK",
         None,
         false,
-        "Channel id for SANITY_CHECK alerts: A reply that failed the per-reply check (empty, echoing the prompt, an unfilled placeholder: not sent; over one SMS: cut).",
+        "Channel id for SANITY_CHECK alerts: A reply that failed the per-reply check (empty, echoing the prompt, an unfilled placeholder: not sent; over one SMS: cut; a fair-housing finding: held for a person).",
     ),
     var(
         "DISCORD_CHANNEL_HITL_FEEDBACK",
@@ -849,7 +849,13 @@ pub const ENV_VARS: &[EnvVar] = &[
         "QUIET_HOURS",
         Some("21:00-09:00"),
         false,
-        "Local time window (lead's zone, else OWNER_TZ) in which no followup is sent; a due followup waits for its end.",
+        "Local time window (lead's zone, else OWNER_TZ) in which no proactive message (followup, SLA update to the lead) is sent; a due one waits for its end. Narrows the federal 08:00-21:00 window and the state windows (SEND_WINDOWS_BY_STATE), never widens them.",
+    ),
+    var(
+        "SEND_WINDOWS_BY_STATE",
+        Some(""),
+        false,
+        "Overrides of the built-in sending windows by the lead's state (from its area code): `ST=HH:MM-HH:MM[,DAY=HH:MM-HH:MM|DAY=none];…` (DAY mon…sun) replaces a state's window, `ST=off` removes it, `FEDERAL=…` replaces the 08:00-21:00 window every lead has. Built in: FL, OK, MD, MS, NJ 08:00-20:00; TX 09:00-21:00, Sunday 12:00-21:00; CT 09:00-20:00. A proactive message outside the window waits for it; replies are not held. A combination that never opens is refused.",
     ),
     var(
         "FIRST_RESPONSE_SLA_SECS",

@@ -96,8 +96,9 @@ fn lead_zones(ctx: &JobContext, lead: &LeadId, stored: Option<&str>) -> Vec<Tz> 
     actors::phone_zone::lead_zones(stored, lead.as_str(), ctx.settings.scheduler.time_zone)
 }
 
-/// Every due timer: opted out, dead or taken over by an operator → dropped; in the lead's quiet hours → held until
-/// they end; past the last followup → the lead is marked dead (alert); otherwise the next
+/// Every due timer: opted out, dead or taken over by an operator → dropped; outside the
+/// lead's sending windows (quiet hours, the federal and its state's window) → held until
+/// they open; past the last followup → the lead is marked dead (alert); otherwise the next
 /// followup is committed to the outbox and the lead is woken to send it.
 pub async fn followup_sweep(
     ctx: &JobContext,
@@ -107,7 +108,7 @@ pub async fn followup_sweep(
     let Some(plan) = ctx.settings.scheduler.followups.clone() else {
         return Ok(report);
     };
-    let quiet = ctx.settings.scheduler.quiet_hours;
+    let windows = &ctx.settings.scheduler.send_windows;
     let total = plan.waits.len();
     loop {
         let due = ctx
@@ -132,7 +133,7 @@ pub async fn followup_sweep(
             }
             let zones = lead_zones(ctx, &f.lead, f.time_zone.as_deref());
             let tz = zones[0];
-            if let Some(until) = quiet.hold_until_all(now, &zones) {
+            if let Some(until) = windows.hold_until_all(now, f.lead.as_str(), &zones) {
                 if ctx
                     .store
                     .hold_followup(&f.lead, f.step, until, "quiet hours")

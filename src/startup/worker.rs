@@ -119,6 +119,8 @@ pub(super) async fn start_worker(
         sms_attempts: 3,
         retry_delay: Duration::from_secs(1),
         holds,
+        // Fair-housing holds go to the store whether or not HITL holds every reply.
+        guard_holds: Some(Arc::new(store.clone()) as Arc<dyn ReplyHolds>),
         responder,
     });
     let (tree, registry) = LeadSupervisorChild::new(

@@ -80,6 +80,13 @@ async fn a_tour_the_model_schedules_updates_the_lead_and_posts_the_tour_request_
     assert_eq!(seen[0].headers["anthropic-version"], "2023-06-01");
     assert_eq!(first["model"], "claude-test");
     assert!(first["system"].as_str().unwrap().contains("Lakeview Lofts"));
+    assert!(
+        first["system"]
+            .as_str()
+            .unwrap()
+            .contains(actors::fair_housing::PROMPT_RULE),
+        "the brain's prompt carries the fair-housing rule"
+    );
     let tools = first["tools"].as_array().unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(

@@ -107,6 +107,10 @@ pub async fn spawn_app_with_twilio_history(
         ("LLM_SOFT_TIMEOUT_SECS", "2".to_string()),
         ("LLM_HARD_TIMEOUT_SECS", "5".to_string()),
         ("LEAD_TURN_TIMEOUT_SECS", "10".to_string()),
+        // The federal 08:00-21:00 sending window would make every test of a followup or
+        // an SLA update depend on the hour CI runs at; those tests move QUIET_HOURS around
+        // now instead, and the tests of the windows themselves set this variable.
+        ("SEND_WINDOWS_BY_STATE", "FEDERAL=off".to_string()),
         // Never the working directory's default file: each app its own journal.
         (
             "INBOUND_JOURNAL_PATH",

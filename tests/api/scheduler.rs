@@ -36,7 +36,7 @@ pub(crate) fn quiet_window_in(tz: chrono_tz::Tz, start_min: i64, len_min: i64) -
 }
 
 /// Fast followups: every second a sweep; ~0.7 s between followups; quiet hours elsewhere.
-fn fast_followups(hours: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn fast_followups(hours: &str) -> Vec<(&'static str, String)> {
     vec![
         ("OWNER_TZ", "UTC".into()),
         ("SCHEDULE_FOLLOWUP_SWEEP", "* * * * * *".into()),
@@ -264,7 +264,7 @@ async fn app_quiet_now_in(tz: chrono_tz::Tz) -> TestApp {
 }
 
 /// The lead writes, is answered, and its followup timer is made due now.
-async fn answered_with_a_due_followup(app: &TestApp, lead: &LeadId) {
+pub(crate) async fn answered_with_a_due_followup(app: &TestApp, lead: &LeadId) {
     app.post_sms(lead.as_str(), "Hi, any 1BR?").await;
     app.wait_for_sms(lead.as_str(), 1).await;
     // The send is recorded (and the timer armed for a day later) after Twilio has the SMS:

@@ -288,6 +288,8 @@ pub fn system_prompt(catalog: &Catalog, ctx: &LeadContext, prompt: &Prompt) -> S
          longer looking. If several messages arrived together, answer them in \
          one reply.\n\n",
     );
+    s.push_str(crate::fair_housing::PROMPT_RULE);
+    s.push_str("\n\n");
     s.push_str(&format!(
         "Today is {} (UTC).\n\nBuildings:\n",
         prompt.now.format("%A %Y-%m-%d")

@@ -63,6 +63,9 @@ pub struct LeadDeps {
     pub retry_delay: Duration,
     /// `Some` with HITL_ENABLED: replies are held for a person instead of sent.
     pub holds: Option<Arc<dyn ReplyHolds>>,
+    /// Where a reply the fair-housing check stops is held for a person, HITL or not (the
+    /// store, in production). `None` (and no `holds`): such a reply is refused, unsent.
+    pub guard_holds: Option<Arc<dyn ReplyHolds>>,
     /// What answers the prompt (`USE_AGENT_CORE`: the brain, or shadow); `None` asks the
     /// pool's plain chain.
     pub responder: Option<Arc<dyn crate::brain::Responder>>,
@@ -446,6 +449,7 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
     };
     let check = sanity::check_reply(&completion.text);
     let refused = check.refuses() && deps.holds.is_none();
+    let fair_housing = crate::fair_housing::check_draft(&completion.text);
     for problem in &check.problems {
         deps.alerts.raise(
             Alert::new(
@@ -480,7 +484,39 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
     }
     let body = clamp_sms(completion.text.trim());
 
-    if let Some(holds) = &deps.holds {
+    // A draft that asks about or conditions on a protected characteristic waits for a
+    // person, whether or not every reply does (HITL).
+    let guard = fair_housing
+        .as_ref()
+        .and_then(|_| deps.holds.as_ref().or(deps.guard_holds.as_ref()));
+    if let Some(finding) = &fair_housing {
+        deps.alerts.raise(
+            Alert::new(
+                AlertKind::SanityCheck,
+                Severity::Critical,
+                "reply_fair_housing",
+                format!(
+                    "{lead}: {} [{}] — {}\n{body}",
+                    finding.describe(),
+                    completion.provider,
+                    if guard.is_some() {
+                        "held for a person"
+                    } else {
+                        "not sent: the messages stay unanswered for the next turn"
+                    }
+                ),
+            )
+            .for_lead(&lead)
+            .with_reason(finding.describe()),
+        );
+        if guard.is_none() {
+            state.window = None;
+            deps.store.finish_turn(turn, "refused").await?;
+            return Ok(TurnOutcome::Refused);
+        }
+    }
+
+    if let Some(holds) = guard.or(deps.holds.as_ref()) {
         let Some(hold_id) = holds
             .hold_reply(&lead, &ids, &body, &completion.provider)
             .await?
@@ -492,8 +528,12 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
         // The draft is not history until a person approves it.
         state.window = None;
         let inbound: Vec<&str> = pending.iter().map(|p| p.body.as_str()).collect();
-        deps.alerts
-            .raise(held_reply_alert(&lead, hold_id, &inbound, &body));
+        let mut held = held_reply_alert(&lead, hold_id, &inbound, &body);
+        if let Some(finding) = &fair_housing {
+            held.text = format!("{}\n\nHeld because: {}", held.text, finding.describe());
+            held.reason = Some(finding.describe());
+        }
+        deps.alerts.raise(held);
         deps.alerts.raise(
             Alert::event(
                 "reply_held",

@@ -224,3 +224,51 @@ async fn a_reply_left_unsent_by_a_crash_goes_out_before_the_next_reply_and_once(
     let texts: Vec<_> = window.lines.iter().map(|l| l.text.as_str()).collect();
     assert_eq!(texts, vec!["Hi", "old reply", "still there?"]);
 }
+
+#[tokio::test]
+async fn a_draft_that_asks_about_children_is_held_for_a_person_without_hitl() {
+    let t = tree(FakeModel::answering(
+        "Sure! Do you have any kids moving in?",
+    ))
+    .await;
+    t.inbound(&lead(), "SM1", "Is the 2BR free?");
+    wait_for(|| t.acker.acks() == 1).await;
+    assert!(t.sms.sent().is_empty(), "a held draft is not sent");
+    assert_eq!(
+        t.store.holds(&lead()),
+        vec![(
+            1,
+            "Sure! Do you have any kids moving in?".to_string(),
+            "held".to_string()
+        )]
+    );
+    let alerts = t.sink.alerts();
+    let check = alerts
+        .iter()
+        .find(|a| a.event == "reply_fair_housing")
+        .expect("a SANITY_CHECK alert names the reason");
+    assert_eq!(check.kind, crate::alert_router::AlertKind::SanityCheck);
+    assert!(
+        check.text.contains("familial status") && check.text.contains("held for a person"),
+        "{}",
+        check.text
+    );
+    let held = alerts
+        .iter()
+        .find(|a| a.reply_hold == Some(1))
+        .expect("the hold asks for a decision");
+    assert!(
+        held.text.contains("Held because: fair housing"),
+        "{}",
+        held.text
+    );
+}
+
+#[tokio::test]
+async fn an_ordinary_draft_is_sent_as_before() {
+    let t = tree(FakeModel::answering("Kids are welcome; the 2BR is $1,850.")).await;
+    t.inbound(&lead(), "SM1", "Is the 2BR free?");
+    wait_for(|| t.sms.sent_to(&lead()).len() == 1).await;
+    assert!(t.store.holds(&lead()).is_empty());
+    assert!(!t.sink.events().contains(&"reply_fair_housing".to_string()));
+}

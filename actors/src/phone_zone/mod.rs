@@ -8,6 +8,8 @@
 //! a number whose prefix spans several zones keeps all of them, so the caller can stay
 //! quiet until it is daytime in every one.
 
+pub mod state;
+
 use std::sync::OnceLock;
 
 use chrono_tz::Tz;

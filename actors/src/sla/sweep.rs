@@ -28,8 +28,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::alert_router::{Alert, AlertHandle, AlertKind, Severity};
-use crate::followup::QuietHours;
 use crate::ports::{LeadId, SmsError, SmsSender, Store, StoreError};
+use crate::send_window::SendWindows;
 
 use super::{
     SlaAction, SlaEvents, SlaState, SlaStore, TICKET_RETRY_GRACE_MINUTES, TicketSystem, decide,
@@ -79,8 +79,9 @@ pub struct SlaSweep {
     alerts: AlertHandle,
     owner_phone: Option<LeadId>,
     owner_unset_logged: AtomicBool,
-    /// Quiet hours and the zone of a lead whose own zone is unknown (`OWNER_TZ`).
-    quiet: Option<(QuietHours, Tz)>,
+    /// The sending windows (quiet hours, federal, the lead's state) and the zone of a lead
+    /// whose own zone is unknown (`OWNER_TZ`).
+    quiet: Option<(SendWindows, Tz)>,
 }
 
 impl SlaSweep {
@@ -106,21 +107,22 @@ impl SlaSweep {
         }
     }
 
-    /// Holds lead updates during `quiet` hours in the lead's zones (its stored zone, else its number's, else `default_tz`), as
+    /// Holds lead updates outside the sending `windows` in the lead's zones (its stored zone,
+    /// else its number's, else `default_tz`) and its state, as
     /// followups are held: an update is news, not an emergency, and can wait for the
     /// morning. Staff nags and the owner's escalation are not held.
-    pub fn with_quiet_hours(mut self, quiet: QuietHours, default_tz: Tz) -> Self {
-        self.quiet = Some((quiet, default_tz));
+    pub fn with_quiet_hours(mut self, windows: SendWindows, default_tz: Tz) -> Self {
+        self.quiet = Some((windows, default_tz));
         self
     }
 
     async fn in_quiet_hours(&self, lead: &LeadId, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let Some((quiet, default_tz)) = self.quiet else {
+        let Some((windows, default_tz)) = &self.quiet else {
             return Ok(false);
         };
         let stored = self.slas.lead_time_zone(lead).await?;
-        let zones = crate::phone_zone::lead_zones(stored.as_deref(), lead.as_str(), default_tz);
-        Ok(quiet.hold_until_all(now, &zones).is_some())
+        let zones = crate::phone_zone::lead_zones(stored.as_deref(), lead.as_str(), *default_tz);
+        Ok(windows.hold_until_all(now, lead.as_str(), &zones).is_some())
     }
 
     /// The scheduler's entry point: one pass over every open SLA as of `now`. Fails only

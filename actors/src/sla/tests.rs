@@ -678,9 +678,10 @@ async fn a_lead_update_waits_out_quiet_hours_in_the_leads_zone() {
         .await
         .unwrap();
     let quiet = crate::followup::QuietHours::parse("21:00-09:00").unwrap();
-    let sweep = rig
-        .sweep(None)
-        .with_quiet_hours(quiet, chrono_tz::America::Chicago);
+    let sweep = rig.sweep(None).with_quiet_hours(
+        crate::send_window::SendWindows::new(quiet),
+        chrono_tz::America::Chicago,
+    );
     let r = sweep
         .run_sla_sweep(t0() + Duration::hours(24))
         .await

@@ -98,6 +98,7 @@ pub(crate) fn test_ports(
         responder: None,
         retry_delay: Duration::from_millis(10),
         holds: hitl.then(|| store.clone() as Arc<dyn crate::hitl::ReplyHolds>),
+        guard_holds: Some(store.clone() as Arc<dyn crate::hitl::ReplyHolds>),
     });
     TestPorts {
         deps,
