@@ -1,8 +1,9 @@
 //! The command line: `serve` runs the service; `sms` is the dev helper that plays Twilio
 //! against a running server; `migrate` prepares the database and exits; `inspect scheduled`
-//! shows a running server's scheduled jobs; `parked` and `unpark` list and end parks
-//! through its ops listener; `consent export` prints the consent ledger from the database;
-//! `config` checks the manifests against the code
+//! shows a running server's scheduled jobs; `parked` and `unpark` list and end parks, and
+//! `takeovers`, `takeover` and `release` list, take and end human takeovers, through its
+//! ops listener; `consent export` prints the consent ledger from the database; `config`
+//! checks the manifests against the code
 //! and prints the effective configuration; `verify` runs the post-deploy checklist; `watch`
 //! is the watchdog that runs beside the service and alerts Discord by its own path.
 //!
@@ -59,6 +60,16 @@ pub enum Command {
     /// The consent ledger (STOP, revocations, START, operator actions, first messages).
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// The leads taken over by an operator now (human takeover): lead, operator, via,
+    /// since, last activity. Asks a running server's /ops/takeovers; sends OPS_TOKEN as a
+    /// bearer token if set.
+    Takeovers(TakeoversArgs),
+    /// Take a lead over (POST /ops/leads/{phone}/takeover): the AI stops replying and
+    /// following up; its messages go to the HITL channel. Sends OPS_TOKEN if set.
+    Takeover(TakeoverArgs),
+    /// Hand a taken-over lead back to the AI (POST /ops/leads/{phone}/release): it answers
+    /// the lead's next message. Sends OPS_TOKEN as a bearer token if set.
+    Release(ReleaseArgs),
     /// The watchdog: probe a running service over HTTP (readiness, heartbeats, scheduler
     /// lateness, the alert spool, a synthetic SMS) and alert Discord by its own path, once
     /// per incident and once on recovery. Runs as its own process.
@@ -233,6 +244,40 @@ pub struct ConsentExportArgs {
 pub enum ExportFormat {
     /// RFC 4180 CSV: id, lead, at, method, consent (granted|revoked), message_sid, words.
     Csv,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct TakeoversArgs {
+    /// The server's ops listener (any role). Default: http://127.0.0.1:$OPS_PORT.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Print a JSON list of objects instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct TakeoverArgs {
+    /// The lead's phone number (E.164, e.g. +13125550123).
+    pub phone: String,
+    /// Who takes it: the name the HITL channel and /ops show.
+    #[arg(long)]
+    pub operator: String,
+    /// The server's ops listener (any role). Default: http://127.0.0.1:$OPS_PORT.
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReleaseArgs {
+    /// The lead's phone number, as /ops/takeovers shows it.
+    pub phone: String,
+    /// Who releases it (recorded as `released_by`).
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// The server's ops listener (any role). Default: http://127.0.0.1:$OPS_PORT.
+    #[arg(long)]
+    pub url: Option<String>,
 }
 
 #[derive(clap::Args, Debug, Clone)]

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use actors::alert_router::{Alert, AlertHandle, AlertKind, Severity};
+use actors::alert_router::{Alert, AlertHandle, AlertKind, Severity, TakeoverButtons};
 use actors::lead::clamp_sms;
 use actors::ports::{LeadId, StoreError, WakeLead};
 use chrono::{DateTime, Utc};
@@ -73,7 +73,9 @@ pub async fn decide(
                     "reply_rejected",
                     format!("Reply #{hold_id} to {lead} rejected by {by}; not sent. The lead is waiting for a person.\n\nRejected draft:\n{body}"),
                 )
-                .for_lead(lead),
+                .for_lead(lead)
+                // The lead waits for a person: the button lets one take the conversation.
+                .with_takeover(TakeoverButtons::Offer),
             );
         }
         HoldDecision::AlreadyDecided { .. } | HoldDecision::NotFound => {}
@@ -124,7 +126,8 @@ pub async fn escalate_expired_holds(
                 hold.id, hold.lead, hold.body
             ),
         )
-        .for_lead(&hold.lead);
+        .for_lead(&hold.lead)
+        .with_takeover(TakeoverButtons::Offer);
         alert.reply_hold = Some(hold.id);
         alerts.raise(alert);
     }

@@ -40,6 +40,8 @@ pub mod simulate;
 pub mod sla;
 pub mod startup;
 pub mod store;
+pub mod takeover;
+pub mod takeover_cli;
 pub mod telemetry;
 pub mod verify;
 pub mod watch;

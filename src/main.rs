@@ -36,6 +36,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consent(ConsentCommand::Export(args)) => {
             lead_agent::consent_cli::run_export(args).await
         }
+        Command::Takeovers(args) => lead_agent::takeover_cli::run_takeovers(args).await,
+        Command::Takeover(args) => lead_agent::takeover_cli::run_takeover(args).await,
+        Command::Release(args) => lead_agent::takeover_cli::run_release(args).await,
         #[cfg(feature = "simulate")]
         Command::Simulate(args) => lead_agent::simulate::main(*args).await,
         #[cfg(not(feature = "simulate"))]

@@ -130,6 +130,21 @@ pub struct Alert {
     /// complete / incomplete to it (the same action as `POST /ops/leads/{phone}/documents/review`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub doc_review: bool,
+    /// The lead's conversation a person may take over, or has taken (issue 15 item 6): a
+    /// chat sink attaches "Take over", or "Reply" and "Release" (`crate::takeover`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub takeover: Option<TakeoverButtons>,
+}
+
+/// Which takeover buttons an alert about a lead carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TakeoverButtons {
+    /// "Take over" (the same as `POST /ops/leads/{phone}/takeover`): on the lead's HITL alerts.
+    Offer,
+    /// "Reply" (a reply box, sent as the operator's SMS) and "Release": on a taken-over
+    /// lead's forwarded messages.
+    Taken,
 }
 
 impl Alert {
@@ -146,6 +161,7 @@ impl Alert {
             name: None,
             reason: None,
             doc_review: false,
+            takeover: None,
         }
     }
 
@@ -159,6 +175,12 @@ impl Alert {
 
     pub fn for_lead(mut self, lead: &LeadId) -> Self {
         self.lead = Some(lead.clone());
+        self
+    }
+
+    /// Attaches the takeover buttons (a chat sink shows them when the alert names a lead).
+    pub fn with_takeover(mut self, buttons: TakeoverButtons) -> Self {
+        self.takeover = Some(buttons);
         self
     }
 

@@ -27,7 +27,8 @@ pub trait ReplyHolds: Send + Sync + 'static {
 }
 
 /// The HITL_FEEDBACK alert for a new hold: what the lead wrote and the draft. A chat sink
-/// attaches approve / edit / reject to it through [`Alert::reply_hold`].
+/// attaches approve / edit / reject to it through [`Alert::reply_hold`], and "Take over"
+/// (`Alert::takeover`): a person may rather answer the lead themselves.
 pub fn held_reply_alert(lead: &LeadId, hold_id: i64, inbound: &[&str], draft: &str) -> Alert {
     let mut alert = Alert::new(
         AlertKind::HitlFeedback,
@@ -38,7 +39,8 @@ pub fn held_reply_alert(lead: &LeadId, hold_id: i64, inbound: &[&str], draft: &s
             inbound.join(" / ")
         ),
     )
-    .for_lead(lead);
+    .for_lead(lead)
+    .with_takeover(crate::alert_router::TakeoverButtons::Offer);
     alert.reply_hold = Some(hold_id);
     alert
 }

@@ -30,6 +30,7 @@ pub mod send_window;
 pub mod signals;
 pub mod sla;
 pub mod supervisor;
+pub mod takeover;
 // In-memory ports for tests: this crate's own, and the binary's through the `testing`
 // feature (its dev-dependency); a production build does not compile them.
 #[cfg(any(test, feature = "testing"))]

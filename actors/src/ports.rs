@@ -371,6 +371,9 @@ pub struct LeadWork {
     /// Unanswered inbound messages, in arrival order.
     pub pending: Vec<PendingInbound>,
     pub opted_out: bool,
+    /// The operator who has taken the lead over (issue 15 item 6), if a takeover is in
+    /// force: the turn then stores and forwards the pending messages instead of drafting.
+    pub taken_by: Option<String>,
 }
 
 impl LeadWork {

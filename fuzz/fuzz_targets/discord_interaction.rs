@@ -10,7 +10,9 @@ fuzz_target!(|body: &[u8]| {
     match parse_interaction(body) {
         Ok(Interaction::Button { by, .. })
         | Ok(Interaction::EditSubmit { by, .. })
-        | Ok(Interaction::DocReview { by, .. }) => {
+        | Ok(Interaction::DocReview { by, .. })
+        | Ok(Interaction::Takeover { by, .. })
+        | Ok(Interaction::TakeoverReply { by, .. }) => {
             assert!(by.chars().count() <= 64);
         }
         Ok(Interaction::Ping) | Err(_) => {}

@@ -5,7 +5,8 @@
 //!
 //! And the one confirmation of a revocation in plain words (`OPT_OUT_CONFIRMATION`), and
 //! the neutral answer to a voucher or accessibility question (`ACCOMMODATION_REPLY`) with
-//! the office hours its same-business-day deadline is counted in (`BUSINESS_HOURS`).
+//! the office hours its same-business-day deadline is counted in (`BUSINESS_HOURS`), and
+//! how long a human takeover lasts without operator activity (`TAKEOVER_IDLE_HOURS`).
 //!
 //! Owns: the default wordings and the rule that a custom `HELP_REPLY` still names how to
 //! stop. Must not: send anything (the intake queues the reply, the lead's actor sends it).
@@ -99,6 +100,18 @@ pub(super) fn business_hours(
         r.problems.push(format!("BUSINESS_HOURS: {e}"));
         BusinessHours::parse("mon-fri 09:00-17:00", tz).expect("valid default")
     })
+}
+
+/// `TAKEOVER_IDLE_HOURS`: hours, fractions allowed (a test's `0.001` is 3.6 s).
+pub(super) fn takeover_idle(r: &mut Reader<'_>) -> std::time::Duration {
+    let hours: f64 = r.parse("TAKEOVER_IDLE_HOURS");
+    if !(hours.is_finite() && hours > 0.0 && hours <= 24.0 * 365.0) {
+        r.problems.push(format!(
+            "TAKEOVER_IDLE_HOURS={hours} must be a positive number of hours (at most a year)"
+        ));
+        return std::time::Duration::from_secs(4 * 3600);
+    }
+    std::time::Duration::from_secs_f64(hours * 3600.0)
 }
 
 /// Not marketing, as the rule asks: who, that nothing more comes, how to undo it.

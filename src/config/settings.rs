@@ -92,6 +92,9 @@ pub struct Settings {
     /// `REPLY_CAP_PER_HOUR`, `REPLY_CAP_PER_DAY`, `PARK_SECS`: the reply-loop guard and how
     /// long a park lasts.
     pub parks: actors::park::ParkPolicy,
+    /// `TAKEOVER_IDLE_HOURS`: a takeover with no operator activity this long is released
+    /// by the scheduler (`takeover_idle_release`), alerted.
+    pub takeover_idle: Duration,
     pub root_restart_max: u32,
     pub root_restart_window: Duration,
     pub outbox_sweep_every: Duration,
@@ -394,6 +397,7 @@ impl Settings {
                 per_day: r.positive("REPLY_CAP_PER_DAY"),
                 park_for: r.seconds("PARK_SECS"),
             },
+            takeover_idle: super::compliance::takeover_idle(&mut r),
             root_restart_max: r.parse("ROOT_RESTART_MAX"),
             root_restart_window: r.seconds("ROOT_RESTART_WINDOW_SECS"),
             outbox_sweep_every: r.seconds("OUTBOX_SWEEP_SECS"),

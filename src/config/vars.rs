@@ -450,6 +450,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "How long a park lasts (reply cap, or more than LEAD_RESTART_MAX restarts): the park lives in the store and expires by itself; `POST /ops/leads/{phone}/unpark` or `lead-agent unpark` ends it sooner. A parked lead's messages are stored, not answered.",
     ),
     var(
+        "TAKEOVER_IDLE_HOURS",
+        Some("4"),
+        false,
+        "Hours (fractions allowed) a human takeover of a lead (`POST /ops/leads/{phone}/takeover`, the Discord \"Take over\" button) lasts without operator activity (the take, or an operator reply): then the scheduler's takeover_idle_release job releases it with a HITL_FEEDBACK alert, and the AI answers the lead's next message (not those that came during the takeover).",
+    ),
+    var(
         "ROOT_RESTART_MAX",
         Some("5"),
         false,
@@ -826,6 +832,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         Some("0 * * * * *"),
         false,
         "Cron of the document intake: the staff mailbox's mail with attachments of the last 7 days not yet taken (at most 20 a run; each message once, by its Gmail id) is matched to a lead, stored in Drive, and opens doc_review; failures retried 1 s → 5 min, 12 attempts, then alerted. Idle without GMAIL_SERVICE_ACCOUNT_JSON. Missed ticks: skip (the next run catches up).",
+    ),
+    var(
+        "SCHEDULE_TAKEOVER_IDLE_RELEASE",
+        Some("*/30 * * * * *"),
+        false,
+        "Cron of the takeover idle release (every 30 s): takeovers with no operator activity for TAKEOVER_IDLE_HOURS are released and alerted (HITL_FEEDBACK takeover_idle_released). Missed ticks: run once.",
     ),
     var(
         "SCHEDULER_LEASE_SECS",

@@ -1,11 +1,13 @@
-//! `POST /discord/interactions`: Discord's callbacks for the HITL buttons, the edit modal
-//! and the doc review buttons; `GET /ops/discord`: this process's alert sender.
+//! `POST /discord/interactions`: Discord's callbacks for the HITL buttons, the edit modal,
+//! the doc review buttons and the takeover buttons and reply modal; `GET /ops/discord`:
+//! this process's alert sender.
 //!
 //! Owns: the Ed25519 check of every interaction (`X-Signature-Ed25519` over
 //! `X-Signature-Timestamp` + the raw body, with `DISCORD_PUBLIC_KEY`) — a missing or bad
 //! signature is answered 401 before the body is even parsed, so it can store or send
-//! nothing — PING, and the mapping of buttons and modal submits onto [`crate::hitl`] and the doc
-//! review (`super::documents::review`).
+//! nothing — PING, and the mapping of buttons and modal submits onto [`crate::hitl`], the doc
+//! review (`super::documents::review`) and the takeover ([`crate::takeover`]: take, reply
+//! box → the operator's SMS through the outbox, release).
 //! Must not: wait for an SMS to go out: Discord wants an answer within 3 s, so a decision
 //! is recorded (a fast store write) and the send happens in the background.
 
@@ -22,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
 use crate::channels::discord::sender::SenderStatus;
-use crate::channels::discord::{DocReviewAction, HitlAction};
+use crate::channels::discord::{DocReviewAction, HitlAction, TakeoverAction};
 use crate::hitl::{Decision, decide};
 use crate::store::HoldDecision;
 
@@ -159,6 +161,18 @@ pub enum Interaction {
         lead: String,
         by: String,
     },
+    /// A takeover button (take, reply, release) on a lead's alert. `lead` as written.
+    Takeover {
+        action: TakeoverAction,
+        lead: String,
+        by: String,
+    },
+    /// The takeover reply box submitted with `text` (`None`: our text input is not in it).
+    TakeoverReply {
+        lead: String,
+        text: Option<String>,
+        by: String,
+    },
 }
 
 /// Reads a (verified) interaction body; the error is the 400's reason.
@@ -184,6 +198,23 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, String> {
             lead,
             by: who(&interaction),
         });
+    }
+    if let Some((action, lead)) = TakeoverAction::parse(custom_id) {
+        let by = who(&interaction);
+        return match (kind, action) {
+            (MODAL_SUBMIT, TakeoverAction::ReplySubmit) => Ok(Interaction::TakeoverReply {
+                lead,
+                text: modal_text(&interaction),
+                by,
+            }),
+            (
+                MESSAGE_COMPONENT,
+                TakeoverAction::Take | TakeoverAction::Reply | TakeoverAction::Release,
+            ) => Ok(Interaction::Takeover { action, lead, by }),
+            _ => Err(format!(
+                "custom_id {custom_id:?} does not fit interaction type {kind}"
+            )),
+        };
     }
     let Some((action, hold_id)) = HitlAction::parse(custom_id) else {
         return Err(format!("unknown custom_id {custom_id:?}"));
@@ -230,6 +261,12 @@ pub async fn interactions(
             ),
             Interaction::DocReview { complete, lead, by } => {
                 return doc_review(&state, &lead, complete, &by).await;
+            }
+            Interaction::Takeover { action, lead, by } => {
+                return takeover_button(&state, &lead, action, &by).await;
+            }
+            Interaction::TakeoverReply { lead, text, by } => {
+                return takeover_reply(&state, &lead, text.as_deref().unwrap_or(""), &by).await;
             }
         };
     let unavailable = |e: actors::ports::StoreError| ApiError::Unavailable(e.to_string());
@@ -317,6 +354,122 @@ async fn doc_review(
             )),
         },
     )
+}
+
+/// A message in the channel for everyone (not ephemeral): who took, answered or released a
+/// lead is the team's business.
+fn announce(text: String) -> Response {
+    Json(json!({"type": CHANNEL_MESSAGE, "data": {"content": text, "allowed_mentions": {"parse": []}}}))
+        .into_response()
+}
+
+/// A takeover button pressed: take (as `POST /ops/leads/{phone}/takeover`), open the reply
+/// box (only while the lead is taken over), or release.
+async fn takeover_button(
+    state: &AppState,
+    phone: &str,
+    action: TakeoverAction,
+    by: &str,
+) -> Result<Response, ApiError> {
+    use crate::store::TakeOutcome;
+    use crate::takeover::TakeoverError;
+    let lead = super::sla::lead_from(phone)?;
+    let unavailable = |e: actors::ports::StoreError| ApiError::Unavailable(e.to_string());
+    let refused = |e: TakeoverError| match e {
+        TakeoverError::Store(e) => Err(unavailable(e)),
+        other => Ok(ephemeral(format!("{other}; nothing changed."))),
+    };
+    match action {
+        TakeoverAction::Take => {
+            let taken = crate::takeover::take(
+                &state.store,
+                &state.alerts,
+                &lead,
+                by,
+                "discord",
+                state.settings.takeover_idle,
+            )
+            .await;
+            Ok(match taken {
+                Ok(TakeOutcome::Taken(_)) => announce(format!(
+                    "🙋 {by} took over {lead}: the AI stops replying and following up. Its messages come to the HITL channel with a Reply button."
+                )),
+                Ok(TakeOutcome::AlreadyTaken(t)) => ephemeral(format!(
+                    "{lead} is already taken over by {} (since {}); nothing changed.",
+                    t.operator,
+                    t.taken_at.format("%H:%M UTC")
+                )),
+                Ok(TakeOutcome::UnknownLead) => {
+                    ephemeral(format!("{lead} has never texted us; nothing changed."))
+                }
+                Err(e) => return refused(e),
+            })
+        }
+        TakeoverAction::Reply => {
+            let taken = state.store.takeover_of(&lead).await.map_err(unavailable)?;
+            Ok(match taken {
+                Some(t) => Json(json!({
+                    "type": MODAL,
+                    "data": {
+                        "custom_id": TakeoverAction::ReplySubmit.custom_id(lead.as_str()),
+                        "title": format!("Reply to {lead}").chars().take(45).collect::<String>(),
+                        "components": [{"type": 1, "components": [{
+                            "type": 4, "custom_id": EDIT_FIELD,
+                            "label": format!("SMS from you (taken by {})", t.operator).chars().take(45).collect::<String>(),
+                            "style": 2, "min_length": 1,
+                            "max_length": actors::lead::MAX_SMS_CHARS,
+                            "required": true,
+                        }]}],
+                    }
+                }))
+                .into_response(),
+                None => ephemeral(format!(
+                    "{lead} is not taken over: press Take over first (the AI answers it meanwhile)."
+                )),
+            })
+        }
+        TakeoverAction::Release => {
+            match crate::takeover::release(&state.store, &state.alerts, &lead, by).await {
+                Ok(_) => Ok(announce(format!(
+                    "🔓 {by} released {lead}: the AI answers its next message (not those that came during the takeover)."
+                ))),
+                Err(e) => refused(e),
+            }
+        }
+        // A button never carries the submit's id (parse_interaction refuses it).
+        TakeoverAction::ReplySubmit => Err(ApiError::BadRequest(
+            "a reply submit is not a button".into(),
+        )),
+    }
+}
+
+/// The takeover reply box submitted: the text goes to the lead as the operator's SMS
+/// through the outbox (queued now, sent by the lead's actor in the background).
+async fn takeover_reply(
+    state: &AppState,
+    phone: &str,
+    text: &str,
+    by: &str,
+) -> Result<Response, ApiError> {
+    use crate::takeover::TakeoverError;
+    let lead = super::sla::lead_from(phone)?;
+    match crate::takeover::reply(
+        &state.store,
+        &state.alerts,
+        state.queue.clone(),
+        &lead,
+        by,
+        text,
+    )
+    .await
+    {
+        Ok(reply_id) => Ok(announce(format!(
+            "📤 {by} → {lead} (outbox {reply_id}): {}",
+            text.trim()
+        ))),
+        Err(TakeoverError::Store(e)) => Err(ApiError::Unavailable(e.to_string())),
+        Err(e) => Ok(ephemeral(format!("{e}; nothing was sent."))),
+    }
 }
 
 /// The Discord sender's state from memory — whether this process posts (`posts`), which

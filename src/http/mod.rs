@@ -21,6 +21,7 @@ pub mod parks;
 pub mod rejections;
 pub mod server;
 pub mod sla;
+pub mod takeovers;
 pub mod twilio;
 
 use std::net::SocketAddr;
@@ -149,6 +150,10 @@ pub const ROUTES: &[RouteSpec] = &[
     at(Listener::Ops, "POST", "/ops/leads/{phone}/unpark"),
     at(Listener::Ops, "GET", "/ops/leads/{phone}/consent"),
     at(Listener::Ops, "POST", "/ops/leads/{phone}/consent"),
+    at(Listener::Ops, "GET", "/ops/takeovers"),
+    at(Listener::Ops, "POST", "/ops/leads/{phone}/takeover"),
+    at(Listener::Ops, "POST", "/ops/leads/{phone}/release"),
+    at(Listener::Ops, "POST", "/ops/leads/{phone}/reply"),
     at(Listener::Ops, "GET", "/ops/sla"),
     at(Listener::Ops, "POST", "/ops/leads/{phone}/sla"),
     at(
@@ -190,6 +195,10 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/ops/leads/{phone}/unpark") => on(m, parks::unpark),
         ("GET", "/ops/leads/{phone}/consent") => on(m, consent::show),
         ("POST", "/ops/leads/{phone}/consent") => on(m, consent::act),
+        ("GET", "/ops/takeovers") => on(m, takeovers::list),
+        ("POST", "/ops/leads/{phone}/takeover") => on(m, takeovers::take),
+        ("POST", "/ops/leads/{phone}/release") => on(m, takeovers::release),
+        ("POST", "/ops/leads/{phone}/reply") => on(m, takeovers::reply),
         ("GET", "/ops/sla") => on(m, sla::list),
         ("POST", "/ops/leads/{phone}/sla") => on(m, sla::open),
         ("POST", "/ops/leads/{phone}/sla/{kind}/resolve") => on(m, sla::resolve),

@@ -131,10 +131,12 @@ pub async fn status(
     // From the store, so any role shows every worker's parks; `null` while the store does
     // not answer (the rest of the status is still worth reading then).
     let parked = super::parks::parked_now(&state).await.ok();
+    let takeovers = super::takeovers::takeovers_now(&state).await.ok();
     Ok(Json(json!({
         "role": state.role.name(),
         "queue_depth": state.queue.depth(),
         "parked": parked,
+        "takeovers": takeovers,
         "worker": worker,
         "roots": state.roots.status(),
     })))

@@ -1,6 +1,7 @@
 //! The scheduler's job bodies: followup sweep, stale-context clean-up, SLA sweep (the
 //! engine is `crate::sla`), owner report, response-gap watch, heartbeat; the CRM text log and
-//! the document intake are drains of their own (`crate::crm_text_log`, `crate::doc_intake`).
+//! the document intake are drains of their own (`crate::crm_text_log`, `crate::doc_intake`),
+//! and the takeover idle release is `crate::takeover::release_idle`.
 //!
 //! Owns: what each periodic job does with the store, the queue and the alert router, and the
 //! short summary each returns for `inspect scheduled`. Must not: send SMS itself — a
@@ -63,6 +64,12 @@ pub async fn run_job(job: Job, ctx: &JobContext, fire_at: DateTime<Utc>) -> anyh
                 .map(|r| r.summary()),
             None => Ok("off (GMAIL_SERVICE_ACCOUNT_JSON is not set)".into()),
         },
+        Job::TakeoverIdleRelease => {
+            crate::takeover::release_idle(&ctx.store, &ctx.alerts, ctx.settings.takeover_idle, now)
+                .await
+                .map(|n| format!("{n} idle takeovers released"))
+                .map_err(Into::into)
+        }
     }
 }
 
@@ -89,8 +96,9 @@ fn lead_zones(ctx: &JobContext, lead: &LeadId, stored: Option<&str>) -> Vec<Tz> 
     actors::phone_zone::lead_zones(stored, lead.as_str(), ctx.settings.scheduler.time_zone)
 }
 
-/// Every due timer: opted out or dead → dropped; outside the lead's sending windows (quiet
-/// hours, the federal and its state's window) → held until they open; past the last followup → the lead is marked dead (alert); otherwise the next
+/// Every due timer: opted out, dead or taken over by an operator → dropped; outside the
+/// lead's sending windows (quiet hours, the federal and its state's window) → held until
+/// they open; past the last followup → the lead is marked dead (alert); otherwise the next
 /// followup is committed to the outbox and the lead is woken to send it.
 pub async fn followup_sweep(
     ctx: &JobContext,
@@ -114,7 +122,9 @@ pub async fn followup_sweep(
         let batch_len = due.len();
         let mut progressed = 0;
         for f in due {
-            if f.opted_out || f.dead {
+            // A taken-over lead's timer is dropped, not held: the person owns the
+            // conversation, and the AI's first reply after the release arms a new one.
+            if f.opted_out || f.dead || f.taken_over {
                 if ctx.store.drop_followup(&f.lead, f.step).await? {
                     report.dropped += 1;
                     progressed += 1;

@@ -64,6 +64,8 @@ scheduler_jobs! {
     CrmTextLog => "crm_text_log", "SCHEDULE_CRM_TEXT_LOG", Skip;
     /// Mail with documents from known leads (`GMAIL_SERVICE_ACCOUNT_JSON`).
     DocIntake => "doc_intake", "SCHEDULE_DOC_INTAKE", Skip;
+    /// Human takeovers idle for `TAKEOVER_IDLE_HOURS`: released, alerted.
+    TakeoverIdleRelease => "takeover_idle_release", "SCHEDULE_TAKEOVER_IDLE_RELEASE", RunOnce;
 }
 
 /// What a new scheduler leader does with ticks nobody ran (the process was down, or the old

@@ -163,7 +163,7 @@ impl InDoubtLedger for SqlStore {
             // reply's is (`record_send`).
             if let (Some(after), SendOutcome::Sent { .. }) = (self.followup_first_after, outcome) {
                 let provider: Option<String> = settled.get(1);
-                if provider.as_deref() != Some("followup") {
+                if super::arms_followup(provider.as_deref()) {
                     sqlx::query(ARM_FOLLOWUP_SQL)
                         .bind(settled.get::<String, _>(0))
                         .bind(at + after)

@@ -329,14 +329,17 @@ impl SqlStore {
     }
 }
 
-/// [`Store::lead_work`]'s one statement: both kinds of open work and the opt-out flag, so a
+/// [`Store::lead_work`]'s one statement: both kinds of open work, the opt-out flag and the
+/// operator of a takeover in force (`takeovers.rs`), so a
 /// turn starts with one round trip. The second IN term repeats the partial index's predicate
 /// so that SQLite (which cannot infer it) reads `messages_open` instead of every message the
 /// lead ever had: with a 5,000-message history that scan cost megabytes of page cache and CPU
 /// on every turn (BENCHMARKS.md). No ORDER BY: with one, SQLite prefers `messages_by_lead`
 /// (the whole history) to save a sort; the rows are few and are sorted after.
 const LEAD_WORK_SQL: &str = "SELECT id, direction, message_sid, body, created_at,
-        (SELECT opted_out FROM leads WHERE phone = $1) AS opted_out
+        (SELECT opted_out FROM leads WHERE phone = $1) AS opted_out,
+        (SELECT operator FROM lead_takeovers WHERE lead_phone = $1 AND released_at IS NULL)
+            AS taken_by
  FROM messages
  WHERE lead_phone = $1 AND state IN ('pending', 'queued')
    AND state IN ('pending', 'queued', 'sending')
@@ -352,6 +355,18 @@ const ARM_FOLLOWUP_SQL: &str = "INSERT INTO followups (lead_phone, step, due_at,
         AND synthetic = 0)
  ON CONFLICT (lead_phone) DO UPDATE SET step = 0, due_at = excluded.due_at,
     note = NULL, updated_at = excluded.updated_at";
+
+/// Whether a sent reply from `provider` arms the lead's followup timer: a conversational
+/// reply does; a followup's own send does not (the sweep already advanced the timer), nor a
+/// HELP answer or the opt-out confirmation (not conversation turns), nor an operator's text
+/// to a taken-over lead (the person owns the conversation; the AI's next reply after the
+/// release arms it). `record_send` and the in-doubt settlement both ask this.
+fn arms_followup(provider: Option<&str>) -> bool {
+    !matches!(
+        provider,
+        Some("followup" | HELP_PROVIDER | OPT_OUT_CONFIRMATION_PROVIDER | OPERATOR_PROVIDER)
+    )
+}
 
 /// `$first, $first+1, …`: `n` numbered placeholders (both drivers take `$N`).
 fn in_list(first: usize, n: usize) -> String {
@@ -407,6 +422,7 @@ impl Store for SqlStore {
             let mut work = LeadWork::default();
             for r in rows {
                 work.opted_out = r.get::<Option<i64>, _>(5) == Some(1);
+                work.taken_by = r.get::<Option<String>, _>(6);
                 if r.get::<String, _>(1) == "inbound" {
                     work.pending.push(PendingInbound {
                         id: r.get(0),
@@ -513,19 +529,31 @@ impl Store for SqlStore {
 
     async fn claim_send(&self, reply_id: i64) -> Result<Claim, StoreError> {
         with_pool!(self, pool => {
-            // The opt-out check and the claim in one statement: one round trip, and no STOP
-            // committed before it can slip between a separate check and the claim. The one
-            // exception is the opt-out's own confirmation ($3), which the rule allows.
+            // The opt-out check, the takeover check and the claim in one statement: one round
+            // trip, and no STOP or takeover committed before it can slip between a separate
+            // check and the claim. The one exception to the opt-out is its own confirmation
+            // ($3), which the rule allows. A lead taken over by an operator (issue 15 item 6)
+            // gets only the operator's texts ($4) and the replies the rules owe (HELP, the
+            // confirmation): no followup, no AI draft committed just before the take.
             let state: Option<String> = sqlx::query_scalar(
                 "UPDATE messages SET
-                    state = CASE WHEN EXISTS (SELECT 1 FROM leads
-                                              WHERE phone = messages.lead_phone AND opted_out = 1)
-                                  AND messages.provider IS DISTINCT FROM $3
+                    state = CASE WHEN (EXISTS (SELECT 1 FROM leads
+                                               WHERE phone = messages.lead_phone AND opted_out = 1)
+                                       AND messages.provider IS DISTINCT FROM $3)
+                                   OR (EXISTS (SELECT 1 FROM lead_takeovers
+                                               WHERE lead_phone = messages.lead_phone
+                                                 AND released_at IS NULL)
+                                       AND COALESCE(messages.provider, '') NOT IN ($3, $4, $5))
                             THEN 'suppressed' ELSE 'sending' END,
                     detail = CASE WHEN EXISTS (SELECT 1 FROM leads
                                                WHERE phone = messages.lead_phone AND opted_out = 1)
                                    AND messages.provider IS DISTINCT FROM $3
-                             THEN 'lead opted out' ELSE detail END,
+                             THEN 'lead opted out'
+                             WHEN EXISTS (SELECT 1 FROM lead_takeovers
+                                          WHERE lead_phone = messages.lead_phone
+                                            AND released_at IS NULL)
+                                   AND COALESCE(messages.provider, '') NOT IN ($3, $4, $5)
+                             THEN 'lead taken over by an operator' ELSE detail END,
                     updated_at = $1
                  WHERE id = $2 AND state = 'queued'
                  RETURNING state",
@@ -533,6 +561,8 @@ impl Store for SqlStore {
             .bind(now())
             .bind(reply_id)
             .bind(OPT_OUT_CONFIRMATION_PROVIDER)
+            .bind(OPERATOR_PROVIDER)
+            .bind(HELP_PROVIDER)
             .fetch_optional(pool)
             .await
             .map_err(store_err("claim send"))?;
@@ -569,16 +599,12 @@ impl Store for SqlStore {
             .map_err(store_err("record send"))?;
             // A sent conversational reply arms the followup timer in the same transaction,
             // so a crash cannot leave a lead answered but never followed up. A followup's
-            // own send does not (the sweep already advanced the timer), nor a HELP answer
-            // (not a conversation turn).
+            // own send does not, nor the rule-owed and operator texts ([`arms_followup`]).
             if let (Some(row), Some(after), SendOutcome::Sent { .. }) =
                 (row, self.followup_first_after, outcome)
             {
                 let provider: Option<String> = row.get(1);
-                if !matches!(
-                    provider.as_deref(),
-                    Some("followup" | HELP_PROVIDER | OPT_OUT_CONFIRMATION_PROVIDER)
-                ) {
+                if arms_followup(provider.as_deref()) {
                     sqlx::query(ARM_FOLLOWUP_SQL)
                     .bind(row.get::<String, _>(0))
                     .bind(at + after)
@@ -751,3 +777,6 @@ pub use consent::{ConsentEvent, ConsentMethod, ConsentStatus, LeadConsent};
 // The mailbox document intake (issue 14): its own file, so its queries merge cleanly.
 mod doc_intake;
 pub use doc_intake::{IntakeOutcome, IntakeRow};
+// Human takeover (issue 15 item 6): its own file, so its queries merge cleanly.
+mod takeovers;
+pub use takeovers::{OPERATOR_PROVIDER, TakeOutcome, Takeover};

@@ -4,7 +4,8 @@
 //! a moment (`unparked_at IS NULL AND expires_at > now` — a park expires by itself, no job
 //! clears it), the end of the last park (the reply caps count from it), and the count of a
 //! lead's replies since a moment — those this service wrote (every one names its
-//! `provider`: a model, `followup`, `hitl_holding`…), not imported history
+//! `provider`: a model, `followup`, `hitl_holding`…), not an operator's own texts to a
+//! lead they took over (a person is not a reply loop), not imported history
 //! (`SqlStore::import_history` stores old conversations with no provider and the import's
 //! time, which would otherwise park every lead with a long history the moment it texts).
 //! Must not: decide when to park (`actors::park` does) or touch the lead's messages: a
@@ -157,10 +158,11 @@ impl ParkStore for SqlStore {
                 "SELECT COUNT(*) FROM messages
                  WHERE lead_phone = $1 AND direction = 'outbound' AND created_at >= $2
                    AND state IN ('queued', 'sending', 'sent', 'in_doubt')
-                   AND provider IS NOT NULL",
+                   AND provider IS NOT NULL AND provider <> $3",
             )
             .bind(lead.as_str())
             .bind(since)
+            .bind(super::OPERATOR_PROVIDER)
             .fetch_one(pool)
             .await
             .map_err(store_err("replies_since"))?;

@@ -46,6 +46,7 @@ mod simulate;
 mod sla;
 mod sla_events;
 mod supervision;
+mod takeover;
 mod tracing;
 mod verify;
 mod watch;

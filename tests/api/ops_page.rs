@@ -331,3 +331,84 @@ async fn metrics_are_prometheus_text_behind_the_ops_token() {
     );
     app.stop().await;
 }
+
+/// The takeover section of `/ops` (issue 15 item 6): the takeovers in force with a Release
+/// button, and the Take over form. No Chromium is needed for what this checks: the page's
+/// markup, and that the request its script sends — a same-origin JSON POST carrying the
+/// page's session cookie, as a browser sends it — passes the ops guard and authorization.
+#[tokio::test]
+async fn the_ops_page_shows_takeovers_and_its_buttons_request_passes_the_guard() {
+    use lead_agent::http::ops_page::{COOKIE, session_cookie};
+    let app = app_with_token().await;
+    let lead = "+13125550163";
+    app.post_sms(lead, "Hi there").await;
+    app.wait_for_sms(lead, 1).await;
+    let page = |cookie: String| {
+        let http = app.http.clone();
+        let url = format!("{}/ops", app.ops_url);
+        async move {
+            http.get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let cookie = format!("{COOKIE}={}", session_cookie(TOKEN, Utc::now().timestamp()));
+    let html = page(cookie.clone()).await;
+    assert!(
+        html.contains("data-takeover-form"),
+        "the Take over form: {html}"
+    );
+    assert_eq!(metric(&html, "takeovers").as_deref(), Some("none"));
+
+    // As the page's script posts it: same origin, JSON, the cookie (no bearer header).
+    let browser_post = |action: &'static str, body: &'static str| {
+        let http = app.http.clone();
+        let origin = app.ops_url.clone();
+        let url = format!("{}/ops/leads/%2B13125550163/{action}", app.ops_url);
+        let cookie = cookie.clone();
+        async move {
+            http.post(url)
+                .header("content-type", "application/json")
+                .header("origin", origin)
+                .header("sec-fetch-site", "same-origin")
+                .header("cookie", cookie)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let no_session = app
+        .http
+        .post(format!("{}/ops/leads/%2B13125550163/takeover", app.ops_url))
+        .header("content-type", "application/json")
+        .header("origin", app.ops_url.clone())
+        .header("sec-fetch-site", "same-origin")
+        .body(r#"{"operator":"ana"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        no_session.status().as_u16(),
+        401,
+        "the cookie is what authorizes"
+    );
+    assert_eq!(browser_post("takeover", r#"{"operator":"ana"}"#).await, 200);
+    let html = page(cookie.clone()).await;
+    assert!(
+        html.contains(&format!("data-takeover-release=\"{lead}\"")),
+        "a Release button for the lead: {html}"
+    );
+    assert!(html.contains("<td>ana</td>"), "{html}");
+    assert_eq!(browser_post("release", r#"{"operator":"ana"}"#).await, 200);
+    let html = page(cookie).await;
+    assert_eq!(metric(&html, "takeovers").as_deref(), Some("none"));
+    app.stop().await;
+}

@@ -6,7 +6,9 @@
 //! Messages that arrive while a turn runs are answered together by the next turn (one reply
 //! to a burst, as a person would). Before a turn it asks the store whether the lead is
 //! parked, or would go over a reply cap ([`crate::park::check_turn`]): then no model call
-//! and no SMS, and its messages stay pending.
+//! and no SMS, and its messages stay pending. A lead an operator has taken over
+//! ([`crate::takeover`]) gets no model call either: its messages are recorded and forwarded
+//! to the operator, and only the operator's texts (queued in the outbox) go out.
 //! Must not: keep anything that cannot be rebuilt from the store (its window is a cache —
 //! dropped on any doubt and reloaded), send a reply that is not committed, or send one to an
 //! opted-out lead. It does not retry forever: a failed turn is handed back to the queue.
@@ -169,6 +171,8 @@ pub enum TurnOutcome {
     /// A voucher, accessibility or accommodation question: acknowledged and handed to a
     /// person (`fair_housing.rs`), no model call.
     HandedOff,
+    /// An operator holds the lead (`takeover.rs`): messages recorded and forwarded, no reply.
+    TakenOver,
 }
 
 impl Actor for LeadActor {
@@ -278,6 +282,7 @@ fn record_turn(span: &tracing::Span, result: &Result<TurnOutcome, TurnError>) {
         Ok(TurnOutcome::Parked) => "parked",
         Ok(TurnOutcome::Refused) => "refused",
         Ok(TurnOutcome::HandedOff) => "handed_off",
+        Ok(TurnOutcome::TakenOver) => "taken_over",
         Err(TurnError::LeadBusy) => "lead_busy",
         Err(e) => {
             span.record("otel.status_code", "ERROR");
@@ -350,6 +355,22 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
         return Ok(TurnOutcome::Nothing);
     }
     let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
+    // Taken over by an operator: no draft. The messages are recorded as not ours to answer
+    // (a release hands back the *next* message, never these), then forwarded; a crash
+    // between the two loses the forward, not a message (it is stored, and /ops shows it).
+    if let (Some(operator), false) = (&work.taken_by, work.opted_out) {
+        let turn = deps.store.begin_turn(&lead, &deps.worker_id).await?;
+        deps.store
+            .mark_no_reply(&ids, crate::takeover::TAKEN_OVER)
+            .await?;
+        deps.store.finish_turn(turn, "taken_over").await?;
+        let bodies: Vec<&str> = pending.iter().map(|p| p.body.as_str()).collect();
+        deps.alerts
+            .raise(crate::takeover::forwarded_alert(&lead, operator, &bodies));
+        // The operator's texts are written outside this actor: reload the window later.
+        state.window = None;
+        return Ok(TurnOutcome::TakenOver);
+    }
     // Parked, or parked now by a reply cap: no model call, no SMS; the messages stay
     // pending in the store (an opted-out lead's are still recorded no_reply below, since
     // that costs nothing and is final).
@@ -671,7 +692,7 @@ async fn deliver_reply(
                 Alert::event(
                     "sms_suppressed",
                     format!(
-                        "{}: reply {} not sent, the lead opted out",
+                        "{}: reply {} not sent: the lead opted out, or an operator has taken it over",
                         reply.lead, reply.id
                     ),
                 )

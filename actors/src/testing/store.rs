@@ -238,6 +238,9 @@ impl Store for MemStore {
                 })
                 .collect(),
             opted_out: *g.opted_out.get(lead).unwrap_or(&false),
+            // Takeovers live in the SQL store only (`src/store/takeovers.rs`); their turn is
+            // tested through the HTTP path (`tests/api/takeover.rs`).
+            taken_by: None,
         })
     }
 

@@ -7,7 +7,7 @@
 //! Owns: the message body we post (`POST /channels/{id}/messages`) and the limits it must
 //! respect (REFERENCE.md: content 2,000; ≤ 10 embeds; title 256, description 4,096, ≤ 25
 //! fields of name 256 / value 1,024, footer 2,048, all embeds together 6,000), the
-//! `custom_id`s of the HITL and doc review buttons and their parsing.
+//! `custom_id`s of the HITL, doc review and takeover buttons and their parsing.
 //! Must not: decide which alerts exist or how long their text is (the alert router cuts
 //! text to 1,950 characters first); this module only makes sure whatever it builds is a
 //! body Discord accepts, because a rejected alert is a lost alert.
@@ -17,7 +17,7 @@ pub mod lease;
 pub mod rest;
 pub mod sender;
 
-use actors::alert_router::{Alert, Severity, truncate_alert_text};
+use actors::alert_router::{Alert, Severity, TakeoverButtons, truncate_alert_text};
 use serde_json::{Value, json};
 
 pub const MAX_CONTENT: usize = 2000;
@@ -33,6 +33,8 @@ pub const MAX_EMBEDS_TOTAL: usize = 6000;
 const HITL_PREFIX: &str = "hitl";
 /// The prefix of the doc review buttons.
 const DOCS_PREFIX: &str = "docs";
+/// The prefix of the takeover buttons and the operator's reply modal.
+const TAKEOVER_PREFIX: &str = "takeover";
 
 /// Colours by severity (decimal RGB as Discord wants it).
 pub fn severity_colour(severity: Severity) -> u32 {
@@ -93,12 +95,25 @@ pub fn alert_message(alert: &Alert) -> Value {
         // Alert text is operator-facing data, never a ping: no @everyone from a lead's SMS.
         "allowed_mentions": {"parse": []},
     });
+    let mut rows: Vec<Value> = Vec::new();
     if let Some(hold) = alert.reply_hold {
-        message["components"] = hitl_buttons(hold);
+        rows.extend(hitl_buttons(hold).as_array().cloned().unwrap_or_default());
     } else if alert.doc_review
         && let Some(lead) = &alert.lead
     {
-        message["components"] = doc_review_buttons(lead.as_str());
+        rows.extend(
+            doc_review_buttons(lead.as_str())
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
+    }
+    // The takeover row comes last: on a held reply, the decision buttons stay first.
+    if let (Some(buttons), Some(lead)) = (alert.takeover, &alert.lead) {
+        rows.push(takeover_row(buttons, lead.as_str()));
+    }
+    if !rows.is_empty() {
+        message["components"] = Value::Array(rows);
     }
     enforce_limits(&mut message);
     message
@@ -160,6 +175,70 @@ impl DocReviewAction {
         };
         let lead = parts.next()?.to_string();
         (parts.next().is_none() && !lead.is_empty()).then_some((DocReviewAction { complete }, lead))
+    }
+}
+
+/// One action row of takeover buttons: "Take over" (blue), or "Reply" (blue, opens the
+/// reply box) and "Release" (grey); each `custom_id` carries the lead's phone.
+pub fn takeover_row(buttons: TakeoverButtons, lead: &str) -> Value {
+    let button = |style: u8, label: &str, action: TakeoverAction| json!({"type": 2, "style": style, "label": label, "custom_id": action.custom_id(lead)});
+    let components = match buttons {
+        TakeoverButtons::Offer => vec![button(1, "Take over", TakeoverAction::Take)],
+        TakeoverButtons::Taken => vec![
+            button(1, "Reply", TakeoverAction::Reply),
+            button(2, "Release", TakeoverAction::Release),
+        ],
+    };
+    json!({"type": 1, "components": components})
+}
+
+/// What a takeover button or the reply modal asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TakeoverAction {
+    /// Take the lead over (the same as `POST /ops/leads/{phone}/takeover`).
+    Take,
+    /// Open the reply box (a modal).
+    Reply,
+    /// The reply box was submitted: send its text as the operator's SMS.
+    ReplySubmit,
+    /// Hand the lead back to the AI.
+    Release,
+}
+
+impl TakeoverAction {
+    fn name(self) -> &'static str {
+        match self {
+            TakeoverAction::Take => "take",
+            TakeoverAction::Reply => "reply",
+            TakeoverAction::ReplySubmit => "reply_submit",
+            TakeoverAction::Release => "release",
+        }
+    }
+
+    /// `takeover:<action>:<phone>`: an E.164 phone is at most 16 characters, far within
+    /// Discord's 100.
+    pub fn custom_id(self, lead: &str) -> String {
+        format!("{TAKEOVER_PREFIX}:{}:{lead}", self.name())
+    }
+
+    /// Parses a takeover `custom_id` of ours into the action and the lead's phone as written
+    /// (the caller validates it as a lead); `None` for anything else.
+    pub fn parse(custom_id: &str) -> Option<(TakeoverAction, String)> {
+        let mut parts = custom_id.split(':');
+        if parts.next()? != TAKEOVER_PREFIX {
+            return None;
+        }
+        let name = parts.next()?;
+        let action = [
+            TakeoverAction::Take,
+            TakeoverAction::Reply,
+            TakeoverAction::ReplySubmit,
+            TakeoverAction::Release,
+        ]
+        .into_iter()
+        .find(|a| a.name() == name)?;
+        let lead = parts.next()?.to_string();
+        (parts.next().is_none() && !lead.is_empty()).then_some((action, lead))
     }
 }
 
@@ -471,6 +550,55 @@ mod tests {
         let no_lead = Alert {
             lead: None,
             ..alert.clone()
+        };
+        assert!(alert_message(&no_lead).get("components").is_none());
+    }
+
+    #[test]
+    fn takeover_buttons_name_the_lead_follow_the_hold_buttons_and_parse_back() {
+        let lead = LeadId::new("+13125550100");
+        let held = actors::hitl::held_reply_alert(&lead, 7, &["hi"], "draft");
+        let m = alert_message(&held);
+        let rows = m["components"].as_array().unwrap();
+        assert_eq!(rows.len(), 2, "{m}");
+        assert_eq!(rows[0]["components"][0]["custom_id"], "hitl:approve:7");
+        assert_eq!(
+            rows[1]["components"][0]["custom_id"],
+            "takeover:take:+13125550100"
+        );
+        let forwarded = actors::takeover::forwarded_alert(&lead, "ana", &["hi"]);
+        let ids: Vec<String> = alert_message(&forwarded)["components"][0]["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["custom_id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "takeover:reply:+13125550100",
+                "takeover:release:+13125550100"
+            ]
+        );
+        for (id, want) in [
+            (
+                "takeover:take:+1312",
+                Some((TakeoverAction::Take, "+1312".into())),
+            ),
+            (
+                "takeover:reply_submit:+1312",
+                Some((TakeoverAction::ReplySubmit, "+1312".into())),
+            ),
+            ("takeover:take:", None),
+            ("takeover:grab:+1312", None),
+            ("takeover:take:+1:x", None),
+            ("docs:complete:+1312", None),
+        ] {
+            assert_eq!(TakeoverAction::parse(id), want, "{id}");
+        }
+        let no_lead = Alert {
+            lead: None,
+            ..forwarded
         };
         assert!(alert_message(&no_lead).get("components").is_none());
     }

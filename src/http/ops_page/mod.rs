@@ -1,6 +1,6 @@
-//! `GET /ops`: the operator's page — server-rendered HTML, no script, no build step,
-//! refreshed by the browser every 15 s. Active leads, queue depth, model health, recent
-//! alerts, SLA breaches, scheduled jobs and the last verification, all read live from this
+//! `GET /ops`: the operator's page — server-rendered HTML, no build step, refreshed by the
+//! browser every 15 s. Active leads, queue depth, model health, recent alerts, SLA
+//! breaches, parked leads, human takeovers, scheduled jobs and the last verification, all read live from this
 //! process and the store (`view.rs`, rendered from `templates/ops/`, escaped by default).
 //! `POST /ops/verifications` is where `verify --record` reports.
 //!
@@ -12,8 +12,10 @@
 //! an expired, future-dated or forged one is refused like no cookie, and changing
 //! OPS_TOKEN revokes every cookie. The page sets `Referrer-Policy: no-referrer` so the URL
 //! with the token goes nowhere else. The bearer header works too, and with OPS_TOKEN unset
-//! only loopback peers get in (as for `/ops/*`). The page has no script and no form: what
-//! changes state is a JSON POST from a client ([`super::ops_guard`]).
+//! only loopback peers get in (as for `/ops/*`). What changes state is a JSON POST
+//! ([`super::ops_guard`]): the page's one script (the takeover form and Release buttons)
+//! sends exactly that to `/ops/leads/{phone}/takeover|release`, same origin, with the
+//! cookie; no native form posts (the guard refuses a form body).
 //! Must not: be public by default, change anything but the verification log, or show a
 //! section as healthy when its data source does not exist in this build — it says so.
 
@@ -88,6 +90,24 @@ fn cookie_from(headers: &HeaderMap) -> Option<String> {
                 .strip_prefix(&format!("{COOKIE}="))
                 .map(str::to_string)
         })
+}
+
+/// True when the request carries a valid `/ops` page session (the cookie of a browser that
+/// opened the page with the token). The takeover routes accept it besides the bearer
+/// token, so that the page's own buttons work: they are JSON POSTs behind the ops guard
+/// (same origin), and the cookie is SameSite=Strict, so another site cannot ride on it.
+pub(crate) fn has_page_session(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(token) = state.settings.ops_token.as_ref().map(|t| t.expose()) else {
+        return false;
+    };
+    cookie_from(headers).is_some_and(|c| {
+        session_valid(
+            token,
+            &c,
+            chrono::Utc::now().timestamp(),
+            state.settings.ops_session,
+        )
+    })
 }
 
 enum Access {

@@ -3,7 +3,8 @@
 //! escapes every `{{ value }}` for HTML (text from alerts, leads, the store and the
 //! verifier can hold markup; none of it is trusted). Dates and numbers are formatted here,
 //! so the template holds markup only.
-//! Must not: decide who may see the page ([`super`] does), write anything, or mark a
+//! Must not: decide who may see the page ([`super`] does), write anything (the takeover
+//! buttons' script posts to the `/ops` endpoints, like any client), or mark a
 //! value safe (`|safe`): nothing on this page is markup of ours but the template itself.
 
 use std::sync::atomic::Ordering;
@@ -32,6 +33,10 @@ pub struct Page {
     pub parks: Result<Vec<ParkRow>, String>,
     /// The leads whose consent changed last (the consent ledger), newest first.
     pub consent: Result<Vec<ConsentRow>, String>,
+    /// Human takeovers in force (issue 15 item 6), with their Release buttons.
+    pub takeovers: Result<Vec<TakeoverRow>, String>,
+    /// `TAKEOVER_IDLE_HOURS`, worded.
+    pub takeover_idle: String,
     pub jobs: Result<Vec<JobRow>, String>,
     /// How many alerts this process keeps (the table shows the newest 25).
     pub alerts_kept: usize,
@@ -118,6 +123,14 @@ impl From<&crate::store::LeadConsent> for ConsentRow {
             href: format!("/ops/leads/{}/consent", c.latest.lead),
         }
     }
+}
+
+pub struct TakeoverRow {
+    pub lead: String,
+    pub operator: String,
+    pub via: String,
+    pub taken_at: String,
+    pub last_activity_at: String,
 }
 
 pub struct JobRow {
@@ -308,6 +321,22 @@ pub async fn gather(state: &AppState) -> Page {
         .map(|rows| rows.iter().map(ConsentRow::from).collect())
         .map_err(|e| e.to_string());
 
+    // Human takeovers in force, from the store (every worker honours them).
+    let takeovers = super::super::takeovers::takeovers_now(state)
+        .await
+        .map(|rows| {
+            rows.iter()
+                .map(|t| TakeoverRow {
+                    lead: t.lead.as_str().to_string(),
+                    operator: t.operator.clone(),
+                    via: t.via.clone(),
+                    taken_at: t.taken_at.format("%m-%d %H:%M").to_string(),
+                    last_activity_at: t.last_activity_at.format("%m-%d %H:%M").to_string(),
+                })
+                .collect()
+        })
+        .map_err(|e| e.to_string());
+
     // The scheduler's jobs as the store has them (the scheduler process writes them, so
     // any role can show them). None stored: no scheduler has run against this store.
     let jobs = state
@@ -346,6 +375,8 @@ pub async fn gather(state: &AppState) -> Page {
         breaches,
         parks,
         consent,
+        takeovers,
+        takeover_idle: crate::takeover::human_idle(state.settings.takeover_idle),
         jobs,
         alerts_kept: alerts.len(),
         alerts: alerts.iter().rev().take(25).map(AlertRow::from).collect(),
@@ -412,6 +443,14 @@ mod tests {
                 latest_at: String::new(),
                 href: format!("/ops/leads/{HOSTILE}/consent"),
             }]),
+            takeovers: Ok(vec![TakeoverRow {
+                lead: HOSTILE.into(),
+                operator: HOSTILE.into(),
+                via: "ops".into(),
+                taken_at: String::new(),
+                last_activity_at: String::new(),
+            }]),
+            takeover_idle: "4 h".into(),
             jobs: Ok(vec![JobRow {
                 name: HOSTILE.into(),
                 schedule: HOSTILE.into(),
@@ -432,15 +471,17 @@ mod tests {
     #[test]
     fn script_and_quotes_from_data_are_escaped_in_the_rendered_page() {
         let html = html(&hostile_page());
-        // The only markup is the template's: no tag, quote or ampersand from data survives.
+        // The only markup is the template's: no tag, quote or ampersand from data survives;
+        // the one script is the template's own (the takeover buttons).
         assert!(
-            !html.contains("<script") && !html.contains("alert(\"x\")"),
+            html.matches("<script").count() == 1 && !html.contains("alert(\"x\")"),
             "{html}"
         );
         assert!(html.contains(&format!("Lead wrote: {ESCAPED}")), "{html}");
-        // Alert lead and text 2, store error 1, park 1, consent lead, row and link 3, job 6,
+        // Alert lead and text 2, store error 1, park 1, consent lead, row and link 3,
+        // takeover lead, operator and the Release button's attribute 3, job 6,
         // verification url and step 3.
-        assert_eq!(html.matches(ESCAPED).count(), 16, "{html}");
+        assert_eq!(html.matches(ESCAPED).count(), 19, "{html}");
         assert!(
             html.contains("<td class=\"fail\">FAIL</td>")
                 && html.contains("data-metric=\"last-verification\" class=\"fail\">FAIL<"),

@@ -19,6 +19,9 @@ pub struct DueFollowup {
     pub opted_out: bool,
     pub dead: bool,
     pub time_zone: Option<String>,
+    /// An operator has taken the lead over (issue 15 item 6): no followup while a person
+    /// holds the conversation.
+    pub taken_over: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +46,9 @@ impl SqlStore {
     ) -> Result<Vec<DueFollowup>, StoreError> {
         with_pool!(self, pool => {
             let rows = sqlx::query(
-                "SELECT f.lead_phone, f.step, f.due_at, l.opted_out, l.dead_at, l.time_zone
+                "SELECT f.lead_phone, f.step, f.due_at, l.opted_out, l.dead_at, l.time_zone,
+                    EXISTS (SELECT 1 FROM lead_takeovers t
+                            WHERE t.lead_phone = f.lead_phone AND t.released_at IS NULL) AS taken
                  FROM followups f JOIN leads l ON l.phone = f.lead_phone
                  WHERE f.due_at <= $1 AND l.synthetic = 0 ORDER BY f.due_at LIMIT $2",
             )
@@ -61,6 +66,7 @@ impl SqlStore {
                     opted_out: r.get::<i64, _>(3) != 0,
                     dead: r.get::<Option<DateTime<Utc>>, _>(4).is_some(),
                     time_zone: r.get(5),
+                    taken_over: r.get::<bool, _>(6),
                 })
                 .collect())
         })
