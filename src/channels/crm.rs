@@ -108,13 +108,7 @@ impl CrmNotes for FollowUpBoss {
         if status.is_success() {
             Ok(())
         } else {
-            let text: String = response
-                .text()
-                .await
-                .unwrap_or_default()
-                .chars()
-                .take(200)
-                .collect();
+            let text = super::error_excerpt(response).await;
             Err(CrmError(format!(
                 "Follow Up Boss refused the note ({status}): {text}"
             )))

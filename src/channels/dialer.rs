@@ -71,13 +71,7 @@ impl Dialer for HttpDialer {
         if response.status().is_success() {
             return Ok(());
         }
-        let message: String = response
-            .text()
-            .await
-            .unwrap_or_default()
-            .chars()
-            .take(200)
-            .collect();
+        let message = super::error_excerpt(response).await;
         if status == 429 || status >= 500 {
             Err(DialError::Retryable(format!("dialer {status}: {message}")))
         } else {

@@ -102,13 +102,7 @@ impl FubTexts {
         if status.is_success() {
             return Ok(response);
         }
-        let message: String = response
-            .text()
-            .await
-            .unwrap_or_default()
-            .chars()
-            .take(200)
-            .collect();
+        let message = super::error_excerpt(response).await;
         Err(FubTextError::Status {
             status: status.as_u16(),
             message,

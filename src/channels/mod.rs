@@ -27,3 +27,19 @@ pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
         .connect_timeout(Duration::from_secs(5))
         .build()
 }
+
+/// Most characters of a refused request's body kept in an error: vendors' error bodies
+/// name the problem in their first line, and a whole HTML error page is noise in an alert.
+pub const ERROR_EXCERPT_CHARS: usize = 200;
+
+/// The start of a failed response's body (empty when it cannot be read), for the error
+/// that reports it.
+pub async fn error_excerpt(response: reqwest::Response) -> String {
+    response
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(ERROR_EXCERPT_CHARS)
+        .collect()
+}

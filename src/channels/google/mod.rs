@@ -48,13 +48,7 @@ pub(crate) async fn check(
     if status.is_success() {
         return Ok(response);
     }
-    let message: String = response
-        .text()
-        .await
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect();
+    let message = super::error_excerpt(response).await;
     Err(GoogleError::Status {
         what,
         status: status.as_u16(),
