@@ -12,6 +12,11 @@
 //! revoked lead (the webhook records the opt-out, the sender honours it) or look at
 //! anything but the one message.
 
+/// What the plain model chain answers, alone, when it reads the lead's message as a
+/// revocation the phrase set missed (its prompt asks it to): the turn opts the lead out
+/// instead of sending it. The model's judgement is a second check, never the only one.
+pub const MODEL_OPT_OUT: &str = "OPT_OUT";
+
 /// The law's seven words and their carrier spellings, Spanish beside them, as whole
 /// messages or with courtesy words only.
 const KEYWORDS: &[&str] = &[

@@ -126,6 +126,10 @@ pub(super) async fn start_worker(
         // Fair-housing holds go to the store whether or not HITL holds every reply.
         guard_holds: Some(Arc::new(store.clone()) as Arc<dyn ReplyHolds>),
         accommodation,
+        revocations: Some(Arc::new(crate::judged_revocations::StoreRevocations {
+            store: store.clone(),
+            confirmation: settings.opt_out_confirmation.clone(),
+        })),
         responder,
     });
     let (tree, registry) = LeadSupervisorChild::new(

@@ -325,3 +325,53 @@ async fn a_revocation_the_phrase_set_misses_is_opted_out_by_the_model_s_judgemen
     assert_eq!(app.twilio.sent_to(LEAD).len(), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_plain_chain_s_model_judges_a_revocation_too_and_its_answer_is_not_sent() {
+    // USE_AGENT_CORE=false: no tools; the prompt asks the model to answer OPT_OUT alone.
+    let words = "I'd rather not hear from you guys again, thanks";
+    assert!(
+        !actors::revocation::is_revocation(words),
+        "the phrase set misses it"
+    );
+    let anthropic = FakeProvider::anthropic().await;
+    let gemini = FakeProvider::gemini().await;
+    anthropic.script(vec![Canned::ok(anthropic_text(
+        actors::revocation::MODEL_OPT_OUT,
+    ))]);
+    let app = app_with("false", &anthropic, &gemini).await;
+    let lead = LeadId::new(LEAD);
+    app.post_sms(LEAD, words).await;
+    let sent = app.wait_for_sms(LEAD, 1).await;
+    assert!(
+        sent[0].starts_with("The leasing office: you are opted out"),
+        "the confirmation, never the sentinel: {sent:?}"
+    );
+    app.wait_settled(LEAD).await;
+    assert_eq!(app.twilio.sent_to(LEAD).len(), 1);
+    let system = anthropic.requests()[0].body["system"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(system.contains("answer exactly OPT_OUT"), "{system}");
+    assert!(
+        actors::ports::Store::is_opted_out(&app.store, &lead)
+            .await
+            .unwrap()
+    );
+    let events = app.store.consent_events(&lead).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.method.as_str() == "revocation" && e.words.contains(words)),
+        "{events:?}"
+    );
+    let conversation = app.conversation(LEAD).await;
+    assert!(
+        conversation
+            .iter()
+            .any(|m| m.body == words && m.state == "no_reply"),
+        "{conversation:?}"
+    );
+    app.stop().await;
+}

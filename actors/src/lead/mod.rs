@@ -71,6 +71,9 @@ pub struct LeadDeps {
     /// `reply` and handed to a person (`accommodation_request` SLA), not to the model.
     /// `None`: the model answers it like any message.
     pub accommodation: Option<AccommodationHandoff>,
+    /// Where a revocation the plain chain's model judged ([`crate::revocation::MODEL_OPT_OUT`])
+    /// is recorded; `None`: such an answer is refused, unsent.
+    pub revocations: Option<Arc<dyn crate::brain::tools::JudgedRevocations>>,
     /// What answers the prompt (`USE_AGENT_CORE`: the brain, or shadow); `None` asks the
     /// pool's plain chain.
     pub responder: Option<Arc<dyn crate::brain::Responder>>,
@@ -500,6 +503,33 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
         Some(responder) => responder.respond(&prompt).await?,
         None => deps.pool.complete(&prompt).await?,
     };
+    if completion.text.trim() == crate::revocation::MODEL_OPT_OUT {
+        // The model read a revocation the phrase set missed: the same effect as STOP (the
+        // adapter queues the one confirmation, which the next turn of this task sends).
+        let said: Vec<&str> = pending.iter().map(|p| p.body.as_str()).collect();
+        state.window = None;
+        let Some(revocations) = &deps.revocations else {
+            deps.store.finish_turn(turn, "refused").await?;
+            return Ok(TurnOutcome::Refused);
+        };
+        let newly = revocations.revoke(&lead, &said.join(" / ")).await?;
+        deps.store.mark_no_reply(&ids, "opted_out").await?;
+        deps.store.finish_turn(turn, "opted_out").await?;
+        deps.alerts.raise(
+            Alert::event(
+                "opted_out",
+                format!(
+                    "{lead} opted out in words the phrase set missed, by the model's judgement [{}]: \"{}\"{}",
+                    completion.provider,
+                    said.join(" / "),
+                    if newly { "" } else { " (already out)" }
+                ),
+            )
+            .for_lead(&lead)
+            .with_reason("revocation judged by the model"),
+        );
+        return Ok(TurnOutcome::OptedOut);
+    }
     let check = sanity::check_reply(&completion.text);
     let refused = check.refuses() && deps.holds.is_none();
     let fair_housing = crate::fair_housing::check_draft(&completion.text);

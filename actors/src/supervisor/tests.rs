@@ -100,6 +100,7 @@ pub(crate) fn test_ports(
         holds: hitl.then(|| store.clone() as Arc<dyn crate::hitl::ReplyHolds>),
         guard_holds: Some(store.clone() as Arc<dyn crate::hitl::ReplyHolds>),
         accommodation: None,
+        revocations: None,
     });
     TestPorts {
         deps,

@@ -21,7 +21,10 @@ pub fn system_prompt(office_name: &str) -> String {
          character makes the carrier bill the SMS at less than half the length). Qualify the lead one question at a time: bedrooms, move-in \
          date, budget, housing voucher, pets. When they are qualified or ask to see a unit, \
          offer a tour. Never invent prices, availability or policies: say you will check \
-         with the team. If several messages arrived together, answer them in one reply.\n\n{}",
+         with the team. If several messages arrived together, answer them in one reply. If \
+         the lead asks, in any words, to get no more texts from us, answer exactly {} and \
+         nothing else.\n\n{}",
+        actors::revocation::MODEL_OPT_OUT,
         actors::fair_housing::PROMPT_RULE
     )
 }
