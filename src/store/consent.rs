@@ -227,49 +227,21 @@ impl SqlStore {
         })
     }
 
-    /// A revocation the model judged (the brain's `record_opt_out`: words the phrase set
-    /// missed): opts the lead out as STOP does (the flag, its followup cancelled) with a
-    /// `revocation` event whose words say it was the model's judgement, in one transaction.
-    /// False: the lead was already out (or unknown): nothing written.
+    /// A revocation the model judged (the brain's `record_opt_out`, the plain chain's
+    /// `OPT_OUT`: words the phrase set missed): opts the lead out as STOP does (the flag,
+    /// its followup cancelled) with a `revocation` event whose words say it was the model's
+    /// judgement, in one transaction. False: the lead was already out (or unknown): nothing
+    /// written.
     pub async fn record_judged_revocation(
         &self,
         lead: &LeadId,
         words: &str,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let at = now();
-            let mut tx = pool.begin().await.map_err(store_err("begin judged revocation"))?;
-            let updated = sqlx::query(
-                "UPDATE leads SET opted_out = 1, opted_out_at = $2
-                 WHERE phone = $1 AND opted_out = 0 RETURNING phone",
-            )
-            .bind(lead.as_str())
-            .bind(at)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(store_err("judged revocation"))?;
-            if updated.is_none() {
-                return Ok(false);
-            }
-            sqlx::query("DELETE FROM followups WHERE lead_phone = $1")
-                .bind(lead.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(store_err("judged revocation: cancel followup"))?;
-            sqlx::query(
-                "INSERT INTO consent_events (lead_phone, at, method, grants, message_sid, words)
-                 VALUES ($1, $2, $3, 0, NULL, $4)",
-            )
-            .bind(lead.as_str())
-            .bind(at)
-            .bind(ConsentMethod::Revocation.as_str())
-            .bind(format!("[the model's judgement] {words}"))
-            .execute(&mut *tx)
-            .await
-            .map_err(store_err("judged revocation event"))?;
-            tx.commit().await.map_err(store_err("commit judged revocation"))?;
-            Ok(true)
-        })
+        let words = format!("[the model's judgement] {words}");
+        Ok(self
+            .record_consent_change(lead, false, ConsentMethod::Revocation, &words, true)
+            .await?
+            .is_some())
     }
 
     /// An operator's revoke (`grants` false) or restore: sets or clears `leads.opted_out`
@@ -282,26 +254,44 @@ impl SqlStore {
         grants: bool,
         note: &str,
     ) -> Result<Option<ConsentEvent>, StoreError> {
+        self.record_consent_change(lead, grants, ConsentMethod::Operator, note, false)
+            .await
+    }
+
+    /// Sets or clears the lead's opt-out outside an inbound message, with its ledger event
+    /// and (on a revoke) the followup cancelled, in one transaction. `only_if_changed`: an
+    /// already-matching flag writes nothing. `None`: nothing written (no such lead, or no
+    /// change when asked for one).
+    async fn record_consent_change(
+        &self,
+        lead: &LeadId,
+        grants: bool,
+        method: ConsentMethod,
+        words: &str,
+        only_if_changed: bool,
+    ) -> Result<Option<ConsentEvent>, StoreError> {
+        let (set, was) = if grants {
+            ("opted_out = 0, opted_out_at = NULL", 1)
+        } else {
+            ("opted_out = 1, opted_out_at = $2", 0)
+        };
+        let only = if only_if_changed {
+            format!(" AND opted_out = {was}")
+        } else {
+            String::new()
+        };
+        let update = format!("UPDATE leads SET {set} WHERE phone = $1{only} RETURNING phone");
         with_pool!(self, pool => {
             let at = now();
-            let mut tx = pool.begin().await.map_err(store_err("begin operator consent"))?;
-            let updated = if grants {
-                sqlx::query(
-                    "UPDATE leads SET opted_out = 0, opted_out_at = NULL WHERE phone = $1 RETURNING phone",
-                )
-                .bind(lead.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-            } else {
-                sqlx::query(
-                    "UPDATE leads SET opted_out = 1, opted_out_at = $2 WHERE phone = $1 RETURNING phone",
-                )
-                .bind(lead.as_str())
-                .bind(at)
-                .fetch_optional(&mut *tx)
-                .await
+            let mut tx = pool.begin().await.map_err(store_err("begin consent change"))?;
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(update.clone())).bind(lead.as_str());
+            if !grants {
+                q = q.bind(at);
             }
-            .map_err(store_err("operator consent"))?;
+            let updated = q
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(store_err("consent change"))?;
             if updated.is_none() {
                 return Ok(None);
             }
@@ -310,7 +300,7 @@ impl SqlStore {
                     .bind(lead.as_str())
                     .execute(&mut *tx)
                     .await
-                    .map_err(store_err("operator consent: cancel followup"))?;
+                    .map_err(store_err("consent change: cancel followup"))?;
             }
             let sql = format!(
                 "INSERT INTO consent_events (lead_phone, at, method, grants, message_sid, words)
@@ -319,14 +309,14 @@ impl SqlStore {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(lead.as_str())
                 .bind(at)
-                .bind(ConsentMethod::Operator.as_str())
+                .bind(method.as_str())
                 .bind(i64::from(grants))
-                .bind(note)
+                .bind(words)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(store_err("operator consent event"))?;
+                .map_err(store_err("consent event"))?;
             let event = event_of(&row)?;
-            tx.commit().await.map_err(store_err("commit operator consent"))?;
+            tx.commit().await.map_err(store_err("commit consent change"))?;
             Ok(Some(event))
         })
     }

@@ -143,6 +143,21 @@ pub trait JudgedRevocations: Send + Sync + 'static {
     async fn revoke(&self, lead: &LeadId, words: &str) -> Result<bool, StoreError>;
 }
 
+/// The event a judged revocation raises, from the brain's tool or the plain chain's
+/// answer: `by` names the provider when known.
+pub fn judged_opt_out_alert(lead: &LeadId, by: Option<&str>, words: &str, newly: bool) -> Alert {
+    Alert::event(
+        "opted_out",
+        format!(
+            "{lead} opted out in words the phrase set missed, by the model's judgement{}: \"{words}\"{}",
+            by.map(|p| format!(" [{p}]")).unwrap_or_default(),
+            if newly { "" } else { " (already out)" }
+        ),
+    )
+    .for_lead(lead)
+    .with_reason("revocation judged by the model")
+}
+
 #[derive(Deserialize)]
 struct OptOutInput {
     words: String,
@@ -634,17 +649,8 @@ impl ToolBox {
         };
         if live {
             let newly = revocations.revoke(lead, &words).await?;
-            self.alerts.raise(
-                Alert::event(
-                    "opted_out",
-                    format!(
-                        "{lead} opted out in words the phrase set missed, by the model's judgement: \"{words}\"{}",
-                        if newly { "" } else { " (already out)" }
-                    ),
-                )
-                .for_lead(lead)
-                .with_reason("revocation judged by the model"),
-            );
+            self.alerts
+                .raise(judged_opt_out_alert(lead, None, &words, newly));
         }
         Ok(ok(
             call,

@@ -512,22 +512,16 @@ async fn run_one_turn(state: &mut LeadState) -> Result<TurnOutcome, TurnError> {
             deps.store.finish_turn(turn, "refused").await?;
             return Ok(TurnOutcome::Refused);
         };
-        let newly = revocations.revoke(&lead, &said.join(" / ")).await?;
+        let said = said.join(" / ");
+        let newly = revocations.revoke(&lead, &said).await?;
         deps.store.mark_no_reply(&ids, "opted_out").await?;
         deps.store.finish_turn(turn, "opted_out").await?;
-        deps.alerts.raise(
-            Alert::event(
-                "opted_out",
-                format!(
-                    "{lead} opted out in words the phrase set missed, by the model's judgement [{}]: \"{}\"{}",
-                    completion.provider,
-                    said.join(" / "),
-                    if newly { "" } else { " (already out)" }
-                ),
-            )
-            .for_lead(&lead)
-            .with_reason("revocation judged by the model"),
-        );
+        deps.alerts.raise(crate::brain::tools::judged_opt_out_alert(
+            &lead,
+            Some(&completion.provider),
+            &said,
+            newly,
+        ));
         return Ok(TurnOutcome::OptedOut);
     }
     let check = sanity::check_reply(&completion.text);
