@@ -43,6 +43,71 @@ pub async fn get_ops<T: serde::de::DeserializeOwned>(
         .map_err(|e| anyhow::anyhow!("{endpoint} did not answer {what}: {e}"))
 }
 
+/// `--url`, else this machine's ops listener (`OPS_PORT`), without a trailing slash.
+pub fn ops_base_url(url: Option<String>) -> String {
+    url.unwrap_or_else(|| format!("http://127.0.0.1:{}", crate::config::local_ops_port()))
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// `POST url/ops/leads/{phone}/{action}` with `body` as JSON and no Origin (what the ops
+/// guard asks of a script), OPS_TOKEN as a bearer token when set: the endpoint, the status
+/// and the answer's text. The one client of the CLI commands that act on a lead
+/// (`unpark`, `takeover`, `release`).
+pub async fn post_lead_action(
+    url: &str,
+    phone: &str,
+    action: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<(reqwest::Url, reqwest::StatusCode, String)> {
+    let mut endpoint = reqwest::Url::parse(&format!("{url}/ops/leads"))
+        .map_err(|e| anyhow::anyhow!("--url {url:?} is not a URL: {e}"))?;
+    endpoint
+        .path_segments_mut()
+        .map_err(|_| anyhow::anyhow!("--url cannot be a base URL"))?
+        .push(phone)
+        .push(action);
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()?;
+    let mut req = client.post(endpoint.clone()).json(&body);
+    if let Some(t) = crate::config::read_var("OPS_TOKEN") {
+        req = req.bearer_auth(t);
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("could not reach {endpoint}: {e}"))?;
+    let status = resp.status();
+    Ok((endpoint, status, resp.text().await.unwrap_or_default()))
+}
+
+/// Columns padded to their widest cell, two spaces apart, each line trimmed: the tables of
+/// `inspect scheduled`, `parked` and `takeovers`.
+pub fn text_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(str::len);
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        cells
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+            + "\n"
+    };
+    let mut out = line(&mut header.iter().copied());
+    for r in rows {
+        out += &line(&mut r.iter().map(String::as_str));
+    }
+    out
+}
+
 /// Fetches the jobs from `url`'s `/ops/scheduled`.
 pub async fn fetch_scheduled(url: &str, token: Option<&str>) -> anyhow::Result<Vec<JobView>> {
     let list: Vec<JobViewIn> = get_ops(url, "/ops/scheduled", token, "a job list").await?;
@@ -140,26 +205,7 @@ pub fn render_table(jobs: &[JobView]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(|h| h.len());
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r.iter()) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        cells
-            .iter()
-            .zip(widths.iter())
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    let mut out = line(header.iter().map(|s| s.to_string()).collect()) + "\n";
-    for r in rows {
-        out += &(line(r.to_vec()) + "\n");
-    }
+    let mut out = text_table(header, &rows);
     if jobs.is_empty() {
         out += "(no scheduled jobs: is a scheduler role running against this store?)\n";
     }
@@ -167,9 +213,7 @@ pub fn render_table(jobs: &[JobView]) -> String {
 }
 
 pub async fn run_scheduled(args: InspectScheduledArgs) -> anyhow::Result<()> {
-    let url = args
-        .url
-        .unwrap_or_else(|| format!("http://127.0.0.1:{}", crate::config::local_ops_port()));
+    let url = ops_base_url(args.url);
     let token = crate::config::read_var("OPS_TOKEN");
     let jobs = fetch_scheduled(&url, token.as_deref()).await?;
     let mut out = std::io::stdout().lock();

@@ -9,7 +9,6 @@
 //! (through `kubectl port-forward`) the same way as against a local process.
 
 use std::io::Write;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -24,25 +23,6 @@ pub struct ParkRow {
     pub expires_at: String,
 }
 
-fn base_url(url: Option<String>) -> String {
-    url.unwrap_or_else(|| format!("http://127.0.0.1:{}", crate::config::local_ops_port()))
-        .trim_end_matches('/')
-        .to_string()
-}
-
-fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?)
-}
-
-fn with_token(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    match crate::config::read_var("OPS_TOKEN") {
-        Some(t) => req.bearer_auth(t),
-        None => req,
-    }
-}
-
 /// The parks in force on the server at `url` (its ops listener).
 pub async fn fetch_parked(url: &str) -> anyhow::Result<Vec<ParkRow>> {
     let token = crate::config::read_var("OPS_TOKEN");
@@ -51,28 +31,12 @@ pub async fn fetch_parked(url: &str) -> anyhow::Result<Vec<ParkRow>> {
 
 /// Ends the lead's park on the server at `url`; `Ok(false)` when it was not parked.
 pub async fn request_unpark(url: &str, phone: &str) -> anyhow::Result<bool> {
-    let mut endpoint = reqwest::Url::parse(&format!("{url}/ops/leads"))
-        .map_err(|e| anyhow::anyhow!("--url {url:?} is not a URL: {e}"))?;
-    endpoint
-        .path_segments_mut()
-        .map_err(|_| anyhow::anyhow!("--url cannot be a base URL"))?
-        .push(phone)
-        .push("unpark");
-    // JSON, and no Origin: what the ops guard asks of a script.
-    let resp = with_token(
-        client()?
-            .post(endpoint.clone())
-            .json(&serde_json::json!({})),
-    )
-    .send()
-    .await
-    .map_err(|e| anyhow::anyhow!("could not reach {endpoint}: {e}"))?;
-    let status = resp.status();
+    let (endpoint, status, body) =
+        crate::inspect::post_lead_action(url, phone, "unpark", serde_json::json!({})).await?;
     if status == reqwest::StatusCode::NOT_FOUND {
         return Ok(false);
     }
     if !status.is_success() {
-        let body = resp.text().await.unwrap_or_default();
         anyhow::bail!("{endpoint} answered {status}: {}", body.trim());
     }
     Ok(true)
@@ -94,32 +58,11 @@ pub fn render_table(parks: &[ParkRow]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-            + "\n"
-    };
-    let mut out = line(&header.map(String::from));
-    for r in &rows {
-        out += &line(r);
-    }
-    out
+    crate::inspect::text_table(header, &rows)
 }
 
 pub async fn run_parked(args: ParkedArgs) -> anyhow::Result<()> {
-    let parks = fetch_parked(&base_url(args.url)).await?;
+    let parks = fetch_parked(&crate::inspect::ops_base_url(args.url)).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&parks)?)?;
@@ -130,7 +73,7 @@ pub async fn run_parked(args: ParkedArgs) -> anyhow::Result<()> {
 }
 
 pub async fn run_unpark(args: UnparkArgs) -> anyhow::Result<()> {
-    if request_unpark(&base_url(args.url), &args.phone).await? {
+    if request_unpark(&crate::inspect::ops_base_url(args.url), &args.phone).await? {
         println!(
             "{} unparked; its waiting messages get a turn now",
             args.phone

@@ -8,7 +8,6 @@
 //! the command works against a remote pod (through `kubectl port-forward`) the same way.
 
 use std::io::Write;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -24,42 +23,6 @@ pub struct TakeoverRow {
     pub last_activity_at: String,
 }
 
-fn base_url(url: Option<String>) -> String {
-    url.unwrap_or_else(|| format!("http://127.0.0.1:{}", crate::config::local_ops_port()))
-        .trim_end_matches('/')
-        .to_string()
-}
-
-/// POSTs `body` to `/ops/leads/{phone}/{action}`; the status and the answer's text.
-async fn post(
-    url: &str,
-    phone: &str,
-    action: &str,
-    body: serde_json::Value,
-) -> anyhow::Result<(reqwest::StatusCode, String)> {
-    let mut endpoint = reqwest::Url::parse(&format!("{url}/ops/leads"))
-        .map_err(|e| anyhow::anyhow!("--url {url:?} is not a URL: {e}"))?;
-    endpoint
-        .path_segments_mut()
-        .map_err(|_| anyhow::anyhow!("--url cannot be a base URL"))?
-        .push(phone)
-        .push(action);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    // JSON, and no Origin: what the ops guard asks of a script.
-    let mut req = client.post(endpoint.clone()).json(&body);
-    if let Some(t) = crate::config::read_var("OPS_TOKEN") {
-        req = req.bearer_auth(t);
-    }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("could not reach {endpoint}: {e}"))?;
-    let status = resp.status();
-    Ok((status, resp.text().await.unwrap_or_default()))
-}
-
 /// The server's own words for a refusal (`error` of its JSON), else its text.
 fn reason(text: &str) -> String {
     serde_json::from_str::<serde_json::Value>(text)
@@ -72,7 +35,7 @@ pub fn render_table(rows: &[TakeoverRow]) -> String {
     if rows.is_empty() {
         return "(no lead is taken over)\n".into();
     }
-    let header = ["LEAD", "OPERATOR", "VIA", "TAKEN AT", "LAST ACTIVITY"].map(String::from);
+    let header = ["LEAD", "OPERATOR", "VIA", "TAKEN AT", "LAST ACTIVITY"];
     let cells: Vec<[String; 5]> = rows
         .iter()
         .map(|t| {
@@ -85,29 +48,13 @@ pub fn render_table(rows: &[TakeoverRow]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.clone().map(|h| h.len());
-    for r in &cells {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |row: &[String]| {
-        row.iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-            + "\n"
-    };
-    cells.iter().fold(line(&header), |out, r| out + &line(r))
+    crate::inspect::text_table(header, &cells)
 }
 
 pub async fn run_takeovers(args: TakeoversArgs) -> anyhow::Result<()> {
     let token = crate::config::read_var("OPS_TOKEN");
     let rows: Vec<TakeoverRow> = crate::inspect::get_ops(
-        &base_url(args.url),
+        &crate::inspect::ops_base_url(args.url),
         "/ops/takeovers",
         token.as_deref(),
         "a list of takeovers",
@@ -124,7 +71,13 @@ pub async fn run_takeovers(args: TakeoversArgs) -> anyhow::Result<()> {
 
 pub async fn run_takeover(args: TakeoverArgs) -> anyhow::Result<()> {
     let body = serde_json::json!({ "operator": args.operator });
-    let (status, text) = post(&base_url(args.url), &args.phone, "takeover", body).await?;
+    let (_, status, text) = crate::inspect::post_lead_action(
+        &crate::inspect::ops_base_url(args.url),
+        &args.phone,
+        "takeover",
+        body,
+    )
+    .await?;
     if !status.is_success() {
         anyhow::bail!(
             "{} not taken over ({status}): {}",
@@ -144,7 +97,13 @@ pub async fn run_release(args: ReleaseArgs) -> anyhow::Result<()> {
         Some(name) => serde_json::json!({ "operator": name }),
         None => serde_json::json!({}),
     };
-    let (status, text) = post(&base_url(args.url), &args.phone, "release", body).await?;
+    let (_, status, text) = crate::inspect::post_lead_action(
+        &crate::inspect::ops_base_url(args.url),
+        &args.phone,
+        "release",
+        body,
+    )
+    .await?;
     if !status.is_success() {
         anyhow::bail!("{} not released ({status}): {}", args.phone, reason(&text));
     }
