@@ -2,7 +2,9 @@
 //! running server's `/ops/scheduled` and prints every job with its schedule, next fire time,
 //! last run, lateness and outcome — as a table, or as JSON for scripts.
 //!
-//! Owns: the client side and the table layout. Must not: read the database directly — the
+//! Owns: the client side and the table layout, and the pieces every ops-listener command
+//! shares (`get_ops`, `post_lead_action`, `ops_base_url`, `text_table`: `parked`, `unpark`,
+//! `takeovers`, `takeover`, `release` use them). Must not: read the database directly — the
 //! server (any role) answers from the store, and the command works against a remote pod
 //! the same way as against a local process.
 
