@@ -710,3 +710,37 @@ async fn a_lead_update_waits_out_quiet_hours_in_the_leads_zone() {
     assert_eq!((r.lead_updates, r.held_quiet), (1, 0));
     assert_eq!(rig.slas.queued_sms().len(), 2);
 }
+
+#[test]
+fn a_deadline_set_at_opening_drives_the_nags_not_the_kinds_window() {
+    // An accommodation request opened at 09:00 and due at 17:00 (its business day's close):
+    // the reminder at 50 % of those 8 h is 13:00, the overdue nag at 17:00; the lead gets
+    // no update texts (the kind has none).
+    let mut s = fresh(SlaKind::AccommodationRequest, "");
+    s.due = Some(t0() + Duration::hours(8));
+    assert_eq!(s.due_at(), t0() + Duration::hours(8));
+    assert_eq!(s.window(), Duration::hours(8));
+    let tags = |s: &SlaState, at| decide(s, at).actions.iter().map(tag).collect::<Vec<_>>();
+    assert!(tags(&s, t0() + Duration::hours(3)).is_empty());
+    assert_eq!(tags(&s, t0() + Duration::hours(4)), vec!["gentle#1"]);
+    let late = decide(&s, t0() + Duration::hours(8));
+    assert_eq!(
+        late.actions.iter().map(tag).collect::<Vec<_>>(),
+        vec!["breach", "overdue#1"]
+    );
+    // A shorter deadline (asked at 16:00, due 17:00) is an hour, not 8 h.
+    s.due = Some(t0() + Duration::hours(1));
+    assert_eq!(tags(&s, t0() + Duration::minutes(30)), vec!["gentle#1"]);
+    assert_eq!(
+        tags(&s, t0() + Duration::hours(30))
+            .first()
+            .map(String::as_str),
+        Some("breach"),
+        "no lead update is queued for this kind, only staff nags"
+    );
+    assert!(
+        !tags(&s, t0() + Duration::hours(30))
+            .iter()
+            .any(|t| t.starts_with("lead_"))
+    );
+}
