@@ -41,21 +41,31 @@ pub fn check_dockerfile(text: &str) -> Vec<String> {
         problems.push("Dockerfile: not multi-stage (a build stage and a runtime stage)".into());
         return problems;
     }
-    let build_from = &all[stages[0]].1;
-    let build_name = build_from
-        .split_whitespace()
-        .skip_while(|w| !w.eq_ignore_ascii_case("as"))
-        .nth(1)
-        .unwrap_or("")
-        .to_string();
+    // Every stage before the runtime may be the one it copies from (a toolchain stage, a
+    // planner and a build stage, as with cargo-chef).
+    let build_names: Vec<String> = stages[..stages.len() - 1]
+        .iter()
+        .filter_map(|&i| {
+            all[i]
+                .1
+                .split_whitespace()
+                .skip_while(|w| !w.eq_ignore_ascii_case("as"))
+                .nth(1)
+                .map(str::to_string)
+        })
+        .collect();
     let build = &all[stages[0]..stages[stages.len() - 1]];
     let runtime_from = &all[stages[stages.len() - 1]].1;
     let runtime = &all[stages[stages.len() - 1] + 1..];
+    // `--profile dist` is the shipped profile (Cargo.toml: release with fat LTO).
     if !build.iter().any(|(k, a)| {
-        k == "RUN" && a.contains("cargo build") && a.contains("--release") && a.contains("--locked")
+        k == "RUN"
+            && a.contains("cargo build")
+            && (a.contains("--release") || a.contains("--profile dist"))
+            && a.contains("--locked")
     }) {
         problems.push(
-            "Dockerfile: the build stage does not run `cargo build --release --locked`".into(),
+            "Dockerfile: the build stage does not run `cargo build --profile dist --locked` (or `--release`)".into(),
         );
     }
     let runtime_image = runtime_from.split_whitespace().next().unwrap_or("");
@@ -64,11 +74,13 @@ pub fn check_dockerfile(text: &str) -> Vec<String> {
             "Dockerfile: the runtime stage is the toolchain image {runtime_image}; it must be a small runtime image"
         ));
     }
-    if build_name.is_empty()
-        || !runtime.iter().any(|(k, a)| {
-            k == "COPY" && a.contains(&format!("--from={build_name}")) && a.contains("lead-agent")
-        })
-    {
+    if !runtime.iter().any(|(k, a)| {
+        k == "COPY"
+            && a.contains("lead-agent")
+            && build_names
+                .iter()
+                .any(|name| a.contains(&format!("--from={name}")))
+    }) {
         problems.push("Dockerfile: the runtime stage does not COPY --from the build stage the lead-agent binary".into());
     }
     match runtime.iter().rev().find(|(k, _)| k == "USER") {

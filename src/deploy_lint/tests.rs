@@ -26,6 +26,16 @@ fn a_dockerfile_missing_an_essential_is_named() {
             "toolchain image",
         ),
         ("EXPOSE 5012", "EXPOSE 8080", "EXPOSE 5012"),
+        (
+            "cargo build --profile dist",
+            "cargo build",
+            "--profile dist",
+        ),
+        (
+            "COPY --from=build",
+            "COPY --from=elsewhere",
+            "does not COPY --from",
+        ),
         ("ENV BIND_ADDRESS=0.0.0.0", "", "BIND_ADDRESS=0.0.0.0"),
         (
             "ENV BIND_ADDRESS=0.0.0.0",

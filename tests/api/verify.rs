@@ -282,3 +282,57 @@ async fn verify_fails_the_event_trace_when_the_events_never_reach_the_channel() 
 }
 
 const EVENT_CHANNEL: &str = "7001";
+
+/// A release refused by verify must page someone now: the service that takes the FAIL
+/// report (the old release, still serving, in a rollout) raises `verification_failed` in
+/// the ERROR channel, naming the failed steps; a PASS raises nothing.
+#[tokio::test]
+async fn a_failed_verification_recorded_with_the_service_alerts_the_error_channel() {
+    const ERROR: &str = "7002";
+    let discord = FakeDiscord::start().await;
+    let mut env = discord.env();
+    env.push(("DISCORD_CHANNEL_ERROR", ERROR.to_string()));
+    env.push(("DISCORD_DEFAULT_CHANNEL", "7003".to_string()));
+    let app = spawn_app_with(TestOptions {
+        env,
+        ..TestOptions::default()
+    })
+    .await;
+    let report = |passed: bool| {
+        let steps = vec![
+            verify::StepResult {
+                step: "health".into(),
+                status: Status::Pass,
+                detail: "200".into(),
+            },
+            verify::StepResult {
+                step: "end-to-end sms".into(),
+                status: if passed { Status::Pass } else { Status::Fail },
+                detail: "no reply was sent within 45 s".into(),
+            },
+        ];
+        verify::Report::new("http://127.0.0.1:18212", chrono::Utc::now(), steps)
+    };
+    for passed in [true, false] {
+        let r = app
+            .http
+            .post(format!("{}/ops/verifications", app.ops_url))
+            .json(&report(passed))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let alerted = poll_until(15, || async { !discord.texts_in(ERROR).is_empty() }).await;
+    assert!(alerted, "{:?}", discord.created());
+    let texts = discord.texts_in(ERROR);
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(
+        texts[0].contains("verify FAILED against http://127.0.0.1:18212")
+            && texts[0].contains("end-to-end sms: no reply was sent within 45 s")
+            && !texts[0].contains("health"),
+        "{texts:?}"
+    );
+    assert!(!app.store.last_verification().await.unwrap().unwrap().passed);
+    app.stop().await;
+}

@@ -241,7 +241,31 @@ pub async fn record_verification(
         .record_verification(&record)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    // A failed verification is a release refused or a deploy gone wrong: someone must know
+    // now, not when they next open /ops (the pipeline rolls back; the cause stays open).
+    if !report.passed {
+        state.alerts.raise(actors::alert_router::Alert::error(
+            "verification_failed",
+            verification_failure_text(&report),
+        ));
+    }
     Ok(StatusCode::CREATED)
+}
+
+/// The alert's text: where, and each failed step with its detail.
+fn verification_failure_text(report: &Report) -> String {
+    let failed: Vec<String> = report
+        .steps
+        .iter()
+        .filter(|s| s.status == crate::verify::Status::Fail)
+        .map(|s| format!("{}: {}", s.step, s.detail))
+        .collect();
+    format!(
+        "verify FAILED against {} at {}: {}",
+        report.url,
+        report.at.format("%Y-%m-%d %H:%M:%S UTC"),
+        failed.join("; ")
+    )
 }
 
 #[cfg(test)]
