@@ -6,6 +6,7 @@
 #                               against the machine's PostgreSQL and RabbitMQ, then verify
 #   scripts/image.sh rehearse   the rollout with two bad releases (docs/image.md "Rehearsal")
 #   scripts/image.sh down       stop and remove every container this script started
+#   scripts/image.sh build-ci   build deploy/ci/Dockerfile (Cloud Build's Tests step image)
 #
 # The Docker engine is installed (Debian's docker.io) and started if absent, with bridge
 # networking off: every container is on the host network and every port it opens is bound
@@ -203,6 +204,29 @@ cmd_build() {
         die "docker build failed ($WORK/build.log)"
     fi
     say "built $tag in $(($(date +%s) - started)) s; $(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.1f MiB", $1/1048576}')"
+    echo "$tag"
+}
+
+# The Tests step's image (deploy/ci/Dockerfile), as its own pipeline builds it; then the
+# services it carries are started in it once, to show they run.
+cmd_build_ci() {
+    ensure_engine
+    provide_base rust:1.95-bookworm
+    local tag=$NAME-ci:rust-1.95
+    say "building $tag from deploy/ci/Dockerfile (log $WORK/build-ci.log)"
+    docker build --network host -f deploy/ci/Dockerfile -t "$tag" deploy/ci >"$WORK/build-ci.log" 2>&1 ||
+        { tail -n 30 "$WORK/build-ci.log" >&2; die "the CI image did not build ($WORK/build-ci.log)"; }
+    # Its own ports, so the machine's services are not in the way.
+    docker run --rm --network host "$tag" bash -c '
+        set -e
+        sed -i "s/^#\?port = .*/port = 15432/" /etc/postgresql/*/main/postgresql.conf
+        pg_ctlcluster "$(ls /etc/postgresql)" main start
+        pg_isready -q -h 127.0.0.1 -p 15432 && psql -h 127.0.0.1 -p 15432 -U postgres -d test -Atc "SELECT 1" >/dev/null
+        echo "PostgreSQL: up, database test answers"
+        cargo --version; cargo clippy --version; cargo fmt --version
+        chromium --version
+        test -x /usr/lib/rabbitmq/bin/rabbitmq-server && echo "rabbitmq-server: installed"
+    ' >&2 || die "the CI image does not run its services"
     echo "$tag"
 }
 
@@ -412,11 +436,12 @@ cmd_down() {
 
 case "${1:-}" in
 build) cmd_build ;;
+build-ci) cmd_build_ci ;;
 up) shift; cmd_up "$@" ;;
 down) cmd_down ;;
 rehearse) shift; source "$ROOT/scripts/image-rehearse.sh"; cmd_rehearse "$@" ;;
 *)
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
