@@ -122,7 +122,7 @@ Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
-        rm -rf "$rootfs.tmp"/var/cache/apt/archives/*.deb "$rootfs.tmp"/var/lib/apt/lists/*
+        slim "$rootfs.tmp"
         mv "$rootfs.tmp" "$rootfs"
     else
         say "$image: no registry answered; importing the Debian bookworm root filesystem built earlier ($rootfs)"
@@ -132,6 +132,38 @@ SOURCES
         --change "LABEL $LABEL.standin=\"local stand-in: debootstrap bookworm minbase\"" \
         - "$image" >/dev/null
     say "$image: imported"
+}
+
+# What makes the public image "slim" (debuerreotype's settings, as the official images have
+# them): no documentation, manuals or translations installed, and apt keeps no package
+# files or caches in a layer.
+slim() {
+    local root=$1
+    mkdir -p "$root/etc/dpkg/dpkg.cfg.d" "$root/etc/apt/apt.conf.d"
+    cat >"$root/etc/dpkg/dpkg.cfg.d/docker" <<'DPKG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+path-exclude /usr/share/man/*
+DPKG
+    cat >"$root/etc/apt/apt.conf.d/docker-clean" <<'APT'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+APT
+    echo 'Acquire::Languages "none";' >"$root/etc/apt/apt.conf.d/docker-no-languages"
+    echo 'Acquire::GzipIndexes "true";' >"$root/etc/apt/apt.conf.d/docker-gzip-indexes"
+    echo 'Apt::AutoRemove::SuggestsImportant "false";' >"$root/etc/apt/apt.conf.d/docker-autoremove-suggests"
+    find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete 2>/dev/null || true
+    rm -rf "$root"/usr/share/{man,info,groff,linda,lintian}/* "$root"/var/cache/apt/*.bin \
+        "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+    find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} + 2>/dev/null || true
 }
 
 build_rust() {
@@ -327,6 +359,8 @@ PY
         echo "LOG_FORMAT=json"
         cat "$WORK/fakes.env"
     } >>"$out"
+    # The last value of a key wins, as the overrides above mean.
+    tac "$out" | awk -F= '!seen[$1]++' | tac >"$out.tmp" && mv "$out.tmp" "$out"
 }
 
 run_role() {
