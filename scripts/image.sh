@@ -317,10 +317,14 @@ role_env() {
 import sys, yaml
 out, configmap, secret, base = sys.argv[1:5]
 env = {}
-for k, v in (yaml.safe_load(open(configmap))["data"] or {}).items():
-    if str(v) != "":
-        env[k] = str(v)
-for k, v in (yaml.safe_load(open(secret))["stringData"] or {}).items():
+def data(path, kind, name, field):
+    for doc in yaml.safe_load_all(open(path)):
+        if doc and doc.get("kind") == kind and doc["metadata"]["name"] == name:
+            return doc.get(field) or {}
+    sys.exit(f"{path}: no {kind} {name}")
+# What the containers take through envFrom (base/deployment.yaml).
+for k, v in list(data(configmap, "ConfigMap", "lead-agent-config", "data").items()) + \
+        list(data(secret, "Secret", "lead-agent-secrets", "stringData").items()):
     if str(v) != "":
         env[k] = str(v)
 for doc in yaml.safe_load_all(open(base)):
@@ -364,7 +368,7 @@ PY
 }
 
 run_role() {
-    local image=$1 colour=$2 role=$3 env_file=$WORK/env.$colour.$role
+    local image=$1 colour=$2 role=$3 env_file=$WORK/env.$2.$3
     role_env "$colour" "$role" "$env_file"
     docker rm -f "lead-agent-$colour-$role" >/dev/null 2>&1 || true
     # As the Deployment runs it: the image's own non-root user, a read-only root filesystem
@@ -423,7 +427,7 @@ stop_colour() {
 
 # `lead-agent verify` from the image under test, as Cloud Build runs the new image's binary.
 verify_colour() {
-    local image=$1 colour=$2 json=$WORK/verify.$colour.json expect
+    local image=$1 colour=$2 json=$WORK/verify.$2.json expect
     expect=$(docker image inspect -f '{{index .Config.Labels "org.opencontainers.image.revision"}}' "$image")
     # With the bot token and the EVENT channel, its last step reads the event trace back.
     docker run --rm --network host --read-only --env-file <(grep '^DISCORD_' "$WORK/fakes.env") \
