@@ -89,10 +89,13 @@ rollout() {
 
 cmd_rehearse() {
     local good=${1:-$NAME:local} failures=0
-    command -v jq >/dev/null || apt-get install -y -qq jq >/dev/null || die "jq is needed"
+    command -v jq >/dev/null || apt-get install -y -qq jq >/dev/null 2>&1 ||
+        { apt-get update -qq && apt-get install -y -qq jq >/dev/null; } || die "jq is needed"
     ensure_engine
     docker image inspect "$good" >/dev/null 2>&1 || die "no image $good: run scripts/image.sh build first"
     cmd_down >/dev/null 2>&1 || true
+    # Whatever happens, nothing of the rehearsal keeps running after it (IMAGE_KEEP=1 aside).
+    [ "${IMAGE_KEEP:-}" = 1 ] || trap 'cmd_down >/dev/null 2>&1 || true' EXIT
     : >"$RECORD.new"
     RECORD_FINAL=$RECORD
     RECORD=$RECORD.new
@@ -128,7 +131,6 @@ cmd_rehearse() {
     for line in "${ROLLOUTS[@]}"; do
         case "$line" in *"old still serving: no"*) failures=$((failures + 1)) ;; esac
     done
-    [ "${IMAGE_KEEP:-}" = 1 ] || cmd_down
     [ "$failures" -eq 0 ] || die "the rehearsal did not go as a release must ($failures deviations)"
     say "rehearsal PASS: the good release promoted, both bad ones refused, the old release answering throughout"
 }

@@ -101,7 +101,8 @@ build_debian() {
     local image=$1 rootfs=$WORK/bookworm-rootfs
     if [ ! -x "$rootfs/bin/sh" ]; then
         command -v debootstrap >/dev/null ||
-            apt-get install -y -qq debootstrap >/dev/null ||
+            apt-get install -y -qq debootstrap >/dev/null 2>&1 ||
+            { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; } ||
             die "debootstrap is missing and cannot be installed"
         say "$image: no registry answered; building it from Debian's packages (debootstrap --variant=minbase bookworm)"
         rm -rf "$rootfs.tmp"
