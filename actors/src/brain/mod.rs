@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod context;
 pub mod sms;
 pub mod tools;
+pub mod tour_hours;
 
 use std::sync::Arc;
 
