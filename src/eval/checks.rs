@@ -60,12 +60,35 @@ pub fn says_it_holds(text: &str) -> bool {
     HOLDING.iter().any(|h| lower.contains(h))
 }
 
+/// A clock time in the text: "11am", "3 pm", "10:30am".
+fn has_clock_time(lower: &str) -> bool {
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric() && c != ':')
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.iter().enumerate().any(|(i, w)| {
+        let digits = w.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let suffix = &w[digits.len()..];
+        let numeric = !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit() || c == ':');
+        numeric
+            && (matches!(suffix, "am" | "pm")
+                || (suffix.is_empty()
+                    && words.get(i + 1).is_some_and(|n| matches!(*n, "am" | "pm"))))
+    })
+}
+
+/// One of the `|`-separated alternatives is in `text` (case-insensitive); `<time>` stands
+/// for any clock time.
 fn mentions(text: &str, alternatives: &str) -> bool {
     let lower = text.to_lowercase();
     alternatives
         .split('|')
         .map(|a| a.trim().to_lowercase())
-        .any(|a| !a.is_empty() && lower.contains(&a))
+        .any(|a| match a.as_str() {
+            "" => false,
+            "<time>" => has_clock_time(&lower),
+            a => lower.contains(a),
+        })
 }
 
 /// The checks of `turn` on `outcome`. `lead_said` is everything the lead wrote so far
@@ -279,6 +302,13 @@ mod tests {
         let said = vec!["4 bedrooms, budget 1.5k".to_string()];
         assert!(invented_facts("Got it - 4 bedrooms, up to $1,500/mo.", &c, &said).is_empty());
         assert!(invented_facts("Pet rent is $35/month.", &c, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_clock_time_is_not_the_am_of_team() {
+        assert!(mentions("I have Tue Dec 8 at 11am or 3pm", "<time>"));
+        assert!(mentions("at 3 pm", "<time>"));
+        assert!(!mentions("I'm checking with the team", "<time>"));
     }
 
     #[test]
