@@ -12,6 +12,7 @@
 //! budgets. Tools act through ports only ([`context::LeadContextStore`],
 //! [`context::CrmNotes`], the alert handle).
 
+pub mod answers;
 pub mod catalog;
 pub mod context;
 pub mod sms;
