@@ -143,7 +143,7 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     match baseline {
         Some(b) => {
-            let regressions = b.regressions(&card);
+            let regressions = b.regressions(&card, args.nightly);
             if !regressions.is_empty() {
                 bail!(
                     "the `{}` brain regressed below {}:\n  {}",
