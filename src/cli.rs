@@ -74,6 +74,10 @@ pub enum Command {
     /// lateness, the alert spool, a synthetic SMS) and alert Discord by its own path, once
     /// per incident and once on recovery. Runs as its own process.
     Watch(WatchArgs),
+    /// Grade a brain against the scripted conversations of evals/ through the real turn
+    /// path (an in-process serve on its own SQLite file, dry-run SMS): a scorecard per
+    /// category, non-zero exit on a regression below evals/baseline.json.
+    Eval(crate::eval::EvalArgs),
 }
 
 /// `simulate` in a build without the bench: whatever follows is taken, so the refusal

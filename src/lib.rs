@@ -9,7 +9,7 @@
 //! `scheduler` (the periodic jobs), `sla` (the SLA engine's wiring), `channels` (Twilio,
 //! chat models, alert sinks, Asana, CRM), `probe` (the service seen from outside: /ops
 //! reads and the synthetic SMS), `watch` (the watchdog process), `cli`, `dev_sms`,
-//! `inspect`, `park_cli`, `consent_cli` and `simulate` (commands), `telemetry`.
+//! `inspect`, `park_cli`, `consent_cli`, `eval` and `simulate` (commands), `telemetry`.
 
 pub mod building_service;
 pub mod catalog;
@@ -22,6 +22,7 @@ pub mod crm_text_log;
 pub mod deploy_lint;
 pub mod dev_sms;
 pub mod doc_intake;
+pub mod eval;
 pub mod exposure;
 pub mod hitl;
 pub mod http;

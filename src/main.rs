@@ -66,6 +66,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Verify(args) => run_verify(args).await,
+        // No log subscriber: the scorecard is the output (a turn that fails says why).
+        Command::Eval(args) => lead_agent::eval::run(args).await,
         Command::Watch(args) => {
             let flags = lead_agent::watch::settings::WatchFlags {
                 url: args.url,

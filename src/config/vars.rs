@@ -320,7 +320,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "BUILDINGS_FILE",
         None,
         false,
-        "The brain's building catalog, YAML (.yaml/.yml) or JSON (.json). Unset: the bundled sample (deploy/buildings.sample.yaml).",
+        "The building catalog the brain and the rules responder answer from, YAML (.yaml/.yml) or JSON (.json). Unset: the bundled sample (deploy/buildings.sample.yaml).",
     ),
     var(
         "FUB_API",
@@ -356,7 +356,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "BUILDING_SERVICE_API",
         None,
         false,
-        "URL of the building service: the brain's catalog is fetched from it (same schema as BUILDINGS_FILE; JSON, or YAML by content-type) at start and every BUILDING_SERVICE_REFRESH_SECS, the last good copy kept on failure (alerted). Unset: BUILDINGS_FILE or the sample.",
+        "URL of the building service: the catalog (the brain's and the rules responder's) is fetched from it (same schema as BUILDINGS_FILE; JSON, or YAML by content-type) at start and every BUILDING_SERVICE_REFRESH_SECS, the last good copy kept on failure (alerted). Unset: BUILDINGS_FILE or the sample.",
     ),
     var(
         "BUILDING_SERVICE_REFRESH_SECS",

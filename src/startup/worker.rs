@@ -68,11 +68,19 @@ pub(super) async fn start_worker(
         Some(models) => models,
         None => configured_models(settings)?,
     };
-    chain.push(Arc::new(RulesResponder::new(OfficeInfo {
-        office_name: settings.office_name.clone(),
-        greeting: settings.profile.greeting.clone(),
-        ..OfficeInfo::default()
-    })));
+    // No model in front of the rules: the rules responder is the brain (README's first
+    // command), and it runs as the brain does, with the tool box (see `build_responder`).
+    let keyless = chain.is_empty();
+    // One catalog for the rules responder and the brain's tools, so both say the same.
+    let catalog = load_catalog(settings, alerts).await?;
+    chain.push(Arc::new(
+        RulesResponder::new(OfficeInfo {
+            office_name: settings.office_name.clone(),
+            greeting: settings.profile.greeting.clone(),
+            ..OfficeInfo::default()
+        })
+        .with_catalog(catalog.clone(), settings.scheduler.time_zone),
+    ));
     let (pool_child, pool) = LlmPoolChild::new(
         chain,
         LlmPoolConfig {
@@ -96,7 +104,19 @@ pub(super) async fn start_worker(
         .context("Failed to start the LLM pool")?;
     tracing::info!(providers = ?pool.provider_names(), cap = settings.llm_concurrency, "model chain ready");
     let dialer = Arc::new(build_dialer(settings, store, alerts, &clock)?);
-    let inner = build_responder(settings, store, alerts, &clock, &pool, &sla, &dialer).await?;
+    let inner = build_responder(
+        settings,
+        store,
+        alerts,
+        &clock,
+        &pool,
+        Effects {
+            sla: &sla,
+            dialer: &dialer,
+        },
+        catalog,
+        keyless,
+    )?;
     // Every turn's new messages are read for a tour or a call request, whichever model
     // answers (the plain chain, the brain or shadow).
     let responder: Option<Arc<dyn Responder>> = Some(Arc::new(Listening {
@@ -265,30 +285,14 @@ fn build_dialer(
     ))
 }
 
-/// `USE_AGENT_CORE`: `None` lets the lead actor ask the plain chain; otherwise the brain,
-/// or the shadow pair. The catalog is loaded whenever `BUILDINGS_FILE` is set, so a broken
-/// file stops start-up even while the brain is off. With `BUILDING_SERVICE_API` (and the
-/// brain on) the catalog comes from the service and is refreshed in the background.
-async fn build_responder(
-    settings: &Settings,
-    store: &SqlStore,
-    alerts: &AlertHandle,
-    clock: &Arc<dyn Clock>,
-    pool: &LlmPool,
-    sla: &SlaEvents,
-    dialer: &Arc<DialerHandoff>,
-) -> anyhow::Result<Option<Arc<dyn Responder>>> {
-    let mode = settings.brain.agent_mode;
-    if mode == AgentMode::Plain && settings.brain.buildings_file.is_none() {
-        return Ok(None);
-    }
+/// The building catalog the rules responder and the brain read: from
+/// `BUILDING_SERVICE_API` when set (fetched at start, refreshed in the background, the
+/// last good copy kept), else `BUILDINGS_FILE`, else the bundled sample. Always loaded, so
+/// a broken file stops start-up whichever brain answers.
+async fn load_catalog(settings: &Settings, alerts: &AlertHandle) -> anyhow::Result<SharedCatalog> {
     let file = settings.brain.buildings_file.as_deref();
     let load_file = || crate::catalog::load(file);
-    if mode == AgentMode::Plain {
-        load_file()?;
-        return Ok(None);
-    }
-    let catalog = match &settings.brain.building_service {
+    Ok(match &settings.brain.building_service {
         Some(url) => {
             let service = BuildingService::new(url)?;
             let (catalog, answered) =
@@ -309,12 +313,44 @@ async fn build_responder(
             );
             if file.is_none() {
                 tracing::warn!(
-                    "BUILDINGS_FILE is not set: the brain leases the bundled SAMPLE buildings"
+                    "BUILDINGS_FILE is not set: the agent leases the bundled SAMPLE buildings"
                 );
             }
             SharedCatalog::new(load_file()?)
         }
+    })
+}
+
+/// What the brain's tools open or hand over besides the store.
+struct Effects<'a> {
+    sla: &'a SlaEvents,
+    dialer: &'a Arc<DialerHandoff>,
+}
+
+/// `USE_AGENT_CORE`: `None` lets the lead actor ask the plain chain; otherwise the brain,
+/// or the shadow pair. Keyless (no provider configured) the brain answers whatever the
+/// variable says: its only model is the rules responder, which then saves the lead's
+/// needs and books tours through the brain's tool box (`record_requirements`,
+/// `schedule_tour`: the alerts, SLA and CRM notes a model's calls raise).
+#[allow(clippy::too_many_arguments)]
+fn build_responder(
+    settings: &Settings,
+    store: &SqlStore,
+    alerts: &AlertHandle,
+    clock: &Arc<dyn Clock>,
+    pool: &LlmPool,
+    effects: Effects<'_>,
+    catalog: SharedCatalog,
+    keyless: bool,
+) -> anyhow::Result<Option<Arc<dyn Responder>>> {
+    let Effects { sla, dialer } = effects;
+    let mode = match settings.brain.agent_mode {
+        AgentMode::Plain if keyless => AgentMode::Agent,
+        mode => mode,
     };
+    if mode == AgentMode::Plain {
+        return Ok(None);
+    }
     let crm: Arc<dyn CrmNotes> = match &settings.brain.fub_api {
         Some(key) => Arc::new(
             FollowUpBoss::new(

@@ -40,6 +40,7 @@ mod postgres_outage;
 mod properties;
 mod rabbitmq;
 mod refused;
+mod rules_catalog;
 mod scheduler;
 mod send_windows;
 mod simulate;

@@ -12,10 +12,12 @@
 //! budgets. Tools act through ports only ([`context::LeadContextStore`],
 //! [`context::CrmNotes`], the alert handle).
 
+pub mod answers;
 pub mod catalog;
 pub mod context;
 pub mod sms;
 pub mod tools;
+pub mod tour_hours;
 
 use std::sync::Arc;
 

@@ -10,6 +10,7 @@ use actors::ports::Prompt;
 
 use super::conversation::read_conversation;
 use super::dates::{month_abbreviation, month_name};
+use super::desk::{self, Action};
 use super::facts::{Bedrooms, Facts, MoveIn};
 use super::intents::{Closing, detect_closing, find_question_labels, is_question, is_tour_request};
 use super::topics::{QUALIFYING_ORDER, Topic};
@@ -24,6 +25,8 @@ enum Weight {
     Greeting,
     Holding,
     Core,
+    /// A fact from the catalog the lead asked for: kept over the next question.
+    Answer,
 }
 
 #[derive(Default)]
@@ -191,17 +194,67 @@ fn acknowledge_facts(facts: &Facts) -> Option<String> {
 impl RulesResponder {
     /// The reply to the prompt's new messages, read in the light of its history.
     pub fn compose_reply(&self, prompt: &Prompt) -> String {
+        self.compose(prompt).0
+    }
+
+    /// The reply and what the turn does besides (save the needs, book a tour): see
+    /// `desk`. Without a catalog there are no actions and no building facts.
+    pub(super) fn compose(&self, prompt: &Prompt) -> (String, Vec<Action>) {
         let convo = read_conversation(prompt);
         let said = convo.new_messages.join("\n");
         if let Some(closing) = detect_closing(&said) {
-            return truncate_reply(closing_reply(closing));
+            return (truncate_reply(closing_reply(closing)), Vec::new());
         }
         let mut draft = ReplyDraft::default();
+        let mut actions = Vec::new();
         if convo.first_contact {
             draft.add(Weight::Greeting, self.greet());
         }
         if let Some(ack) = acknowledge_facts(&convo.new_facts) {
             draft.add(Weight::Acknowledgement, ack);
+        }
+        let catalog = self.catalog.as_ref().map(|(c, zone)| (c.current(), *zone));
+        let catalog = catalog.as_ref().map(|(c, zone)| (c.as_ref(), *zone));
+        // The messages still to hold for the team: those the catalog did not answer.
+        let mut to_hold: Vec<&str> = convo.new_messages.clone();
+        let mut needs = None;
+        let mut about = Vec::new();
+        if let Some((catalog, _)) = catalog {
+            let n = desk::needs_of(&convo.facts, &prompt.lines);
+            about = desk::about(catalog, &convo, prompt);
+            let (answers, answered) =
+                desk::answer_messages(catalog, &n, &about, &convo.new_messages);
+            to_hold = convo
+                .new_messages
+                .iter()
+                .zip(&answered)
+                .filter(|(_, a)| !**a)
+                .map(|(m, _)| *m)
+                .collect();
+            for a in answers {
+                draft.add(Weight::Answer, a);
+            }
+            // New needs and no unit question answered them: say what matches.
+            if !convo.new_facts.is_empty() && !desk::asked_units(&convo.new_messages) {
+                let stated_rooms =
+                    convo.new_facts.bedrooms.is_some() || convo.new_facts.budget.is_some();
+                // The buildings the lead is on, when they named some: not the whole list.
+                let on: actors::brain::catalog::Catalog;
+                let scope = if about.is_empty() {
+                    catalog
+                } else {
+                    on = actors::brain::catalog::Catalog {
+                        buildings: about.iter().map(|b| (*b).clone()).collect(),
+                    };
+                    &on
+                };
+                if stated_rooms && let Some(m) = actors::brain::answers::describe_matches(scope, &n)
+                {
+                    draft.add(Weight::Answer, m);
+                }
+            }
+            actions.extend(desk::requirements_action(&convo.new_facts, &prompt.lines));
+            needs = Some(n);
         }
 
         if convo.last_asked == Some(Topic::Tour) {
@@ -210,8 +263,42 @@ impl RulesResponder {
                 .last()
                 .map(|l| parse_offered_slots(l, self.local_now(prompt.now).date()))
                 .unwrap_or_default();
+            let offered_at =
+                catalog.and_then(|(c, _)| desk::offered_at(c, convo.agent_lines.last().copied()));
             match self.read_tour_answer(&said, &offered, prompt.now) {
                 TourAnswer::Picked(slot) => {
+                    if let Some(b) = offered_at {
+                        let hours = b
+                            .tour_hours
+                            .as_deref()
+                            .and_then(actors::brain::tour_hours::TourHours::parse);
+                        let at = desk::slot_time(slot);
+                        match (hours, at) {
+                            (Some(h), Some(at)) if h.contains(at) => {
+                                actions.push(Action::Book { building: b.id.clone(), at });
+                                draft.add(
+                                    Weight::Core,
+                                    format!(
+                                        "You're set for {} at {}. A leasing agent will text you to confirm.",
+                                        format_slot(slot),
+                                        b.name
+                                    ),
+                                );
+                            }
+                            _ => draft.add(
+                                Weight::Core,
+                                format!(
+                                    "Sorry, that time isn't open. Tours at {} run {} - what day works for you?",
+                                    b.name,
+                                    b.tour_hours.as_deref().unwrap_or("by appointment")
+                                ),
+                            ),
+                        }
+                        if let Some(holding) = hold_questions(&to_hold, false) {
+                            draft.add(Weight::Holding, holding);
+                        }
+                        return (draft.render(), actions);
+                    }
                     draft.add(
                         Weight::Core,
                         format!(
@@ -219,37 +306,39 @@ impl RulesResponder {
                             format_slot(slot)
                         ),
                     );
-                    if let Some(holding) = hold_questions(&convo.new_messages, false) {
+                    if let Some(holding) = hold_questions(&to_hold, false) {
                         draft.add(Weight::Holding, holding);
                     }
-                    return draft.render();
+                    return (draft.render(), actions);
                 }
                 TourAnswer::Accepted => {
                     draft.add(
                         Weight::Core,
                         "Great! A leasing agent will text you shortly to lock in the time.",
                     );
-                    return draft.render();
+                    return (draft.render(), actions);
                 }
                 TourAnswer::Declined => {
+                    let hours = match offered_at.and_then(|b| Some((b, b.tour_hours.as_deref()?))) {
+                        Some((b, h)) => format!("Tours at {} run {h}.", b.name),
+                        None => format!("Tours run Mon-Sat at {}.", self.describe_tour_hours()),
+                    };
                     draft.add(
                         Weight::Core,
-                        format!(
-                            "No problem - what day works better for you? Tours run Mon-Sat at {}.",
-                            self.describe_tour_hours()
-                        ),
+                        format!("No problem - what day works better for you? {hours}"),
                     );
-                    return draft.render();
+                    return (draft.render(), actions);
                 }
                 TourAnswer::Unavailable => {
+                    let hours = match offered_at.and_then(|b| Some((b, b.tour_hours.as_deref()?))) {
+                        Some((b, h)) => format!("Tours at {} run {h}", b.name),
+                        None => format!("Tours run Mon-Sat at {}", self.describe_tour_hours()),
+                    };
                     draft.add(
                         Weight::Core,
-                        format!(
-                            "Sorry, that time isn't open. Tours run Mon-Sat at {} - what day works for you?",
-                            self.describe_tour_hours()
-                        ),
+                        format!("Sorry, that time isn't open. {hours} - what day works for you?"),
                     );
-                    return draft.render();
+                    return (draft.render(), actions);
                 }
                 TourAnswer::Expired => {
                     let slots = self.upcoming_slots(prompt.now, 2);
@@ -260,7 +349,7 @@ impl RulesResponder {
                             format_offer(&slots)
                         ),
                     );
-                    return draft.render();
+                    return (draft.render(), actions);
                 }
                 TourAnswer::Unclear => {}
             }
@@ -269,7 +358,7 @@ impl RulesResponder {
         let tour_requested = convo.new_messages.iter().any(|m| is_tour_request(m));
         let next_question = convo.find_next_question();
         if tour_requested || (next_question.is_none() && convo.may_offer_tour()) {
-            if let Some(holding) = hold_questions(&convo.new_messages, true) {
+            if let Some(holding) = hold_questions(&to_hold, true) {
                 draft.add(Weight::Holding, holding);
             }
             let lead_in = if tour_requested {
@@ -279,18 +368,27 @@ impl RulesResponder {
             } else {
                 "Would you like a tour?"
             };
-            let slots = self.upcoming_slots(prompt.now, 2);
-            draft.add(
-                Weight::Core,
-                format!(
-                    "{lead_in} I have {} - which works for you?",
-                    format_offer(&slots)
+            let at_building = catalog.zip(needs.as_ref()).and_then(|((c, zone), n)| {
+                let (b, hours) = desk::tour_building(c, &about, n)?;
+                let slots = desk::slots(&hours, desk::local_now(zone, prompt.now), 2);
+                (!slots.is_empty()).then_some((b, slots))
+            });
+            let offer = match at_building {
+                Some((b, slots)) => format!(
+                    "{lead_in} I have {} at {} - which works for you?",
+                    format_offer(&slots),
+                    b.name
                 ),
-            );
-            return draft.render();
+                None => format!(
+                    "{lead_in} I have {} - which works for you?",
+                    format_offer(&self.upcoming_slots(prompt.now, 2))
+                ),
+            };
+            draft.add(Weight::Core, offer);
+            return (draft.render(), actions);
         }
 
-        let holding = hold_questions(&convo.new_messages, true);
+        let holding = hold_questions(&to_hold, true);
         let has_holding = holding.is_some();
         if let Some(holding) = holding {
             draft.add(Weight::Holding, holding);
@@ -307,12 +405,13 @@ impl RulesResponder {
                 Weight::Core,
                 "Thanks! A leasing agent will text you to confirm your tour.",
             ),
+            None if draft.parts.iter().any(|(w, _)| *w == Weight::Answer) => {}
             None => draft.add(
                 Weight::Core,
                 "Thanks! A leasing agent will follow up with you shortly.",
             ),
         }
-        draft.render()
+        (draft.render(), actions)
     }
 
     fn greet(&self) -> String {

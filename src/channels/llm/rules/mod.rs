@@ -20,6 +20,12 @@
 //! - `conversation`: the prompt read as a whole: new lines, facts so far, what to ask next.
 //! - `tour`: tour slots, and a lead's answer to an offer.
 //!
+//! The catalog: `desk` asks `actors::brain::answers` what the building catalog says to the
+//! new messages (availability and rent, pets, amenities, tour hours, the address, the
+//! matches for the lead's needs) and reads tour slots from a building's `tour_hours` in
+//! the office's zone; a turn that saves needs or books a tour returns those as the brain's
+//! tool calls (`converse`), so they run through the same tool box as a model's.
+//!
 //! Composing the answer: `compose` turns what the readers found into the reply, and holds
 //! every sentence the lead reads. The seam between the two is what the readers return —
 //! `conversation::Conversation`, `intents::Closing` and the question labels, `tour::Slot` and
@@ -33,6 +39,7 @@
 mod compose;
 mod conversation;
 mod dates;
+mod desk;
 mod facts;
 mod intents;
 mod phrases;
@@ -46,6 +53,8 @@ mod fixtures;
 #[cfg(test)]
 mod tests;
 
+use actors::brain::catalog::SharedCatalog;
+use actors::conversation::{AgentReply, AgentRequest, Block, ToolCall};
 use actors::ports::{ChatModel, Completion, ModelError, Prompt};
 use async_trait::async_trait;
 
@@ -81,11 +90,24 @@ impl Default for OfficeInfo {
 #[derive(Clone, Debug, Default)]
 pub struct RulesResponder {
     office: OfficeInfo,
+    /// The building catalog it answers from, and the office's zone its tour slots are in
+    /// (`OWNER_TZ`). `None`: the office's fixed hours and offset, no building facts.
+    catalog: Option<(SharedCatalog, chrono_tz::Tz)>,
 }
 
 impl RulesResponder {
     pub fn new(office: OfficeInfo) -> Self {
-        Self { office }
+        Self {
+            office,
+            catalog: None,
+        }
+    }
+
+    /// The same responder answering from `catalog` (the brain's, so both say the same
+    /// and a building-service refresh reaches both), its tours in `zone`.
+    pub fn with_catalog(mut self, catalog: SharedCatalog, zone: chrono_tz::Tz) -> Self {
+        self.catalog = Some((catalog, zone));
+        self
     }
 }
 
@@ -98,6 +120,38 @@ impl ChatModel for RulesResponder {
     async fn complete(&self, prompt: &Prompt) -> Result<Completion, ModelError> {
         Ok(Completion {
             text: self.compose_reply(prompt),
+            provider: "rules".to_string(),
+            input_tokens: 0,
+            output_tokens: 0,
+        })
+    }
+
+    /// The reply, and — when the brain offers tools and none has run yet this turn — the
+    /// turn's actions as tool calls (save the needs, book the picked slot). The brain runs
+    /// them and asks again; seeing their results, this answers in text alone, the same
+    /// text (it is a function of the prompt).
+    async fn converse(&self, request: &AgentRequest) -> Result<AgentReply, ModelError> {
+        let (text, actions) = self.compose(&request.prompt);
+        let tools_ran = request
+            .turns
+            .last()
+            .is_some_and(|t| t.blocks.iter().any(|b| matches!(b, Block::ToolResult(_))));
+        let mut blocks = vec![Block::Text(text)];
+        if request.allow_tools && !request.tools.is_empty() && !tools_ran {
+            for (i, action) in actions.iter().enumerate() {
+                let (name, input) = action.tool_call();
+                if request.tools.iter().any(|t| t.name == name) {
+                    blocks.push(Block::ToolCall(ToolCall {
+                        id: format!("rules-{i}"),
+                        name: name.to_string(),
+                        input,
+                        signature: None,
+                    }));
+                }
+            }
+        }
+        Ok(AgentReply {
+            blocks,
             provider: "rules".to_string(),
             input_tokens: 0,
             output_tokens: 0,

@@ -227,7 +227,12 @@ impl RulesResponder {
         }
     }
 
+    /// The office's wall clock: in its zone when the responder has one (with the catalog),
+    /// else at the fixed offset.
     pub(super) fn local_now(&self, now: DateTime<Utc>) -> NaiveDateTime {
+        if let Some((_, zone)) = &self.catalog {
+            return now.with_timezone(zone).naive_local();
+        }
         let offset = i64::from(self.office.utc_offset_hours.clamp(-12, 14));
         let utc = now.naive_utc();
         utc.checked_add_signed(TimeDelta::hours(offset))
