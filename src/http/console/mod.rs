@@ -1,0 +1,63 @@
+//! The operator console (issue 18): the inbox on `/ops` ([`inbox`]), one lead's
+//! conversation at `/ops/conversations/{phone}` ([`conversation`]), the CSRF token of its
+//! actions ([`csrf`]) and its one script, `/ops/console.js`, served from the binary.
+//!
+//! Owns: the conversation page's handler and the script's route. Access is the `/ops`
+//! page's (`super::ops_page::gate`: token → HttpOnly cookie, or the bearer header, or
+//! loopback without `OPS_TOKEN`); the pages carry the CSP `script-src 'self'`, so the
+//! script is the only code they run, and it holds no data.
+//! Must not: act by itself. Every button of the console posts to the `/ops` endpoint its
+//! action is (`super::holds`, `super::takeovers`, `super::parks`, `super::sla`), the same
+//! handler a script or the CLI calls, through the ops guard.
+
+pub mod conversation;
+pub mod csrf;
+pub mod inbox;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::ops_page::{gate, html_page, view::html};
+
+/// The console's script: confirmations, the operator's name, the JSON POSTs.
+const SCRIPT: &str = include_str!("console.js");
+
+/// `GET /ops/console.js`. The same bytes for everyone (no data in them), so no
+/// authorization; cached for a minute.
+pub async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "private, max-age=60"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+/// `GET /ops/conversations/{phone}`: 400 for a number that is not E.164; a number that
+/// never texted us shows an empty conversation.
+pub async fn conversation_page(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(phone): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let lead = match super::sla::lead_from(&phone) {
+        Ok(lead) => lead,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let location = inbox::conversation_href(&lead);
+    if let Some(response) = gate(&state, &peer, &headers, &query, &location) {
+        return response;
+    }
+    let csrf = csrf::token_for(&state, &headers).unwrap_or_default();
+    html_page(html(&conversation::gather(&state, &lead, csrf).await))
+}
