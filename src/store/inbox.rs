@@ -108,7 +108,10 @@ pub fn search_pattern(q: &str) -> Option<(bool, String)> {
 
 impl SqlStore {
     /// Every lead needing a person as of `now`, with its reasons (at most `limit` leads,
-    /// and whether there were more). Reads the partial indexes of what is open only.
+    /// and whether there were more). Reads the partial indexes of what is open only. The
+    /// pending messages' term repeats `messages_open`'s own `state IN (…)`: SQLite uses a
+    /// partial index only when the query holds its WHERE term as written (`state =
+    /// 'pending'` alone scans the table; PostgreSQL proves the implication either way).
     pub async fn inbox_attention(
         &self,
         now: DateTime<Utc>,
@@ -117,7 +120,8 @@ impl SqlStore {
         let rows: Vec<(String, String)> = with_pool!(reader of self, pool => {
             sqlx::query_as(
                 "SELECT DISTINCT lead_phone, why FROM (
-                     SELECT lead_phone, 'waiting' AS why FROM messages WHERE state = 'pending'
+                     SELECT lead_phone, 'waiting' AS why FROM messages
+                         WHERE state IN ('pending', 'queued', 'sending') AND state = 'pending'
                      UNION ALL SELECT lead_phone, 'held' FROM held_replies WHERE state = 'held'
                      UNION ALL SELECT lead_phone, 'taken_over' FROM lead_takeovers
                          WHERE released_at IS NULL

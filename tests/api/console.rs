@@ -644,6 +644,43 @@ async fn inbox_page_time_with_100k_leads() {
             html
         }
     };
+    // The inbox's own queries, without HTTP and the page's other sections.
+    let store = &app.store;
+    let now = chrono::Utc::now();
+    let t = Instant::now();
+    let (attention, _) = store.inbox_attention(now, 200).await.unwrap();
+    println!(
+        "{engine} store inbox_attention: {:?} ({} leads)",
+        t.elapsed(),
+        attention.len()
+    );
+    let t = Instant::now();
+    let recent = store.inbox_recent(None, 56).await.unwrap();
+    println!(
+        "{engine} store inbox_recent (first page): {:?}",
+        t.elapsed()
+    );
+    let t = Instant::now();
+    store.inbox_recent(Some(150_000), 56).await.unwrap();
+    println!(
+        "{engine} store inbox_recent (before=150000): {:?}",
+        t.elapsed()
+    );
+    let leads: Vec<_> = recent.into_iter().map(|(l, _)| l).collect();
+    let t = Instant::now();
+    store.inbox_leads(&leads).await.unwrap();
+    store.slas_of(&leads).await.unwrap();
+    println!(
+        "{engine} store inbox_leads + slas_of (56 leads): {:?}",
+        t.elapsed()
+    );
+    let t = Instant::now();
+    store.inbox_search("0099999", None, 51).await.unwrap();
+    println!("{engine} store inbox_search digits: {:?}", t.elapsed());
+    let t = Instant::now();
+    store.inbox_search("lead 777", None, 51).await.unwrap();
+    println!("{engine} store inbox_search name: {:?}", t.elapsed());
+
     let first = time("/ops".into()).await;
     let mut link = next_link(&first).unwrap();
     // Page 200 of the recent list: keyset, so as cheap as page 2.
