@@ -258,4 +258,29 @@ impl SqlStore {
                 .collect())
         })
     }
+
+    /// What changes when the console would show something new: the newest message id, how
+    /// many messages are still open (pending, queued, sending) and the attention set. Two
+    /// index reads and the attention query; the console's script compares it to the one its
+    /// page was rendered with (`GET /ops/changes`).
+    pub async fn console_stamp(&self, now: DateTime<Utc>) -> Result<String, StoreError> {
+        let (newest, open): (Option<i64>, i64) = with_pool!(reader of self, pool => {
+            sqlx::query_as(
+                "SELECT (SELECT max(id) FROM messages),
+                        (SELECT count(*) FROM messages
+                          WHERE state IN ('pending', 'queued', 'sending'))",
+            )
+            .fetch_one(pool)
+            .await
+            .map_err(store_err("console stamp"))?
+        });
+        let (attention, _) = self.inbox_attention(now, usize::MAX).await?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&attention, &mut h);
+        Ok(format!(
+            "{}.{open}.{:x}",
+            newest.unwrap_or(0),
+            std::hash::Hasher::finish(&h)
+        ))
+    }
 }

@@ -534,6 +534,23 @@ async fn in_chromium_an_operator_finds_a_held_reply_in_the_inbox_approves_it_and
     browser.screenshot(&inbox_shot).await;
     println!("inbox screenshot: {}", inbox_shot.display());
 
+    // Live: a new lead texts while the inbox is open; the page notices (GET /ops/changes
+    // while visible) and reloads itself with the lead's held reply among those needing a
+    // person — no navigation by the test.
+    let newcomer = "+13125550829";
+    app.post_sms(newcomer, "Any parking?").await;
+    held(&app, newcomer).await;
+    browser
+        .wait_for(
+            "the newcomer's held reply, by itself",
+            &format!(
+                "document.querySelectorAll('a[data-conversation][href=\"/ops/conversations/%2B{}\"]').length === 1 \
+                 && document.querySelector('[data-metric=\"attention\"]').textContent === '2'",
+                &newcomer[1..]
+            ),
+        )
+        .await;
+
     // Open the conversation from its row, as a person clicks it.
     browser
         .eval(&format!(

@@ -96,6 +96,31 @@
     }
   });
 
+  // Live without polling the world: while the page is visible, ask every 10 s whether
+  // anything changed (GET /ops/changes: a stamp of the newest message, the open messages
+  // and the attention set) and reload when it did — unless the operator is in the middle
+  // of something (the confirm bar open, a text box focused or holding text). A hidden
+  // page asks nothing.
+  var stamp = document.body.getAttribute("data-stamp") || "";
+  function busy() {
+    if (bar && !bar.hidden) { return true; }
+    var active = document.activeElement;
+    if (active && (active.tagName === "TEXTAREA" || active.tagName === "INPUT")) { return true; }
+    var boxes = document.querySelectorAll("textarea[data-draft]");
+    for (var i = 0; i < boxes.length; i++) { if (boxes[i].value.trim()) { return true; } }
+    return false;
+  }
+  function check() {
+    if (!stamp || document.visibilityState !== "visible" || busy()) { return; }
+    fetch("/ops/changes", {credentials: "same-origin"}).then(function (r) {
+      return r.ok ? r.json() : null;
+    }).then(function (v) {
+      if (v && v.stamp && v.stamp !== stamp && !busy()) { window.location.reload(); }
+    }, function () {});
+  }
+  window.setInterval(check, 10000);
+  document.addEventListener("visibilitychange", check);
+
   // The system section's Take over form (any lead by number).
   document.addEventListener("submit", function (ev) {
     var form = ev.target;

@@ -26,6 +26,8 @@ const MESSAGES: i64 = 200;
 #[template(path = "ops/conversation.html")]
 pub struct Conversation {
     pub csrf: String,
+    /// `GET /ops/changes`'s stamp at render time (set by the handler).
+    pub stamp: String,
     pub now: String,
     /// As `LOG_PHONE` renders it.
     pub phone: String,
@@ -147,6 +149,7 @@ pub async fn gather(state: &AppState, lead: &LeadId, csrf: String) -> Conversati
     let now = Utc::now();
     let mut view = Conversation {
         csrf,
+        stamp: String::new(),
         now: now.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
         phone: actors::log_phone::render(&state.settings.log_phone, lead.as_str()),
         api: format!("/ops/leads/{}", lead.as_str().replace('+', "%2B")),

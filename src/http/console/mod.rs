@@ -1,6 +1,7 @@
 //! The operator console (issue 18): the inbox on `/ops` ([`inbox`]), one lead's
 //! conversation at `/ops/conversations/{phone}` ([`conversation`]), the CSRF token of its
-//! actions ([`csrf`]) and its one script, `/ops/console.js`, served from the binary.
+//! actions ([`csrf`]), its one script, `/ops/console.js`, served from the binary, and
+//! `/ops/changes`, the stamp the open pages poll to reload themselves when it moves.
 //!
 //! Owns: the conversation page's handler and the script's route. Access is the `/ops`
 //! page's (`super::ops_page::gate`: token → HttpOnly cookie, or the bearer header, or
@@ -17,12 +18,13 @@ pub mod inbox;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
 use super::ops_page::{gate, html_page, view::html};
+use super::{ApiError, AppState};
 
 /// The console's script: confirmations, the operator's name, the JSON POSTs.
 const SCRIPT: &str = include_str!("console.js");
@@ -59,5 +61,33 @@ pub async fn conversation_page(
         return response;
     }
     let csrf = csrf::token_for(&state, &headers).unwrap_or_default();
-    html_page(html(&conversation::gather(&state, &lead, csrf).await))
+    let mut page = conversation::gather(&state, &lead, csrf).await;
+    page.stamp = stamp(&state).await;
+    html_page(html(&page))
+}
+
+/// The stamp a console page is rendered with (its `<body data-stamp>`); empty when the
+/// store does not answer (the page then says so, and the script does not reload on it).
+pub async fn stamp(state: &AppState) -> String {
+    state
+        .store
+        .console_stamp(chrono::Utc::now())
+        .await
+        .unwrap_or_default()
+}
+
+/// `GET /ops/changes`: `{"stamp": "…"}`, what the open console pages poll (every 10 s, and
+/// only while visible: a page nobody looks at asks nothing) to reload when it changed.
+pub async fn changes(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    super::ops::authorize(&state, &peer, &headers)?;
+    let stamp = state
+        .store
+        .console_stamp(chrono::Utc::now())
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(Json(serde_json::json!({ "stamp": stamp })))
 }

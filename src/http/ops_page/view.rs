@@ -21,6 +21,8 @@ use crate::verify::Report;
 pub struct Page {
     /// The console's CSRF token for this session (`crate::http::console::csrf`).
     pub csrf: String,
+    /// `GET /ops/changes`'s stamp at render time: the script reloads when it moves.
+    pub stamp: String,
     /// The inbox, first on the page.
     pub inbox: crate::http::console::inbox::Inbox,
     pub role: &'static str,
@@ -374,6 +376,7 @@ pub async fn gather(
     let alerts = state.alerts.recent();
     Page {
         csrf,
+        stamp: crate::http::console::stamp(state).await,
         inbox: crate::http::console::inbox::gather(state, query).await,
         role: state.role.name(),
         version: crate::http::health::VERSION,
@@ -432,6 +435,7 @@ mod tests {
         };
         Page {
             csrf: HOSTILE.into(),
+            stamp: String::new(),
             inbox: crate::http::console::inbox::Inbox {
                 q: HOSTILE.into(),
                 attention: Vec::new(),
