@@ -530,6 +530,27 @@ async fn in_chromium_an_operator_finds_a_held_reply_in_the_inbox_approves_it_and
     assert!(
         dom.contains("data-reason=\"\">reply held<") || dom.contains("data-reason>reply held<")
     );
+    // The charts of the last 24 hours, from the store: the two replies sent, and their
+    // first-response times (server-rendered SVG).
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('[data-metric=\"chart-sent\"] rect.n').length")
+            .await,
+        json!(1),
+        "both SMS in this hour's bar"
+    );
+    assert!(
+        browser
+            .eval("document.querySelector('[data-metric=\"chart-sent\"] rect.n title').textContent")
+            .await
+            .as_str()
+            .unwrap()
+            .ends_with(" n 2 SMS")
+    );
+    let p95 = browser
+        .eval("document.querySelectorAll('[data-metric=\"chart-first-response\"] rect.p95').length")
+        .await;
+    assert_eq!(p95, json!(1), "{dom}");
     let inbox_shot = screenshot("console-inbox");
     browser.screenshot(&inbox_shot).await;
     println!("inbox screenshot: {}", inbox_shot.display());

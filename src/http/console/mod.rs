@@ -11,6 +11,7 @@
 //! action is (`super::holds`, `super::takeovers`, `super::parks`, `super::sla`), the same
 //! handler a script or the CLI calls, through the ops guard.
 
+pub mod charts;
 pub mod conversation;
 pub mod csrf;
 pub mod inbox;
