@@ -2,6 +2,8 @@
 //! SMS sent per hour, and first-response time p50 / p95 per hour (inbound message to its
 //! reply's send), from what the store keeps (`crate::store::activity`).
 //!
+//! Their own page (`/ops/charts`): a day's messages are read on each load (BENCHMARKS.md
+//! "Console inbox" has the cost), which the inbox must not pay.
 //! Owns: bucketing by hour and the bars' geometry, as numbers the template writes into
 //! `<rect>` attributes (escaped like any value; no markup is built here).
 //! Must not: read anything but the store, or sample: series the service does not store
@@ -34,6 +36,15 @@ pub struct Bar {
     pub class: &'static str,
     /// The tooltip: hour and value.
     pub label: String,
+}
+
+/// `GET /ops/charts`: the page.
+#[derive(askama::Template)]
+#[template(path = "ops/charts.html")]
+pub struct ChartsPage {
+    pub csrf: String,
+    pub now: String,
+    pub charts: Charts,
 }
 
 pub struct Charts {

@@ -92,3 +92,23 @@ pub async fn changes(
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(Json(serde_json::json!({ "stamp": stamp })))
 }
+
+/// `GET /ops/charts`: the last 24 hours as server-rendered SVG ([`charts`]).
+pub async fn charts_page(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(response) = gate(&state, &peer, &headers, &query, "/ops/charts") {
+        return response;
+    }
+    let page = charts::ChartsPage {
+        csrf: csrf::token_for(&state, &headers).unwrap_or_default(),
+        now: chrono::Utc::now()
+            .format("%Y-%m-%d %H:%M:%S UTC")
+            .to_string(),
+        charts: charts::gather(&state).await,
+    };
+    html_page(html(&page))
+}

@@ -25,8 +25,6 @@ pub struct Page {
     pub stamp: String,
     /// The inbox, first on the page.
     pub inbox: crate::http::console::inbox::Inbox,
-    /// The last 24 hours, server-rendered SVG.
-    pub charts: crate::http::console::charts::Charts,
     pub role: &'static str,
     pub version: &'static str,
     pub commit: &'static str,
@@ -380,7 +378,6 @@ pub async fn gather(
         csrf,
         stamp: crate::http::console::stamp(state).await,
         inbox: crate::http::console::inbox::gather(state, query).await,
-        charts: crate::http::console::charts::gather(state).await,
         role: state.role.name(),
         version: crate::http::health::VERSION,
         commit: crate::http::health::GIT_COMMIT,
@@ -439,14 +436,6 @@ mod tests {
         Page {
             csrf: HOSTILE.into(),
             stamp: String::new(),
-            charts: {
-                let (sent, first_response) =
-                    crate::http::console::charts::build(chrono::Utc::now(), &[], &[]);
-                crate::http::console::charts::Charts {
-                    list: vec![sent, first_response],
-                    error: Some(HOSTILE.into()),
-                }
-            },
             inbox: crate::http::console::inbox::Inbox {
                 q: HOSTILE.into(),
                 attention: Vec::new(),
@@ -534,9 +523,8 @@ mod tests {
         // Alert lead and text 2, store error 1, park 1, consent lead, row and link 3,
         // takeover lead, operator and the Release button's attribute 3, job 6,
         // verification url and step 3; the CSRF meta 1, the search box and its heading 2,
-        // the inbox row's link, name, phone, stage, last message, state, owner and SLA 8,
-        // the charts' store error 1.
-        assert_eq!(html.matches(ESCAPED).count(), 31, "{html}");
+        // the inbox row's link, name, phone, stage, last message, state, owner and SLA 8.
+        assert_eq!(html.matches(ESCAPED).count(), 30, "{html}");
         assert!(
             html.contains("<td class=\"fail\">FAIL</td>")
                 && html.contains("data-metric=\"last-verification\" class=\"fail\">FAIL<"),
