@@ -17,6 +17,7 @@ mod browser;
 mod building_service;
 mod consent;
 mod console;
+mod console_seed;
 mod conversation;
 mod crm_texts;
 mod dialer;
