@@ -10,9 +10,11 @@
 //! in milliseconds; slow inline work is what made Twilio retry in the seed.
 
 pub mod consent;
+pub mod console;
 pub mod discord;
 pub mod documents;
 pub mod health;
+pub mod holds;
 pub mod metrics;
 pub mod ops;
 pub mod ops_guard;
@@ -137,6 +139,11 @@ pub const ROUTES: &[RouteSpec] = &[
     at(Listener::Ops, "GET", "/ready"),
     at(Listener::Ops, "GET", "/metrics"),
     at(Listener::Ops, "GET", "/ops"),
+    at(Listener::Ops, "GET", "/ops/console.js"),
+    at(Listener::Ops, "GET", "/ops/changes"),
+    at(Listener::Ops, "GET", "/ops/charts"),
+    at(Listener::Ops, "GET", "/ops/conversations/{phone}"),
+    at(Listener::Ops, "POST", "/ops/holds/{id}/decide"),
     at(Listener::Ops, "POST", "/ops/verifications"),
     at(Listener::Ops, "GET", "/ops/status"),
     at(Listener::Ops, "GET", "/ops/alerts"),
@@ -182,6 +189,11 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/ready") => on(m, health::ready),
         ("GET", "/metrics") => on(m, metrics::metrics),
         ("GET", "/ops") => on(m, ops_page::page),
+        ("GET", "/ops/console.js") => on(m, console::script),
+        ("GET", "/ops/changes") => on(m, console::changes),
+        ("GET", "/ops/charts") => on(m, console::charts_page),
+        ("GET", "/ops/conversations/{phone}") => on(m, console::conversation_page),
+        ("POST", "/ops/holds/{id}/decide") => on(m, holds::decide_hold),
         ("POST", "/ops/verifications") => on(m, ops_page::record_verification),
         ("GET", "/ops/status") => on(m, ops::status),
         ("GET", "/ops/alerts") => on(m, ops::alerts),
@@ -241,7 +253,10 @@ pub fn public_router(state: AppState) -> Router {
 /// probes. Every POST under `/ops` passes [`ops_guard`] (JSON, same origin) first.
 pub fn ops_router(state: AppState) -> Router {
     build(Listener::Ops, state.role)
-        .layer(axum::middleware::from_fn(ops_guard::guard_posts))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops_guard::guard_posts,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

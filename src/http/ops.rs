@@ -1,8 +1,8 @@
 //! `/ops/*`: read-only JSON for operators and the dev helper — a lead's conversation and
 //! turns, recent alerts, and the live state of the actor tree, queue and model pool.
 //!
-//! Owns: access control for operator data: a bearer token (`OPS_TOKEN`) when configured,
-//! otherwise loopback peers only. Must not: be public by default, or change anything.
+//! Owns: access control for operator data: a bearer token (`OPS_TOKEN`) or the console's
+//! session cookie when configured, otherwise loopback peers only. Must not: be public by default, or change anything.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -20,14 +20,20 @@ use crate::scheduler::JobContext;
 use crate::scheduler::jobs::build_owner_report;
 use crate::store::{HeartbeatView, JobView, MessageView, TurnView};
 
-/// OPS_TOKEN as a bearer token when set; loopback peers only when not. Every operator
-/// endpoint goes through it (`/ops/*`, `/metrics`, the `/ops` page's header path).
+/// OPS_TOKEN as a bearer token when set, or the `/ops` page's session cookie (the
+/// console's actions post to these very endpoints with it; the ops guard has checked same
+/// origin, JSON and the CSRF token before); loopback peers only when OPS_TOKEN is not set.
+/// Every operator endpoint goes through it (`/ops/*`, `/metrics`, the `/ops` page's header
+/// path).
 pub fn authorize(state: &AppState, peer: &SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
-    authorize_token(
+    match authorize_token(
         state.settings.ops_token.as_ref().map(|t| t.expose()),
         peer,
         headers,
-    )
+    ) {
+        Err(_) if super::ops_page::has_page_session(state, headers) => Ok(()),
+        other => other,
+    }
 }
 
 /// The rule of [`authorize`] for any process holding an `OPS_TOKEN` (the watch's `/status`

@@ -11,10 +11,14 @@
 //! application/json` (parameters allowed), else 415. A client that sends neither header (a
 //! bearer-token script, `verify --record`) passes the origin check. Runs before the
 //! handlers, so before authorization: a refused request learns nothing about the token.
+//! Then, for a browser's POST (`Sec-Fetch-Site` or the page cookie, no bearer token), the
+//! console's CSRF token in `X-CSRF-Token` ([`crate::http::console::csrf`]), else 403: the
+//! origin rule already stops another site, the token is the second lock should a browser
+//! or a proxy drop the headers it relies on.
 //! Must not: judge GETs (they change nothing), or replace authorization
 //! ([`super::ops::authorize`] still runs in every handler).
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -22,16 +26,26 @@ use axum::response::{IntoResponse, Response};
 use super::ApiError;
 
 /// The `axum::middleware::from_fn` layer of the ops router.
-pub async fn guard_posts(request: Request, next: Next) -> Response {
-    let changes_state = !matches!(
+pub async fn guard_posts(
+    State(state): State<super::AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let guarded = !matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if changes_state
-        && request.uri().path().starts_with("/ops")
-        && let Err(e) = check(request.headers())
-    {
+    ) && request.uri().path().starts_with("/ops");
+    if guarded && let Err(e) = check(request.headers()) {
         return e.into_response();
+    }
+    if guarded
+        && super::console::csrf::required(request.headers())
+        && !super::console::csrf::valid(&state, request.headers())
+    {
+        return ApiError::Forbidden(
+            "this POST needs the console's CSRF token (X-CSRF-Token): reload the page".into(),
+        )
+        .into_response();
     }
     next.run(request).await
 }

@@ -778,5 +778,8 @@ pub use consent::{ConsentEvent, ConsentMethod, ConsentStatus, LeadConsent};
 mod doc_intake;
 pub use doc_intake::{IntakeOutcome, IntakeRow};
 // Human takeover (issue 15 item 6): its own file, so its queries merge cleanly.
+mod activity;
+mod inbox;
 mod takeovers;
+pub use inbox::{Attention, InboxLead, LastMessage, search_pattern};
 pub use takeovers::{OPERATOR_PROVIDER, TakeOutcome, Takeover};

@@ -70,6 +70,30 @@ impl SqlStore {
         })
     }
 
+    /// Every SLA of `leads`, open or not, oldest first (the console's inbox rows and
+    /// conversation view), through the `(lead_phone, kind)` primary key.
+    pub async fn slas_of(&self, leads: &[LeadId]) -> Result<Vec<SlaState>, StoreError> {
+        if leads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM slas WHERE lead_phone IN ({}) ORDER BY started_at",
+            super::in_list(1, leads.len())
+        );
+        with_pool!(reader of self, pool => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for lead in leads {
+                query = query.bind(lead.as_str());
+            }
+            let rows = query.fetch_all(pool).await.map_err(store_err("SLAs of leads"))?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(sla_from_row!(r));
+            }
+            Ok(out)
+        })
+    }
+
     async fn one_sla(&self, lead: &LeadId, kind: SlaKind) -> Result<Option<SlaState>, StoreError> {
         with_pool!(self, pool => {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -335,7 +335,8 @@ async fn metrics_are_prometheus_text_behind_the_ops_token() {
 /// The takeover section of `/ops` (issue 15 item 6): the takeovers in force with a Release
 /// button, and the Take over form. No Chromium is needed for what this checks: the page's
 /// markup, and that the request its script sends — a same-origin JSON POST carrying the
-/// page's session cookie, as a browser sends it — passes the ops guard and authorization.
+/// page's session cookie and CSRF token, as a browser sends it — passes the ops guard and
+/// authorization (`console::*` drives the console itself in Chromium).
 #[tokio::test]
 async fn the_ops_page_shows_takeovers_and_its_buttons_request_passes_the_guard() {
     use lead_agent::http::ops_page::{COOKIE, session_cookie};
@@ -365,18 +366,24 @@ async fn the_ops_page_shows_takeovers_and_its_buttons_request_passes_the_guard()
     );
     assert_eq!(metric(&html, "takeovers").as_deref(), Some("none"));
 
-    // As the page's script posts it: same origin, JSON, the cookie (no bearer header).
+    // As the console's script posts it: same origin, JSON, the cookie and the page's CSRF
+    // token (no bearer header).
+    let marker = "name=\"csrf-token\" content=\"";
+    let at = html.find(marker).unwrap() + marker.len();
+    let csrf = html[at..at + html[at..].find('"').unwrap()].to_string();
     let browser_post = |action: &'static str, body: &'static str| {
         let http = app.http.clone();
         let origin = app.ops_url.clone();
         let url = format!("{}/ops/leads/%2B13125550163/{action}", app.ops_url);
         let cookie = cookie.clone();
+        let csrf = csrf.clone();
         async move {
             http.post(url)
                 .header("content-type", "application/json")
                 .header("origin", origin)
                 .header("sec-fetch-site", "same-origin")
                 .header("cookie", cookie)
+                .header("x-csrf-token", csrf)
                 .body(body)
                 .send()
                 .await
@@ -385,20 +392,22 @@ async fn the_ops_page_shows_takeovers_and_its_buttons_request_passes_the_guard()
                 .as_u16()
         }
     };
+    // Without a session there is no token to match: refused before authorization.
     let no_session = app
         .http
         .post(format!("{}/ops/leads/%2B13125550163/takeover", app.ops_url))
         .header("content-type", "application/json")
         .header("origin", app.ops_url.clone())
         .header("sec-fetch-site", "same-origin")
+        .header("x-csrf-token", csrf.clone())
         .body(r#"{"operator":"ana"}"#)
         .send()
         .await
         .unwrap();
     assert_eq!(
         no_session.status().as_u16(),
-        401,
-        "the cookie is what authorizes"
+        403,
+        "no cookie, no valid token"
     );
     assert_eq!(browser_post("takeover", r#"{"operator":"ana"}"#).await, 200);
     let html = page(cookie.clone()).await;

@@ -1,5 +1,5 @@
-//! `GET /ops`: the operator's page — server-rendered HTML, no build step, refreshed by the
-//! browser every 15 s. Active leads, queue depth, model health, recent alerts, SLA
+//! `GET /ops`: the operator's console — server-rendered HTML, no build step. The inbox
+//! first (`super::console`), then active leads, queue depth, model health, recent alerts, SLA
 //! breaches, parked leads, human takeovers, scheduled jobs and the last verification, all read live from this
 //! process and the store (`view.rs`, rendered from `templates/ops/`, escaped by default).
 //! `POST /ops/verifications` is where `verify --record` reports.
@@ -32,7 +32,7 @@ use super::{ApiError, AppState, is_local};
 use crate::store::VerificationRecord;
 use crate::verify::Report;
 
-mod view;
+pub(crate) mod view;
 
 pub const COOKIE: &str = "lead_agent_ops";
 
@@ -79,7 +79,7 @@ pub fn session_valid(token: &str, value: &str, now: i64, lifetime: std::time::Du
         )
 }
 
-fn cookie_from(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn cookie_value(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -100,7 +100,7 @@ pub(crate) fn has_page_session(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(token) = state.settings.ops_token.as_ref().map(|t| t.expose()) else {
         return false;
     };
-    cookie_from(headers).is_some_and(|c| {
+    cookie_value(headers).is_some_and(|c| {
         session_valid(
             token,
             &c,
@@ -144,7 +144,7 @@ fn access(
     if super::ops::authorize(state, peer, headers).is_ok() {
         return Access::Granted;
     }
-    match cookie_from(headers) {
+    match cookie_value(headers) {
         Some(c) if session_valid(token, &c, now, state.settings.ops_session) => Access::Granted,
         Some(_) => Access::Refused(
             StatusCode::UNAUTHORIZED,
@@ -165,7 +165,8 @@ fn with_page_headers(mut response: Response) -> Response {
         (header::X_FRAME_OPTIONS, "DENY"),
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'",
+            // No inline script: the one script is /ops/console.js, from this binary.
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
         ),
     ] {
         h.insert(name, HeaderValue::from_static(value));
@@ -189,34 +190,57 @@ fn set_cookie(state: &AppState, value: &str) -> String {
     )
 }
 
+/// The access rule of every console page, answered: `Some` is the response to send instead
+/// of the page (a refusal, or the 303 that trades `?token=` for the cookie and comes back
+/// to `location`); `None`, the page.
+pub(crate) fn gate(
+    state: &AppState,
+    peer: &SocketAddr,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    location: &str,
+) -> Option<Response> {
+    match access(state, peer, headers, query) {
+        Access::Granted => None,
+        Access::Refused(status, why) => Some(with_page_headers(
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                view::html(&view::Refused { why }),
+            )
+                .into_response(),
+        )),
+        Access::SetCookie(value) => Some(with_page_headers(
+            (
+                StatusCode::SEE_OTHER,
+                [
+                    (header::LOCATION, location.to_string()),
+                    (header::SET_COOKIE, set_cookie(state, &value)),
+                ],
+            )
+                .into_response(),
+        )),
+    }
+}
+
+/// A console page's HTML with the page headers.
+pub(crate) fn html_page(body: String) -> Response {
+    with_page_headers(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response())
+}
+
+/// `GET /ops`: the inbox (`crate::http::console::inbox`, `?q=`, `?before=`, `?after=`), then
+/// the process and store sections.
 pub async fn page(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let response = match access(&state, &peer, &headers, &query) {
-        Access::Refused(status, why) => (
-            status,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            view::html(&view::Refused { why }),
-        )
-            .into_response(),
-        Access::SetCookie(value) => (
-            StatusCode::SEE_OTHER,
-            [
-                (header::LOCATION, "/ops".to_string()),
-                (header::SET_COOKIE, set_cookie(&state, &value)),
-            ],
-        )
-            .into_response(),
-        Access::Granted => (
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            view::html(&view::gather(&state).await),
-        )
-            .into_response(),
-    };
-    with_page_headers(response)
+    if let Some(response) = gate(&state, &peer, &headers, &query, "/ops") {
+        return response;
+    }
+    let csrf = super::console::csrf::token_for(&state, &headers).unwrap_or_default();
+    html_page(view::html(&view::gather(&state, &query, csrf).await))
 }
 
 /// `POST /ops/verifications`: `verify --record` reports its result here.
@@ -284,7 +308,7 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_str(&format!("other=1; {COOKIE}={a}")).unwrap(),
         );
-        assert_eq!(cookie_from(&headers), Some(a));
+        assert_eq!(cookie_value(&headers), Some(a));
     }
 
     #[test]

@@ -19,6 +19,12 @@ use crate::verify::Report;
 #[derive(Template)]
 #[template(path = "ops/page.html")]
 pub struct Page {
+    /// The console's CSRF token for this session (`crate::http::console::csrf`).
+    pub csrf: String,
+    /// `GET /ops/changes`'s stamp at render time: the script reloads when it moves.
+    pub stamp: String,
+    /// The inbox, first on the page.
+    pub inbox: crate::http::console::inbox::Inbox,
     pub role: &'static str,
     pub version: &'static str,
     pub commit: &'static str,
@@ -220,8 +226,12 @@ pub fn html(page: &impl Template) -> String {
         .unwrap_or_else(|e| format!("<!doctype html><p>the page did not render: {e}</p>"))
 }
 
-/// The whole page, from live state.
-pub async fn gather(state: &AppState) -> Page {
+/// The whole page, from live state; `query` is the inbox's (`q`, `before`, `after`).
+pub async fn gather(
+    state: &AppState,
+    query: &std::collections::HashMap<String, String>,
+    csrf: String,
+) -> Page {
     let now = chrono::Utc::now();
     let (leads, pool) = match &state.worker {
         Some(w) => {
@@ -365,6 +375,9 @@ pub async fn gather(state: &AppState) -> Page {
 
     let alerts = state.alerts.recent();
     Page {
+        csrf,
+        stamp: crate::http::console::stamp(state).await,
+        inbox: crate::http::console::inbox::gather(state, query).await,
         role: state.role.name(),
         version: crate::http::health::VERSION,
         commit: crate::http::health::GIT_COMMIT,
@@ -421,6 +434,33 @@ mod tests {
             report: serde_json::to_string(&report).unwrap(),
         };
         Page {
+            csrf: HOSTILE.into(),
+            stamp: String::new(),
+            inbox: crate::http::console::inbox::Inbox {
+                q: HOSTILE.into(),
+                attention: Vec::new(),
+                attention_more: false,
+                rows: vec![crate::http::console::inbox::InboxRow {
+                    href: HOSTILE.into(),
+                    name: HOSTILE.into(),
+                    phone: HOSTILE.into(),
+                    stage: HOSTILE.into(),
+                    direction: "in",
+                    last: HOSTILE.into(),
+                    last_state: HOSTILE.into(),
+                    age: String::new(),
+                    owner: HOSTILE.into(),
+                    slas: vec![crate::http::console::inbox::SlaCell {
+                        text: HOSTILE.into(),
+                        overdue: true,
+                    }],
+                    reasons: vec![],
+                    synthetic: false,
+                }],
+                next: None,
+                paged: false,
+                error: None,
+            },
             role: "all",
             version: "0",
             commit: "c",
@@ -472,16 +512,19 @@ mod tests {
     fn script_and_quotes_from_data_are_escaped_in_the_rendered_page() {
         let html = html(&hostile_page());
         // The only markup is the template's: no tag, quote or ampersand from data survives;
-        // the one script is the template's own (the takeover buttons).
+        // the one script is /ops/console.js, and no inline one (the CSP would refuse it).
         assert!(
-            html.matches("<script").count() == 1 && !html.contains("alert(\"x\")"),
+            html.matches("<script").count() == 1
+                && html.contains(r#"<script src="/ops/console.js" defer></script>"#)
+                && !html.contains("alert(\"x\")"),
             "{html}"
         );
         assert!(html.contains(&format!("Lead wrote: {ESCAPED}")), "{html}");
         // Alert lead and text 2, store error 1, park 1, consent lead, row and link 3,
         // takeover lead, operator and the Release button's attribute 3, job 6,
-        // verification url and step 3.
-        assert_eq!(html.matches(ESCAPED).count(), 19, "{html}");
+        // verification url and step 3; the CSRF meta 1, the search box and its heading 2,
+        // the inbox row's link, name, phone, stage, last message, state, owner and SLA 8.
+        assert_eq!(html.matches(ESCAPED).count(), 30, "{html}");
         assert!(
             html.contains("<td class=\"fail\">FAIL</td>")
                 && html.contains("data-metric=\"last-verification\" class=\"fail\">FAIL<"),
