@@ -16,6 +16,19 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// How every test starts Debian's Chromium: headless, as root (no sandbox), and without the
+/// background connections this machine's closed network refuses by the dozen.
+pub const HEADLESS_FLAGS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -37,18 +50,8 @@ impl Browser {
         );
         let profile = tempfile::tempdir().unwrap();
         let mut child = tokio::process::Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--remote-debugging-port=0",
-                "--remote-allow-origins=*",
-            ])
+            .args(HEADLESS_FLAGS)
+            .args(["--remote-debugging-port=0", "--remote-allow-origins=*"])
             .arg(format!("--window-size={width},1000"))
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")

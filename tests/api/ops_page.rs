@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::helpers::*;
 
 const TOKEN: &str = "ops-page-test-token";
-const CHROMIUM: &str = "/usr/bin/chromium";
+use crate::browser::CHROMIUM;
 
 /// Loads `url` in headless Chromium with a fresh profile; returns the DOM after load and
 /// writes a screenshot to `screenshot`. Asynchronous: the app under test serves from this
@@ -23,17 +23,8 @@ async fn chromium(url: &str, screenshot: &Path) -> String {
     );
     let profile = tempfile::tempdir().unwrap();
     let output = tokio::process::Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1280,1600",
-        ])
+        .args(crate::browser::HEADLESS_FLAGS)
+        .arg("--window-size=1280,1600")
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--screenshot={}", screenshot.display()))
         .arg("--dump-dom")
