@@ -57,6 +57,20 @@ ensure_engine() {
             { apt-get update -qq && apt-get install -y -qq docker.io >/dev/null; } ||
             die "the Docker engine cannot be installed (apt-get install docker.io failed)"
     fi
+    # A dockerd still stopping (or starting) holds its pid file: wait for it either way.
+    if pgrep -x dockerd >/dev/null; then
+        say "Docker engine: a dockerd runs but does not answer yet; waiting up to 30 s"
+        for _ in $(seq 1 30); do
+            docker info >/dev/null 2>&1 && { say "Docker engine: running"; return; }
+            pgrep -x dockerd >/dev/null || break
+            sleep 1
+        done
+        pgrep -x dockerd >/dev/null && die "the Docker engine cannot start: a dockerd runs but does not answer (stop it, or see its log)"
+    fi
+    # One killed outright leaves its pid file behind, naming a process that is gone.
+    if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+        rm -f /var/run/docker.pid
+    fi
     say "Docker engine: starting dockerd (--bridge=none --iptables=false; log $WORK/dockerd.log)"
     nohup dockerd --bridge=none --iptables=false >"$WORK/dockerd.log" 2>&1 &
     for i in $(seq 1 60); do
