@@ -116,6 +116,16 @@ fn unit_order(u: &Unit) -> (u8, chrono::NaiveDate, u32) {
 }
 
 /// Orders buildings by their best fitting unit ([`unit_order`]).
+/// The first three buildings found, each with its units, as sentences.
+fn first_buildings(found: &[(&Building, Vec<&Unit>)]) -> String {
+    let lines: Vec<String> = found
+        .iter()
+        .take(3)
+        .map(|(b, units)| building_units(b, units))
+        .collect();
+    lines.join(" ")
+}
+
 fn sort_by_units(found: &mut [(&Building, Vec<&Unit>)]) {
     found.sort_by_key(|(_, units)| units.iter().map(|u| unit_order(u)).min());
 }
@@ -155,12 +165,7 @@ pub fn describe_matches(catalog: &Catalog, needs: &Needs) -> Option<String> {
     }
     let found = matches(catalog, needs);
     if !found.is_empty() {
-        let lines: Vec<String> = found
-            .iter()
-            .take(3)
-            .map(|(b, units)| building_units(b, units))
-            .collect();
-        return Some(lines.join(" "));
+        return Some(first_buildings(&found));
     }
     // Nothing fits: the nearest the catalog has, said as it is.
     let label = needs.bedrooms.map(unit_label);
@@ -459,12 +464,7 @@ fn units_answer(
         return Some(summary(&found));
     }
     if !found.is_empty() {
-        let lines: Vec<String> = found
-            .iter()
-            .take(3)
-            .map(|(b, units)| building_units(b, units))
-            .collect();
-        return Some(lines.join(" "));
+        return Some(first_buildings(&found));
     }
     describe_matches(catalog, needs)
 }
